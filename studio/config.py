@@ -1,0 +1,92 @@
+"""Settings resolved from the environment (the only place that reads STUDIO_* variables)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEFAULT_BASE_MODEL = "embedded:toyworld"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the studio cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved runtime settings; build with :meth:`from_env`."""
+
+    home: Path
+    database_url: str
+    base_model: str = DEFAULT_BASE_MODEL
+    device: str = "auto"
+    host: str = "127.0.0.1"
+    port: int = 7860
+    admin_password: str | None = field(default=None, repr=False)
+    max_upload_mb: int = 50
+    lockout_attempts: int = 5
+    lockout_minutes: int = 15
+
+    @property
+    def images_dir(self) -> Path:
+        """The only folder whose files are served to the browser."""
+        return self.home / "images"
+
+    @property
+    def loras_dir(self) -> Path:
+        return self.home / "loras"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.home / "templates"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.home / "backups"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file behind ``database_url``, or None for other databases."""
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix):
+            return Path(self.database_url[len(prefix):])
+        return None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Read STUDIO_* variables, with defaults for a laptop."""
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("STUDIO_HOME") or "./var").expanduser().resolve()
+        database_url = env.get("STUDIO_DATABASE_URL") or f"sqlite:///{home / 'studio.db'}"
+        device = (env.get("STUDIO_DEVICE") or "auto").lower()
+        if device not in DEVICES:
+            raise SettingsError(f"STUDIO_DEVICE must be one of {', '.join(DEVICES)}, not {device!r}")
+        port_text = env.get("STUDIO_PORT") or "7860"
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise SettingsError(f"STUDIO_PORT must be a number, not {port_text!r}") from None
+        if not 0 < port < 65536:
+            raise SettingsError(f"STUDIO_PORT must be between 1 and 65535, not {port}")
+        return cls(
+            home=home,
+            database_url=database_url,
+            base_model=env.get("STUDIO_BASE_MODEL") or DEFAULT_BASE_MODEL,
+            device=device,
+            host=env.get("STUDIO_HOST") or "127.0.0.1",
+            port=port,
+            admin_password=env.get("STUDIO_ADMIN_PASSWORD") or None,
+        )
+
+    def public_dict(self) -> dict[str, str | int]:
+        """Resolved values for display (the admin password is never shown)."""
+        values = asdict(self)
+        values["admin_password"] = "(set)" if self.admin_password else "(not set)"
+        values["home"] = str(self.home)
+        return values

@@ -1,0 +1,35 @@
+"""Errors shared by every layer. Messages are short, name the field or file, and are safe to show users."""
+
+from __future__ import annotations
+
+
+class StudioError(Exception):
+    """Base class: a problem the user can understand and act on."""
+
+
+class ValidationError(StudioError):
+    """Bad input. ``field`` names the offending field or file."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class NotFoundError(StudioError):
+    """The thing asked for does not exist (or the caller may not know it exists)."""
+
+
+class PermissionDeniedError(StudioError):
+    """The caller's roles or brand memberships do not allow this action."""
+
+
+class ConflictError(StudioError):
+    """The action clashes with the current state (duplicate slug, already decided, ...)."""
+
+
+class AuthenticationError(StudioError):
+    """Login refused: wrong password, unknown user, disabled or locked account."""
+
+
+class ModelError(StudioError):
+    """A model, LoRA or ControlNet cannot be loaded or does not fit the base model."""
