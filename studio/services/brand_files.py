@@ -1,0 +1,512 @@
+"""Brand profiles as files: parse and validate ``brands/<slug>/brand.toml``, and write it back.
+
+Every problem raises :class:`~studio.errors.ValidationError` whose field names the file and the key, e.g.
+``brands/lagoon/brand.toml: palette[2]: 'tealish' is not a colour``. The same validation serves the UI's
+brand form through :func:`spec_from_mapping`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from studio.colours import NAMED_COLOURS
+from studio.db.models import LORA_KINDS
+from studio.errors import ValidationError
+
+BRAND_FILE = "brand.toml"
+
+#: Sampler names a brand may default to (A1111-style names; the engine maps them to diffusers schedulers).
+SAMPLERS: tuple[str, ...] = (
+    "Euler",
+    "Euler a",
+    "Heun",
+    "LMS",
+    "DDIM",
+    "DDPM",
+    "PNDM",
+    "UniPC",
+    "DPM++ 2M",
+    "DPM++ 2M Karras",
+    "DPM++ SDE",
+    "LCM",
+)
+#: ControlNet preprocessors a layout template may name (``none``: the image already is the control map).
+PREPROCESSORS: tuple[str, ...] = (
+    "none",
+    "canny",
+    "shuffle",
+    "lineart_standard",
+    "lineart",
+    "hed",
+    "pidi",
+    "mlsd",
+    "openpose",
+    "midas",
+    "zoe",
+)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+HEX_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+PLACEHOLDER_RE = re.compile(r"\{[^{}]*\}")
+
+DEFAULT_CFG = 7.0
+DEFAULT_STEPS = 20
+DEFAULT_SAMPLER = "Euler a"
+
+_TOP_KEYS = (
+    "slug",
+    "name",
+    "description",
+    "base_model",
+    "palette",
+    "palette_threshold",
+    "style_template",
+    "negative_prompt",
+    "banned_terms",
+    "defaults",
+    "sizes",
+    "loras",
+    "templates",
+)
+_DEFAULTS_KEYS = ("cfg", "steps", "sampler", "size")
+_SIZE_KEYS = ("name", "channel", "width", "height")
+_LORA_KEYS = ("name", "file", "kind", "trigger_words", "default_weight")
+_TEMPLATE_KEYS = ("name", "image", "preprocessor", "conditioning_scale", "guidance_start", "guidance_end")
+
+
+@dataclass(frozen=True)
+class SizePreset:
+    """An output size for a channel, e.g. ``square 1:1`` for the ``feed`` channel."""
+
+    name: str
+    channel: str
+    width: int
+    height: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "channel": self.channel, "width": self.width, "height": self.height}
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """A LoRA entry of a brand file; ``file`` is relative to the brand's folder."""
+
+    name: str
+    file: str
+    kind: str = "style"
+    trigger_words: tuple[str, ...] = ()
+    default_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """A layout (ControlNet) template entry; ``image`` is relative to the brand's folder."""
+
+    name: str
+    image: str
+    preprocessor: str = "canny"
+    conditioning_scale: float = 1.0
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+
+
+@dataclass(frozen=True)
+class BrandSpec:
+    """A validated brand profile (palette normalised to lowercase ``#rrggbb``)."""
+
+    slug: str
+    name: str
+    palette: tuple[str, ...]
+    style_template: str
+    description: str = ""
+    base_model: str | None = None
+    palette_threshold: float | None = None
+    negative_prompt: str = ""
+    banned_terms: tuple[str, ...] = ()
+    size_presets: tuple[SizePreset, ...] = ()
+    default_size: str | None = None
+    default_cfg: float = DEFAULT_CFG
+    default_steps: int = DEFAULT_STEPS
+    default_sampler: str = DEFAULT_SAMPLER
+    loras: tuple[LoraSpec, ...] = field(default=())
+    templates: tuple[TemplateSpec, ...] = field(default=())
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+class _Checker:
+    """Validation helpers that prefix every error with the source (file) name."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, message: str) -> ValidationError:
+        return ValidationError(f"{self.source}: {key}" if key else self.source, message)
+
+    def keys(self, table: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+        allowed = tuple(allowed)
+        unknown = sorted(k for k in table if k not in allowed)
+        if unknown:
+            key = f"{where}.{unknown[0]}" if where else unknown[0]
+            raise self.fail(key, f"unknown key (allowed: {', '.join(allowed)})")
+
+    def string(self, value: Any, key: str, *, required: bool = False, max_len: int = 2000) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be a string, not {type(value).__name__}")
+        value = value.strip()
+        if required and not value:
+            raise self.fail(key, "must not be empty")
+        if len(value) > max_len:
+            raise self.fail(key, f"is longer than {max_len} characters")
+        return value
+
+    def number(self, value: Any, key: str, low: float, high: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise self.fail(key, f"must be a number, not {value!r}")
+        if not low <= value <= high:
+            raise self.fail(key, f"must be between {low:g} and {high:g}, not {value:g}")
+        return float(value)
+
+    def integer(self, value: Any, key: str, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"must be a whole number, not {value!r}")
+        if not low <= value <= high:
+            raise self.fail(key, f"must be between {low} and {high}, not {value}")
+        return value
+
+    def string_list(self, value: Any, key: str) -> tuple[str, ...]:
+        if not isinstance(value, list | tuple):
+            raise self.fail(key, "must be a list of strings")
+        items = tuple(self.string(v, f"{key}[{i}]", required=True, max_len=200) for i, v in enumerate(value))
+        return items
+
+    def table_list(self, value: Any, key: str) -> list[Mapping[str, Any]]:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
+            raise self.fail(key, f"must be a list of tables ([[{key}]])")
+        return list(value)
+
+    def relative_file(self, value: Any, key: str, suffixes: tuple[str, ...]) -> str:
+        text = self.string(value, key, required=True, max_len=500).replace("\\", "/")
+        path = PurePosixPath(text)
+        if path.is_absolute() or ".." in path.parts or re.match(r"^[A-Za-z]:", text):
+            raise self.fail(key, f"{text!r} must be a path inside the brand folder")
+        if path.suffix.lower() not in suffixes:
+            raise self.fail(key, f"{text!r} must end with {' or '.join(suffixes)}")
+        return str(path)
+
+
+def normalise_colour(value: Any, key: str = "palette", source: str = "brand") -> str:
+    """``#abc``, ``#AABBCC`` or a toy-world colour name (``teal``) → ``#aabbcc``."""
+    check = _Checker(source)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in NAMED_COLOURS:
+            return NAMED_COLOURS[text.lower()]
+        if HEX_RE.match(text):
+            digits = text[1:].lower()
+            if len(digits) == 3:
+                digits = "".join(c * 2 for c in digits)
+            return f"#{digits}"
+    names = ", ".join(NAMED_COLOURS)
+    raise check.fail(key, f"{value!r} is not a colour (use #rrggbb or one of: {names})")
+
+
+def check_style_template(template: Any, key: str = "style_template", source: str = "brand") -> str:
+    """A style template must contain ``{prompt}`` and no other placeholder."""
+    check = _Checker(source)
+    text = check.string(template, key, required=True)
+    if "{prompt}" not in text:
+        raise check.fail(key, "must contain {prompt}")
+    others = sorted({p for p in PLACEHOLDER_RE.findall(text) if p != "{prompt}"})
+    if others:
+        raise check.fail(key, f"unknown placeholder {others[0]} (only {{prompt}} is allowed)")
+    return text
+
+
+def spec_from_mapping(
+    data: Mapping[str, Any], source: str = "brand", default_slug: str | None = None
+) -> BrandSpec:
+    """Validate a brand profile given as a mapping (a parsed brand.toml or a UI form)."""
+    check = _Checker(source)
+    if not isinstance(data, Mapping):
+        raise check.fail("", "must be a table of brand settings")
+    check.keys(data, _TOP_KEYS, "")
+
+    slug_value = data.get("slug", default_slug)
+    if slug_value is None:
+        raise check.fail("slug", "is required")
+    slug = check.string(slug_value, "slug", required=True, max_len=63)
+    if not SLUG_RE.match(slug):
+        raise check.fail(
+            "slug", f"{slug!r} must be lowercase letters, digits and '-' (start with a letter/digit)"
+        )
+    if "name" not in data:
+        raise check.fail("name", "is required")
+    name = check.string(data["name"], "name", required=True, max_len=200)
+    description = check.string(data.get("description", ""), "description", max_len=5000)
+    base_model = None
+    if data.get("base_model") is not None:
+        base_model = check.string(data["base_model"], "base_model", required=True, max_len=300)
+
+    if "palette" not in data:
+        raise check.fail("palette", "is required (a list of #rrggbb colours)")
+    raw_palette = data["palette"]
+    if not isinstance(raw_palette, list | tuple) or not raw_palette:
+        raise check.fail("palette", "must be a non-empty list of colours")
+    if len(raw_palette) > 16:
+        raise check.fail("palette", "has more than 16 colours")
+    palette = tuple(normalise_colour(c, f"palette[{i}]", source) for i, c in enumerate(raw_palette))
+    for i, colour in enumerate(palette):
+        if colour in palette[:i]:
+            raise check.fail(f"palette[{i}]", f"{colour} is listed twice")
+    threshold = None
+    if data.get("palette_threshold") is not None:
+        threshold = check.number(data["palette_threshold"], "palette_threshold", 0.0, 1.0)
+
+    if "style_template" not in data:
+        raise check.fail("style_template", "is required and must contain {prompt}")
+    style_template = check_style_template(data["style_template"], "style_template", source)
+    negative_prompt = check.string(data.get("negative_prompt", ""), "negative_prompt")
+    banned_terms = check.string_list(data.get("banned_terms", []), "banned_terms")
+
+    sizes: list[SizePreset] = []
+    for i, entry in enumerate(check.table_list(data.get("sizes", []), "sizes")):
+        key = f"sizes[{i}]"
+        check.keys(entry, _SIZE_KEYS, key)
+        for required in ("name", "width", "height"):
+            if required not in entry:
+                raise check.fail(f"{key}.{required}", "is required")
+        preset = SizePreset(
+            name=check.string(entry["name"], f"{key}.name", required=True, max_len=64),
+            channel=check.string(
+                entry.get("channel", "default"), f"{key}.channel", required=True, max_len=64
+            ),
+            width=check.integer(entry["width"], f"{key}.width", 8, 4096),
+            height=check.integer(entry["height"], f"{key}.height", 8, 4096),
+        )
+        for side in ("width", "height"):
+            if getattr(preset, side) % 8:
+                raise check.fail(f"{key}.{side}", f"must be a multiple of 8, not {getattr(preset, side)}")
+        if any(p.name == preset.name for p in sizes):
+            raise check.fail(f"{key}.name", f"size preset {preset.name!r} is listed twice")
+        sizes.append(preset)
+
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, Mapping):
+        raise check.fail("defaults", "must be a table ([defaults])")
+    check.keys(defaults, _DEFAULTS_KEYS, "defaults")
+    cfg = check.number(defaults.get("cfg", DEFAULT_CFG), "defaults.cfg", 0.0, 30.0)
+    steps = check.integer(defaults.get("steps", DEFAULT_STEPS), "defaults.steps", 1, 150)
+    sampler = check.string(defaults.get("sampler", DEFAULT_SAMPLER), "defaults.sampler", required=True)
+    if sampler not in SAMPLERS:
+        raise check.fail(
+            "defaults.sampler", f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLERS)})"
+        )
+    default_size = None
+    if defaults.get("size") is not None:
+        default_size = check.string(defaults["size"], "defaults.size", required=True)
+        if default_size not in {p.name for p in sizes}:
+            raise check.fail("defaults.size", f"{default_size!r} is not one of the [[sizes]] presets")
+    elif sizes:
+        default_size = sizes[0].name
+
+    loras: list[LoraSpec] = []
+    for i, entry in enumerate(check.table_list(data.get("loras", []), "loras")):
+        key = f"loras[{i}]"
+        check.keys(entry, _LORA_KEYS, key)
+        for required in ("name", "file"):
+            if required not in entry:
+                raise check.fail(f"{key}.{required}", "is required")
+        lora_name = check.string(entry["name"], f"{key}.name", required=True)
+        if not NAME_RE.match(lora_name):
+            raise check.fail(f"{key}.name", f"{lora_name!r} must be lowercase letters, digits, '-' or '_'")
+        if any(x.name == lora_name for x in loras):
+            raise check.fail(f"{key}.name", f"LoRA {lora_name!r} is listed twice")
+        kind = check.string(entry.get("kind", "style"), f"{key}.kind", required=True)
+        if kind not in LORA_KINDS:
+            raise check.fail(f"{key}.kind", f"must be one of {', '.join(LORA_KINDS)}, not {kind!r}")
+        loras.append(
+            LoraSpec(
+                name=lora_name,
+                file=check.relative_file(entry["file"], f"{key}.file", (".safetensors",)),
+                kind=kind,
+                trigger_words=check.string_list(entry.get("trigger_words", []), f"{key}.trigger_words"),
+                default_weight=check.number(
+                    entry.get("default_weight", 1.0), f"{key}.default_weight", -2.0, 2.0
+                ),
+            )
+        )
+
+    templates: list[TemplateSpec] = []
+    for i, entry in enumerate(check.table_list(data.get("templates", []), "templates")):
+        key = f"templates[{i}]"
+        check.keys(entry, _TEMPLATE_KEYS, key)
+        for required in ("name", "image"):
+            if required not in entry:
+                raise check.fail(f"{key}.{required}", "is required")
+        template_name = check.string(entry["name"], f"{key}.name", required=True)
+        if not NAME_RE.match(template_name):
+            raise check.fail(
+                f"{key}.name", f"{template_name!r} must be lowercase letters, digits, '-' or '_'"
+            )
+        if any(t.name == template_name for t in templates):
+            raise check.fail(f"{key}.name", f"template {template_name!r} is listed twice")
+        preprocessor = check.string(entry.get("preprocessor", "canny"), f"{key}.preprocessor", required=True)
+        if preprocessor not in PREPROCESSORS:
+            choices = ", ".join(PREPROCESSORS)
+            raise check.fail(
+                f"{key}.preprocessor", f"unknown preprocessor {preprocessor!r} (choose from {choices})"
+            )
+        start = check.number(entry.get("guidance_start", 0.0), f"{key}.guidance_start", 0.0, 1.0)
+        end = check.number(entry.get("guidance_end", 1.0), f"{key}.guidance_end", 0.0, 1.0)
+        if start >= end:
+            raise check.fail(f"{key}.guidance_end", f"must be greater than guidance_start ({start:g})")
+        templates.append(
+            TemplateSpec(
+                name=template_name,
+                image=check.relative_file(entry["image"], f"{key}.image", IMAGE_SUFFIXES),
+                preprocessor=preprocessor,
+                conditioning_scale=check.number(
+                    entry.get("conditioning_scale", 1.0), f"{key}.conditioning_scale", 0.0, 2.0
+                ),
+                guidance_start=start,
+                guidance_end=end,
+            )
+        )
+
+    return BrandSpec(
+        slug=slug,
+        name=name,
+        description=description,
+        base_model=base_model,
+        palette=palette,
+        palette_threshold=threshold,
+        style_template=style_template,
+        negative_prompt=negative_prompt,
+        banned_terms=banned_terms,
+        size_presets=tuple(sizes),
+        default_size=default_size,
+        default_cfg=cfg,
+        default_steps=steps,
+        default_sampler=sampler,
+        loras=tuple(loras),
+        templates=tuple(templates),
+    )
+
+
+def parse_brand_file(path: Path) -> BrandSpec:
+    """Read and validate one ``brand.toml``; the slug defaults to the folder's name."""
+    path = Path(path)
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValidationError(source, f"cannot read file ({exc.strerror or exc})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValidationError(source, "malformed TOML: file is not UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError(source, f"malformed TOML: {exc}") from None
+    return spec_from_mapping(data, source=source, default_slug=path.parent.name)
+
+
+def find_brand_files(path: Path) -> list[Path]:
+    """``path`` is a brand.toml, a brand folder, or a folder of brand folders; returns brand.toml files."""
+    path = Path(path)
+    if path.is_file():
+        if path.name != BRAND_FILE:
+            raise ValidationError(str(path), f"expected a {BRAND_FILE} file or a folder of brands")
+        return [path]
+    if not path.is_dir():
+        raise ValidationError(str(path), "no such file or folder")
+    if (path / BRAND_FILE).is_file():
+        return [path / BRAND_FILE]
+    files = sorted(p / BRAND_FILE for p in path.iterdir() if (p / BRAND_FILE).is_file())
+    if not files:
+        raise ValidationError(str(path), f"no {BRAND_FILE} found (expected <slug>/{BRAND_FILE} inside)")
+    return files
+
+
+def banned_term_in(text: str, banned_terms: Iterable[str]) -> str | None:
+    """The first banned term that occurs in ``text`` as whole words (case-insensitive), or None."""
+    for term in banned_terms:
+        if re.search(rf"(?<!\w){re.escape(term.strip())}(?!\w)", text, flags=re.IGNORECASE):
+            return term
+    return None
+
+
+# ------------------------------------------------------------------------------------------------- writing
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def render_brand_toml(spec: BrandSpec) -> str:
+    """The brand file for ``spec``: deterministic, and parsing it gives back ``spec``."""
+    lines = [f"# Brand profile for {spec.slug} (written by `studio brands export`)."]
+    top: list[tuple[str, Any]] = [
+        ("slug", spec.slug),
+        ("name", spec.name),
+        ("description", spec.description),
+    ]
+    if spec.base_model:
+        top.append(("base_model", spec.base_model))
+    top += [("palette", list(spec.palette))]
+    if spec.palette_threshold is not None:
+        top.append(("palette_threshold", spec.palette_threshold))
+    top += [
+        ("style_template", spec.style_template),
+        ("negative_prompt", spec.negative_prompt),
+        ("banned_terms", list(spec.banned_terms)),
+    ]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in top]
+    lines += ["", "[defaults]", f"cfg = {_toml_value(spec.default_cfg)}", f"steps = {spec.default_steps}"]
+    lines.append(f"sampler = {_toml_value(spec.default_sampler)}")
+    if spec.default_size is not None:
+        lines.append(f"size = {_toml_value(spec.default_size)}")
+    for preset in spec.size_presets:
+        lines += ["", "[[sizes]]"] + [f"{k} = {_toml_value(v)}" for k, v in preset.as_dict().items()]
+    for lora in spec.loras:
+        lines += [
+            "",
+            "[[loras]]",
+            f"name = {_toml_value(lora.name)}",
+            f"file = {_toml_value(lora.file)}",
+            f"kind = {_toml_value(lora.kind)}",
+            f"trigger_words = {_toml_value(list(lora.trigger_words))}",
+            f"default_weight = {_toml_value(lora.default_weight)}",
+        ]
+    for t in spec.templates:
+        lines += [
+            "",
+            "[[templates]]",
+            f"name = {_toml_value(t.name)}",
+            f"image = {_toml_value(t.image)}",
+            f"preprocessor = {_toml_value(t.preprocessor)}",
+            f"conditioning_scale = {_toml_value(t.conditioning_scale)}",
+            f"guidance_start = {_toml_value(t.guidance_start)}",
+            f"guidance_end = {_toml_value(t.guidance_end)}",
+        ]
+    return "\n".join(lines) + "\n"

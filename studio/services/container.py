@@ -1,0 +1,65 @@
+"""The composition root: the app, the CLI and the tests all build their services here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from studio.config import Settings
+from studio.db.engine import make_engine, make_session_factory
+from studio.db.migrate import upgrade
+from studio.services.audit import AuditService
+from studio.services.brands import BrandService
+from studio.services.users import UserService
+
+
+@dataclass(frozen=True)
+class Services:
+    """Every service, built once and shared (handed to the UI, the CLI and tests)."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    users: UserService
+    brands: BrandService
+    audit: AuditService
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+
+def ensure_folders(settings: Settings) -> None:
+    """Create the data folders under STUDIO_HOME."""
+    for folder in (
+        settings.home,
+        settings.images_dir,
+        settings.loras_dir,
+        settings.datasets_dir,
+        settings.templates_dir,
+        settings.backups_dir,
+    ):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def build_services(settings: Settings | None = None, *, migrate: bool = True) -> Services:
+    """Make the data folders, migrate the database (backing up a SQLite file first) and build services.
+
+    The database schema only comes from migrations: nothing here calls ``create_all``.
+    """
+    settings = settings or Settings.from_env()
+    ensure_folders(settings)
+    if migrate:
+        upgrade(settings)
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        users=UserService(sessions, settings),
+        brands=BrandService(sessions, settings),
+        audit=AuditService(sessions),
+    )

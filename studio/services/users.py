@@ -1,0 +1,269 @@
+"""Users, roles, passwords (argon2) and logins with lockout. Every login attempt is audited."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from studio.config import Settings
+from studio.db.base import utcnow
+from studio.db.models import ROLES, User, UserRole
+from studio.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from studio.services.audit import record
+from studio.services.permissions import actor_user, require_admin
+from studio.services.views import SYSTEM, Actor, AdminBootstrap, UserView
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+DEFAULT_ADMIN = "admin"
+
+
+def generate_password() -> str:
+    """A random password for a new account (about 96 bits)."""
+    return secrets.token_urlsafe(12)
+
+
+def check_username(username: str) -> str:
+    if not isinstance(username, str) or not USERNAME_RE.match(username):
+        raise ValidationError(
+            "username", f"{username!r}: use 2-32 lowercase letters, digits, '.', '_' or '-'"
+        )
+    return username
+
+
+def check_roles(roles: Iterable[str]) -> tuple[str, ...]:
+    """Validate a set of roles; returns them sorted."""
+    chosen = {str(r).strip().lower() for r in roles}
+    if not chosen:
+        raise ValidationError("role", f"give at least one role ({', '.join(ROLES)})")
+    unknown = sorted(chosen - set(ROLES))
+    if unknown:
+        raise ValidationError("role", f"unknown role {unknown[0]!r} (choose from {', '.join(ROLES)})")
+    return tuple(sorted(chosen))
+
+
+def check_password(password: str) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise ValidationError("password", f"must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise ValidationError("password", f"must be at most {MAX_PASSWORD} characters")
+    return password
+
+
+def _view(user: User) -> UserView:
+    return UserView(
+        id=user.id,
+        username=user.username,
+        roles=tuple(sorted(user.role_names)),
+        disabled=user.disabled,
+        locked_until=user.locked_until,
+        last_login_at=user.last_login_at,
+        created_at=user.created_at,
+        brands=tuple(sorted(m.brand.slug for m in user.memberships)),
+    )
+
+
+class UserService:
+    """Accounts and logins. Admin-only methods check the actor's roles in the database on every call."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], settings: Settings, hasher: PasswordHasher | None = None
+    ):
+        self._sessions = sessions
+        self._settings = settings
+        self._hasher = hasher or PasswordHasher()
+        self._dummy_hash = self._hasher.hash(secrets.token_hex(8))
+
+    # ------------------------------------------------------------------------------------------- login
+
+    def authenticate(self, username: str, password: str) -> UserView:
+        """Check a login; raises AuthenticationError (wrong password, unknown, disabled or locked user).
+
+        After ``settings.lockout_attempts`` failures in a row the account is locked for
+        ``settings.lockout_minutes``. Every attempt is audited (never the password).
+        """
+        name = str(username or "").strip().lower()
+        now = utcnow()
+        with self._sessions.begin() as session:
+            user = session.scalar(select(User).where(User.username == name)) if name else None
+            if user is None:
+                self._verify(self._dummy_hash, password)  # same cost as a real check
+                record(session, name or "?", "login.failed", name or None, reason="unknown user")
+                error = AuthenticationError("wrong username or password")
+            elif user.locked_until is not None and user.locked_until > now:
+                record(session, name, "login.failed", name, reason="locked")
+                until = user.locked_until.strftime("%H:%M UTC")
+                error = AuthenticationError(
+                    f"account locked after too many failed logins; try again after {until}"
+                )
+            elif not self._verify(user.password_hash, password):
+                if user.locked_until is not None:  # an expired lock: start counting again
+                    user.locked_until, user.failed_attempts = None, 0
+                user.failed_attempts += 1
+                details: dict[str, object] = {"reason": "wrong password", "failures": user.failed_attempts}
+                if user.failed_attempts >= self._settings.lockout_attempts:
+                    user.locked_until = now + timedelta(minutes=self._settings.lockout_minutes)
+                    details["locked_until"] = user.locked_until.isoformat()
+                record(session, name, "login.failed", name, **details)
+                error = AuthenticationError("wrong username or password")
+            elif user.disabled:
+                record(session, name, "login.failed", name, reason="disabled")
+                error = AuthenticationError("account is disabled")
+            else:
+                user.failed_attempts, user.locked_until, user.last_login_at = 0, None, now
+                if self._hasher.check_needs_rehash(user.password_hash):
+                    user.password_hash = self._hasher.hash(password)
+                record(session, name, "login.succeeded", name)
+                return _view(user)
+        raise error
+
+    def check_login(self, username: str, password: str) -> bool:
+        """``authenticate`` as a yes/no answer (Gradio's ``auth=`` callable)."""
+        try:
+            self.authenticate(username, password)
+        except AuthenticationError:
+            return False
+        return True
+
+    def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password or "")
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    # --------------------------------------------------------------------------------------- reading
+
+    def get_user(self, actor: Actor, username: str) -> UserView:
+        """One user; anyone may read themself, admins anyone."""
+        with self._sessions() as session:
+            me = actor_user(session, actor)
+            if me is None or me.username != username:
+                require_admin(session, actor)
+            return _view(self._find(session, username))
+
+    def whoami(self, actor: Actor) -> UserView:
+        """The actor's own account, roles as stored now (the UI shows tabs from these)."""
+        return self.get_user(actor, actor.username)
+
+    def list_users(self, actor: Actor) -> list[UserView]:
+        """Every user, by name (admins only)."""
+        with self._sessions() as session:
+            require_admin(session, actor)
+            return [_view(u) for u in session.scalars(select(User).order_by(User.username))]
+
+    # ---------------------------------------------------------------------------------------- admin
+
+    def add_user(self, actor: Actor, username: str, roles: Iterable[str], password: str) -> UserView:
+        """Create an account (admins only)."""
+        username, chosen, password = check_username(username), check_roles(roles), check_password(password)
+        password_hash = self._hasher.hash(password)
+        with self._sessions.begin() as session:
+            require_admin(session, actor)
+            if session.scalar(select(User.id).where(User.username == username)) is not None:
+                raise ConflictError(f"user {username!r} already exists")
+            user = User(username=username, password_hash=password_hash, disabled=False, failed_attempts=0)
+            user.roles = [UserRole(role=r) for r in chosen]
+            session.add(user)
+            session.flush()
+            record(session, actor, "user.added", username, roles=list(chosen))
+            return _view(user)
+
+    def set_roles(self, actor: Actor, username: str, roles: Iterable[str]) -> UserView:
+        """Replace a user's roles (admins only; the last active admin keeps the admin role)."""
+        chosen = check_roles(roles)
+        with self._sessions.begin() as session:
+            require_admin(session, actor)
+            user = self._find(session, username)
+            before = tuple(sorted(user.role_names))
+            if "admin" in before and "admin" not in chosen:
+                self._keep_an_admin(session, user)
+            existing = {r.role: r for r in user.roles}
+            user.roles = [existing.get(r) or UserRole(role=r) for r in chosen]
+            session.flush()
+            record(session, actor, "user.roles_set", username, before=list(before), after=list(chosen))
+            return _view(user)
+
+    def disable(self, actor: Actor, username: str) -> UserView:
+        """Refuse this user's logins and service calls from now on (admins only)."""
+        return self._set_disabled(actor, username, True)
+
+    def enable(self, actor: Actor, username: str) -> UserView:
+        """Let a disabled user log in again (admins only)."""
+        return self._set_disabled(actor, username, False)
+
+    def reset_password(self, actor: Actor, username: str, new_password: str) -> UserView:
+        """Set a new password and clear any lockout (admins, or the user themself)."""
+        password_hash = self._hasher.hash(check_password(new_password))
+        with self._sessions.begin() as session:
+            me = actor_user(session, actor)
+            if me is None or me.username != username:
+                require_admin(session, actor)
+            user = self._find(session, username)
+            user.password_hash, user.failed_attempts, user.locked_until = password_hash, 0, None
+            record(session, actor, "user.password_reset", username)
+            return _view(user)
+
+    def ensure_admin(self) -> AdminBootstrap:
+        """On first start with no enabled admin, create ``admin``.
+
+        Its password is ``STUDIO_ADMIN_PASSWORD`` if set, else a random one returned in the result
+        (the caller prints it once; it is stored only as a hash).
+        """
+        with self._sessions.begin() as session:
+            if self._admin_count(session) > 0:
+                return AdminBootstrap(created=False, username=None)
+            given = self._settings.admin_password
+            password = check_password(given) if given else generate_password()
+            name = DEFAULT_ADMIN
+            user = session.scalar(select(User).where(User.username == name))
+            if user is None:
+                user = User(username=name, password_hash="", disabled=False, failed_attempts=0)
+                session.add(user)
+            else:  # an 'admin' account exists but lost its role or was disabled: restore it
+                user.disabled, user.failed_attempts, user.locked_until = False, 0, None
+            user.password_hash = self._hasher.hash(password)
+            user.roles = [r for r in user.roles if r.role != "admin"] + [UserRole(role="admin")]
+            session.flush()
+            record(session, SYSTEM, "user.admin_bootstrapped", name, password_from_env=bool(given))
+            return AdminBootstrap(created=True, username=name, password=None if given else password)
+
+    # -------------------------------------------------------------------------------------- helpers
+
+    def _set_disabled(self, actor: Actor, username: str, disabled: bool) -> UserView:
+        with self._sessions.begin() as session:
+            require_admin(session, actor)
+            user = self._find(session, username)
+            if disabled and not user.disabled and "admin" in user.role_names:
+                self._keep_an_admin(session, user)
+            user.disabled = disabled
+            record(session, actor, "user.disabled" if disabled else "user.enabled", username)
+            return _view(user)
+
+    @staticmethod
+    def _find(session: Session, username: str) -> User:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise NotFoundError(f"user {username!r} not found")
+        return user
+
+    @staticmethod
+    def _admin_count(session: Session) -> int:
+        query = (
+            select(func.count())
+            .select_from(User)
+            .join(UserRole)
+            .where(UserRole.role == "admin", User.disabled.is_(False))
+        )
+        return int(session.scalar(query) or 0)
+
+    def _keep_an_admin(self, session: Session, user: User) -> None:
+        if not user.disabled and self._admin_count(session) <= 1:
+            raise ConflictError(f"{user.username} is the last active admin; make another admin first")
