@@ -1,0 +1,352 @@
+"""`studio …` commands. Each one is thin: parse arguments, make one service call, print the result.
+
+The CLI runs on the machine that holds STUDIO_HOME, so it acts as the SYSTEM actor (an admin). Heavy
+libraries (torch, diffusers, gradio) are only imported by the commands that need them (`models`, `serve`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from studio.config import Settings, SettingsError
+from studio.errors import StudioError
+
+if TYPE_CHECKING:
+    from studio.services.container import Services
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    help="Brand Studio: on-brand image generation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+brands_app = typer.Typer(help="Brand profiles (brands/<slug>/brand.toml).", no_args_is_help=True)
+users_app = typer.Typer(help="User accounts and roles.", no_args_is_help=True)
+models_app = typer.Typer(help="Base models.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(brands_app, name="brands")
+app.add_typer(users_app, name="users")
+app.add_typer(models_app, name="models")
+
+RoleOption = Annotated[
+    list[str], typer.Option("--role", "-r", help="admin, marketer or reviewer (repeat for several).")
+]
+PasswordStdin = Annotated[
+    bool,
+    typer.Option("--password-stdin", help="Read the password from the first line of standard input."),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _handled(func: F) -> F:
+    """Print studio errors as one short line on stderr and exit 1 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (StudioError, SettingsError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _services() -> Services:
+    from studio.services.container import build_services
+
+    return build_services(_settings())
+
+
+def _system():  # noqa: ANN202 - avoids importing services at module import
+    from studio.services.views import SYSTEM
+
+    return SYSTEM
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(_jsonable(value), indent=2, sort_keys=False))
+
+
+def _read_password(from_stdin: bool) -> tuple[str, bool]:
+    """(password, generated?): from stdin's first line, or a new random one."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n"), False
+    from studio.services.users import generate_password
+
+    return generate_password(), True
+
+
+# ------------------------------------------------------------------------------------------------ config
+
+
+@app.command("config")
+@_handled
+def config_cmd(as_json: JsonFlag = False) -> None:
+    """Print the resolved settings (the admin password is never shown)."""
+    values = _settings().public_dict()
+    if as_json:
+        _print_json(values)
+        return
+    for key, value in values.items():
+        typer.echo(f"{key} = {value}")
+
+
+# ---------------------------------------------------------------------------------------------------- db
+
+
+@db_app.command("upgrade")
+@_handled
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema (an existing SQLite file is backed up first)."""
+    from studio.db.migrate import upgrade
+    from studio.services.container import ensure_folders
+
+    settings = _settings()
+    ensure_folders(settings)
+    result = upgrade(settings)
+    if result.backup is not None:
+        typer.echo(f"backed up the database to {result.backup}")
+    if result.changed:
+        typer.echo(f"database upgraded: {result.from_revision or 'empty'} -> {result.to_revision}")
+    else:
+        typer.echo(f"database already at {result.to_revision}")
+
+
+# ------------------------------------------------------------------------------------------------ brands
+
+
+@brands_app.command("sync")
+@_handled
+def brands_sync(
+    path: Annotated[Path, typer.Argument(help="A brands folder, a brand folder or a brand.toml.")] = Path(
+        "brands"
+    ),
+) -> None:
+    """Import or update brands from their brand.toml files (running it twice changes nothing)."""
+    report = _services().brands.sync(_system(), path)
+    for result in report.results:
+        typer.echo(f"{result.status:9} {result.slug}  ({result.source})")
+        for warning in result.warnings:
+            typer.echo(f"          warning: {warning}")
+
+
+@brands_app.command("list")
+@_handled
+def brands_list(as_json: JsonFlag = False) -> None:
+    """List the brands."""
+    brands = _services().brands.list_brands(_system())
+    if as_json:
+        _print_json([b.as_dict() for b in brands])
+        return
+    if not brands:
+        typer.echo("no brands (try: studio brands sync brands/)")
+    for b in brands:
+        typer.echo(
+            f"{b.slug:16} {b.name:24} {' '.join(b.palette)}  loras={b.lora_count} "
+            f"templates={b.template_count}"
+        )
+
+
+@brands_app.command("show")
+@_handled
+def brands_show(slug: str, as_json: JsonFlag = False) -> None:
+    """Show one brand with its LoRAs, templates and members."""
+    brand = _services().brands.get_brand(_system(), slug)
+    if as_json:
+        _print_json(brand)
+        return
+    typer.echo(f"{brand.name} ({brand.slug}) — base model {brand.base_model}")
+    typer.echo(f"palette: {' '.join(brand.palette)}")
+    typer.echo(f"style: {brand.style_template}")
+    typer.echo(f"defaults: cfg {brand.default_cfg:g}, {brand.default_steps} steps, {brand.default_sampler}")
+    for preset in brand.size_presets:
+        typer.echo(f"size: {preset.name} ({preset.channel}) {preset.width}x{preset.height}")
+    for a in brand.adapters:
+        state = f"active {a.active_version.sha256[:12]}" if a.active_version else "no file yet"
+        typer.echo(f"lora: {a.name} [{a.kind}] weight {a.default_weight:g}, {state}")
+    for t in brand.templates:
+        typer.echo(f"template: {t.name} [{t.preprocessor}] scale {t.conditioning_scale:g}")
+    typer.echo(f"members: {', '.join(brand.members) or '(none)'}")
+
+
+@brands_app.command("export")
+@_handled
+def brands_export(
+    slug: str,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder to write <slug>/ into.")] = None,
+) -> None:
+    """Write a brand back to <out>/<slug>/brand.toml with its LoRA files and template images."""
+    services = _services()
+    folder = services.brands.export_brand(_system(), slug, out or services.settings.home / "exports")
+    typer.echo(f"exported {slug} to {folder}")
+
+
+@brands_app.command("grant")
+@_handled
+def brands_grant(slug: str, user: str) -> None:
+    """Make USER a member of brand SLUG."""
+    brand = _services().brands.grant(_system(), slug, user)
+    typer.echo(f"{slug} members: {', '.join(brand.members)}")
+
+
+@brands_app.command("revoke")
+@_handled
+def brands_revoke(slug: str, user: str) -> None:
+    """Remove USER from brand SLUG."""
+    brand = _services().brands.revoke(_system(), slug, user)
+    typer.echo(f"{slug} members: {', '.join(brand.members) or '(none)'}")
+
+
+# ------------------------------------------------------------------------------------------------- users
+
+
+def _user_line(u: Any) -> str:
+    flags = " disabled" if u.disabled else ""
+    if u.locked_until is not None and u.locked_until > datetime.now(u.locked_until.tzinfo):
+        flags += f" locked-until={u.locked_until.isoformat(timespec='minutes')}"
+    return f"{u.username:20} {','.join(u.roles):28} brands={','.join(u.brands) or '-'}{flags}"
+
+
+@users_app.command("add")
+@_handled
+def users_add(name: str, role: RoleOption, password_stdin: PasswordStdin = False) -> None:
+    """Create a user. Without --password-stdin a random password is printed once."""
+    password, generated = _read_password(password_stdin)
+    user = _services().users.add_user(_system(), name, role, password)
+    typer.echo(f"added {user.username} ({', '.join(user.roles)})")
+    if generated:
+        typer.echo(f"password for {user.username} (shown once): {password}")
+
+
+@users_app.command("list")
+@_handled
+def users_list(as_json: JsonFlag = False) -> None:
+    """List users with their roles and brands."""
+    users = _services().users.list_users(_system())
+    if as_json:
+        _print_json(users)
+        return
+    for u in users:
+        typer.echo(_user_line(u))
+
+
+@users_app.command("set-roles")
+@_handled
+def users_set_roles(name: str, role: RoleOption) -> None:
+    """Replace a user's roles."""
+    user = _services().users.set_roles(_system(), name, role)
+    typer.echo(f"{user.username}: {', '.join(user.roles)}")
+
+
+@users_app.command("disable")
+@_handled
+def users_disable(name: str) -> None:
+    """Refuse a user's logins from now on."""
+    user = _services().users.disable(_system(), name)
+    typer.echo(f"disabled {user.username}")
+
+
+@users_app.command("enable")
+@_handled
+def users_enable(name: str) -> None:
+    """Let a disabled user log in again."""
+    user = _services().users.enable(_system(), name)
+    typer.echo(f"enabled {user.username}")
+
+
+@users_app.command("reset-password")
+@_handled
+def users_reset_password(name: str, password_stdin: PasswordStdin = False) -> None:
+    """Set a new password (and clear a lockout). Without --password-stdin a random one is printed once."""
+    password, generated = _read_password(password_stdin)
+    user = _services().users.reset_password(_system(), name, password)
+    typer.echo(f"password reset for {user.username}")
+    if generated:
+        typer.echo(f"new password for {user.username} (shown once): {password}")
+
+
+# ------------------------------------------------------------------------------------------------ models
+
+
+@models_app.command("list")
+@_handled
+def models_list(as_json: JsonFlag = False) -> None:
+    """Show the configured base model and the embedded toy-world model."""
+    settings = _settings()
+    try:
+        from studio.toyworld import model_info  # type: ignore[attr-defined]
+    except ImportError:
+        typer.echo(
+            "error: the embedded toy-world model is not available yet "
+            "(studio.toyworld.model_info is missing)",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    info = _jsonable(model_info())
+    if as_json:
+        _print_json({"base_model": settings.base_model, "embedded": info})
+        return
+    typer.echo(f"base model: {settings.base_model}")
+    items = info.items() if isinstance(info, dict) else enumerate(info if isinstance(info, list) else [info])
+    for key, value in items:
+        typer.echo(f"  {key}: {value}")
+
+
+# ------------------------------------------------------------------------------------------------- serve
+
+
+@app.command("serve")
+@_handled
+def serve() -> None:
+    """Start the web studio (same as `python app.py`)."""
+    root = Path(__file__).resolve().parents[1]
+    for folder in (str(Path.cwd()), str(root)):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    try:
+        import app as studio_app  # type: ignore[import-not-found]
+    except ImportError as exc:
+        typer.echo(f"error: cannot import app.py ({exc})", err=True)
+        raise typer.Exit(1) from None
+    studio_app.main()
+
+
+def main() -> None:
+    """Console-script entry point (`studio`)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
