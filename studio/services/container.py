@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from argon2 import PasswordHasher
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,10 +45,16 @@ def ensure_folders(settings: Settings) -> None:
         folder.mkdir(parents=True, exist_ok=True)
 
 
-def build_services(settings: Settings | None = None, *, migrate: bool = True) -> Services:
+def build_services(
+    settings: Settings | None = None,
+    *,
+    migrate: bool = True,
+    password_hasher: PasswordHasher | None = None,
+) -> Services:
     """Make the data folders, migrate the database (backing up a SQLite file first) and build services.
 
     The database schema only comes from migrations: nothing here calls ``create_all``.
+    ``password_hasher`` overrides argon2's default cost (tests use a cheap profile).
     """
     settings = settings or Settings.from_env()
     ensure_folders(settings)
@@ -59,7 +66,7 @@ def build_services(settings: Settings | None = None, *, migrate: bool = True) ->
         settings=settings,
         engine=engine,
         sessions=sessions,
-        users=UserService(sessions, settings),
+        users=UserService(sessions, settings, password_hasher),
         brands=BrandService(sessions, settings),
         audit=AuditService(sessions),
     )

@@ -80,7 +80,7 @@ class UserService:
         self._sessions = sessions
         self._settings = settings
         self._hasher = hasher or PasswordHasher()
-        self._dummy_hash = self._hasher.hash(secrets.token_hex(8))
+        self._dummy_hash: str | None = None  # made on first use (hashing costs ~0.1-0.4 s)
 
     # ------------------------------------------------------------------------------------------- login
 
@@ -95,6 +95,7 @@ class UserService:
         with self._sessions.begin() as session:
             user = session.scalar(select(User).where(User.username == name)) if name else None
             if user is None:
+                self._dummy_hash = self._dummy_hash or self._hasher.hash(secrets.token_hex(8))
                 self._verify(self._dummy_hash, password)  # same cost as a real check
                 record(session, name or "?", "login.failed", name or None, reason="unknown user")
                 error = AuthenticationError("wrong username or password")
