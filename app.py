@@ -1,0 +1,74 @@
+"""Brand Studio web app: ``python app.py`` (or ``studio serve``) → settings → services → UI → launch."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from dataclasses import replace
+
+from studio.config import Settings, SettingsError
+from studio.errors import StudioError
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run the Brand Studio web app.")
+    parser.add_argument("--host", help="address to bind (default STUDIO_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default STUDIO_PORT or 7860)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the studio; returns a process exit status."""
+    args = parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+    if not is_loopback(settings.host) and not settings.admin_password:
+        print(
+            f"error: refusing to bind {settings.host}: set STUDIO_ADMIN_PASSWORD before serving beyond "
+            "this machine (the default bind is 127.0.0.1)",
+            file=sys.stderr,
+        )
+        return 2
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.home / "cache" / "gradio"))
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+    from studio.services.container import build_services
+    from studio.ui.app import build_ui, launch_options
+
+    try:
+        services = build_services(settings)
+        bootstrap = services.users.ensure_admin()
+    except StudioError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if bootstrap.created and bootstrap.password:
+        print(
+            f"Created the first admin account '{bootstrap.username}' with password: {bootstrap.password}\n"
+            "It is shown only this once: sign in and change it in the Users tab.",
+            flush=True,
+        )
+    demo = build_ui(services)
+    demo.queue(default_concurrency_limit=1, max_size=64)
+    print(f"Brand Studio on http://{settings.host}:{settings.port} (data in {settings.home})", flush=True)
+    demo.launch(**launch_options(services))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The app shell: tabs by role, the header, and how the Blocks are launched behind the studio's login."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import gradio as gr
+
+from studio.services.container import Services
+from studio.ui import brands_tab, users_tab
+from studio.ui.common import actor_of, shown_to_user
+
+CSS = """
+.swatch { display:flex; flex-direction:column; align-items:center; gap:2px; font-size:11px }
+#studio-header { align-items: center }
+"""
+
+
+@dataclass(frozen=True)
+class TabSpec:
+    """A tab, the module that renders it, and the roles that see it (the services enforce the same)."""
+
+    title: str
+    module: ModuleType
+    roles: frozenset[str]
+
+
+TABS: tuple[TabSpec, ...] = (
+    TabSpec("Brands", brands_tab, frozenset({"marketer", "reviewer", "admin"})),
+    TabSpec("Users", users_tab, frozenset({"admin"})),
+)
+
+
+def build_ui(services: Services) -> gr.Blocks:
+    """All tabs, hidden until the login tells who is looking (hiding is convenience, not security)."""
+    with gr.Blocks(title="Brand Studio") as demo:
+        with gr.Row(elem_id="studio-header"):
+            gr.Markdown("## Brand Studio")
+            whoami = gr.Markdown()
+            gr.Button("Log out", link="/logout", size="sm", scale=0)
+        tabs: list[gr.Tab] = []
+        parts: dict[str, dict[str, Any]] = {}
+        with gr.Tabs():
+            for spec in TABS:
+                with gr.Tab(spec.title, visible=False) as tab:
+                    parts[spec.title] = spec.module.render(services) or {}
+                tabs.append(tab)
+        admin_only = [c for p in parts.values() for c in p.get("admin_only", [])]
+
+        def on_load(request: gr.Request) -> list[Any]:
+            with shown_to_user():
+                me = services.users.whoami(actor_of(request))
+            roles = set(me.roles)
+            greeting = f"Signed in as **{html.escape(me.username)}** ({', '.join(me.roles) or 'no role'})"
+            return [
+                greeting,
+                *(gr.update(visible=bool(roles & spec.roles)) for spec in TABS),
+                *(gr.update(visible="admin" in roles) for _ in admin_only),
+            ]
+
+        load = demo.load(on_load, None, [whoami, *tabs, *admin_only], api_visibility="private")
+        for spec, tab in zip(TABS, tabs, strict=True):
+            listing = parts[spec.title].get("on_load")
+            if listing and spec.roles == {"admin"}:
+                tab.select(**listing, api_visibility="private")
+            elif listing:
+                load.success(**listing, api_visibility="private")
+    return demo
+
+
+def launch_options(services: Services) -> dict[str, Any]:
+    """Arguments for ``Blocks.launch``: the studio's own login, local bind, and only the image area served."""
+    settings = services.settings
+    return {
+        "server_name": settings.host,
+        "server_port": settings.port,
+        "auth": services.users.check_login,
+        "auth_message": "Brand Studio: sign in with the account your admin gave you.",
+        "share": False,
+        "allowed_paths": [str(settings.images_dir)],
+        "max_file_size": f"{settings.max_upload_mb}mb",
+        "footer_links": ["gradio"],
+        "css": CSS,
+        "theme": gr.themes.Soft(),
+        "show_error": True,
+    }

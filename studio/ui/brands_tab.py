@@ -1,0 +1,325 @@
+"""The Brands tab: members read their brands; admins create, edit, upload LoRAs and grant members."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import gradio as gr
+
+from studio.errors import ValidationError
+from studio.services.brand_files import SAMPLERS, BrandSpec, spec_from_mapping
+from studio.services.container import Services
+from studio.services.views import BrandView
+from studio.ui.common import actor_of, shown_to_user, split_list, swatches_html
+
+SIZE_HELP = "One preset per line: name | channel | WIDTHxHEIGHT, e.g. `square | square 1:1 | 64x64`."
+
+
+def parse_sizes(text: str) -> list[dict[str, Any]]:
+    """The size presets box → the ``sizes`` list of a brand mapping."""
+    sizes = []
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) != 3 or "x" not in parts[2].lower():
+            raise ValidationError(f"sizes line {number}", "write it as name | channel | WIDTHxHEIGHT")
+        width, _, height = parts[2].lower().partition("x")
+        if not (width.strip().isdigit() and height.strip().isdigit()):
+            raise ValidationError(f"sizes line {number}", f"{parts[2]!r} is not WIDTHxHEIGHT")
+        sizes.append({"name": parts[0], "channel": parts[1], "width": int(width), "height": int(height)})
+    return sizes
+
+
+def format_sizes(brand: BrandView) -> str:
+    return "\n".join(f"{p.name} | {p.channel} | {p.width}x{p.height}" for p in brand.size_presets)
+
+
+def spec_from_form(
+    slug: str,
+    name: str,
+    description: str,
+    palette: str,
+    style_template: str,
+    negative_prompt: str,
+    banned_terms: str,
+    sizes: str,
+    cfg: float,
+    steps: float,
+    sampler: str,
+) -> BrandSpec:
+    """The brand form's fields → a validated :class:`BrandSpec` (errors name the field)."""
+    data: dict[str, Any] = {
+        "slug": (slug or "").strip(),
+        "name": (name or "").strip(),
+        "description": description or "",
+        "palette": split_list(palette),
+        "style_template": style_template or "",
+        "negative_prompt": negative_prompt or "",
+        "banned_terms": split_list(banned_terms),
+        "sizes": parse_sizes(sizes),
+        "defaults": {"cfg": float(cfg), "steps": int(steps), "sampler": sampler},
+    }
+    return spec_from_mapping(data, source="brand form")
+
+
+def brand_details_html(brand: BrandView) -> str:
+    """A readable summary of one brand."""
+    esc = html.escape
+    loras = "".join(
+        f"<li><b>{esc(a.name)}</b> ({esc(a.kind)}), trigger: <code>{esc(', '.join(a.trigger_words) or '-')}"
+        f"</code>, weight {a.default_weight:g}, "
+        + (
+            f"active version #{a.active_version.id} <code>{a.active_version.sha256[:12]}</code>"
+            if a.active_version
+            else "<em>no file yet</em>"
+        )
+        + "</li>"
+        for a in brand.adapters
+    )
+    templates = "".join(
+        f"<li><b>{esc(t.name)}</b>: {esc(t.preprocessor)}, scale {t.conditioning_scale:g}, "
+        f"guidance {t.guidance_start:g}–{t.guidance_end:g}</li>"
+        for t in brand.templates
+    )
+    sizes = ", ".join(f"{esc(p.name)} ({esc(p.channel)}, {p.width}×{p.height})" for p in brand.size_presets)
+    members = ", ".join(esc(m) for m in brand.members)
+    return (
+        f"<h3>{esc(brand.name)} <code>{esc(brand.slug)}</code></h3>"
+        f"<p>{esc(brand.description)}</p>"
+        f"{swatches_html(brand.palette)}"
+        f"<p><b>Style template:</b> <code>{esc(brand.style_template)}</code><br>"
+        f"<b>Negative prompt:</b> <code>{esc(brand.negative_prompt or '-')}</code><br>"
+        f"<b>Banned terms:</b> {esc(', '.join(brand.banned_terms) or '-')}<br>"
+        f"<b>Defaults:</b> CFG {brand.default_cfg:g}, {brand.default_steps} steps, "
+        f"{esc(brand.default_sampler)}"
+        f"<br><b>Sizes:</b> {sizes or '-'}<br><b>Base model:</b> <code>{esc(brand.base_model)}</code></p>"
+        f"<p><b>LoRAs</b></p><ul>{loras or '<li><em>none</em></li>'}</ul>"
+        f"<p><b>Layout templates</b></p><ul>{templates or '<li><em>none</em></li>'}</ul>"
+        + (f"<p><b>Members:</b> {members}</p>" if brand.members else "")
+    )
+
+
+def render(services: Services) -> dict[str, Any]:
+    """Build the tab; returns the components the app shell updates at login (admin-only parts)."""
+    brands = services.brands
+
+    def list_rows(request: gr.Request) -> tuple[list[list[Any]], Any]:
+        with shown_to_user():
+            summaries = brands.list_brands(actor_of(request))
+        rows = [[b.slug, b.name, ", ".join(b.palette), b.lora_count, b.template_count] for b in summaries]
+        return rows, gr.update(choices=[b.slug for b in summaries])
+
+    def show_brand(slug: str | None, request: gr.Request) -> str:
+        if not slug:
+            return "<em>Pick a brand.</em>"
+        with shown_to_user():
+            return brand_details_html(brands.get_brand(actor_of(request), slug))
+
+    def load_form(slug: str | None, request: gr.Request) -> tuple[Any, ...]:
+        if not slug:
+            raise gr.Error("Pick a brand to edit first.")
+        with shown_to_user():
+            b = brands.get_brand(actor_of(request), slug)
+        return (
+            b.slug,
+            b.name,
+            b.description,
+            ", ".join(b.palette),
+            b.style_template,
+            b.negative_prompt,
+            ", ".join(b.banned_terms),
+            format_sizes(b),
+            b.default_cfg,
+            b.default_steps,
+            b.default_sampler,
+        )
+
+    def create_brand(
+        slug: str,
+        name: str,
+        description: str,
+        palette: str,
+        style_template: str,
+        negative_prompt: str,
+        banned_terms: str,
+        sizes: str,
+        cfg: float,
+        steps: float,
+        sampler: str,
+        request: gr.Request,
+    ) -> str:
+        form = (
+            slug,
+            name,
+            description,
+            palette,
+            style_template,
+            negative_prompt,
+            banned_terms,
+            sizes,
+            cfg,
+            steps,
+            sampler,
+        )
+        with shown_to_user():
+            view = brands.create_brand(actor_of(request), spec_from_form(*form))
+        gr.Info(f"Brand {view.slug} created.")
+        return brand_details_html(view)
+
+    def update_brand(
+        slug: str,
+        name: str,
+        description: str,
+        palette: str,
+        style_template: str,
+        negative_prompt: str,
+        banned_terms: str,
+        sizes: str,
+        cfg: float,
+        steps: float,
+        sampler: str,
+        request: gr.Request,
+    ) -> str:
+        form = (
+            slug,
+            name,
+            description,
+            palette,
+            style_template,
+            negative_prompt,
+            banned_terms,
+            sizes,
+            cfg,
+            steps,
+            sampler,
+        )
+        with shown_to_user():
+            spec = spec_from_form(*form)
+            view = brands.update_brand(actor_of(request), spec.slug, spec)
+        gr.Info(f"Brand {view.slug} saved.")
+        return brand_details_html(view)
+
+    def upload_lora(
+        slug: str | None,
+        file: str | None,
+        name: str,
+        kind: str,
+        triggers: str,
+        weight: float,
+        request: gr.Request,
+    ) -> str:
+        if not slug:
+            raise gr.Error("Pick a brand first.")
+        if not file:
+            raise gr.Error("LoRA file: choose a .safetensors file to upload.")
+        with shown_to_user():
+            adapter = brands.upload_lora(
+                actor_of(request),
+                slug,
+                file,
+                name=(name or "").strip(),
+                kind=kind,
+                trigger_words=split_list(triggers),
+                default_weight=float(weight),
+                filename=getattr(file, "orig_name", None) or file.rsplit("/", 1)[-1],
+            )
+        gr.Info(f"LoRA {adapter.name} uploaded (version #{adapter.active_version.id}).")
+        return show_brand(slug, request)
+
+    def grant(slug: str | None, username: str, request: gr.Request) -> str:
+        if not slug:
+            raise gr.Error("Pick a brand first.")
+        with shown_to_user():
+            brands.grant(actor_of(request), slug, (username or "").strip())
+        gr.Info(f"{username} can now use {slug}.")
+        return show_brand(slug, request)
+
+    def revoke(slug: str | None, username: str, request: gr.Request) -> str:
+        if not slug:
+            raise gr.Error("Pick a brand first.")
+        with shown_to_user():
+            brands.revoke(actor_of(request), slug, (username or "").strip())
+        gr.Info(f"{username} no longer uses {slug}.")
+        return show_brand(slug, request)
+
+    gr.Markdown("Brand profiles: palette, style prompt, defaults, LoRAs and layout templates.")
+    with gr.Row():
+        brand_pick = gr.Dropdown(label="Brand", choices=[], interactive=True, scale=3)
+        refresh = gr.Button("Refresh", scale=1)
+    table = gr.Dataframe(
+        headers=["slug", "name", "palette", "LoRAs", "templates"], label="Your brands", interactive=False
+    )
+    details = gr.HTML()
+
+    with gr.Accordion("Create or edit a brand (admin)", open=False, visible=False) as admin_form:
+        load_btn = gr.Button("Load the selected brand into the form")
+        with gr.Row():
+            f_slug = gr.Textbox(
+                label="Slug", info="lowercase letters, digits and dashes; cannot change later"
+            )
+            f_name = gr.Textbox(label="Name")
+        f_description = gr.Textbox(label="Description", lines=2)
+        f_palette = gr.Textbox(
+            label="Palette", info="hex colours or toy-world colour names, comma-separated: #008080, orange"
+        )
+        f_style = gr.Textbox(label="Style prompt template", value="{prompt}", info="must contain {prompt}")
+        f_negative = gr.Textbox(label="Default negative prompt")
+        f_banned = gr.Textbox(
+            label="Banned terms", info="comma-separated; prompts containing one are refused"
+        )
+        f_sizes = gr.Textbox(
+            label="Size presets", lines=3, value="square | square 1:1 | 64x64", info=SIZE_HELP
+        )
+        with gr.Row():
+            f_cfg = gr.Slider(1, 20, value=7.0, step=0.5, label="Default CFG scale")
+            f_steps = gr.Slider(1, 150, value=20, step=1, label="Default steps")
+            f_sampler = gr.Dropdown(list(SAMPLERS), value="Euler a", label="Default sampler")
+        with gr.Row():
+            create_btn = gr.Button("Create brand", variant="primary")
+            save_btn = gr.Button("Save changes")
+        form = [
+            f_slug,
+            f_name,
+            f_description,
+            f_palette,
+            f_style,
+            f_negative,
+            f_banned,
+            f_sizes,
+            f_cfg,
+            f_steps,
+            f_sampler,
+        ]
+
+    with gr.Accordion("Upload a LoRA (admin)", open=False, visible=False) as lora_form:
+        l_file = gr.File(label="LoRA file (.safetensors)", file_types=[".safetensors"], type="filepath")
+        with gr.Row():
+            l_name = gr.Textbox(label="Adapter name", info="e.g. lagoon-style")
+            l_kind = gr.Radio(["style", "subject"], value="style", label="Kind")
+            l_weight = gr.Slider(0, 1.5, value=1.0, step=0.05, label="Default weight")
+        l_triggers = gr.Textbox(label="Trigger words", info="comma-separated")
+        l_btn = gr.Button("Upload LoRA")
+
+    with gr.Accordion("Members (admin)", open=False, visible=False) as member_form:
+        with gr.Row():
+            m_user = gr.Textbox(label="Username")
+            grant_btn = gr.Button("Grant access")
+            revoke_btn = gr.Button("Revoke access")
+
+    listing = {"fn": list_rows, "inputs": None, "outputs": [table, brand_pick]}
+    refresh.click(**listing, api_name="list_brands")
+    brand_pick.change(show_brand, brand_pick, details, api_name="get_brand")
+    load_btn.click(load_form, brand_pick, form, api_visibility="private")
+    create_btn.click(create_brand, form, details, api_name="create_brand").success(**listing)
+    save_btn.click(update_brand, form, details, api_name="update_brand").success(**listing)
+    l_btn.click(
+        upload_lora,
+        [brand_pick, l_file, l_name, l_kind, l_triggers, l_weight],
+        details,
+        api_name="upload_lora",
+    )
+    grant_btn.click(grant, [brand_pick, m_user], details, api_name="grant_brand")
+    revoke_btn.click(revoke, [brand_pick, m_user], details, api_name="revoke_brand")
+    return {"admin_only": [admin_form, lora_form, member_form], "on_load": listing}
