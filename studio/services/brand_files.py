@@ -233,6 +233,31 @@ def check_style_template(template: Any, key: str = "style_template", source: str
     return text
 
 
+def lora_from_mapping(entry: Mapping[str, Any], source: str = "lora", key: str = "") -> LoraSpec:
+    """Validate one LoRA entry (``name``, ``file``, ``kind``, ``trigger_words``, ``default_weight``)."""
+    check = _Checker(source)
+    prefix = f"{key}." if key else ""
+    if not isinstance(entry, Mapping):
+        raise check.fail(key, "must be a table")
+    check.keys(entry, _LORA_KEYS, key)
+    for required in ("name", "file"):
+        if required not in entry:
+            raise check.fail(f"{prefix}{required}", "is required")
+    name = check.string(entry["name"], f"{prefix}name", required=True)
+    if not NAME_RE.match(name):
+        raise check.fail(f"{prefix}name", f"{name!r} must be lowercase letters, digits, '-' or '_'")
+    kind = check.string(entry.get("kind", "style"), f"{prefix}kind", required=True)
+    if kind not in LORA_KINDS:
+        raise check.fail(f"{prefix}kind", f"must be one of {', '.join(LORA_KINDS)}, not {kind!r}")
+    return LoraSpec(
+        name=name,
+        file=check.relative_file(entry["file"], f"{prefix}file", (".safetensors",)),
+        kind=kind,
+        trigger_words=check.string_list(entry.get("trigger_words", []), f"{prefix}trigger_words"),
+        default_weight=check.number(entry.get("default_weight", 1.0), f"{prefix}default_weight", -2.0, 2.0),
+    )
+
+
 def spec_from_mapping(
     data: Mapping[str, Any], source: str = "brand", default_slug: str | None = None
 ) -> BrandSpec:
@@ -323,29 +348,10 @@ def spec_from_mapping(
     loras: list[LoraSpec] = []
     for i, entry in enumerate(check.table_list(data.get("loras", []), "loras")):
         key = f"loras[{i}]"
-        check.keys(entry, _LORA_KEYS, key)
-        for required in ("name", "file"):
-            if required not in entry:
-                raise check.fail(f"{key}.{required}", "is required")
-        lora_name = check.string(entry["name"], f"{key}.name", required=True)
-        if not NAME_RE.match(lora_name):
-            raise check.fail(f"{key}.name", f"{lora_name!r} must be lowercase letters, digits, '-' or '_'")
-        if any(x.name == lora_name for x in loras):
-            raise check.fail(f"{key}.name", f"LoRA {lora_name!r} is listed twice")
-        kind = check.string(entry.get("kind", "style"), f"{key}.kind", required=True)
-        if kind not in LORA_KINDS:
-            raise check.fail(f"{key}.kind", f"must be one of {', '.join(LORA_KINDS)}, not {kind!r}")
-        loras.append(
-            LoraSpec(
-                name=lora_name,
-                file=check.relative_file(entry["file"], f"{key}.file", (".safetensors",)),
-                kind=kind,
-                trigger_words=check.string_list(entry.get("trigger_words", []), f"{key}.trigger_words"),
-                default_weight=check.number(
-                    entry.get("default_weight", 1.0), f"{key}.default_weight", -2.0, 2.0
-                ),
-            )
-        )
+        lora = lora_from_mapping(entry, source, key)
+        if any(x.name == lora.name for x in loras):
+            raise check.fail(f"{key}.name", f"LoRA {lora.name!r} is listed twice")
+        loras.append(lora)
 
     templates: list[TemplateSpec] = []
     for i, entry in enumerate(check.table_list(data.get("templates", []), "templates")):

@@ -200,14 +200,14 @@ class BrandService:
         no new version.
         """
         label = filename or Path(file).name
-        spec = LoraSpec(
-            name=name,
-            file=f"loras/{name}.safetensors",
-            kind=kind,
-            trigger_words=tuple(trigger_words),
-            default_weight=default_weight,
-        )
-        spec = self._check_lora_fields(spec)
+        entry = {
+            "name": name,
+            "file": f"loras/{name}.safetensors",
+            "kind": kind,
+            "trigger_words": list(trigger_words),
+            "default_weight": default_weight,
+        }
+        spec = brand_files.lora_from_mapping(entry, source=f"LoRA {name!r}")
         path = Path(file)
         if path.is_file() and path.stat().st_size > self._settings.max_upload_mb * 1024 * 1024:
             raise ValidationError(label, f"file is larger than {self._settings.max_upload_mb} MB")
@@ -312,29 +312,6 @@ class BrandService:
             raise ValidationError("brand", "expected a BrandSpec")
         data = tomllib.loads(brand_files.render_brand_toml(spec))
         return brand_files.spec_from_mapping(data, source="brand")
-
-    @staticmethod
-    def _check_lora_fields(spec: LoraSpec) -> LoraSpec:
-        data = {
-            "name": "_",
-            "palette": ["#000000"],
-            "style_template": "{prompt}",
-            "loras": [
-                {
-                    "name": spec.name,
-                    "file": spec.file,
-                    "kind": spec.kind,
-                    "trigger_words": list(spec.trigger_words),
-                    "default_weight": spec.default_weight,
-                }
-            ],
-        }
-        try:
-            return brand_files.spec_from_mapping(data, source="lora", default_slug="x").loras[0]
-        except ValidationError as exc:
-            raise ValidationError(
-                exc.field.replace("lora: loras[0].", ""), str(exc).split(": ", 2)[-1]
-            ) from None
 
     def _check_folder(self, brand_file: Path) -> _CheckedBrand:
         spec = brand_files.parse_brand_file(brand_file)
