@@ -1,0 +1,60 @@
+"""Inference engine: the only place that imports diffusers for generation.
+
+Framework-free API (no database, no UI): build an :class:`~studio.engine.generate.Engine`, pass it a
+:class:`~studio.engine.generate.GenerationRequest`, get
+:class:`~studio.engine.generate.GeneratedImage` objects whose ``recipe`` makes the same pixels again.
+Heavy imports (torch, diffusers) happen when the submodules are imported, not when this package is,
+so ``import studio.engine`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from studio.engine.generate import (
+        ControlSpec,
+        Engine,
+        GeneratedImage,
+        GenerationCancelled,
+        GenerationRequest,
+        LoraSpec,
+        ModelInfo,
+    )
+    from studio.engine.recipe import Recipe, png_metadata, read_recipe
+
+__all__ = [
+    "ControlSpec",
+    "Engine",
+    "GeneratedImage",
+    "GenerationCancelled",
+    "GenerationRequest",
+    "LoraSpec",
+    "ModelInfo",
+    "Recipe",
+    "png_metadata",
+    "read_recipe",
+]
+
+_LAZY = {
+    "ControlSpec": "studio.engine.generate",
+    "Engine": "studio.engine.generate",
+    "GeneratedImage": "studio.engine.generate",
+    "GenerationCancelled": "studio.engine.generate",
+    "GenerationRequest": "studio.engine.generate",
+    "LoraSpec": "studio.engine.generate",
+    "ModelInfo": "studio.engine.generate",
+    "Recipe": "studio.engine.recipe",
+    "png_metadata": "studio.engine.recipe",
+    "read_recipe": "studio.engine.recipe",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public names lazily (keeps ``import studio.engine`` free of torch)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'studio.engine' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,208 @@
+"""Recipes: everything needed to make an image again, and how it travels inside PNG files.
+
+A saved PNG carries two text chunks:
+
+* ``parameters`` — A1111-style text that other tools read::
+
+      <prompt as sent>
+      Negative prompt: <negative prompt>
+      Steps: 20, Sampler: Euler a, CFG scale: 7.0, Seed: 42, Size: 64x64, Model hash: 1a2b3c4d5e, Model: ...
+
+* ``studio_recipe`` — the full :class:`Recipe` as JSON.
+
+This module imports neither torch nor diffusers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from studio.errors import NotFoundError, ValidationError
+
+RECIPE_VERSION = 1
+PARAMETERS_CHUNK = "parameters"
+RECIPE_CHUNK = "studio_recipe"
+
+
+@dataclass(frozen=True)
+class LoraEntry:
+    """One LoRA version used: its adapter name, file sha256, weight and (optionally) the version id."""
+
+    name: str
+    sha256: str
+    weight: float
+    version_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ControlEntry:
+    """One ControlNet unit used: template, ControlNet model, control image hash, scale and guidance window."""
+
+    controlnet: str
+    control_image_sha256: str
+    scale: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+    template_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A complete, JSON-serialisable description of one generated image (DESIGN.md "recipe").
+
+    ``prompt`` is the prompt as sent to the model (after brand templates), ``prompt_typed`` as the user
+    typed it.  ``seed`` is the seed of *this* image (batches use seed, seed+1, ...).
+    """
+
+    base_model: str
+    prompt: str
+    negative_prompt: str
+    sampler: str
+    steps: int
+    guidance_scale: float
+    seed: int
+    width: int
+    height: int
+    prompt_typed: str = ""
+    base_model_revision: str | None = None
+    base_model_hash: str | None = None
+    family: str | None = None
+    loras: tuple[LoraEntry, ...] = ()
+    controls: tuple[ControlEntry, ...] = ()
+    versions: dict[str, str] = field(default_factory=dict)
+    recipe_version: int = RECIPE_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["loras"] = [asdict(entry) for entry in self.loras]
+        data["controls"] = [asdict(entry) for entry in self.controls]
+        return data
+
+    def to_json(self) -> str:
+        """Stable JSON (sorted keys, UTF-8 text kept as is)."""
+        return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        if not isinstance(data, dict):
+            raise ValidationError("recipe", "must be a JSON object")
+        values = dict(data)
+        version = values.get("recipe_version", RECIPE_VERSION)
+        if not isinstance(version, int) or version > RECIPE_VERSION:
+            raise ValidationError(
+                "recipe", f"recipe_version {version!r} is newer than this studio understands"
+            )
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValidationError("recipe", f"unknown fields: {', '.join(unknown)}")
+        try:
+            values["loras"] = tuple(LoraEntry(**entry) for entry in values.get("loras", ()))
+            values["controls"] = tuple(ControlEntry(**entry) for entry in values.get("controls", ()))
+            return cls(**values)
+        except TypeError as exc:
+            raise ValidationError("recipe", f"malformed recipe: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Recipe:
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValidationError("recipe", f"not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    def parameters_text(self) -> str:
+        """The A1111-style ``parameters`` text for this recipe."""
+        fields: list[tuple[str, str]] = [
+            ("Steps", str(self.steps)),
+            ("Sampler", self.sampler),
+            ("CFG scale", _num(self.guidance_scale)),
+            ("Seed", str(self.seed)),
+            ("Size", f"{self.width}x{self.height}"),
+        ]
+        if self.base_model_hash:
+            fields.append(("Model hash", self.base_model_hash[:10]))
+        fields.append(("Model", self.base_model))
+        if self.loras:
+            hashes = ", ".join(f"{entry.name}: {entry.sha256[:12]}" for entry in self.loras)
+            fields.append(("Lora hashes", _quote(hashes)))
+            weights = ", ".join(f"{entry.name}: {_num(entry.weight)}" for entry in self.loras)
+            fields.append(("Lora weights", _quote(weights)))
+        for index, unit in enumerate(self.controls):
+            text = (
+                f"Model: {unit.controlnet}, Weight: {_num(unit.scale)}, "
+                f"Guidance Start: {_num(unit.start)}, Guidance End: {_num(unit.end)}"
+            )
+            fields.append((f"ControlNet {index}", _quote(text)))
+        studio_version = self.versions.get("studio")
+        if studio_version:
+            fields.append(("Version", f"brand-studio {studio_version}"))
+        lines = [self.prompt, f"Negative prompt: {self.negative_prompt}"]
+        lines.append(", ".join(f"{key}: {value}" for key, value in fields))
+        return "\n".join(lines)
+
+
+def _num(value: float) -> str:
+    return f"{float(value):g}"
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that decide the pixels (read from package metadata, no imports)."""
+    versions: dict[str, str] = {}
+    for name in ("torch", "diffusers", "transformers", "peft"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # pragma: no cover - optional packages
+            continue
+    try:
+        from studio import __version__ as studio_version
+
+        versions["studio"] = studio_version
+    except ImportError:  # pragma: no cover
+        pass
+    return versions
+
+
+def png_metadata(recipe: Recipe) -> PngInfo:
+    """PNG text chunks for ``recipe``: A1111 ``parameters`` and the JSON ``studio_recipe``."""
+    info = PngInfo()
+    info.add_text(PARAMETERS_CHUNK, recipe.parameters_text())
+    info.add_text(RECIPE_CHUNK, recipe.to_json())
+    return info
+
+
+def read_parameters(png_path: str | Path) -> str | None:
+    """The A1111 ``parameters`` text of a PNG, or None when it has none."""
+    return _png_text(png_path).get(PARAMETERS_CHUNK)
+
+
+def read_recipe(png_path: str | Path) -> Recipe:
+    """The recipe stored in a PNG written with :func:`png_metadata`."""
+    text = _png_text(png_path).get(RECIPE_CHUNK)
+    if text is None:
+        raise NotFoundError(f"{Path(png_path).name}: the image carries no studio recipe")
+    return Recipe.from_json(text)
+
+
+def _png_text(png_path: str | Path) -> dict[str, str]:
+    path = Path(png_path)
+    if not path.is_file():
+        raise NotFoundError(f"{path}: no such file")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            text = getattr(image, "text", None)
+            return dict(text) if text else {str(k): v for k, v in image.info.items() if isinstance(v, str)}
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ValidationError(path.name, f"not a readable PNG image ({exc})") from None

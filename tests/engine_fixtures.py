@@ -1,0 +1,341 @@
+"""Tiny diffusers pipelines built from config for engine tests (never downloaded).
+
+Each builder returns an in-memory pipeline; :func:`save_pipeline` writes it as a safetensors diffusers folder.
+Sizes: SD1/SDXL use a ×2 VAE and a 2-level UNet (size multiple 4); SD3/FLUX use a ×2 VAE and patch size 1.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any
+
+import torch
+
+WORDS = [
+    "a",
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "purple",
+    "orange",
+    "black",
+    "white",
+    "teal",
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "on",
+    "the",
+    "left",
+    "right",
+    "top",
+    "bottom",
+    "background",
+    "photo",
+    "of",
+    "logo",
+    "brand",
+    "style",
+    "studio",
+    "big",
+    "small",
+    "cat",
+    "dog",
+    "house",
+    "tree",
+    "sky",
+    "ugly",
+    "blurry",
+]
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs], strict=True))
+
+
+def clip_tokenizer(model_max_length: int = 16) -> Any:
+    """A real (small) CLIP BPE tokenizer: byte alphabet + whole-word merges for :data:`WORDS`."""
+    from transformers import CLIPTokenizer
+
+    alphabet = list(_bytes_to_unicode().values())
+    vocab: dict[str, int] = {}
+    for token in ["<|startoftext|>", "<|endoftext|>"] + alphabet + [c + "</w>" for c in alphabet]:
+        vocab.setdefault(token, len(vocab))
+    merges: list[tuple[str, str]] = []
+    for word in WORDS:
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(pieces) > 1:
+            pair = (pieces[0], pieces[1])
+            merged = pair[0] + pair[1]
+            if pair not in merges:
+                merges.append(pair)
+            vocab.setdefault(merged, len(vocab))
+            pieces = [merged] + pieces[2:]
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges)
+    tokenizer.model_max_length = model_max_length
+    return tokenizer
+
+
+def t5_tokenizer(model_max_length: int = 16) -> Any:
+    """A small unigram T5 tokenizer (letters, digits, :data:`WORDS`)."""
+    from transformers import T5Tokenizer
+
+    pieces = (
+        ["<pad>", "</s>", "<unk>"] + ["▁" + w for w in WORDS] + list(string.ascii_lowercase + string.digits)
+    )
+    pieces += ["▁"] + list(string.punctuation)
+    vocab = [(piece, -float(i) / 10) for i, piece in enumerate(pieces)]
+    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0)
+    tokenizer.model_max_length = model_max_length
+    return tokenizer
+
+
+def _clip_text(hidden: int = 32, projection: bool = False, vocab_size: int = 1000) -> Any:
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    config = CLIPTextConfig(
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        hidden_size=hidden,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=vocab_size,
+        max_position_embeddings=16,
+        projection_dim=hidden,
+        hidden_act="gelu",
+    )
+    return (CLIPTextModelWithProjection if projection else CLIPTextModel)(config)
+
+
+def _t5(vocab_size: int, d_model: int) -> Any:
+    from transformers import T5Config, T5EncoderModel
+
+    config = T5Config(
+        vocab_size=vocab_size,
+        d_model=d_model,
+        d_kv=8,
+        d_ff=37,
+        num_layers=1,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
+    return T5EncoderModel(config)
+
+
+def _vae(latent_channels: int = 4, **extra: Any) -> Any:
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=[16, 32],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=latent_channels,
+        norm_num_groups=8,
+        sample_size=32,
+        **extra,
+    )
+
+
+def _vpred_scheduler() -> Any:
+    from diffusers import EulerDiscreteScheduler
+
+    return EulerDiscreteScheduler(
+        beta_schedule="scaled_linear",
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        timestep_spacing="trailing",
+        steps_offset=1,
+    )
+
+
+def tiny_unet(cross_attention_dim: int = 32, **extra: Any) -> Any:
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=(2, 4),
+        norm_num_groups=8,
+        **extra,
+    )
+
+
+def sd1_pipeline(seed: int = 0) -> Any:
+    """SD 1.x-style: UNet (16, 32), ×2 VAE, CLIP hidden 32, v-prediction zero-SNR trailing Euler."""
+    from diffusers import StableDiffusionPipeline
+
+    torch.manual_seed(seed)
+    tokenizer = clip_tokenizer()
+    return StableDiffusionPipeline(
+        unet=tiny_unet(),
+        vae=_vae(),
+        text_encoder=_clip_text(vocab_size=len(tokenizer)),
+        tokenizer=tokenizer,
+        scheduler=_vpred_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def sdxl_pipeline(seed: int = 0) -> Any:
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    tokenizer = clip_tokenizer()
+    unet = UNet2DConditionModel(
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,  # 6 * 8 + 32
+        cross_attention_dim=64,
+        norm_num_groups=8,
+    )
+    return StableDiffusionXLPipeline(
+        unet=unet,
+        vae=_vae(),
+        text_encoder=_clip_text(vocab_size=len(tokenizer)),
+        tokenizer=tokenizer,
+        text_encoder_2=_clip_text(projection=True, vocab_size=len(tokenizer)),
+        tokenizer_2=clip_tokenizer(),
+        scheduler=_vpred_scheduler(),
+    )
+
+
+def sd3_pipeline(seed: int = 0) -> Any:
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+
+    torch.manual_seed(seed)
+    tokenizer = clip_tokenizer()
+    transformer = SD3Transformer2DModel(
+        sample_size=16,
+        patch_size=1,
+        in_channels=4,
+        num_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        caption_projection_dim=32,
+        joint_attention_dim=64,
+        pooled_projection_dim=64,
+        out_channels=4,
+    )
+    return StableDiffusion3Pipeline(
+        transformer=transformer,
+        vae=_vae(shift_factor=0.0609, scaling_factor=1.5035),
+        text_encoder=_clip_text(projection=True, vocab_size=len(tokenizer)),
+        tokenizer=tokenizer,
+        text_encoder_2=_clip_text(projection=True, vocab_size=len(tokenizer)),
+        tokenizer_2=clip_tokenizer(),
+        text_encoder_3=_t5(len(t5_tokenizer()), d_model=64),
+        tokenizer_3=t5_tokenizer(),
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+    )
+
+
+def flux_pipeline(seed: int = 0) -> Any:
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+
+    torch.manual_seed(seed)
+    tokenizer = clip_tokenizer()
+    t5_tok = t5_tokenizer()
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=16,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        pooled_projection_dim=32,
+        axes_dims_rope=[4, 4, 8],
+    )
+    t5 = _t5(len(t5_tok), d_model=32)
+    return FluxPipeline(
+        transformer=transformer,
+        vae=_vae(latent_channels=4, shift_factor=0.0609, scaling_factor=1.5035),
+        text_encoder=_clip_text(projection=False, vocab_size=len(tokenizer)),
+        tokenizer=tokenizer,
+        text_encoder_2=t5,
+        tokenizer_2=t5_tok,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+    )
+
+
+def save_pipeline(pipe: Any, folder: Path) -> Path:
+    """Write ``pipe`` as a safetensors diffusers folder."""
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def tiny_controlnet(unet: Any, seed: int = 0) -> Any:
+    """A ControlNet from the tiny UNet; two conditioning blocks = ×2 downsampling, matching the ×2 VAE."""
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(seed)
+    return ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16))
+
+
+def make_lora(pipe: Any, folder: Path, rank: int = 4, seed: int = 0, name: str = "lora") -> Path:
+    """A train-free LoRA: a random-init peft adapter on the UNet, saved in diffusers format.
+
+    The pipeline's UNet is left unchanged (the adapter is removed after saving).
+    """
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    unet = pipe.unet
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=rank,
+        init_lora_weights="gaussian",
+        target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+    )
+    adapter = f"fixture_{name}"
+    unet.add_adapter(config, adapter_name=adapter)
+    # gaussian init leaves lora_B at zero: give B random values so the LoRA changes the output
+    for module_name, param in unet.named_parameters():
+        if "lora_B" in module_name and adapter in module_name:
+            with torch.no_grad():
+                param.normal_(0, 0.5)
+    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet, adapter_name=adapter))
+    folder.mkdir(parents=True, exist_ok=True)
+    type(pipe).save_lora_weights(folder, unet_lora_layers=state, weight_name=f"{name}.safetensors")
+    unet.delete_adapters(adapter)
+    return folder / f"{name}.safetensors"
