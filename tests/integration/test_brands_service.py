@@ -265,3 +265,18 @@ def test_export_writes_a_folder_that_syncs_back_unchanged(synced, tmp_path, make
         "source_path"
     ]
     assert synced.brands.sync(SYSTEM, folder).results[0].status == "unchanged"
+
+
+def test_template_images_are_checked_and_stored(services, demo) -> None:  # noqa: ANN001
+    path = demo / "ember" / "brand.toml"
+    path.write_text(path.read_text().replace('preprocessor = "canny"', 'preprocessor = "none"'))
+    services.brands.sync(SYSTEM, demo)
+    template = services.brands.get_brand(SYSTEM, "ember").templates[0]
+    assert template.preprocessor == "none"
+    assert template.control_image_path == template.source_image_path  # the image is the control map
+    assert template.source_image_path.is_relative_to(services.settings.templates_dir)
+    before = snapshot(services)
+    (demo / "lagoon" / "templates" / "centered-circle.png").write_bytes(b"not an image")
+    with pytest.raises(ValidationError, match="centered-circle.png"):
+        services.brands.sync(SYSTEM, demo)
+    assert snapshot(services) == before
