@@ -22,34 +22,26 @@ from studio.errors import ValidationError
 
 BRAND_FILE = "brand.toml"
 
-#: Sampler names a brand may default to (A1111-style names; the engine maps them to diffusers schedulers).
-SAMPLERS: tuple[str, ...] = (
-    "Euler",
-    "Euler a",
-    "Heun",
-    "LMS",
-    "DDIM",
-    "DDPM",
-    "PNDM",
-    "UniPC",
-    "DPM++ 2M",
-    "DPM++ 2M Karras",
-    "DPM++ SDE",
-    "LCM",
-)
-#: ControlNet preprocessors a layout template may name (``none``: the image already is the control map).
+#: Sampler names a brand may default to; equal to ``studio.engine.samplers.SAMPLERS`` (a test keeps them
+#: equal; this module stays free of torch/diffusers imports).
+SAMPLERS: tuple[str, ...] = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "UniPC", "LCM")
+#: ControlNet preprocessors a layout template may name; equal to ``studio.engine.control.PREPROCESSORS``.
+#: ``none``: the image already is the control map. Only the first four work without downloaded weights.
 PREPROCESSORS: tuple[str, ...] = (
-    "none",
     "canny",
     "shuffle",
     "lineart_standard",
-    "lineart",
+    "none",
     "hed",
-    "pidi",
+    "pidinet",
     "mlsd",
+    "lineart",
+    "lineart_anime",
     "openpose",
     "midas",
     "zoe",
+    "normalbae",
+    "leres",
 )
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 

@@ -69,6 +69,15 @@ def test_named_colours_match_the_toy_world() -> None:
     assert as_hex == BACKGROUND_COLOURS
 
 
+def test_sampler_and_preprocessor_names_match_the_engine() -> None:
+    from studio.services.brand_files import PREPROCESSORS, SAMPLERS
+
+    samplers = pytest.importorskip("studio.engine.samplers")
+    control = pytest.importorskip("studio.engine.control")
+    assert samplers.SAMPLERS == SAMPLERS
+    assert control.PREPROCESSORS == PREPROCESSORS
+
+
 def test_good_file_is_normalised(tmp_path: Path) -> None:
     spec = parse_brand_file(write(tmp_path, GOOD))
     assert spec.slug == "acme"  # from the folder
