@@ -191,3 +191,13 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64), index=True)
     target: Mapped[str | None] = mapped_column(String(200), nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# Tables added by later migrations live in their own modules; importing them here registers them on
+# Base.metadata for Alembic and the app.
+from studio.db.generation_models import (  # noqa: E402,F401
+    Generation,
+    GenerationLora,
+    GenerationTemplate,
+    Image,
+)
