@@ -201,3 +201,4 @@ from studio.db.generation_models import (  # noqa: E402,F401
     GenerationTemplate,
     Image,
 )
+from studio.db.training_models import Dataset, DatasetImage, Job, JobCheckpoint  # noqa: E402,F401
