@@ -130,7 +130,7 @@ class Image(Base):
     review_status: Mapped[str] = mapped_column(String(16), default="pending")
     palette_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     palette_flag: Mapped[bool] = mapped_column(Boolean, default=False)
-    palette_misses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    palette_misses: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     generation: Mapped[Generation] = relationship(back_populates="images")

@@ -13,6 +13,8 @@ from studio.db.engine import make_engine, make_session_factory
 from studio.db.migrate import upgrade
 from studio.services.audit import AuditService
 from studio.services.brands import BrandService
+from studio.services.generation import EngineProvider, GenerationService
+from studio.services.templates import TemplateService
 from studio.services.users import UserService
 
 
@@ -26,6 +28,9 @@ class Services:
     users: UserService
     brands: BrandService
     audit: AuditService
+    engines: EngineProvider
+    generation: GenerationService
+    templates: TemplateService
 
     def close(self) -> None:
         """Release database connections."""
@@ -62,6 +67,7 @@ def build_services(
         upgrade(settings)
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
+    engines = EngineProvider(settings)  # the diffusion engine is built on first use
     return Services(
         settings=settings,
         engine=engine,
@@ -69,4 +75,7 @@ def build_services(
         users=UserService(sessions, settings, password_hasher),
         brands=BrandService(sessions, settings),
         audit=AuditService(sessions),
+        engines=engines,
+        generation=GenerationService(sessions, settings, engines),
+        templates=TemplateService(sessions, settings, engines),
     )

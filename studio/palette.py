@@ -1,0 +1,136 @@
+"""Brand palette check: an image's dominant colours against the brand palette by CIEDE2000 (pure, no torch).
+
+How the score is made:
+
+1. the image is downsampled to at most :data:`ANALYSIS_SIDE` pixels a side (box filter) and quantised to at
+   most :data:`DOMINANT_COLOURS` colours (Pillow's median cut), each with its share of the pixels;
+2. each dominant colour and each palette colour go to CIELAB (sRGB, D65) with ``colour-science``, and the
+   nearest palette colour is found by ``colour.delta_E(..., method="CIE 2000")``;
+3. a dominant colour *matches* when that distance is at most :data:`MATCH_DELTA_E` (clearly the same colour
+   family; 2.3 is "just noticeable", 10+ is "a different shade");
+4. **score** = the share of pixels whose dominant colour matches (0–1); the image is **flagged** off-palette
+   when the score is below the brand's ``palette_threshold`` (default :data:`DEFAULT_THRESHOLD`);
+5. **misses** = the dominant colours covering at least :data:`MIN_MISS_SHARE` of the image that matched no
+   palette colour, largest first, each with its nearest palette colour and distance.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from studio.colours import NAMED_COLOURS, hex_to_rgb
+
+ANALYSIS_SIDE = 64
+DOMINANT_COLOURS = 8
+MATCH_DELTA_E = 15.0
+MIN_MISS_SHARE = 0.05
+DEFAULT_THRESHOLD = 0.5
+
+with warnings.catch_warnings():  # colour-science warns once about optional plotting extras
+    warnings.simplefilter("ignore")
+    import colour
+
+
+@dataclass(frozen=True)
+class PaletteMiss:
+    """A dominant colour of the image that is far from every palette colour."""
+
+    colour: str
+    share: float
+    nearest: str
+    delta_e: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"colour": self.colour, "share": self.share, "nearest": self.nearest, "delta_e": self.delta_e}
+
+
+@dataclass(frozen=True)
+class PaletteScore:
+    """Score 0–1 (share of on-palette pixels), the off-palette flag, the threshold used and the misses."""
+
+    score: float
+    flagged: bool
+    threshold: float
+    misses: tuple[PaletteMiss, ...] = ()
+
+    def misses_json(self) -> list[dict[str, Any]]:
+        return [miss.as_dict() for miss in self.misses]
+
+
+def _to_hex(rgb: Sequence[int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb[:3]))
+
+
+def _palette_hex(value: str) -> str:
+    text = value.strip().lower()
+    if text in NAMED_COLOURS:
+        return NAMED_COLOURS[text]
+    if len(text) == 4 and text.startswith("#"):
+        text = "#" + "".join(c * 2 for c in text[1:])
+    if len(text) != 7 or not text.startswith("#"):
+        raise ValueError(f"palette colour {value!r} is not #rrggbb or a named colour")
+    return text
+
+
+def _lab(rgb255: np.ndarray) -> np.ndarray:
+    """sRGB 0–255 rows → CIELAB rows (D65)."""
+    return colour.XYZ_to_Lab(colour.sRGB_to_XYZ(np.asarray(rgb255, dtype=np.float64) / 255.0))
+
+
+def dominant_colours(
+    image: Image.Image, count: int = DOMINANT_COLOURS
+) -> list[tuple[tuple[int, int, int], float]]:
+    """The image's dominant colours as ((r, g, b), share), largest share first."""
+    rgb = image.convert("RGB")
+    scale = max(rgb.width, rgb.height) / ANALYSIS_SIDE
+    if scale > 1:
+        size = (max(1, round(rgb.width / scale)), max(1, round(rgb.height / scale)))
+        rgb = rgb.resize(size, Image.Resampling.BOX)
+    quantised = rgb.quantize(colors=count, method=Image.Quantize.MEDIANCUT)
+    palette = quantised.getpalette() or []
+    counts = quantised.getcolors(maxcolors=256) or []
+    total = sum(n for n, _ in counts) or 1
+    result = [
+        ((palette[3 * index], palette[3 * index + 1], palette[3 * index + 2]), n / total)
+        for n, index in counts
+    ]
+    return sorted(result, key=lambda item: item[1], reverse=True)
+
+
+def palette_score(image: Image.Image, palette: Sequence[str], threshold: float | None = None) -> PaletteScore:
+    """Score ``image`` against ``palette`` (hex values or toy-world colour names); see the module docstring.
+
+    An empty palette scores 1.0 and is never flagged (there is nothing to be off).
+    """
+    limit = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+    targets = [_palette_hex(value) for value in palette]
+    if not targets:
+        return PaletteScore(score=1.0, flagged=False, threshold=limit)
+    dominant = dominant_colours(image)
+    image_lab = _lab(np.array([rgb for rgb, _ in dominant]))
+    palette_lab = _lab(np.array([hex_to_rgb(value) for value in targets]))
+    distances = colour.delta_E(image_lab[:, None, :], palette_lab[None, :, :], method="CIE 2000")
+    distances = np.atleast_2d(distances)
+    nearest = distances.argmin(axis=1)
+    nearest_distance = distances.min(axis=1)
+    shares = np.array([share for _, share in dominant])
+    matched = nearest_distance <= MATCH_DELTA_E
+    score = float(shares[matched].sum())
+    misses = tuple(
+        PaletteMiss(
+            colour=_to_hex(dominant[i][0]),
+            share=round(float(shares[i]), 4),
+            nearest=targets[int(nearest[i])],
+            delta_e=round(float(nearest_distance[i]), 2),
+        )
+        for i in range(len(dominant))
+        if not matched[i] and shares[i] >= MIN_MISS_SHARE
+    )
+    score = round(min(1.0, max(0.0, score)), 4)
+    return PaletteScore(score=score, flagged=score < limit, threshold=limit, misses=misses)

@@ -1,0 +1,834 @@
+"""Brand-aware generation: permission, brand application, the engine run, PNG files and database rows.
+
+``GenerationService.generate(actor, GenerateInput(...))`` checks that the actor is a marketer or an admin who
+may read the brand, applies the brand (style template around the prompt, trigger words of the LoRAs used,
+the brand's negative prompt merged with the user's, banned terms refused, size presets), runs the engine
+(progress and cancel pass through), writes each image atomically as a PNG that carries its recipe, then adds
+the rows in one transaction; if that transaction fails the files are removed again (InvokeAI's
+``images_default`` pattern). Nothing is written when the input is refused.
+
+The engine (torch, diffusers) is built on first use by :class:`EngineProvider`, so importing this module and
+building the services stays light.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from studio.config import Settings
+from studio.db.base import utcnow
+from studio.db.generation_models import Generation, GenerationLora, GenerationTemplate, Image
+from studio.db.models import Brand, ControlTemplate, LoraAdapter, LoraVersion, User
+from studio.errors import ModelError, NotFoundError, StudioError, ValidationError
+from studio.services import audit
+from studio.services.brand_files import SAMPLERS, banned_term_in
+from studio.services.permissions import readable_brand, require_role
+from studio.services.views import Actor
+from studio.storage import ContentStore, atomic_write_bytes
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL.Image import Image as PILImage
+
+    from studio.engine.generate import Engine, GeneratedImage, GenerationRequest
+
+ProgressCallback = Callable[[int, int], None]
+
+MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = 0.0, 1.5
+#: the CFG scales a one-click sweep uses when none are given
+DEFAULT_SWEEP_SCALES: tuple[float, ...] = (2.0, 4.0, 7.0, 10.0, 14.0)
+#: ControlNet used with the embedded model's templates
+EMBEDDED_PREFIX = "embedded:"
+
+
+class EngineProvider:
+    """Builds the one :class:`~studio.engine.generate.Engine` of the process on first use (thread-safe)."""
+
+    def __init__(self, settings: Settings, factory: Callable[[], Engine] | None = None) -> None:
+        self._settings = settings
+        self._factory = factory
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._engine is not None
+
+    def get(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                if self._factory is not None:
+                    self._engine = self._factory()
+                else:
+                    from studio.engine.generate import Engine
+
+                    self._engine = Engine(self._settings.base_model, self._settings.device)
+            return self._engine
+
+
+# ------------------------------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True)
+class GenerateInput:
+    """What a user asks for. ``None`` means the brand's default.
+
+    ``loras`` maps adapter name → weight (0–1.5; 0 leaves it out); adapters not named use their default
+    weight. ``size`` names one of the brand's size presets; ``width``/``height`` ask for a custom size.
+    ``templates`` are layout template names of the brand.
+    """
+
+    brand: str
+    prompt: str
+    negative_prompt: str = ""
+    cfg: float | None = None
+    steps: int | None = None
+    seed: int | None = None
+    sampler: str | None = None
+    size: str | None = None
+    width: int | None = None
+    height: int | None = None
+    loras: Mapping[str, float] = field(default_factory=dict)
+    templates: Sequence[str] = ()
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class PromptPreview:
+    """The prompts exactly as they will be sent, and what the brand added."""
+
+    prompt: str
+    negative_prompt: str
+    trigger_words: tuple[str, ...]
+    loras: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """A saved image: ``path`` is absolute (inside ``settings.images_dir``), ``file_path`` relative to it."""
+
+    id: int
+    generation_id: int
+    brand_slug: str
+    path: Path
+    file_path: str
+    file_sha256: str
+    pixel_sha256: str
+    seed: int
+    width: int
+    height: int
+    review_status: str
+    palette_score: float | None
+    palette_flag: bool
+    palette_misses: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """One generation: its id, the prompts as sent, the base seed and the saved images."""
+
+    generation_id: int
+    brand_slug: str
+    prompt: str
+    negative_prompt: str
+    cfg: float
+    seed: int
+    images: tuple[ImageView, ...]
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """What the Generate form offers for a brand (defaults, sizes, LoRAs with weights, templates)."""
+
+    brand_slug: str
+    brand_name: str
+    default_cfg: float
+    default_steps: int
+    default_sampler: str
+    samplers: tuple[str, ...]
+    sizes: tuple[tuple[str, int, int], ...]
+    default_size: str | None
+    loras: tuple[tuple[str, float, tuple[str, ...]], ...]
+    templates: tuple[tuple[str, Path | None], ...]
+
+
+# ----------------------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class _LoraUse:
+    adapter: str
+    version_id: int
+    sha256: str
+    path: Path
+    weight: float
+    trigger_words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _TemplateUse:
+    template_id: int
+    name: str
+    preprocessor: str
+    source_path: Path | None
+    control_path: Path | None
+    scale: float
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything read from the database for one request (so the engine runs outside any transaction)."""
+
+    user_id: int
+    brand_id: int
+    brand_slug: str
+    base_model: str
+    palette: tuple[str, ...]
+    palette_threshold: float | None
+    prompt: str
+    negative_prompt: str
+    final_prompt: str
+    final_negative: str
+    cfg: float
+    steps: int
+    sampler: str
+    seed: int | None
+    width: int | None
+    height: int | None
+    batch_size: int
+    loras: tuple[_LoraUse, ...]
+    templates: tuple[_TemplateUse, ...]
+
+
+def merge_negative(brand_negative: str, user_negative: str) -> str:
+    """The brand's negative terms, then the user's that are not already there (comma separated)."""
+    terms: list[str] = []
+    seen: set[str] = set()
+    for text in (brand_negative, user_negative):
+        for term in (part.strip() for part in (text or "").split(",")):
+            if term and term.lower() not in seen:
+                seen.add(term.lower())
+                terms.append(term)
+    return ", ".join(terms)
+
+
+def apply_style(style_template: str, prompt: str, trigger_words: Sequence[str]) -> str:
+    """The style template around the prompt, then the trigger words that are not in it yet."""
+    text = (style_template or "{prompt}").replace("{prompt}", prompt.strip())
+    lowered = text.lower()
+    missing = [w for w in trigger_words if w.strip() and w.lower() not in lowered]
+    return ", ".join([text, *missing]) if missing else text
+
+
+class GenerationService:
+    """Generate, regenerate and preview images for a brand. See the module docstring."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        engines: EngineProvider,
+        *,
+        controlnets: Mapping[str, str] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._engines = engines
+        self._controlnets = dict(controlnets or {})
+        self._template_store = ContentStore(settings.templates_dir)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engines.get()
+
+    # ---------------------------------------------------------------------------------------- reading
+
+    def options(self, actor: Actor, brand: str) -> GenerationOptions:
+        """Defaults, sizes, LoRAs and templates of a brand the actor may generate with."""
+        with self._sessions() as session:
+            _, row = self._brand_for_generation(session, actor, brand)
+            return GenerationOptions(
+                brand_slug=row.slug,
+                brand_name=row.name,
+                default_cfg=row.default_cfg,
+                default_steps=row.default_steps,
+                default_sampler=row.default_sampler,
+                samplers=SAMPLERS,
+                sizes=tuple((p["name"], int(p["width"]), int(p["height"])) for p in row.size_presets),
+                default_size=row.default_size,
+                loras=tuple(
+                    (a.name, a.default_weight, tuple(a.trigger_words))
+                    for a in row.adapters
+                    if a.active_version is not None
+                ),
+                templates=tuple(
+                    (t.name, self._home_path(t.control_image_path or t.source_image_path))
+                    for t in row.templates
+                ),
+            )
+
+    def preview(
+        self,
+        actor: Actor,
+        brand: str,
+        prompt: str,
+        negative_prompt: str = "",
+        loras: Mapping[str, float] | None = None,
+    ) -> PromptPreview:
+        """The final prompt and negative prompt the user's input becomes (refusals as in :meth:`generate`)."""
+        request = GenerateInput(
+            brand=brand, prompt=prompt, negative_prompt=negative_prompt, loras=loras or {}
+        )
+        with self._sessions() as session:
+            plan = self._plan(session, actor, request)
+        return PromptPreview(
+            prompt=plan.final_prompt,
+            negative_prompt=plan.final_negative,
+            trigger_words=tuple(w for lora in plan.loras for w in lora.trigger_words),
+            loras=tuple((lora.adapter, lora.weight) for lora in plan.loras),
+        )
+
+    def get_image(self, actor: Actor, image_id: int) -> ImageView:
+        """One image of a brand the actor may read (others: NotFoundError, whether or not it exists)."""
+        with self._sessions() as session:
+            image = self._readable_image(session, actor, image_id)
+            return self._image_view(image, image.generation, self._slug(session, image.brand_id))
+
+    # --------------------------------------------------------------------------------------- generate
+
+    def generate(
+        self,
+        actor: Actor,
+        request: GenerateInput,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        """Generate ``request.batch_size`` images, save them with their recipes and return them."""
+        with self._sessions() as session:
+            plan = self._plan(session, actor, request)
+        engine = self.engine
+        engine_request = self._engine_request(plan)
+        engine_request = engine.validate(engine_request)  # every refusal happens before anything is written
+        engine_request = self._with_controls(engine, plan, engine_request)
+        images = engine.generate(engine_request, progress=progress, cancel=cancel)
+        return self._save(actor, plan, engine_request, images)
+
+    def cfg_sweep(
+        self,
+        actor: Actor,
+        request: GenerateInput,
+        scales: Sequence[float] = DEFAULT_SWEEP_SCALES,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[GenerationResult]:
+        """The same prompt and seed at several CFG scales (one image each), for side-by-side comparison."""
+        if not scales or len(scales) > 8:
+            raise ValidationError("scales", "give 1 to 8 CFG scales")
+        seed = request.seed
+        if seed is None:
+            import secrets
+
+            seed = secrets.randbelow(2**32)
+        results = []
+        for index, scale in enumerate(scales):
+            one = replace(request, cfg=float(scale), seed=seed, batch_size=1)
+
+            def step(current: int, total: int, _index: int = index) -> None:
+                if progress is not None:
+                    progress(_index * total + current, total * len(scales))
+
+            results.append(self.generate(actor, one, progress=step, cancel=cancel))
+        return results
+
+    def regenerate(
+        self,
+        actor: Actor,
+        image_id: int,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        """Make an image again from its stored recipe (same machine → same pixels); saved as a new image.
+
+        A recipe whose LoRA version, control image or base model is no longer present fails with an error
+        naming it.
+        """
+        from studio.engine.generate import request_from_recipe
+        from studio.engine.recipe import Recipe
+
+        with self._sessions() as session:
+            image = self._readable_image(session, actor, image_id)
+            user = require_role(session, actor, "marketer")
+            generation = image.generation
+            brand = session.get(Brand, image.brand_id)
+            assert brand is not None
+            recipe = Recipe.from_dict({**generation.recipe, "seed": image.seed})
+            lora_paths = self._lora_paths(session, recipe)
+            control_images = self._control_images(session, generation)
+            templates = tuple(
+                _TemplateUse(
+                    template_id=t.template_id or 0,
+                    name=t.template_name,
+                    preprocessor="",
+                    source_path=None,
+                    control_path=None,
+                    scale=t.conditioning_scale,
+                    start=t.guidance_start,
+                    end=t.guidance_end,
+                )
+                for t in generation.templates
+            )
+            plan = _Plan(
+                user_id=user.id if user is not None else generation.user_id,
+                brand_id=brand.id,
+                brand_slug=brand.slug,
+                base_model=recipe.base_model,
+                palette=tuple(brand.palette),
+                palette_threshold=brand.palette_threshold,
+                prompt=generation.prompt,
+                negative_prompt=generation.negative_prompt,
+                final_prompt=recipe.prompt,
+                final_negative=recipe.negative_prompt,
+                cfg=recipe.guidance_scale,
+                steps=recipe.steps,
+                sampler=recipe.sampler,
+                seed=recipe.seed,
+                width=recipe.width,
+                height=recipe.height,
+                batch_size=1,
+                loras=tuple(
+                    _LoraUse(
+                        adapter=lora.adapter_name,
+                        version_id=lora.lora_version_id or 0,
+                        sha256=lora.sha256,
+                        path=Path(lora_paths.get(lora.sha256, "")),
+                        weight=lora.weight,
+                        trigger_words=(),
+                    )
+                    for lora in generation.loras
+                ),
+                templates=templates,
+            )
+        engine_request = request_from_recipe(recipe, lora_paths, control_images)
+        engine = self.engine
+        try:
+            engine.resolve(recipe.base_model, recipe.base_model_revision)
+        except StudioError as exc:
+            raise ModelError(
+                f"the recipe's base model {recipe.base_model!r} is not available: {exc}"
+            ) from None
+        images = engine.generate(engine_request, progress=progress, cancel=cancel)
+        return self._save(actor, plan, engine_request, images)
+
+    # ----------------------------------------------------------------------------------- planning
+
+    @staticmethod
+    def _brand_for_generation(session: Session, actor: Actor, slug: str) -> tuple[User | None, Brand]:
+        """Marketers and admins who may read the brand (non-members get NotFoundError)."""
+        user = require_role(session, actor, "marketer")
+        if not isinstance(slug, str) or not slug.strip():
+            raise ValidationError("brand", "choose a brand")
+        brand, _ = readable_brand(session, actor, slug.strip())
+        return user, brand
+
+    def _plan(self, session: Session, actor: Actor, request: GenerateInput) -> _Plan:
+        user, brand = self._brand_for_generation(session, actor, request.brand)
+        prompt = request.prompt if isinstance(request.prompt, str) else ""
+        if not prompt.strip():
+            raise ValidationError("prompt", "must not be empty")
+        negative = request.negative_prompt or ""
+        term = banned_term_in(prompt, brand.banned_terms)
+        if term is not None:
+            raise ValidationError("prompt", f"contains {term!r}, a term banned by brand {brand.slug}")
+        loras = self._loras(brand, request.loras)
+        templates = self._templates(brand, request.templates)
+        width, height = self._size(brand, request)
+        trigger_words = [w for lora in loras for w in lora.trigger_words]
+        return _Plan(
+            user_id=self._user_id(session, user),
+            brand_id=brand.id,
+            brand_slug=brand.slug,
+            base_model=brand.base_model,
+            palette=tuple(brand.palette),
+            palette_threshold=brand.palette_threshold,
+            prompt=prompt,
+            negative_prompt=negative,
+            final_prompt=apply_style(brand.style_template, prompt, trigger_words),
+            final_negative=merge_negative(brand.negative_prompt, negative),
+            cfg=brand.default_cfg if request.cfg is None else request.cfg,
+            steps=brand.default_steps if request.steps is None else request.steps,
+            sampler=request.sampler or brand.default_sampler,
+            seed=request.seed,
+            width=width,
+            height=height,
+            batch_size=request.batch_size,
+            loras=loras,
+            templates=templates,
+        )
+
+    @staticmethod
+    def _user_id(session: Session, user: User | None) -> int:
+        """The author's id; the system actor (CLI) generates as the first admin."""
+        if user is not None:
+            return user.id
+        from studio.db.models import UserRole
+
+        first_admin = session.scalar(
+            select(User.id).join(UserRole).where(UserRole.role == "admin").order_by(User.id).limit(1)
+        )
+        if first_admin is None:
+            raise ValidationError("user", "no user to record as the author; pass --user NAME")
+        return int(first_admin)
+
+    def _loras(self, brand: Brand, weights: Mapping[str, float]) -> tuple[_LoraUse, ...]:
+        adapters = {a.name: a for a in brand.adapters}
+        for name in weights:
+            if name not in adapters:
+                known = ", ".join(sorted(adapters)) or "none"
+                raise ValidationError("loras", f"brand {brand.slug} has no LoRA {name!r} (it has: {known})")
+        uses = []
+        for adapter in brand.adapters:
+            weight = weights.get(adapter.name, adapter.default_weight)
+            weight = _weight(adapter.name, weight)
+            version = adapter.active_version
+            if weight == 0.0 or version is None:
+                if adapter.name in weights and version is None and weight > 0:
+                    raise ValidationError(f"loras.{adapter.name}", "has no file yet (train or upload one)")
+                continue
+            uses.append(self._lora_use(adapter, version, weight))
+        return tuple(uses)
+
+    def _lora_use(self, adapter: LoraAdapter, version: LoraVersion, weight: float) -> _LoraUse:
+        path = self._home_path(version.file_path)
+        if path is None or not path.is_file():
+            raise NotFoundError(f"LoRA {adapter.name}: its file {version.file_path} is missing")
+        return _LoraUse(
+            adapter=adapter.name,
+            version_id=version.id,
+            sha256=version.sha256,
+            path=path,
+            weight=weight,
+            trigger_words=tuple(adapter.trigger_words),
+        )
+
+    def _templates(self, brand: Brand, names: Sequence[str]) -> tuple[_TemplateUse, ...]:
+        by_name = {t.name: t for t in brand.templates}
+        uses = []
+        for name in dict.fromkeys(n for n in names if n):
+            template = by_name.get(name)
+            if template is None:
+                known = ", ".join(sorted(by_name)) or "none"
+                raise ValidationError(
+                    "templates", f"brand {brand.slug} has no template {name!r} (it has: {known})"
+                )
+            uses.append(
+                _TemplateUse(
+                    template_id=template.id,
+                    name=template.name,
+                    preprocessor=template.preprocessor,
+                    source_path=self._home_path(template.source_image_path),
+                    control_path=self._home_path(template.control_image_path),
+                    scale=template.conditioning_scale,
+                    start=template.guidance_start,
+                    end=template.guidance_end,
+                )
+            )
+        return tuple(uses)
+
+    @staticmethod
+    def _size(brand: Brand, request: GenerateInput) -> tuple[int | None, int | None]:
+        presets = {p["name"]: p for p in brand.size_presets}
+        if request.size:
+            preset = presets.get(request.size)
+            if preset is None:
+                known = ", ".join(presets) or "none"
+                raise ValidationError(
+                    "size", f"brand {brand.slug} has no size {request.size!r} (it has: {known})"
+                )
+            return int(preset["width"]), int(preset["height"])
+        if request.width is not None or request.height is not None:
+            if request.width is None or request.height is None:
+                raise ValidationError("size", "give both width and height")
+            return request.width, request.height
+        preset = presets.get(brand.default_size or "")
+        if preset is not None:
+            return int(preset["width"]), int(preset["height"])
+        return None, None
+
+    # ------------------------------------------------------------------------------------- engine side
+
+    def _engine_request(self, plan: _Plan) -> GenerationRequest:
+        from studio.engine.generate import GenerationRequest, LoraSpec
+
+        return GenerationRequest(
+            prompt=plan.final_prompt,
+            negative_prompt=plan.final_negative,
+            guidance_scale=plan.cfg,
+            num_inference_steps=plan.steps,
+            seed=plan.seed,
+            sampler=plan.sampler,
+            width=plan.width,
+            height=plan.height,
+            batch_size=plan.batch_size,
+            loras=tuple(
+                LoraSpec(lora.adapter, lora.path, lora.sha256, lora.weight, str(lora.version_id))
+                for lora in plan.loras
+            ),
+            prompt_typed=plan.prompt,
+            model=plan.base_model,
+        )
+
+    def _with_controls(self, engine: Engine, plan: _Plan, request: GenerationRequest) -> GenerationRequest:
+        """Add the templates' control maps (made and stored on first use) to a validated request."""
+        if not plan.templates:
+            return request
+        from studio.engine.generate import ControlSpec
+
+        controlnet = self.controlnet_for(engine, plan.base_model)
+        controls = []
+        for template in plan.templates:
+            control_path = template.control_path or self._make_control_map(engine, template, plan.base_model)
+            controls.append(
+                ControlSpec(
+                    controlnet,
+                    control_path,
+                    template.scale,
+                    template.start,
+                    template.end,
+                    str(template.template_id),
+                )
+            )
+        return engine.validate(replace(request, controls=tuple(controls)))
+
+    def controlnet_for(self, engine: Engine, base_model: str) -> str:
+        """The ControlNet used with ``base_model``'s templates: configured, the embedded model's own, or a
+        ``controlnet/`` folder inside the model's folder."""
+        configured = self._controlnets.get(base_model)
+        if configured:
+            return configured
+        if base_model.startswith(EMBEDDED_PREFIX):
+            return base_model
+        folder = engine.resolve(base_model)[0].path / "controlnet"
+        if (folder / "config.json").is_file():
+            return str(folder)
+        raise ModelError(f"no ControlNet is configured for base model {base_model!r}")
+
+    def _make_control_map(self, engine: Engine, template: _TemplateUse, base_model: str) -> Path:
+        """Make a template's missing control map at the model's default size and store it."""
+        from studio.engine.control import make_control_map
+
+        if template.source_path is None or not template.source_path.is_file():
+            raise NotFoundError(f"template {template.name}: its source image is missing")
+        info = engine.model_info(base_model)
+        control = make_control_map(
+            template.source_path, template.preprocessor, info.default_width, info.default_height
+        )
+        stored = self._template_store.put_bytes(_png_bytes(control), ".png")
+        with self._sessions.begin() as session:
+            row = session.get(ControlTemplate, template.template_id)
+            if row is not None and row.control_image_path is None:
+                row.control_image_path = self._rel_home(stored.path)
+        return stored.path
+
+    # ------------------------------------------------------------------------------------------- saving
+
+    def _save(
+        self, actor: Actor, plan: _Plan, request: GenerationRequest, images: list[GeneratedImage]
+    ) -> GenerationResult:
+        """Write the PNG files, then the rows in one transaction; remove the files if the rows fail."""
+        from studio.engine.control import image_sha256
+        from studio.engine.recipe import png_metadata
+        from studio.palette import palette_score
+
+        written: list[Path] = []
+        rows: list[Image] = []
+        day = utcnow().strftime("%Y%m%d")
+        try:
+            for item in images:
+                data = _png_bytes(item.image, png_metadata(item.recipe))
+                relative = f"{plan.brand_slug}/{day}/{uuid.uuid4().hex}.png"
+                path = self._settings.images_dir / relative
+                atomic_write_bytes(path, data)
+                written.append(path)
+                score = palette_score(item.image, plan.palette, plan.palette_threshold)
+                rows.append(
+                    Image(
+                        brand_id=plan.brand_id,
+                        user_id=plan.user_id,
+                        file_path=relative,
+                        file_sha256=_sha256(data),
+                        pixel_sha256=image_sha256(item.image),
+                        seed=item.seed,
+                        width=item.image.width,
+                        height=item.image.height,
+                        review_status="pending",
+                        palette_score=score.score,
+                        palette_flag=score.flagged,
+                        palette_misses=score.misses_json(),
+                    )
+                )
+            first = images[0].recipe
+            generation = Generation(
+                user_id=plan.user_id,
+                brand_id=plan.brand_id,
+                recipe=first.to_dict(),
+                prompt=plan.prompt,
+                final_prompt=first.prompt,
+                negative_prompt=plan.negative_prompt,
+                final_negative_prompt=first.negative_prompt,
+                sampler=first.sampler,
+                steps=first.steps,
+                cfg=first.guidance_scale,
+                seed=first.seed,
+                width=first.width,
+                height=first.height,
+                batch_size=len(images),
+                base_model=first.base_model,
+                base_model_revision=first.base_model_revision,
+                loras=[
+                    GenerationLora(
+                        lora_version_id=lora.version_id or None,
+                        adapter_name=lora.adapter,
+                        sha256=lora.sha256,
+                        weight=lora.weight,
+                    )
+                    for lora in plan.loras
+                ],
+                templates=[
+                    GenerationTemplate(
+                        template_id=template.template_id or None,
+                        template_name=template.name,
+                        control_image_sha256=entry.control_image_sha256,
+                        conditioning_scale=entry.scale,
+                        guidance_start=entry.start,
+                        guidance_end=entry.end,
+                    )
+                    for template, entry in zip(plan.templates, first.controls, strict=True)
+                ],
+                images=rows,
+            )
+            with self._sessions.begin() as session:
+                session.add(generation)
+                session.flush()
+                audit.record(
+                    session,
+                    actor,
+                    "generation.create",
+                    f"generation:{generation.id}",
+                    brand=plan.brand_slug,
+                    images=[row.id for row in rows],
+                )
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+        return GenerationResult(
+            generation_id=generation.id,
+            brand_slug=plan.brand_slug,
+            prompt=generation.final_prompt,
+            negative_prompt=generation.final_negative_prompt,
+            cfg=generation.cfg,
+            seed=generation.seed,
+            images=tuple(self._image_view(row, generation, plan.brand_slug) for row in rows),
+        )
+
+    # ---------------------------------------------------------------------------------------- helpers
+
+    def _readable_image(self, session: Session, actor: Actor, image_id: int) -> Image:
+        image = session.get(Image, int(image_id)) if str(image_id).lstrip("-").isdigit() else None
+        if image is not None:
+            try:
+                readable_brand(session, actor, self._slug(session, image.brand_id))
+            except NotFoundError:
+                image = None
+        if image is None:
+            raise NotFoundError(f"image {image_id} not found")
+        return image
+
+    def _lora_paths(self, session: Session, recipe: Any) -> dict[str, str | Path]:
+        paths: dict[str, str | Path] = {}
+        for entry in recipe.loras:
+            for version in session.scalars(select(LoraVersion).where(LoraVersion.sha256 == entry.sha256)):
+                path = self._home_path(version.file_path)
+                if path is not None and path.is_file():
+                    paths[entry.sha256] = path
+                    break
+        return paths
+
+    def _control_images(self, session: Session, generation: Generation) -> dict[str, str | Path]:
+        images: dict[str, str | Path] = {}
+        for used in generation.templates:
+            template = session.get(ControlTemplate, used.template_id) if used.template_id else None
+            path = self._home_path(template.control_image_path) if template is not None else None
+            if path is not None and path.is_file():
+                images[used.control_image_sha256] = path
+        return images
+
+    @staticmethod
+    def _slug(session: Session, brand_id: int) -> str:
+        return session.scalar(select(Brand.slug).where(Brand.id == brand_id)) or ""
+
+    def _home_path(self, stored: str | None) -> Path | None:
+        if not stored:
+            return None
+        path = Path(stored)
+        return path if path.is_absolute() else self._settings.home / path
+
+    def _rel_home(self, path: Path) -> str:
+        try:
+            return Path(path).resolve().relative_to(self._settings.home.resolve()).as_posix()
+        except ValueError:
+            return str(Path(path).resolve())
+
+    def _image_view(self, image: Image, generation: Generation, slug: str) -> ImageView:
+        return ImageView(
+            id=image.id,
+            generation_id=generation.id,
+            brand_slug=slug,
+            path=self._settings.images_dir / image.file_path,
+            file_path=image.file_path,
+            file_sha256=image.file_sha256,
+            pixel_sha256=image.pixel_sha256,
+            seed=image.seed,
+            width=image.width,
+            height=image.height,
+            review_status=image.review_status,
+            palette_score=image.palette_score,
+            palette_flag=image.palette_flag,
+            palette_misses=tuple(image.palette_misses or ()),
+        )
+
+
+def _weight(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValidationError(f"loras.{name}", "weight must be a number")
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"loras.{name}", f"weight must be a number, not {value!r}") from None
+    if not MIN_LORA_WEIGHT <= weight <= MAX_LORA_WEIGHT:
+        raise ValidationError(
+            f"loras.{name}", f"weight {weight:g} is outside {MIN_LORA_WEIGHT:g}-{MAX_LORA_WEIGHT:g}"
+        )
+    return weight
+
+
+def _png_bytes(image: PILImage, pnginfo: Any = None) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=pnginfo)
+    return buffer.getvalue()
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
