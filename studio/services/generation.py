@@ -47,6 +47,7 @@ MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = 0.0, 1.5
 DEFAULT_SWEEP_SCALES: tuple[float, ...] = (2.0, 4.0, 7.0, 10.0, 14.0)
 #: ControlNet used with the embedded model's templates
 EMBEDDED_PREFIX = "embedded:"
+MIN_CONTROL_SIDE = 64
 
 
 class EngineProvider:
@@ -208,6 +209,13 @@ class _Plan:
     batch_size: int
     loras: tuple[_LoraUse, ...]
     templates: tuple[_TemplateUse, ...]
+
+
+def control_map_size(info: Any) -> tuple[int, int]:
+    """Control maps are made at the model's default size, at least 64 a side (controlnet-aux rounds its
+    working size to multiples of 64); the engine fits them to each output size."""
+    scale = max(1.0, MIN_CONTROL_SIDE / min(info.default_width, info.default_height))
+    return round(info.default_width * scale), round(info.default_height * scale)
 
 
 def merge_negative(brand_negative: str, user_negative: str) -> str:
@@ -628,9 +636,8 @@ class GenerationService:
 
         if template.source_path is None or not template.source_path.is_file():
             raise NotFoundError(f"template {template.name}: its source image is missing")
-        info = engine.model_info(base_model)
         control = make_control_map(
-            template.source_path, template.preprocessor, info.default_width, info.default_height
+            template.source_path, template.preprocessor, *control_map_size(engine.model_info(base_model))
         )
         stored = self._template_store.put_bytes(_png_bytes(control), ".png")
         with self._sessions.begin() as session:

@@ -19,7 +19,7 @@ from studio.db.models import Brand, ControlTemplate
 from studio.errors import ConflictError, ValidationError
 from studio.services import audit
 from studio.services.brand_files import NAME_RE
-from studio.services.generation import EngineProvider
+from studio.services.generation import EngineProvider, control_map_size
 from studio.services.permissions import readable_brand, require_admin
 from studio.services.views import Actor, ControlTemplateView
 from studio.storage import ContentStore
@@ -146,7 +146,7 @@ class TemplateService:
         from studio.engine.control import make_control_map
 
         info = self._engines.get().model_info(base_model)
-        return make_control_map(image, preprocessor, info.default_width, info.default_height, **params)
+        return make_control_map(image, preprocessor, *control_map_size(info), **params)
 
     def _source_bytes(self, image: ImageSource) -> tuple[bytes, str]:
         """The uploaded file's bytes (size-limited, decodable, no decompression bomb) and its suffix."""

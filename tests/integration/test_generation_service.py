@@ -1,0 +1,270 @@
+"""Brand-aware generation with a real SQLite file and a real (tiny, random) diffusers pipeline.
+
+The tiny SD folder gets a ``controlnet/`` subfolder, as the embedded model has, so templates work too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_fixtures import controlnet_dir, fast_cpu, lora_files, sd1_dir  # noqa: F401
+from helpers import files_under, snapshot
+from PIL import Image, ImageDraw
+from sqlalchemy import text
+
+from studio.engine.generate import Engine, GenerationCancelled
+from studio.engine.recipe import read_parameters, read_recipe
+from studio.errors import ModelError, NotFoundError, PermissionDeniedError, ValidationError
+from studio.services.brand_files import BrandSpec, SizePreset
+from studio.services.generation import EngineProvider, GenerateInput, GenerationService
+from studio.services.templates import TemplateService
+from studio.services.views import SYSTEM, Actor
+
+PASSWORD = "correct horse"
+MIA, OUTSIDER, REX = Actor.user("mia"), Actor.user("olga"), Actor.user("rex")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, sd1_dir: Path, controlnet_dir: Path) -> Path:  # noqa: F811
+    folder = tmp_path_factory.mktemp("acme-model") / "model"
+    shutil.copytree(sd1_dir, folder)
+    shutil.copytree(controlnet_dir, folder / "controlnet")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir: Path) -> Engine:
+    return Engine(str(model_dir), device="cpu")
+
+
+def _square_png(size: int = 64) -> bytes:
+    image = Image.new("RGB", (size, size), "white")
+    ImageDraw.Draw(image).rectangle((size // 4, size // 4, 3 * size // 4, 3 * size // 4), fill="red")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def studio(services, engine: Engine, model_dir: Path, lora_files: dict[str, Path]) -> Any:  # noqa: ANN001, F811
+    """Services sharing one engine; brand ``acme`` with a LoRA and a template; mia (member), olga
+    (marketer, not a member), rex (reviewer member)."""
+    provider = EngineProvider(services.settings, factory=lambda: engine)
+    built = dataclasses.replace(
+        services,
+        engines=provider,
+        generation=GenerationService(services.sessions, services.settings, provider),
+        templates=TemplateService(services.sessions, services.settings, provider),
+    )
+    spec = BrandSpec(
+        slug="acme",
+        name="Acme",
+        palette=("#ff0000", "#ffffff"),
+        palette_threshold=0.4,
+        style_template="{prompt}, acme style",
+        negative_prompt="blurry",
+        banned_terms=("competitor",),
+        size_presets=(SizePreset("square", "feed", 32, 32), SizePreset("wide", "web", 48, 32)),
+        default_size="square",
+        default_cfg=5.0,
+        default_steps=3,
+        default_sampler="Euler",
+        base_model=str(model_dir),
+    )
+    built.brands.create_brand(SYSTEM, spec)
+    built.brands.upload_lora(
+        SYSTEM, "acme", lora_files["a"], name="shine", trigger_words=["shinystyle"], default_weight=0.8
+    )
+    built.templates.create(SYSTEM, "acme", "frame", _square_png(), "canny", guidance_end=0.9)
+    built.users.add_user(SYSTEM, "mia", ["marketer"], PASSWORD)
+    built.users.add_user(SYSTEM, "olga", ["marketer"], PASSWORD)
+    built.users.add_user(SYSTEM, "rex", ["reviewer"], PASSWORD)
+    built.brands.grant(SYSTEM, "acme", "mia")
+    built.brands.grant(SYSTEM, "acme", "rex")
+    return built
+
+
+def _state(studio: Any) -> tuple[Any, list[str]]:
+    return snapshot(studio), files_under(studio.settings.home)
+
+
+def test_preview_applies_the_brand(studio: Any) -> None:
+    preview = studio.generation.preview(MIA, "acme", "a red circle", "ugly, Blurry")
+    assert preview.prompt == "a red circle, acme style, shinystyle"
+    assert preview.negative_prompt == "blurry, ugly"
+    assert preview.loras == (("shine", 0.8),)
+    off = studio.generation.preview(MIA, "acme", "a red circle", loras={"shine": 0})
+    assert off.prompt == "a red circle, acme style" and off.loras == ()
+    with pytest.raises(ValidationError, match="'competitor'") as refused:
+        studio.generation.preview(MIA, "acme", "a Competitor logo")
+    assert refused.value.field == "prompt"
+
+
+def test_generate_saves_pngs_with_recipes_and_rows(studio: Any) -> None:
+    steps: list[tuple[int, int]] = []
+    result = studio.generation.generate(
+        MIA,
+        GenerateInput(brand="acme", prompt="a red circle", batch_size=2),
+        progress=lambda s, t: steps.append((s, t)),
+    )
+    assert steps[-1] == (6, 6)  # 3 steps x 2 images
+    assert result.prompt == "a red circle, acme style, shinystyle" and result.negative_prompt == "blurry"
+    assert [image.seed for image in result.images] == [result.seed, result.seed + 1]  # random, recorded
+    for image in result.images:
+        assert image.path.is_file() and image.path.is_relative_to(studio.settings.images_dir)
+        assert (image.width, image.height) == (32, 32) and image.review_status == "pending"
+        assert image.palette_score is not None and 0.0 <= image.palette_score <= 1.0
+        recipe = read_recipe(image.path)
+        assert recipe.seed == image.seed and recipe.prompt_typed == "a red circle"
+        assert [(lora.name, lora.weight) for lora in recipe.loras] == [("shine", 0.8)]
+        assert "Seed: " in read_parameters(image.path) and "Sampler: Euler" in read_parameters(image.path)
+    with studio.engine.connect() as conn:
+        counts = [conn.execute(text(f"select count(*) from {t}")).scalar() for t in ("generations", "images")]
+        assert counts == [1, 2]
+        row = conn.execute(text("select prompt, final_prompt, sampler, steps, cfg from generations")).one()
+        assert tuple(row) == ("a red circle", result.prompt, "Euler", 3, 5.0)
+        assert conn.execute(text("select weight from generation_loras")).scalar() == 0.8
+        author = conn.execute(
+            text("select u.username from images i join users u on u.id = i.user_id")
+        ).first()
+        assert author[0] == "mia"
+
+
+def test_regenerate_makes_the_same_pixels_with_lora_and_template(studio: Any) -> None:
+    first = studio.generation.generate(
+        MIA, GenerateInput(brand="acme", prompt="a blue square", seed=7, templates=["frame"], size="wide")
+    )
+    image = first.images[0]
+    assert read_recipe(image.path).controls[0].scale == 1.0
+    again = studio.generation.regenerate(MIA, image.id)
+    assert again.images[0].id != image.id
+    assert again.images[0].pixel_sha256 == image.pixel_sha256
+    assert read_recipe(again.images[0].path).to_dict() == {
+        **read_recipe(image.path).to_dict(),
+        "versions": read_recipe(again.images[0].path).versions,
+    }
+
+
+def test_regenerate_fails_clearly_when_the_lora_file_is_gone(studio: Any) -> None:
+    result = studio.generation.generate(MIA, GenerateInput(brand="acme", prompt="a red circle", seed=1))
+    for path in studio.settings.loras_dir.rglob("*.safetensors"):
+        path.unlink()
+    before = _state(studio)
+    with pytest.raises(ValidationError, match="LoRA shine .* no longer available"):
+        studio.generation.regenerate(MIA, result.images[0].id)
+    assert _state(studio) == before
+
+
+BAD_INPUTS: list[tuple[dict[str, Any], str]] = [
+    ({"prompt": "   "}, "prompt"),
+    ({"cfg": 0.5}, "guidance_scale"),
+    ({"cfg": 31}, "guidance_scale"),
+    ({"steps": 0}, "num_inference_steps"),
+    ({"steps": 151}, "num_inference_steps"),
+    ({"width": 33, "height": 32}, "width"),
+    ({"size": "poster"}, "size"),
+    ({"sampler": "Heun"}, "sampler"),
+    ({"loras": {"shine": 1.6}}, "loras.shine"),
+    ({"loras": {"shine": -0.1}}, "loras.shine"),
+    ({"loras": {"nope": 1.0}}, "loras"),
+    ({"templates": ["nope"]}, "templates"),
+    ({"prompt": "a competitor logo"}, "prompt"),
+]
+
+
+def test_bad_input_is_refused_naming_the_field_and_writes_nothing(studio: Any) -> None:
+    before = _state(studio)
+    for change, field in BAD_INPUTS:
+        request = dataclasses.replace(GenerateInput(brand="acme", prompt="a red circle"), **change)
+        with pytest.raises(ValidationError) as refused:
+            studio.generation.generate(MIA, request)
+        assert refused.value.field == field, (change, str(refused.value))
+    with pytest.raises(NotFoundError, match="brand 'nope' not found"):
+        studio.generation.generate(MIA, GenerateInput(brand="nope", prompt="a red circle"))
+    assert _state(studio) == before
+
+
+def test_only_marketer_members_generate_and_refusals_change_nothing(studio: Any) -> None:
+    before = _state(studio)
+    with pytest.raises(NotFoundError, match="brand 'acme' not found"):
+        studio.generation.generate(OUTSIDER, GenerateInput(brand="acme", prompt="a red circle"))
+    with pytest.raises(PermissionDeniedError, match="marketer"):
+        studio.generation.generate(REX, GenerateInput(brand="acme", prompt="a red circle"))
+    assert _state(studio) == before
+    image = studio.generation.generate(MIA, GenerateInput(brand="acme", prompt="a red circle", steps=1))
+    with pytest.raises(NotFoundError, match="not found"):
+        studio.generation.regenerate(OUTSIDER, image.images[0].id)
+    with pytest.raises(NotFoundError, match="image 999 not found"):
+        studio.generation.regenerate(MIA, 999)
+
+
+def test_cancel_stops_the_run_and_writes_nothing(studio: Any) -> None:
+    before = _state(studio)
+    cancel = threading.Event()
+    with pytest.raises(GenerationCancelled):
+        studio.generation.generate(
+            MIA,
+            GenerateInput(brand="acme", prompt="a red circle", steps=5),
+            progress=lambda s, t: cancel.set(),
+            cancel=cancel,
+        )
+    assert _state(studio) == before
+
+
+def test_files_are_removed_when_the_database_write_fails(studio: Any) -> None:
+    """The brand disappears while the engine runs: the rows fail (foreign key) and no file stays."""
+    images_before = files_under(studio.settings.images_dir)
+
+    def delete_brand(step: int, total: int) -> None:
+        if step == 1:
+            with studio.engine.begin() as conn:
+                conn.execute(text("delete from brands where slug = 'acme'"))
+
+    with pytest.raises(Exception, match="FOREIGN KEY"):
+        studio.generation.generate(
+            MIA, GenerateInput(brand="acme", prompt="a red circle"), progress=delete_brand
+        )
+    assert files_under(studio.settings.images_dir) == images_before
+    with studio.engine.connect() as conn:
+        assert conn.execute(text("select count(*) from images")).scalar() == 0
+
+
+def test_cfg_sweep_keeps_the_seed(studio: Any) -> None:
+    results = studio.generation.cfg_sweep(
+        MIA, GenerateInput(brand="acme", prompt="a red circle", loras={"shine": 0}), scales=(1.0, 9.0)
+    )
+    assert [r.cfg for r in results] == [1.0, 9.0]
+    assert results[0].seed == results[1].seed
+    assert results[0].images[0].pixel_sha256 != results[1].images[0].pixel_sha256
+
+
+def test_templates_preview_create_and_refuse_bad_images(studio: Any, tmp_path: Path) -> None:
+    before = _state(studio)
+    control = studio.templates.preview(SYSTEM, "acme", _square_png(), "canny")
+    assert control.size == (64, 64)  # the model default size (32), raised to 64 for controlnet-aux
+    assert _state(studio) == before  # a preview writes nothing
+    with pytest.raises(ModelError, match="hed.*ControlNetHED.pth"):
+        studio.templates.preview(SYSTEM, "acme", _square_png(), "hed")
+    with pytest.raises(ValidationError, match="not a readable image"):
+        studio.templates.create(SYSTEM, "acme", "junk", b"not an image", "canny")
+    bomb = Image.new("1", (20000, 20000))
+    bomb_path = tmp_path / "bomb.png"
+    bomb.save(bomb_path)
+    with pytest.raises(ValidationError, match="decompression bomb"):
+        studio.templates.create(SYSTEM, "acme", "bomb", bomb_path, "canny")
+    with pytest.raises(PermissionDeniedError):
+        studio.templates.create(MIA, "acme", "mine", _square_png(), "canny")
+    assert _state(studio) == before
+    made = studio.templates.create(
+        SYSTEM, "acme", "lines", _square_png(), "lineart_standard", conditioning_scale=0.5, guidance_start=0.1
+    )
+    assert made.control_image_path is not None and made.control_image_path.is_file()
+    assert made.control_image_path.is_relative_to(studio.settings.templates_dir)
+    options = studio.generation.options(MIA, "acme")
+    assert [name for name, _ in options.templates] == ["frame", "lines"]
