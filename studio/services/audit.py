@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from studio.db import repositories as repo
 from studio.db.models import AuditEvent
 from studio.services.permissions import require_admin
 from studio.services.views import Actor, AuditEventView
@@ -17,7 +17,7 @@ def record(
 ) -> None:
     """Add an audit event to ``session``'s transaction. Never pass secrets in ``details``."""
     who = actor if isinstance(actor, str) else actor.username
-    session.add(AuditEvent(actor=who, action=action, target=target, details=details))
+    repo.add_event(session, who, action, target, details)
 
 
 def _view(event: AuditEvent) -> AuditEventView:
@@ -43,9 +43,5 @@ class AuditService:
         """Newest first; ``action`` matches a prefix (``login`` finds ``login.failed``)."""
         with self._sessions() as session:
             require_admin(session, actor)
-            query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(max(1, min(limit, 10_000)))
-            if action:
-                query = query.where(AuditEvent.action.startswith(action, autoescape=True))
-            if target:
-                query = query.where(AuditEvent.target == target)
-            return [_view(e) for e in session.scalars(query)]
+            events = repo.recent_events(session, max(1, min(limit, 10_000)), action, target)
+            return [_view(e) for e in events]

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.config import Settings
+from studio.db import repositories as repo
 from studio.db.base import utcnow
 from studio.db.models import Brand, BrandMember, ControlTemplate, LoraAdapter, LoraVersion, User
 from studio.errors import ConflictError, NotFoundError, ValidationError
@@ -97,9 +97,7 @@ class BrandService:
         """The brands the actor may see (admins: all; others: their memberships), by slug."""
         with self._sessions() as session:
             user = actor_user(session, actor)
-            query = select(Brand).order_by(Brand.slug)
-            if user is not None and "admin" not in user.role_names:
-                query = query.join(BrandMember).where(BrandMember.user_id == user.id)
+            only_member_of = user.id if user is not None and "admin" not in user.role_names else None
             return [
                 BrandSummary(
                     slug=b.slug,
@@ -110,7 +108,7 @@ class BrandService:
                     lora_count=len(b.adapters),
                     template_count=len(b.templates),
                 )
-                for b in session.scalars(query)
+                for b in repo.brands_visible_to(session, only_member_of)
             ]
 
     def get_brand(self, actor: Actor, slug: str) -> BrandView:
@@ -133,7 +131,7 @@ class BrandService:
         spec = self._revalidate(spec)
         with self._sessions.begin() as session:
             require_admin(session, actor)
-            if session.scalar(select(Brand.id).where(Brand.slug == spec.slug)) is not None:
+            if repo.brand_by_slug(session, spec.slug) is not None:
                 raise ConflictError(f"brand {spec.slug!r} already exists")
             brand = Brand(slug=spec.slug, base_model=self._settings.base_model)
             self._apply(brand, spec)
@@ -161,7 +159,7 @@ class BrandService:
         with self._sessions.begin() as session:
             require_admin(session, actor)
             brand, user = self._find(session, slug), self._find_user(session, username)
-            if session.get(BrandMember, {"brand_id": brand.id, "user_id": user.id}) is None:
+            if repo.membership(session, brand.id, user.id) is None:
                 session.add(BrandMember(brand_id=brand.id, user_id=user.id))
                 session.flush()
                 session.refresh(brand, ["members"])
@@ -173,7 +171,7 @@ class BrandService:
         with self._sessions.begin() as session:
             require_admin(session, actor)
             brand, user = self._find(session, slug), self._find_user(session, username)
-            member = session.get(BrandMember, {"brand_id": brand.id, "user_id": user.id})
+            member = repo.membership(session, brand.id, user.id)
             if member is not None:
                 session.delete(member)
                 session.flush()
@@ -192,12 +190,13 @@ class BrandService:
         trigger_words: Iterable[str] = (),
         default_weight: float = 1.0,
         filename: str | None = None,
+        source_job_id: int | None = None,
     ) -> LoraAdapterView:
         """Add a ``.safetensors`` file as a new active version of the brand's LoRA ``name`` (admins only).
 
         The adapter is created if needed (else its kind/trigger words/weight are updated). ``filename`` is the
         uploaded file's original name, used for the extension check and in errors. The same file twice makes
-        no new version.
+        no new version. ``source_job_id`` records the training job a published checkpoint came from.
         """
         label = filename or Path(file).name
         entry = {
@@ -224,7 +223,9 @@ class BrandService:
             _set(adapter, "trigger_words", list(spec.trigger_words))
             _set(adapter, "default_weight", spec.default_weight)
             session.flush()
-            version = self._add_version(session, adapter, stored.sha256, stored.path, info.lora_rank, brand)
+            version = self._add_version(
+                session, adapter, stored.sha256, stored.path, info.lora_rank, brand, source_job_id=source_job_id
+            )
             record(
                 session,
                 actor,
@@ -342,7 +343,7 @@ class BrandService:
 
     def _sync_one(self, session: Session, actor: Actor, item: _CheckedBrand) -> BrandSyncResult:
         spec = item.spec
-        brand = session.scalar(select(Brand).where(Brand.slug == spec.slug))
+        brand = repo.brand_by_slug(session, spec.slug)
         created = brand is None
         if brand is None:
             brand = Brand(slug=spec.slug, base_model=self._settings.base_model)
@@ -441,6 +442,7 @@ class BrandService:
         brand: Brand,
         *,
         published: bool = True,
+        source_job_id: int | None = None,
     ) -> LoraVersion:
         version = next((v for v in adapter.versions if v.sha256 == sha256), None)
         if version is None:
@@ -450,6 +452,7 @@ class BrandService:
                 rank=rank,
                 base_model=brand.base_model,
                 published=published,
+                source_job_id=source_job_id,
             )
             adapter.versions.append(version)
             session.flush()
@@ -605,14 +608,14 @@ class BrandService:
 
     @staticmethod
     def _find(session: Session, slug: str) -> Brand:
-        brand = session.scalar(select(Brand).where(Brand.slug == slug))
+        brand = repo.brand_by_slug(session, slug)
         if brand is None:
             raise NotFoundError(f"brand {slug!r} not found")
         return brand
 
     @staticmethod
     def _find_user(session: Session, username: str) -> User:
-        user = session.scalar(select(User).where(User.username == username))
+        user = repo.user_by_name(session, username)
         if user is None:
             raise NotFoundError(f"user {username!r} not found")
         return user

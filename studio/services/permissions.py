@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from studio.db.models import Brand, BrandMember, User
+from studio.db import repositories as repo
+from studio.db.models import Brand, User
 from studio.errors import NotFoundError, PermissionDeniedError
 from studio.services.views import Actor
 
@@ -14,7 +14,7 @@ def actor_user(session: Session, actor: Actor) -> User | None:
     """The actor's user row (None for the system actor); unknown or disabled users are refused."""
     if actor.is_system:
         return None
-    user = session.scalar(select(User).where(User.username == actor.username))
+    user = repo.user_by_name(session, actor.username)
     if user is None or user.disabled:
         raise PermissionDeniedError(f"user {actor.username!r} is unknown or disabled")
     return user
@@ -47,10 +47,10 @@ def readable_brand(session: Session, actor: Actor, slug: str) -> tuple[Brand, bo
     Non-members get NotFoundError, so they cannot learn which brands exist.
     """
     user = actor_user(session, actor)
-    brand = session.scalar(select(Brand).where(Brand.slug == slug))
+    brand = repo.brand_by_slug(session, slug)
     is_admin = user is None or "admin" in user.role_names
     if brand is not None and not is_admin:
-        member = session.get(BrandMember, {"brand_id": brand.id, "user_id": user.id}) if user else None
+        member = repo.membership(session, brand.id, user.id) if user else None
         if member is None:
             brand = None
     if brand is None:

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.config import Settings
+from studio.db import repositories as repo
 from studio.db.base import utcnow
 from studio.db.models import ROLES, User, UserRole
 from studio.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
@@ -93,7 +93,7 @@ class UserService:
         name = str(username or "").strip().lower()
         now = utcnow()
         with self._sessions.begin() as session:
-            user = session.scalar(select(User).where(User.username == name)) if name else None
+            user = repo.user_by_name(session, name) if name else None
             if user is None:
                 self._dummy_hash = self._dummy_hash or self._hasher.hash(secrets.token_hex(8))
                 self._verify(self._dummy_hash, password)  # same cost as a real check
@@ -158,7 +158,7 @@ class UserService:
         """Every user, by name (admins only)."""
         with self._sessions() as session:
             require_admin(session, actor)
-            return [_view(u) for u in session.scalars(select(User).order_by(User.username))]
+            return [_view(u) for u in repo.all_users(session)]
 
     # ---------------------------------------------------------------------------------------- admin
 
@@ -168,7 +168,7 @@ class UserService:
         password_hash = self._hasher.hash(password)
         with self._sessions.begin() as session:
             require_admin(session, actor)
-            if session.scalar(select(User.id).where(User.username == username)) is not None:
+            if repo.user_by_name(session, username) is not None:
                 raise ConflictError(f"user {username!r} already exists")
             user = User(username=username, password_hash=password_hash, disabled=False, failed_attempts=0)
             user.roles = [UserRole(role=r) for r in chosen]
@@ -219,12 +219,12 @@ class UserService:
         (the caller prints it once; it is stored only as a hash).
         """
         with self._sessions.begin() as session:
-            if self._admin_count(session) > 0:
+            if repo.active_admin_count(session) > 0:
                 return AdminBootstrap(created=False, username=None)
             given = self._settings.admin_password
             password = check_password(given) if given else generate_password()
             name = DEFAULT_ADMIN
-            user = session.scalar(select(User).where(User.username == name))
+            user = repo.user_by_name(session, name)
             if user is None:
                 user = User(username=name, password_hash="", disabled=False, failed_attempts=0)
                 session.add(user)
@@ -250,21 +250,11 @@ class UserService:
 
     @staticmethod
     def _find(session: Session, username: str) -> User:
-        user = session.scalar(select(User).where(User.username == username))
+        user = repo.user_by_name(session, username)
         if user is None:
             raise NotFoundError(f"user {username!r} not found")
         return user
 
-    @staticmethod
-    def _admin_count(session: Session) -> int:
-        query = (
-            select(func.count())
-            .select_from(User)
-            .join(UserRole)
-            .where(UserRole.role == "admin", User.disabled.is_(False))
-        )
-        return int(session.scalar(query) or 0)
-
     def _keep_an_admin(self, session: Session, user: User) -> None:
-        if not user.disabled and self._admin_count(session) <= 1:
+        if not user.disabled and repo.active_admin_count(session) <= 1:
             raise ConflictError(f"{user.username} is the last active admin; make another admin first")
