@@ -7,9 +7,11 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection
 
-import studio.db.models  # noqa: F401  (register the tables on Base.metadata)
+from studio.db import load_all_models
 from studio.db.base import Base
 from studio.db.engine import make_engine
+
+load_all_models()  # every studio/db/*models.py registers its tables on Base.metadata
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from studio.config import Settings
-from studio.db import migrate
+from studio.db import load_all_models, migrate
 from studio.db.base import Base
 
 
@@ -27,6 +27,7 @@ def test_upgrade_on_an_empty_folder_creates_every_table(settings: Settings) -> N
 
 
 def test_models_and_migrations_agree(services) -> None:  # noqa: ANN001
+    load_all_models()
     with services.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []
