@@ -1,4 +1,10 @@
-"""Alembic environment: batch mode for SQLite, the models' naming convention, the studio's pragmas."""
+"""Alembic environment: batch mode for SQLite, the models' naming convention, the studio's pragmas.
+
+Caution for new migrations: every connection has ``foreign_keys=ON``, and on SQLite batch mode rebuilds a
+table (copy, DROP, rename). Dropping a table that others reference with ``ON DELETE CASCADE`` (brands, users,
+lora_adapters, ...) deletes the children's rows too. Prefer plain ``op.add_column`` (no rebuild) on such
+tables, or rebuild the child tables in the same migration, and test the migration on a populated database.
+"""
 
 from __future__ import annotations
 
