@@ -7,9 +7,11 @@ Sizes: SD1/SDXL use a ×2 VAE and a 2-level UNet (size multiple 4); SD3/FLUX use
 from __future__ import annotations
 
 import string
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 WORDS = [
@@ -339,3 +341,62 @@ def make_lora(pipe: Any, folder: Path, rank: int = 4, seed: int = 0, name: str =
     type(pipe).save_lora_weights(folder, unet_lora_layers=state, weight_name=f"{name}.safetensors")
     unet.delete_adapters(adapter)
     return folder / f"{name}.safetensors"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# pytest fixtures: import them into a test module (``from engine_fixtures import sd1_dir``, with noqa F401).
+# Folders are built once per test session (process-level cache), engines once per module.
+
+_BUILT: dict[str, Path] = {}
+
+
+def _once(name: str, factory: Any, build: Any) -> Path:
+    path = _BUILT.get(name)
+    if path is None or not path.exists():
+        path = build(factory.mktemp(name))
+        _BUILT[name] = path
+    return path
+
+
+@pytest.fixture(scope="session")
+def fast_cpu() -> Iterator[None]:
+    """Tiny models on a shared, busy CPU: one thread (2 threads under contention were ~10× slower) and
+    denormals flushed (random-init weights produce denormal floats that make matmuls ~5× slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    yield
+    torch.set_flush_denormal(False)
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def sd1_dir(tmp_path_factory: pytest.TempPathFactory, fast_cpu: None) -> Path:
+    return _once("sd1", tmp_path_factory, lambda d: save_pipeline(sd1_pipeline(), d / "model"))
+
+
+@pytest.fixture(scope="session")
+def controlnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    def build(folder: Path) -> Path:
+        tiny_controlnet(tiny_unet()).save_pretrained(folder / "controlnet", safe_serialization=True)
+        return folder / "controlnet"
+
+    return _once("controlnet", tmp_path_factory, build)
+
+
+@pytest.fixture(scope="session")
+def lora_files(tmp_path_factory: pytest.TempPathFactory, sd1_dir: Path) -> dict[str, Path]:
+    """Three train-free LoRAs for the SD1 fixture (a, b rank 4; c rank 8) and one for another UNet shape."""
+
+    def build(folder: Path) -> Path:
+        pipe = sd1_pipeline()
+        make_lora(pipe, folder, rank=4, seed=1, name="a")
+        make_lora(pipe, folder, rank=4, seed=2, name="b")
+        make_lora(pipe, folder, rank=8, seed=3, name="c")
+        other = sd1_pipeline()
+        other.unet = tiny_unet(cross_attention_dim=48)
+        make_lora(other, folder, rank=4, seed=4, name="mismatch")
+        return folder
+
+    folder = _once("loras", tmp_path_factory, build)
+    return {name: folder / f"{name}.safetensors" for name in ("a", "b", "c", "mismatch")}

@@ -8,6 +8,7 @@ are pickle files the studio does not load; asking for them raises a :class:`Mode
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import warnings
 from collections.abc import Callable
@@ -35,7 +36,7 @@ WEIGHTED_PREPROCESSORS: dict[str, str] = {
     "leres": "res101.pth",
 }
 PREPROCESSORS: tuple[str, ...] = OFFLINE_PREPROCESSORS + tuple(WEIGHTED_PREPROCESSORS)
-_ALIASES = {"content_shuffle": "shuffle", "lineart standard": "lineart_standard", "identity": "none"}
+_ALIASES = {"content_shuffle": "shuffle", "identity": "none"}
 
 
 def load_image(source: str | Path | bytes | Image.Image, field: str = "image") -> Image.Image:
@@ -89,8 +90,8 @@ def fit_to_size(image: Image.Image, width: int, height: int) -> Image.Image:
 
 
 def canonical_preprocessor(name: str) -> str:
-    key = " ".join(str(name).strip().lower().split())
-    key = _ALIASES.get(key, key.replace(" ", "_"))
+    key = "_".join(str(name).strip().lower().replace("-", " ").split())
+    key = _ALIASES.get(key, key)
     if key not in PREPROCESSORS:
         raise ValidationError(
             "preprocessor", f"unknown preprocessor {name!r}; known: {', '.join(PREPROCESSORS)}"
@@ -98,8 +99,15 @@ def canonical_preprocessor(name: str) -> str:
     return key
 
 
+def _aux(module: str) -> Any:
+    """Import a controlnet-aux submodule (its package import registers timm models noisily: silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return importlib.import_module(f"controlnet_aux.{module}")
+
+
 def _run_canny(image: Image.Image, size: int, params: dict[str, Any]) -> Image.Image:
-    from controlnet_aux.canny import CannyDetector
+    CannyDetector = _aux("canny").CannyDetector  # noqa: N806
 
     low = int(params.get("low_threshold", 100))
     high = int(params.get("high_threshold", 200))
@@ -110,7 +118,8 @@ def _run_canny(image: Image.Image, size: int, params: dict[str, Any]) -> Image.I
 
 def _run_shuffle(image: Image.Image, size: int, params: dict[str, Any]) -> Image.Image:
     import numpy as np
-    from controlnet_aux.shuffle import ContentShuffleDetector
+
+    ContentShuffleDetector = _aux("shuffle").ContentShuffleDetector  # noqa: N806
 
     state = np.random.get_state()
     np.random.seed(int(params.get("seed", 0)) % 2**32)  # the shuffle uses numpy's global RNG
@@ -123,7 +132,7 @@ def _run_shuffle(image: Image.Image, size: int, params: dict[str, Any]) -> Image
 
 
 def _run_lineart_standard(image: Image.Image, size: int, params: dict[str, Any]) -> Image.Image:
-    from controlnet_aux.lineart_standard import LineartStandardDetector
+    LineartStandardDetector = _aux("lineart_standard").LineartStandardDetector  # noqa: N806
 
     return LineartStandardDetector()(
         image,
@@ -185,5 +194,6 @@ def make_control_map(
     if name in WEIGHTED_PREPROCESSORS:
         raise missing_weights_error(name)
     fitted = fit_to_size(source, width, height)
-    result = _RUNNERS[name](fitted, min(width, height), params)
+    # controlnet-aux rounds sides to multiples of 64: detect at ≥ 64 px, then fit to the output size
+    result = _RUNNERS[name](fitted, max(64, min(width, height)), params)
     return fit_to_size(result, width, height)

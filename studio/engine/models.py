@@ -212,6 +212,10 @@ def check_safetensors_only(path: str | Path) -> None:
     """Refuse a folder whose weights (any component) exist only as pickle files."""
     folder = Path(path)
     dirs = [folder] + [child for child in folder.iterdir() if child.is_dir()]
+    index = folder / "model_index.json"
+    if index.is_file():  # only the pipeline's own components
+        names = {name for name, value in _read_json(index).items() if isinstance(value, list)}
+        dirs = [folder] + [child for child in dirs[1:] if child.name in names]
     for directory in dirs:
         files = [item for item in directory.iterdir() if item.is_file()]
         pickles = [item for item in files if item.suffix.lower() in PICKLE_SUFFIXES]
@@ -230,7 +234,7 @@ def folder_hash(path: str | Path) -> str:
     and each weight file's size plus its first and last MiB (a fingerprint, computed in well under a second).
     """
     folder = Path(path)
-    files = sorted(item for item in folder.rglob("*") if item.is_file() and not item.name.startswith("."))
+    files = sorted(_model_files(folder))
     total = sum(item.stat().st_size for item in files)
     digest = hashlib.sha256()
     for item in files:
@@ -245,6 +249,22 @@ def folder_hash(path: str | Path) -> str:
                 handle.seek(size - _SAMPLE_BYTES)
                 digest.update(handle.read(_SAMPLE_BYTES))
     return digest.hexdigest()
+
+
+def _model_files(folder: Path) -> list[Path]:
+    """The files that make up a model: top-level files plus, for pipelines, the components named in
+    ``model_index.json`` (other folders, e.g. a ControlNet kept alongside, are not part of it)."""
+    index = folder / "model_index.json"
+    top = [item for item in folder.iterdir() if item.is_file() and not item.name.startswith(".")]
+    if not index.is_file():
+        return [item for item in folder.rglob("*") if item.is_file() and not item.name.startswith(".")]
+    components = [name for name, value in _read_json(index).items() if isinstance(value, list)]
+    files = list(top)
+    for name in components:
+        sub = folder / name
+        if sub.is_dir():
+            files += [item for item in sub.rglob("*") if item.is_file() and not item.name.startswith(".")]
+    return files
 
 
 def pull_model(repo_id: str, revision: str | None = None, cache_dir: str | Path | None = None) -> Path:

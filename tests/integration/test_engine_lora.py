@@ -1,0 +1,141 @@
+"""Resident brand LoRAs: load once, switch with set_adapters, LRU unloading, refusal of misfits."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from engine_fixtures import fast_cpu, lora_files, sd1_dir  # noqa: F401
+from safetensors.torch import save_file
+
+from studio.engine.generate import Engine, GenerationRequest, LoraSpec
+from studio.errors import ModelError, NotFoundError
+
+FAST = {"prompt": "a red circle", "seed": 5, "num_inference_steps": 2, "width": 32, "height": 32}
+
+
+def _sha(result: list) -> str:
+    return hashlib.sha256(result[0].image.tobytes()).hexdigest()
+
+
+@pytest.fixture
+def engine(sd1_dir: Path) -> Engine:  # noqa: F811
+    return Engine(str(sd1_dir), device="cpu", max_resident_loras=2)
+
+
+def _count_loads(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    pipe = engine.load().pipe
+    loads: list[str] = []
+    original = pipe.load_lora_weights
+
+    def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        loads.append(kwargs["adapter_name"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipe, "load_lora_weights", counting)
+    return loads
+
+
+def test_switching_brands_reuses_resident_adapters(
+    engine: Engine,
+    lora_files: dict[str, Path],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loads = _count_loads(engine, monkeypatch)
+
+    def run(*loras: tuple) -> str:
+        return _sha(engine.generate(GenerationRequest(**FAST, loras=loras)))
+
+    base = run()
+    with_a = run(("brand_a", lora_files["a"], None, 1.0))
+    with_b = run(("brand_b", lora_files["b"], None, 1.0))
+    again_a = run(("brand_a", lora_files["a"], None, 1.0))
+    assert len({base, with_a, with_b}) == 3
+    assert again_a == with_a
+    assert loads == ["brand_a", "brand_b"]  # switching back did not read the file again
+    assert engine.load().adapters.resident == ["brand_b", "brand_a"]
+    # no-LoRA request: adapters disabled, pixels identical to the base model's
+    assert _sha(engine.generate(GenerationRequest(**FAST))) == base
+    # weight 0 contributes nothing
+    zero = engine.generate(GenerationRequest(**FAST, loras=[("brand_a", lora_files["a"], None, 0.0)]))
+    assert _sha(zero) == base
+
+
+def test_two_loras_with_weights_and_recipe(engine: Engine, lora_files: dict[str, Path]) -> None:  # noqa: F811
+    sha_a = hashlib.sha256(lora_files["a"].read_bytes()).hexdigest()
+    loras = (
+        LoraSpec("style", lora_files["a"], sha_a, 0.7, "v1"),
+        LoraSpec("subject", lora_files["c"], None, 1.2),
+    )
+    result = engine.generate(GenerationRequest(**FAST, loras=loras))[0]
+    assert engine.load().pipe.get_active_adapters() == ["style", "subject"]
+    entries = result.recipe.loras
+    assert [(e.name, e.weight, e.version_id) for e in entries] == [
+        ("style", 0.7, "v1"),
+        ("subject", 1.2, None),
+    ]
+    assert entries[0].sha256 == sha_a
+    assert entries[1].sha256 == hashlib.sha256(lora_files["c"].read_bytes()).hexdigest()
+
+
+def test_least_recently_used_adapter_is_unloaded(engine: Engine, lora_files: dict[str, Path]) -> None:  # noqa: F811
+    for name in ("a", "b", "c"):
+        engine.generate(GenerationRequest(**FAST, loras=[(f"brand_{name}", lora_files[name], None, 1.0)]))
+    adapters = engine.load().adapters
+    assert adapters.resident == ["brand_b", "brand_c"]
+    listed = {name for names in engine.load().pipe.get_list_adapters().values() for name in names}
+    assert listed == {"brand_b", "brand_c"}
+
+
+def test_new_version_under_the_same_name_is_reloaded(
+    engine: Engine,
+    lora_files: dict[str, Path],  # noqa: F811
+) -> None:
+    sha = {k: hashlib.sha256(lora_files[k].read_bytes()).hexdigest() for k in ("a", "b")}
+    first = engine.generate(GenerationRequest(**FAST, loras=[("brand", lora_files["a"], sha["a"], 1.0)]))
+    second = engine.generate(GenerationRequest(**FAST, loras=[("brand", lora_files["b"], sha["b"], 1.0)]))
+    assert _sha(first) != _sha(second)
+    assert engine.load().adapters.sha256_of("brand") == sha["b"]
+
+
+def test_lora_that_does_not_fit_is_refused(engine: Engine, lora_files: dict[str, Path]) -> None:  # noqa: F811
+    with pytest.raises(ModelError, match=r"mismatch.safetensors: LoRA does not fit this base model"):
+        engine.generate(GenerationRequest(**FAST, loras=[("other", lora_files["mismatch"], None, 1.0)]))
+    assert engine.load().adapters.resident == []
+    assert len(engine.generate(GenerationRequest(**FAST))) == 1  # the engine still works
+
+
+def test_lora_with_unknown_layers_is_refused(engine: Engine, tmp_path: Path) -> None:
+    import torch
+
+    path = tmp_path / "alien.safetensors"
+    save_file(
+        {
+            "unet.mid_block.not_a_layer.to_q.lora.down.weight": torch.zeros(4, 32),
+            "unet.mid_block.not_a_layer.to_q.lora.up.weight": torch.zeros(32, 4),
+        },
+        str(path),
+    )
+    with pytest.raises(ModelError, match="alien.safetensors: LoRA does not fit .*no layer unet.mid_block"):
+        engine.generate(GenerationRequest(**FAST, loras=[("alien", path, None, 1.0)]))
+    empty = tmp_path / "empty.safetensors"
+    save_file({"something": torch.zeros(2)}, str(empty))
+    with pytest.raises(ModelError, match="empty.safetensors: contains no LoRA weights"):
+        engine.generate(GenerationRequest(**FAST, loras=[("empty", empty, None, 1.0)]))
+
+
+def test_pickle_missing_and_tampered_files(
+    engine: Engine,
+    lora_files: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    pickle = tmp_path / "brand.bin"
+    pickle.write_bytes(b"\x80\x04pickle")
+    with pytest.raises(ModelError, match="brand.bin: only .safetensors LoRA files are loaded"):
+        engine.generate(GenerationRequest(**FAST, loras=[("brand", pickle, None, 1.0)]))
+    with pytest.raises(NotFoundError, match="gone.safetensors"):
+        gone = tmp_path / "gone.safetensors"
+        engine.generate(GenerationRequest(**FAST, loras=[("brand", gone, None, 1.0)]))
+    with pytest.raises(ModelError, match="does not match the recorded sha256"):
+        engine.generate(GenerationRequest(**FAST, loras=[("brand", lora_files["a"], "0" * 64, 1.0)]))
