@@ -324,6 +324,115 @@ def models_list(as_json: JsonFlag = False) -> None:
         typer.echo(f"  {key}: {value}")
 
 
+@models_app.command("pull")
+@_handled
+def models_pull(
+    repo_id: str,
+    revision: Annotated[str | None, typer.Option("--revision", help="Branch, tag or commit.")] = None,
+) -> None:
+    """Download a Hugging Face model (safetensors, configs, tokenizer files only); fails fast offline."""
+    path = _services().generation.pull_model(_system(), repo_id, revision)
+    typer.echo(f"pulled {repo_id} into {path}")
+
+
+# -------------------------------------------------------------------------------------------- generation
+
+
+def _lora_weights(items: list[str]) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise StudioError(f"--lora: expected NAME=WEIGHT, got {item!r}")
+    return weights
+
+
+def _progress_line(step: int, total: int) -> None:
+    typer.echo(f"\rstep {step}/{total}", nl=step >= total, err=True)
+
+
+def _actor(user: str | None):  # noqa: ANN202
+    from studio.services.views import Actor
+
+    return Actor.user(user) if user else _system()
+
+
+def _print_result(results: list[Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(results if len(results) > 1 else results[0])
+        return
+    for result in results:
+        typer.echo(f"generation {result.generation_id}: {result.prompt}")
+        for image in result.images:
+            flag = " off-palette" if image.palette_flag else ""
+            typer.echo(
+                f"  image {image.id}  seed {image.seed}  palette {image.palette_score}{flag}  {image.path}"
+            )
+
+
+@app.command("generate")
+@_handled
+def generate(
+    brand: Annotated[str, typer.Option("--brand", help="Brand slug.")],
+    prompt: Annotated[str, typer.Option("--prompt", help="What to draw (the brand style is added).")],
+    negative: Annotated[
+        str, typer.Option("--negative", help="Negative prompt (merged with the brand's).")
+    ] = "",
+    cfg: Annotated[float | None, typer.Option("--cfg", help="CFG scale (default: the brand's).")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Denoising steps (1-150).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed (default: random, recorded).")] = None,
+    sampler: Annotated[str | None, typer.Option("--sampler", help="Euler, Euler a, DPM++ 2M, ...")] = None,
+    width: Annotated[int | None, typer.Option("--width")] = None,
+    height: Annotated[int | None, typer.Option("--height")] = None,
+    size: Annotated[str | None, typer.Option("--size", help="One of the brand's size presets.")] = None,
+    template: Annotated[
+        list[str] | None, typer.Option("--template", help="Layout template (repeat).")
+    ] = None,
+    lora: Annotated[list[str] | None, typer.Option("--lora", help="NAME=WEIGHT, 0-1.5 (repeat).")] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Number of images.")] = 1,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Generate as this user (their permissions).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate images for a brand; prints image ids and paths (progress on stderr)."""
+    from studio.services.generation import GenerateInput
+
+    request = GenerateInput(
+        brand=brand,
+        prompt=prompt,
+        negative_prompt=negative,
+        cfg=cfg,
+        steps=steps,
+        seed=seed,
+        sampler=sampler,
+        size=size,
+        width=width,
+        height=height,
+        loras=_lora_weights(lora or []),
+        templates=tuple(template or ()),
+        batch_size=batch,
+    )
+    result = _services().generation.generate(_actor(user), request, progress=_progress_line)
+    _print_result([result], as_json)
+
+
+@app.command("regenerate")
+@_handled
+def regenerate(
+    image_id: int,
+    user: Annotated[str | None, typer.Option("--user", help="Regenerate as this user.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Make an image again from its stored recipe (same pixels on the same machine)."""
+    result = _services().generation.regenerate(_actor(user), image_id, progress=_progress_line)
+    _print_result([result], as_json)
+
+
 # ------------------------------------------------------------------------------------------------- serve
 
 

@@ -437,6 +437,17 @@ class GenerationService:
         images = engine.generate(engine_request, progress=progress, cancel=cancel)
         return self._save(actor, plan, engine_request, images)
 
+    def pull_model(self, actor: Actor, repo_id: str, revision: str | None = None) -> Path:
+        """Download a hub model's safetensors, configs and tokenizer files (admins); fails fast offline."""
+        from studio.engine.models import pull_model
+
+        with self._sessions() as session:
+            require_role(session, actor)
+        path = pull_model(repo_id, revision=revision)
+        with self._sessions.begin() as session:
+            audit.record(session, actor, "model.pull", repo_id, revision=revision, path=str(path))
+        return path
+
     # ----------------------------------------------------------------------------------- planning
 
     @staticmethod
