@@ -223,8 +223,9 @@ class BrandService:
             _set(adapter, "trigger_words", list(spec.trigger_words))
             _set(adapter, "default_weight", spec.default_weight)
             session.flush()
+            job = source_job_id
             version = self._add_version(
-                session, adapter, stored.sha256, stored.path, info.lora_rank, brand, source_job_id=source_job_id
+                session, adapter, stored.sha256, stored.path, info.lora_rank, brand, source_job_id=job
             )
             record(
                 session,

@@ -13,8 +13,10 @@ from studio.db.engine import make_engine, make_session_factory
 from studio.db.migrate import upgrade
 from studio.services.audit import AuditService
 from studio.services.brands import BrandService
+from studio.services.datasets import DatasetService
 from studio.services.generation import EngineProvider, GenerationService
 from studio.services.templates import TemplateService
+from studio.services.training import TrainingService
 from studio.services.users import UserService
 
 
@@ -31,6 +33,8 @@ class Services:
     engines: EngineProvider
     generation: GenerationService
     templates: TemplateService
+    datasets: DatasetService
+    training: TrainingService
 
     def close(self) -> None:
         """Release database connections."""
@@ -68,14 +72,17 @@ def build_services(
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     engines = EngineProvider(settings)  # the diffusion engine is built on first use
+    brands = BrandService(sessions, settings)
     return Services(
         settings=settings,
         engine=engine,
         sessions=sessions,
         users=UserService(sessions, settings, password_hasher),
-        brands=BrandService(sessions, settings),
+        brands=brands,
         audit=AuditService(sessions),
         engines=engines,
         generation=GenerationService(sessions, settings, engines),
         templates=TemplateService(sessions, settings, engines),
+        datasets=DatasetService(sessions, settings),
+        training=TrainingService(sessions, settings, brands),
     )

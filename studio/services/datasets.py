@@ -1,0 +1,331 @@
+"""Training datasets of a brand (admins only): uploads (many images or a zip), captions, the dataset check.
+
+Uploads are checked whole before anything is stored (:mod:`studio.training.datasets`): a bad file refuses the
+upload and nothing changes; exact duplicates are dropped with a notice. Files go to content-addressed storage
+under ``settings.datasets_dir``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from studio.config import Settings
+from studio.db.models import Brand, LoraAdapter
+from studio.db.training_models import Dataset, DatasetImage
+from studio.errors import ConflictError, NotFoundError, ValidationError
+from studio.services.audit import record
+from studio.services.permissions import require_admin
+from studio.services.training_views import AddImagesResult, DatasetCheck, DatasetImageView, DatasetView
+from studio.services.views import Actor
+from studio.storage import ContentStore
+from studio.training import datasets as checks
+
+MIN_IMAGES = 5
+ADVISED_IMAGES = 15
+MAX_CAPTION = 1000
+
+UploadItem = Path | str | tuple[Path | str, str]
+
+
+def _name(value: str, field: str = "name") -> str:
+    text = (value or "").strip()
+    if not text:
+        raise ValidationError(field, "is required")
+    if len(text) > 100:
+        raise ValidationError(field, "at most 100 characters")
+    return text
+
+
+def _caption(value: str) -> str:
+    text = " ".join((value or "").split())
+    if len(text) > MAX_CAPTION:
+        raise ValidationError("caption", f"at most {MAX_CAPTION} characters")
+    return text
+
+
+class DatasetService:
+    """Datasets, their images and captions."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._store = ContentStore(settings.datasets_dir)
+
+    # ------------------------------------------------------------------------------------------ read
+
+    def list_datasets(self, actor: Actor, brand_slug: str | None = None) -> list[DatasetView]:
+        """Datasets (of one brand, or all), newest first."""
+        with self._sessions() as session:
+            require_admin(session, actor)
+            query = select(Dataset).join(Brand).order_by(Dataset.id.desc())
+            if brand_slug:
+                query = query.where(Brand.slug == brand_slug)
+            return [self._view(session, d) for d in session.scalars(query)]
+
+    def get_dataset(self, actor: Actor, dataset_id: int) -> DatasetView:
+        with self._sessions() as session:
+            require_admin(session, actor)
+            return self._view(session, self._find(session, dataset_id))
+
+    def check_dataset(
+        self, actor: Actor, dataset_id: int, *, trigger: str | None = None, adapter: str | None = None
+    ) -> DatasetCheck:
+        """Count, sizes, captions missing or without the trigger word, and advice before training."""
+        with self._sessions() as session:
+            require_admin(session, actor)
+            dataset = self._find(session, dataset_id)
+            word = (trigger or "").strip() or self._trigger_of(session, dataset.brand_id, adapter)
+            images = list(dataset.images)
+        sizes: dict[str, int] = {}
+        for image in images:
+            key = f"{image.width}x{image.height}"
+            sizes[key] = sizes.get(key, 0) + 1
+        label = [i.original_name or f"#{i.id}" for i in images]
+        missing = tuple(n for n, i in zip(label, images, strict=True) if not i.caption.strip())
+        no_trigger = tuple(
+            n
+            for n, i in zip(label, images, strict=True)
+            if word and i.caption.strip() and word.lower() not in i.caption.lower()
+        )
+        sides = [min(i.width, i.height) for i in images]
+        native = 64 if self._settings.base_model.startswith("embedded:") else 512
+        small = tuple(n for n, i in zip(label, images, strict=True) if min(i.width, i.height) < native)
+        shas = [i.sha256 for i in images]
+        duplicates = len(shas) - len(set(shas))
+        advice: list[str] = []
+        if not images:
+            advice.append("The dataset is empty: upload images (or a zip) first.")
+        elif len(images) < MIN_IMAGES:
+            advice.append(
+                f"Only {len(images)} image(s): use at least {MIN_IMAGES}, ideally {ADVISED_IMAGES}+."
+            )
+        elif len(images) < ADVISED_IMAGES:
+            advice.append(
+                f"{len(images)} images can work; {ADVISED_IMAGES}+ varied images give a steadier LoRA."
+            )
+        if missing:
+            advice.append(f"{len(missing)} image(s) have no caption: use 'Caption all' or write them.")
+        if not word:
+            advice.append("No trigger word: set one so prompts can switch the LoRA on.")
+        elif no_trigger:
+            advice.append(
+                f"{len(no_trigger)} caption(s) lack the trigger word {word!r}: apply the caption template."
+            )
+        if small:
+            advice.append(
+                f"{len(small)} image(s) are smaller than the model's {native} px: they will be upscaled."
+            )
+        if len(sizes) > 1:
+            advice.append("Images have different sizes: each is centre-cropped to a square for training.")
+        if images and not advice:
+            advice.append("Looks good: queue the training.")
+        ready = bool(images) and not missing and bool(word) and not no_trigger
+        return DatasetCheck(
+            dataset_id=dataset_id,
+            count=len(images),
+            trigger=word,
+            sizes=sizes,
+            min_side=min(sides) if sides else 0,
+            max_side=max(max(i.width, i.height) for i in images) if images else 0,
+            missing_captions=missing,
+            missing_trigger=no_trigger,
+            small_images=small,
+            duplicates=duplicates,
+            advice=tuple(advice),
+            ready=ready,
+        )
+
+    # ----------------------------------------------------------------------------------------- write
+
+    def create_dataset(self, actor: Actor, brand_slug: str, name: str) -> DatasetView:
+        """A new empty dataset of a brand."""
+        name = _name(name)
+        with self._sessions.begin() as session:
+            require_admin(session, actor)
+            brand = session.scalar(select(Brand).where(Brand.slug == brand_slug))
+            if brand is None:
+                raise NotFoundError(f"brand {brand_slug!r} not found")
+            if session.scalar(select(Dataset.id).where(Dataset.brand_id == brand.id, Dataset.name == name)):
+                raise ConflictError(f"brand {brand_slug!r} already has a dataset named {name!r}")
+            dataset = Dataset(brand_id=brand.id, name=name)
+            session.add(dataset)
+            session.flush()
+            record(session, actor, "dataset.created", brand_slug, dataset=dataset.id, name=name)
+            return self._view(session, dataset)
+
+    def add_images(self, actor: Actor, dataset_id: int, files: Sequence[UploadItem]) -> AddImagesResult:
+        """Check and add images (PNG/JPEG/WebP files or zips of them); all or nothing.
+
+        ``files`` holds paths, or ``(path, original name)`` pairs when uploads sit under temporary names.
+        """
+        pairs = [(Path(f[0]), f[1]) if isinstance(f, tuple) else (Path(f), Path(f).name) for f in files]
+        with self._sessions() as session:
+            require_admin(session, actor)
+            known = list(
+                session.scalars(select(DatasetImage.sha256).where(DatasetImage.dataset_id == dataset_id))
+            )
+            self._find(session, dataset_id)
+        limit = self._settings.max_upload_mb * 1024 * 1024
+        work_root = self._settings.home / "tmp"
+        work_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=work_root, prefix="upload-") as work:
+            prepared = checks.prepare_uploads(pairs, Path(work), max_bytes=limit, known_hashes=known)
+            stored = [
+                (img, self._store.put_file(img.path, img.suffix, sha256=img.sha256))
+                for img in prepared.images
+            ]
+        with self._sessions.begin() as session:
+            require_admin(session, actor)
+            dataset = self._find(session, dataset_id)
+            present = {i.sha256 for i in dataset.images}
+            added = 0
+            for img, file in stored:
+                if img.sha256 in present:  # added by someone else meanwhile
+                    continue
+                dataset.images.append(
+                    DatasetImage(
+                        file_path=self._rel(file.path),
+                        sha256=img.sha256,
+                        original_name=img.name[:255],
+                        width=img.width,
+                        height=img.height,
+                        caption=_caption(img.caption),
+                    )
+                )
+                present.add(img.sha256)
+                added += 1
+            session.flush()
+            record(
+                session, actor, "dataset.images_added", None, dataset=dataset_id, added=added,
+                dropped=len(prepared.notices),
+            )  # fmt: skip
+            return AddImagesResult(self._view(session, dataset), added, prepared.notices)
+
+    def set_caption(self, actor: Actor, image_id: int, caption: str) -> DatasetImageView:
+        """Edit one image's caption."""
+        text = _caption(caption)
+        with self._sessions.begin() as session:
+            require_admin(session, actor)
+            image = session.get(DatasetImage, image_id)
+            if image is None:
+                raise NotFoundError(f"dataset image {image_id} not found")
+            image.caption = text
+            return self._image_view(image)
+
+    def set_captions(self, actor: Actor, dataset_id: int, captions: Mapping[int, str]) -> DatasetView:
+        """Edit several captions of one dataset at once (the caption grid's save)."""
+        texts = {int(k): _caption(v) for k, v in captions.items()}
+        with self._sessions.begin() as session:
+            require_admin(session, actor)
+            dataset = self._find(session, dataset_id)
+            by_id = {i.id: i for i in dataset.images}
+            unknown = sorted(set(texts) - set(by_id))
+            if unknown:
+                raise NotFoundError(f"image(s) {unknown} are not in dataset {dataset_id}")
+            for image_id, text in texts.items():
+                by_id[image_id].caption = text
+            return self._view(session, dataset)
+
+    def caption_all(
+        self,
+        actor: Actor,
+        dataset_id: int,
+        *,
+        mode: str = "template",
+        template: str = "{trigger}, {caption}",
+        trigger: str | None = None,
+        adapter: str | None = None,
+        only_empty: bool = False,
+    ) -> DatasetView:
+        """Caption every image from its file name (``mode="filename"``) or a template with ``{trigger}``,
+        ``{filename}`` and ``{caption}``; the trigger word defaults to the adapter's first one."""
+        if mode not in ("template", "filename"):
+            raise ValidationError("mode", "must be 'template' or 'filename'")
+        with self._sessions.begin() as session:
+            require_admin(session, actor)
+            dataset = self._find(session, dataset_id)
+            word = (trigger or "").strip() or self._trigger_of(session, dataset.brand_id, adapter)
+            if mode == "template" and "{trigger}" in template and not word:
+                raise ValidationError(
+                    "trigger", "the template uses {trigger}: give a trigger word or adapter"
+                )
+            for image in dataset.images:
+                if only_empty and image.caption.strip():
+                    continue
+                if mode == "filename":
+                    text = checks.caption_from_filename(image.original_name or "")
+                else:
+                    text = checks.apply_template(
+                        template, trigger=word, filename=image.original_name or "", caption=image.caption
+                    )
+                image.caption = _caption(text)
+            record(session, actor, "dataset.captioned", None, dataset=dataset_id, mode=mode)
+            return self._view(session, dataset)
+
+    def remove_image(self, actor: Actor, image_id: int) -> DatasetView:
+        """Take an image out of its dataset (the stored file stays: other datasets may share it)."""
+        with self._sessions.begin() as session:
+            require_admin(session, actor)
+            image = session.get(DatasetImage, image_id)
+            if image is None:
+                raise NotFoundError(f"dataset image {image_id} not found")
+            dataset = image.dataset
+            dataset.images.remove(image)
+            session.flush()
+            return self._view(session, dataset)
+
+    # ------------------------------------------------------------------------------------- internals
+
+    @staticmethod
+    def _find(session: Session, dataset_id: int) -> Dataset:
+        dataset = session.get(Dataset, dataset_id)
+        if dataset is None:
+            raise NotFoundError(f"dataset {dataset_id} not found")
+        return dataset
+
+    @staticmethod
+    def _trigger_of(session: Session, brand_id: int, adapter: str | None) -> str:
+        if not adapter:
+            return ""
+        row = session.scalar(
+            select(LoraAdapter).where(LoraAdapter.brand_id == brand_id, LoraAdapter.name == adapter)
+        )
+        if row is None:
+            return ""
+        return (row.trigger_words or [""])[0]
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return Path(path).resolve().relative_to(self._settings.home.resolve()).as_posix()
+        except ValueError:
+            return str(Path(path).resolve())
+
+    def _abs(self, stored: str) -> Path:
+        path = Path(stored)
+        return path if path.is_absolute() else self._settings.home / path
+
+    def _image_view(self, image: DatasetImage) -> DatasetImageView:
+        return DatasetImageView(
+            id=image.id,
+            file_path=self._abs(image.file_path),
+            sha256=image.sha256,
+            original_name=image.original_name,
+            width=image.width,
+            height=image.height,
+            caption=image.caption,
+        )
+
+    def _view(self, session: Session, dataset: Dataset) -> DatasetView:
+        brand = session.get(Brand, dataset.brand_id)
+        return DatasetView(
+            id=dataset.id,
+            brand_slug=brand.slug if brand else "",
+            name=dataset.name,
+            created_at=dataset.created_at,
+            images=tuple(self._image_view(i) for i in dataset.images),
+        )

@@ -1,0 +1,122 @@
+"""Frozen views the dataset and training services return (never ORM objects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DatasetImageView:
+    """One training image and its caption."""
+
+    id: int
+    file_path: Path
+    sha256: str
+    original_name: str
+    width: int
+    height: int
+    caption: str
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    """A dataset of a brand with its images."""
+
+    id: int
+    brand_slug: str
+    name: str
+    created_at: datetime
+    images: tuple[DatasetImageView, ...] = ()
+
+    @property
+    def image_count(self) -> int:
+        return len(self.images)
+
+
+@dataclass(frozen=True)
+class AddImagesResult:
+    """What an upload added, and notices about what it dropped (exact duplicates)."""
+
+    dataset: DatasetView
+    added: int
+    notices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetCheck:
+    """The dataset check before training: counts, sizes, caption problems and advice."""
+
+    dataset_id: int
+    count: int
+    trigger: str
+    sizes: dict[str, int]
+    min_side: int
+    max_side: int
+    missing_captions: tuple[str, ...]
+    missing_trigger: tuple[str, ...]
+    small_images: tuple[str, ...]
+    duplicates: int
+    advice: tuple[str, ...]
+    ready: bool
+
+
+@dataclass(frozen=True)
+class CheckpointView:
+    """A checkpoint of a job: its LoRA file, sample images and, once published, the version it became."""
+
+    step: int
+    file_path: Path
+    sha256: str
+    sample_paths: tuple[Path, ...]
+    loss: float | None
+    created_at: datetime
+    published_version_id: int | None = None
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job of the queue with its progress; ``eta_seconds`` is None until a rate is known."""
+
+    id: int
+    kind: str
+    status: str
+    priority: int
+    brand_slug: str | None
+    adapter_name: str
+    dataset_id: int | None
+    preset: str
+    step: int
+    total_steps: int
+    loss: float | None
+    message: str
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    worker_id: str | None
+    cancel_requested: bool
+    resume_from: int | None
+    eta_seconds: float | None
+    config: dict[str, Any] = field(default_factory=dict)
+    loss_history: tuple[tuple[int, float], ...] = ()
+    checkpoints: tuple[CheckpointView, ...] = ()
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """A published checkpoint: the adapter (its active version is the new one)."""
+
+    job_id: int
+    step: int
+    brand_slug: str
+    adapter_name: str
+    version_id: int
+    sha256: str

@@ -1,0 +1,214 @@
+"""The trainer's validated configuration and its presets (no torch here: services and the CLI use it).
+
+A preset names rank, alpha, learning rate, steps, batch size and checkpoint interval; :func:`build_config`
+applies a preset, then the admin's "expert" overrides, and validates every field with a clear error.
+:func:`fit_to_memory` (run by the worker, which knows the device) lowers the batch and turns on gradient
+checkpointing when the device has little memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from studio.errors import ValidationError
+
+KINDS = ("style", "subject")
+
+LIMITS: dict[str, tuple[float, float]] = {
+    "rank": (1, 128),
+    "alpha": (0.5, 256),
+    "learning_rate": (1e-6, 1e-1),
+    "steps": (1, 20_000),
+    "batch_size": (1, 64),
+    "resolution": (32, 2048),
+    "checkpoint_every": (1, 20_000),
+    "sample_steps": (1, 100),
+    "caption_dropout": (0.0, 0.9),
+}
+
+#: Presets for an admin who does not want to know what a LoRA hyperparameter is.
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "rank": 4, "alpha": 4.0, "learning_rate": 1e-3, "steps": 100, "batch_size": 4, "checkpoint_every": 50,
+    },
+    "default": {
+        "rank": 4, "alpha": 4.0, "learning_rate": 1e-3, "steps": 300, "batch_size": 8,
+        "checkpoint_every": 100,
+    },
+    "quality": {
+        "rank": 16, "alpha": 16.0, "learning_rate": 2e-4, "steps": 1500, "batch_size": 8,
+        "checkpoint_every": 250,
+    },
+}  # fmt: skip
+PRESET_HELP = {
+    "quick": "a first look in minutes (rank 4, 100 steps)",
+    "default": "a usable style or subject (rank 4, 300 steps)",
+    "quality": "more detail, slower (rank 16, 1500 steps)",
+}
+
+#: Device memory (GiB) → the largest batch that fits a 512-px SD model with gradient checkpointing off.
+_MEMORY_TIERS: tuple[tuple[float, int, bool], ...] = (
+    (8.0, 1, True),  # < 8 GiB: batch 1, gradient checkpointing
+    (16.0, 2, True),
+    (24.0, 4, False),
+)
+
+DEFAULT_SAMPLE_PROMPTS = ("{trigger}", "a red circle, {trigger}", "a blue square, {trigger}")
+DEFAULT_SAMPLE_SEEDS = (11, 22)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs (stored as JSON in the job row)."""
+
+    base_model: str
+    kind: str = "style"
+    trigger: str = ""
+    preset: str = "default"
+    rank: int = 8
+    alpha: float = 8.0
+    learning_rate: float = 5e-4
+    steps: int = 300
+    batch_size: int = 4
+    resolution: int | None = None  # None: the model's native size
+    checkpoint_every: int = 100
+    seed: int = 0
+    caption_dropout: float = 0.0
+    gradient_checkpointing: bool | None = None  # None: on for GPUs with little memory
+    mixed_precision: bool | None = None  # None: on for GPUs
+    cache_latents: bool = True
+    sample_prompts: tuple[str, ...] = DEFAULT_SAMPLE_PROMPTS
+    sample_seeds: tuple[int, ...] = DEFAULT_SAMPLE_SEEDS
+    sample_steps: int = 20
+    sample_cfg: float = 5.0
+    target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+    notes: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, tuple):
+                data[key] = list(value)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild from :meth:`as_dict` output (unknown keys are refused) and validate."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValidationError("config", f"unknown setting(s): {', '.join(unknown)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return validate(cls(**values))
+
+    def sample_prompts_for_trigger(self) -> list[str]:
+        """The fixed sample prompts with the trigger word filled in."""
+        return [p.replace("{trigger}", self.trigger).strip(" ,") or self.trigger for p in self.sample_prompts]
+
+
+def _number(name: str, value: Any, integer: bool) -> float:
+    if isinstance(value, bool) or value is None:
+        raise ValidationError(name, f"must be a number, not {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(name, f"must be a number, not {value!r}") from None
+    if integer and number != int(number):
+        raise ValidationError(name, f"must be a whole number, not {value!r}")
+    low, high = LIMITS[name]
+    if not low <= number <= high:
+        raise ValidationError(name, f"must be between {low:g} and {high:g}, not {value!r}")
+    return number
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Check every field; return the config with numbers normalised (ValidationError names the field)."""
+    if not config.base_model or not str(config.base_model).strip():
+        raise ValidationError("base_model", "is required")
+    if config.kind not in KINDS:
+        raise ValidationError("kind", f"must be one of {', '.join(KINDS)}, not {config.kind!r}")
+    if config.preset not in PRESETS and config.preset != "custom":
+        raise ValidationError("preset", f"must be one of {', '.join(PRESETS)}, not {config.preset!r}")
+    values: dict[str, Any] = {}
+    for name in ("rank", "steps", "batch_size", "checkpoint_every", "sample_steps"):
+        values[name] = int(_number(name, getattr(config, name), integer=True))
+    for name in ("alpha", "learning_rate", "caption_dropout"):
+        values[name] = float(_number(name, getattr(config, name), integer=False))
+    if config.resolution is not None:
+        resolution = int(_number("resolution", config.resolution, integer=True))
+        if resolution % 8:
+            raise ValidationError("resolution", f"must be a multiple of 8, not {resolution}")
+        values["resolution"] = resolution
+    if not config.sample_prompts or not config.sample_seeds:
+        raise ValidationError("sample_prompts", "at least one sample prompt and one seed are needed")
+    if len(config.sample_prompts) * len(config.sample_seeds) > 16:
+        raise ValidationError("sample_prompts", "at most 16 sample images per checkpoint")
+    trigger = (config.trigger or "").strip()
+    if any(c in trigger for c in ",\n"):
+        raise ValidationError("trigger", "must be a single word or phrase without commas")
+    return replace(config, trigger=trigger, **values)
+
+
+def build_config(
+    base_model: str,
+    *,
+    preset: str = "default",
+    kind: str = "style",
+    trigger: str = "",
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """A preset plus expert overrides (None values are ignored), validated."""
+    if preset not in PRESETS:
+        raise ValidationError("preset", f"must be one of {', '.join(PRESETS)}, not {preset!r}")
+    values: dict[str, Any] = dict(PRESETS[preset])
+    changed = {k: v for k, v in (overrides or {}).items() if v is not None}
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(changed) - known)
+    if unknown:
+        raise ValidationError("config", f"unknown setting(s): {', '.join(unknown)}")
+    values.update(changed)
+    if "rank" in changed and "alpha" not in changed:
+        values["alpha"] = float(changed["rank"]) if _is_number(changed["rank"]) else changed["rank"]
+    for key in ("sample_prompts", "sample_seeds", "target_modules"):
+        if key in values and isinstance(values[key], list):
+            values[key] = tuple(values[key])
+    return validate(TrainConfig(base_model=base_model, kind=kind, trigger=trigger, preset=preset, **values))
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool)
+
+
+def fit_to_memory(config: TrainConfig, device: str, memory_gib: float | None) -> TrainConfig:
+    """Size the batch and gradient checkpointing to the device (GPUs only; the CPU keeps the preset)."""
+    notes = list(config.notes)
+    batch, checkpointing = config.batch_size, config.gradient_checkpointing
+    mixed = config.mixed_precision if config.mixed_precision is not None else device == "cuda"
+    if device == "cuda" and memory_gib is not None:
+        for limit, max_batch, need_checkpointing in _MEMORY_TIERS:
+            if memory_gib < limit:
+                if batch > max_batch:
+                    notes.append(f"batch {batch} → {max_batch} for {memory_gib:.0f} GiB of GPU memory")
+                    batch = max_batch
+                if checkpointing is None:
+                    checkpointing = need_checkpointing
+                break
+    if checkpointing is None:
+        checkpointing = False
+    return replace(
+        config,
+        batch_size=batch,
+        gradient_checkpointing=checkpointing,
+        mixed_precision=mixed,
+        notes=tuple(notes),
+    )
+
+
+def presets() -> list[dict[str, Any]]:
+    """The presets with their settings, for the UI's picker."""
+    return [{"name": name, "help": PRESET_HELP[name], **values} for name, values in PRESETS.items()]

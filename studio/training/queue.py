@@ -1,0 +1,345 @@
+"""The persistent job queue: a state machine in SQL that works the same on SQLite and PostgreSQL.
+
+States: queued → running → succeeded | failed | cancelled | interrupted. A worker **claims** the next job
+with a conditional UPDATE (``... WHERE id = :id AND status = 'queued'``) inside its own transaction and owns
+it only if exactly one row changed, so two workers never run the same job. A running job's worker writes a
+**heartbeat**; a job whose heartbeat is older than the stale limit is marked ``interrupted`` (on worker start
+and periodically). **Cancel** of a queued job is immediate; of a running one it sets ``cancel_requested``,
+which the worker reads every training step. **Resume** puts an interrupted/failed/cancelled job back in the
+queue, to continue from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from studio.db.base import utcnow
+from studio.db.training_models import Job, JobCheckpoint
+from studio.errors import ConflictError, NotFoundError
+
+DEFAULT_STALE_SECONDS = 60.0
+DEFAULT_HEARTBEAT_SECONDS = 5.0
+FINAL = ("succeeded", "failed", "cancelled")
+RESUMABLE = ("interrupted", "failed", "cancelled")
+MAX_LOSS_POINTS = 2000
+
+
+def new_worker_id() -> str:
+    """``host:pid:random`` — unique per worker process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def stale_seconds() -> float:
+    """How old a heartbeat may get before its job counts as interrupted (STUDIO_JOB_STALE_SECONDS)."""
+    try:
+        return max(0.5, float(os.environ.get("STUDIO_JOB_STALE_SECONDS", DEFAULT_STALE_SECONDS)))
+    except ValueError:
+        return DEFAULT_STALE_SECONDS
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """What a worker needs from a job it has claimed."""
+
+    id: int
+    kind: str
+    config: dict[str, Any]
+    resume_from: int | None
+    worker_id: str
+
+
+@dataclass(frozen=True)
+class Control:
+    """What the worker should do after a progress report."""
+
+    cancel: bool = False
+    lost: bool = False  # the job is no longer ours (marked interrupted, or finished by someone else)
+
+
+class JobQueue:
+    """Queue operations; each call is one short transaction of its own."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    # ------------------------------------------------------------------------------------- producers
+
+    @staticmethod
+    def enqueue(
+        session: Session,
+        *,
+        kind: str,
+        config: dict[str, Any],
+        total_steps: int,
+        priority: int = 0,
+        brand_id: int | None = None,
+        dataset_id: int | None = None,
+        adapter_name: str = "",
+        created_by: str = "system",
+    ) -> Job:
+        """Add a queued job inside the caller's transaction (the service owns it)."""
+        job = Job(
+            kind=kind,
+            status="queued",
+            priority=priority,
+            config=config,
+            total_steps=total_steps,
+            brand_id=brand_id,
+            dataset_id=dataset_id,
+            adapter_name=adapter_name,
+            created_by=created_by,
+            loss_history=[],
+            message="waiting for a worker",
+        )
+        session.add(job)
+        session.flush()
+        return job
+
+    @staticmethod
+    def request_cancel(session: Session, job: Job) -> str:
+        """Cancel a queued job now, or ask its worker to stop a running one. Returns the new status."""
+        if job.status == "queued":
+            job.status = "cancelled"
+            job.finished_at = utcnow()
+            job.message = "cancelled before it started"
+        elif job.status == "running":
+            job.cancel_requested = True
+            job.message = "cancelling…"
+        else:
+            raise ConflictError(f"job {job.id} is {job.status}; only queued or running jobs can be cancelled")
+        return job.status
+
+    @staticmethod
+    def requeue(session: Session, job: Job) -> int:
+        """Put a resumable job back in the queue from its last checkpoint; returns the resume step."""
+        if job.status not in RESUMABLE:
+            raise ConflictError(
+                f"job {job.id} is {job.status}; only {', '.join(RESUMABLE)} jobs can be resumed"
+            )
+        last = session.scalar(
+            select(JobCheckpoint).where(JobCheckpoint.job_id == job.id).order_by(JobCheckpoint.step.desc())
+        )
+        step = last.step if last is not None else 0
+        job.status = "queued"
+        job.resume_from = step
+        job.cancel_requested = False
+        job.worker_id = None
+        job.finished_at = None
+        job.step = step
+        job.loss_history = [p for p in (job.loss_history or []) if p[0] <= step]
+        job.message = f"queued to resume from step {step}" if step else "queued to start again"
+        return step
+
+    # --------------------------------------------------------------------------------------- workers
+
+    def claim(self, worker_id: str, *, attempts: int = 5) -> ClaimedJob | None:
+        """Atomically take the next queued job (highest priority, then oldest); None if there is none."""
+        for _ in range(attempts):
+            with self._sessions.begin() as session:
+                candidate = session.scalar(
+                    select(Job.id)
+                    .where(Job.status == "queued")
+                    .order_by(Job.priority.desc(), Job.id)
+                    .limit(1)
+                )
+                if candidate is None:
+                    return None
+                now = utcnow()
+                result = session.execute(
+                    update(Job)
+                    .where(Job.id == candidate, Job.status == "queued")
+                    .values(
+                        status="running",
+                        worker_id=worker_id,
+                        started_at=now,
+                        heartbeat_at=now,
+                        attempts=Job.attempts + 1,
+                        message="starting",
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if result.rowcount != 1:  # another worker won the race: try the next one
+                    continue
+                job = session.get(Job, candidate)
+                assert job is not None
+                return ClaimedJob(
+                    id=job.id,
+                    kind=job.kind,
+                    config=dict(job.config),
+                    resume_from=job.resume_from,
+                    worker_id=worker_id,
+                )
+        return None
+
+    def heartbeat(self, job_id: int, worker_id: str, *, message: str | None = None) -> Control:
+        """Refresh the heartbeat; tells the worker whether to cancel or whether it lost the job."""
+        values: dict[str, Any] = {"heartbeat_at": utcnow()}
+        if message is not None:
+            values["message"] = message
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                return Control(lost=True)
+            cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+            return Control(cancel=bool(cancel))
+
+    def poll(self, job_id: int, worker_id: str) -> Control:
+        """A cheap read, every training step: should the worker stop?"""
+        with self._sessions() as session:
+            row = session.execute(
+                select(Job.status, Job.worker_id, Job.cancel_requested).where(Job.id == job_id)
+            ).one_or_none()
+        if row is None or row.status != "running" or row.worker_id != worker_id:
+            return Control(lost=True)
+        return Control(cancel=bool(row.cancel_requested))
+
+    def progress(
+        self,
+        job_id: int,
+        worker_id: str,
+        *,
+        step: int,
+        loss: float | None,
+        new_points: list[list[float]] | None = None,
+        message: str | None = None,
+    ) -> Control:
+        """Record step, latest loss and new loss points (and refresh the heartbeat)."""
+        with self._sessions.begin() as session:
+            job = session.scalar(
+                select(Job).where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+            )
+            if job is None:
+                return Control(lost=True)
+            job.step = step
+            job.loss = loss
+            job.heartbeat_at = utcnow()
+            if new_points:
+                history = [p for p in (job.loss_history or []) if p[0] < new_points[0][0]] + new_points
+                if len(history) > MAX_LOSS_POINTS:
+                    history = history[:: max(2, len(history) // (MAX_LOSS_POINTS // 2))][-MAX_LOSS_POINTS:]
+                job.loss_history = history
+            if message is not None:
+                job.message = message
+            return Control(cancel=bool(job.cancel_requested))
+
+    def add_checkpoint(
+        self,
+        job_id: int,
+        worker_id: str,
+        *,
+        step: int,
+        file_path: str,
+        sha256: str,
+        state_path: str | None,
+        sample_paths: list[str],
+        loss: float | None,
+    ) -> bool:
+        """Record a checkpoint whose files are already written whole; False if the job is not ours."""
+        with self._sessions.begin() as session:
+            job = session.scalar(
+                select(Job).where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+            )
+            if job is None:
+                return False
+            old = session.scalar(
+                select(JobCheckpoint).where(JobCheckpoint.job_id == job_id, JobCheckpoint.step == step)
+            )
+            if old is not None:  # written again after a resume: the new files replace the old row
+                session.delete(old)
+                session.flush()
+            session.add(
+                JobCheckpoint(
+                    job_id=job_id,
+                    step=step,
+                    file_path=file_path,
+                    sha256=sha256,
+                    state_path=state_path,
+                    sample_paths=sample_paths,
+                    loss=loss,
+                )
+            )
+            job.heartbeat_at = utcnow()
+            return True
+
+    def finish(self, job_id: int, worker_id: str, status: str, message: str) -> bool:
+        """Move our running job to a final state; False if it is no longer ours."""
+        if status not in FINAL:
+            raise ValueError(f"not a final status: {status}")
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+                .values(status=status, message=message[:2000], finished_at=utcnow(), cancel_requested=False)
+                .execution_options(synchronize_session=False)
+            )
+            return result.rowcount == 1
+
+    def release(self, job_id: int, worker_id: str, message: str) -> bool:
+        """A worker shutting down cleanly hands its job back as interrupted (resumable)."""
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+                .values(status="interrupted", message=message, finished_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return result.rowcount == 1
+
+    def mark_stale(self, older_than_seconds: float | None = None, now: datetime | None = None) -> list[int]:
+        """Mark running jobs whose heartbeat is older than the limit as interrupted; returns their ids."""
+        limit = stale_seconds() if older_than_seconds is None else older_than_seconds
+        cutoff = (now or utcnow()) - timedelta(seconds=limit)
+        with self._sessions.begin() as session:
+            ids = list(
+                session.scalars(
+                    select(Job.id).where(
+                        Job.status == "running",
+                        (Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < cutoff),
+                    )
+                )
+            )
+            marked = []
+            for job_id in ids:
+                result = session.execute(
+                    update(Job)
+                    .where(
+                        Job.id == job_id,
+                        Job.status == "running",
+                        (Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < cutoff),
+                    )
+                    .values(
+                        status="interrupted",
+                        finished_at=utcnow(),
+                        message="interrupted: its worker stopped answering (no heartbeat for "
+                        f"{limit:g} s); resume it to continue from the last checkpoint",
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if result.rowcount == 1:
+                    marked.append(job_id)
+            return marked
+
+    def checkpoint_state(self, job_id: int, step: int) -> str | None:
+        """The training-state path of a job's checkpoint at ``step`` (None if there is none)."""
+        with self._sessions() as session:
+            ckpt = session.scalar(
+                select(JobCheckpoint).where(JobCheckpoint.job_id == job_id, JobCheckpoint.step == step)
+            )
+            if ckpt is None:
+                if session.get(Job, job_id) is None:
+                    raise NotFoundError(f"job {job_id} not found")
+                return None
+            return ckpt.state_path
