@@ -16,6 +16,7 @@ How the score is made:
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,9 +33,27 @@ MATCH_DELTA_E = 15.0
 MIN_MISS_SHARE = 0.05
 DEFAULT_THRESHOLD = 0.5
 
-with warnings.catch_warnings():  # colour-science warns once about optional plotting extras
-    warnings.simplefilter("ignore")
-    import colour
+
+def _import_colour() -> Any:
+    """Import colour-science without its side effects on other libraries.
+
+    Without matplotlib installed, ``colour.plotting`` puts ``MagicMock`` objects into ``sys.modules`` for
+    matplotlib and friends; Gradio then "imports matplotlib" and fails in every event. Those stand-ins are
+    removed again (colour keeps its own references), and its warning about plotting extras is silenced.
+    """
+    before = set(sys.modules)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import colour as module
+    from unittest.mock import NonCallableMock
+
+    for name in set(sys.modules) - before:
+        if isinstance(sys.modules.get(name), NonCallableMock):
+            del sys.modules[name]
+    return module
+
+
+colour = _import_colour()
 
 
 @dataclass(frozen=True)

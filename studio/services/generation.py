@@ -159,6 +159,8 @@ class GenerationOptions:
     default_size: str | None
     loras: tuple[tuple[str, float, tuple[str, ...]], ...]
     templates: tuple[tuple[str, Path | None], ...]
+    #: (name, small RGB image of the control map or source), for pickers that cannot read files
+    thumbnails: tuple[tuple[str, Any], ...] = ()
 
 
 # ----------------------------------------------------------------------------------------- the plan
@@ -281,6 +283,10 @@ class GenerationService:
                 ),
                 templates=tuple(
                     (t.name, self._home_path(t.control_image_path or t.source_image_path))
+                    for t in row.templates
+                ),
+                thumbnails=tuple(
+                    (t.name, _thumbnail(self._home_path(t.control_image_path or t.source_image_path)))
                     for t in row.templates
                 ),
             )
@@ -838,6 +844,21 @@ def _weight(name: str, value: Any) -> float:
             f"loras.{name}", f"weight {weight:g} is outside {MIN_LORA_WEIGHT:g}-{MAX_LORA_WEIGHT:g}"
         )
     return weight
+
+
+def _thumbnail(path: Path | None, side: int = 128) -> Any:
+    """A small RGB copy of an image file, or None when the file is missing or unreadable."""
+    if path is None or not path.is_file():
+        return None
+    from PIL import Image as PILImageModule
+
+    try:
+        with PILImageModule.open(path) as opened:
+            image = opened.convert("RGB")
+    except OSError:
+        return None
+    image.thumbnail((side, side))
+    return image
 
 
 def _png_bytes(image: PILImage, pnginfo: Any = None) -> bytes:

@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 
 from studio.services.container import Services
-from studio.ui import brands_tab, users_tab
+from studio.ui import brands_tab, generate_tab, users_tab
 from studio.ui.common import actor_of, shown_to_user
 
 CSS = """
@@ -29,6 +29,7 @@ class TabSpec:
 
 
 TABS: tuple[TabSpec, ...] = (
+    TabSpec("Generate", generate_tab, frozenset({"marketer", "admin"})),
     TabSpec("Brands", brands_tab, frozenset({"marketer", "reviewer", "admin"})),
     TabSpec("Users", users_tab, frozenset({"admin"})),
 )

@@ -67,3 +67,14 @@ def test_imports_no_torch_and_scores_512px_quickly() -> None:
     assert (
         statistics.median(times) < 0.2
     )  # the target is 50 ms (benchmarks/palette_score.py); slack for a busy CI
+
+
+def test_importing_the_palette_check_leaves_no_fake_matplotlib_behind() -> None:
+    """colour-science puts MagicMocks into sys.modules for a missing matplotlib; Gradio then breaks."""
+    import subprocess
+    import sys
+
+    code = "import sys, studio.palette; print(type(sys.modules.get('matplotlib')).__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ("NoneType", "module")

@@ -6,25 +6,15 @@ The demo brands are synced with STUDIO_BASE_MODEL pointing at a tiny random SD f
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from engine_fixtures import controlnet_dir, fast_cpu, sd1_dir  # noqa: F401
 from helpers import files_under
 from typer.testing import CliRunner
 
 from studio.cli import app
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, sd1_dir: Path, controlnet_dir: Path) -> Path:  # noqa: F811
-    folder = tmp_path_factory.mktemp("cli-model") / "model"
-    shutil.copytree(sd1_dir, folder)
-    shutil.copytree(controlnet_dir, folder / "controlnet")
-    return folder
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -6,88 +6,22 @@ The tiny SD folder gets a ``controlnet/`` subfolder, as the embedded model has, 
 from __future__ import annotations
 
 import dataclasses
-import io
-import shutil
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_fixtures import controlnet_dir, fast_cpu, lora_files, sd1_dir  # noqa: F401
 from helpers import files_under, snapshot
-from PIL import Image, ImageDraw
+from PIL import Image
 from sqlalchemy import text
 
-from studio.engine.generate import Engine, GenerationCancelled
+from studio.engine.generate import GenerationCancelled
 from studio.engine.recipe import read_parameters, read_recipe
 from studio.errors import ModelError, NotFoundError, PermissionDeniedError, ValidationError
-from studio.services.brand_files import BrandSpec, SizePreset
-from studio.services.generation import EngineProvider, GenerateInput, GenerationService
-from studio.services.templates import TemplateService
+from studio.services.generation import GenerateInput
 from studio.services.views import SYSTEM, Actor
 
-PASSWORD = "correct horse"
 MIA, OUTSIDER, REX = Actor.user("mia"), Actor.user("olga"), Actor.user("rex")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, sd1_dir: Path, controlnet_dir: Path) -> Path:  # noqa: F811
-    folder = tmp_path_factory.mktemp("acme-model") / "model"
-    shutil.copytree(sd1_dir, folder)
-    shutil.copytree(controlnet_dir, folder / "controlnet")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def engine(model_dir: Path) -> Engine:
-    return Engine(str(model_dir), device="cpu")
-
-
-def _square_png(size: int = 64) -> bytes:
-    image = Image.new("RGB", (size, size), "white")
-    ImageDraw.Draw(image).rectangle((size // 4, size // 4, 3 * size // 4, 3 * size // 4), fill="red")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def studio(services, engine: Engine, model_dir: Path, lora_files: dict[str, Path]) -> Any:  # noqa: ANN001, F811
-    """Services sharing one engine; brand ``acme`` with a LoRA and a template; mia (member), olga
-    (marketer, not a member), rex (reviewer member)."""
-    provider = EngineProvider(services.settings, factory=lambda: engine)
-    built = dataclasses.replace(
-        services,
-        engines=provider,
-        generation=GenerationService(services.sessions, services.settings, provider),
-        templates=TemplateService(services.sessions, services.settings, provider),
-    )
-    spec = BrandSpec(
-        slug="acme",
-        name="Acme",
-        palette=("#ff0000", "#ffffff"),
-        palette_threshold=0.4,
-        style_template="{prompt}, acme style",
-        negative_prompt="blurry",
-        banned_terms=("competitor",),
-        size_presets=(SizePreset("square", "feed", 32, 32), SizePreset("wide", "web", 48, 32)),
-        default_size="square",
-        default_cfg=5.0,
-        default_steps=3,
-        default_sampler="Euler",
-        base_model=str(model_dir),
-    )
-    built.brands.create_brand(SYSTEM, spec)
-    built.brands.upload_lora(
-        SYSTEM, "acme", lora_files["a"], name="shine", trigger_words=["shinystyle"], default_weight=0.8
-    )
-    built.templates.create(SYSTEM, "acme", "frame", _square_png(), "canny", guidance_end=0.9)
-    built.users.add_user(SYSTEM, "mia", ["marketer"], PASSWORD)
-    built.users.add_user(SYSTEM, "olga", ["marketer"], PASSWORD)
-    built.users.add_user(SYSTEM, "rex", ["reviewer"], PASSWORD)
-    built.brands.grant(SYSTEM, "acme", "mia")
-    built.brands.grant(SYSTEM, "acme", "rex")
-    return built
 
 
 def _state(studio: Any) -> tuple[Any, list[str]]:
@@ -244,13 +178,15 @@ def test_cfg_sweep_keeps_the_seed(studio: Any) -> None:
     assert results[0].images[0].pixel_sha256 != results[1].images[0].pixel_sha256
 
 
-def test_templates_preview_create_and_refuse_bad_images(studio: Any, tmp_path: Path) -> None:
+def test_templates_preview_create_and_refuse_bad_images(
+    studio: Any, tmp_path: Path, template_png: bytes
+) -> None:
     before = _state(studio)
-    control = studio.templates.preview(SYSTEM, "acme", _square_png(), "canny")
+    control = studio.templates.preview(SYSTEM, "acme", template_png, "canny")
     assert control.size == (64, 64)  # the model default size (32), raised to 64 for controlnet-aux
     assert _state(studio) == before  # a preview writes nothing
     with pytest.raises(ModelError, match="hed.*ControlNetHED.pth"):
-        studio.templates.preview(SYSTEM, "acme", _square_png(), "hed")
+        studio.templates.preview(SYSTEM, "acme", template_png, "hed")
     with pytest.raises(ValidationError, match="not a readable image"):
         studio.templates.create(SYSTEM, "acme", "junk", b"not an image", "canny")
     bomb = Image.new("1", (20000, 20000))
@@ -259,10 +195,10 @@ def test_templates_preview_create_and_refuse_bad_images(studio: Any, tmp_path: P
     with pytest.raises(ValidationError, match="decompression bomb"):
         studio.templates.create(SYSTEM, "acme", "bomb", bomb_path, "canny")
     with pytest.raises(PermissionDeniedError):
-        studio.templates.create(MIA, "acme", "mine", _square_png(), "canny")
+        studio.templates.create(MIA, "acme", "mine", template_png, "canny")
     assert _state(studio) == before
     made = studio.templates.create(
-        SYSTEM, "acme", "lines", _square_png(), "lineart_standard", conditioning_scale=0.5, guidance_start=0.1
+        SYSTEM, "acme", "lines", template_png, "lineart_standard", conditioning_scale=0.5, guidance_start=0.1
     )
     assert made.control_image_path is not None and made.control_image_path.is_file()
     assert made.control_image_path.is_relative_to(studio.settings.templates_dir)
