@@ -14,7 +14,9 @@ from studio.db.migrate import upgrade
 from studio.services.audit import AuditService
 from studio.services.brands import BrandService
 from studio.services.datasets import DatasetService
+from studio.services.gallery import GalleryService
 from studio.services.generation import EngineProvider, GenerationService
+from studio.services.review import ReviewService
 from studio.services.templates import TemplateService
 from studio.services.training import TrainingService
 from studio.services.users import UserService
@@ -35,6 +37,8 @@ class Services:
     templates: TemplateService
     datasets: DatasetService
     training: TrainingService
+    gallery: GalleryService
+    review: ReviewService
 
     def close(self) -> None:
         """Release database connections."""
@@ -73,6 +77,7 @@ def build_services(
     sessions = make_session_factory(engine)
     engines = EngineProvider(settings)  # the diffusion engine is built on first use
     brands = BrandService(sessions, settings)
+    gallery = GalleryService(sessions, settings)
     return Services(
         settings=settings,
         engine=engine,
@@ -85,4 +90,6 @@ def build_services(
         templates=TemplateService(sessions, settings, engines),
         datasets=DatasetService(sessions, settings),
         training=TrainingService(sessions, settings, brands),
+        gallery=gallery,
+        review=ReviewService(sessions, settings, gallery),
     )

@@ -1,0 +1,98 @@
+"""Fixtures for review/gallery/export tests: a tiny random SD folder (with ``controlnet/``), one engine per
+module, and services over a fresh SQLite file with brand ``acme`` (a LoRA, a layout template) and users:
+mia, max (marketers, members), rex and rita (reviewers, members; rita also a marketer), olga (reviewer,
+not a member). Images are made by the real generation service (3 steps, 32×32)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_fixtures import controlnet_dir, fast_cpu, lora_files, sd1_dir  # noqa: F401
+from PIL import Image, ImageDraw
+from review_support import MIA, PASSWORD
+
+from studio.services.brand_files import BrandSpec, SizePreset
+from studio.services.generation import EngineProvider, GenerateInput, GenerationService
+from studio.services.templates import TemplateService
+from studio.services.views import SYSTEM, Actor
+
+
+def _square_png(size: int = 64) -> bytes:
+    image = Image.new("RGB", (size, size), "white")
+    ImageDraw.Draw(image).rectangle((size // 4, size // 4, 3 * size // 4, 3 * size // 4), fill="red")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, sd1_dir: Path, controlnet_dir: Path) -> Path:  # noqa: F811
+    folder = tmp_path_factory.mktemp("acme-model") / "model"
+    shutil.copytree(sd1_dir, folder)
+    shutil.copytree(controlnet_dir, folder / "controlnet")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir: Path) -> Any:
+    from studio.engine.generate import Engine
+
+    return Engine(str(model_dir), device="cpu")
+
+
+@pytest.fixture
+def studio(services, engine: Any, model_dir: Path, lora_files: dict[str, Path]) -> Any:  # noqa: ANN001, F811
+    """Services sharing the module's engine, with brand ``acme`` and the users above."""
+    provider = EngineProvider(services.settings, factory=lambda: engine)
+    built = dataclasses.replace(
+        services,
+        engines=provider,
+        generation=GenerationService(services.sessions, services.settings, provider),
+        templates=TemplateService(services.sessions, services.settings, provider),
+    )
+    spec = BrandSpec(
+        slug="acme",
+        name="Acme",
+        palette=("#ff0000", "#ffffff"),
+        palette_threshold=0.4,
+        style_template="{prompt}, acme style",
+        size_presets=(SizePreset("square", "feed", 32, 32),),
+        default_size="square",
+        default_cfg=5.0,
+        default_steps=3,
+        default_sampler="Euler",
+        base_model=str(model_dir),
+    )
+    built.brands.create_brand(SYSTEM, spec)
+    built.brands.upload_lora(SYSTEM, "acme", lora_files["a"], name="shine", default_weight=0.8)
+    built.templates.create(SYSTEM, "acme", "frame", _square_png(), "canny")
+    for name, roles in (
+        ("mia", ["marketer"]),
+        ("max", ["marketer"]),
+        ("rex", ["reviewer"]),
+        ("rita", ["reviewer", "marketer"]),
+        ("olga", ["reviewer"]),
+    ):
+        built.users.add_user(SYSTEM, name, roles, PASSWORD)
+        if name != "olga":
+            built.brands.grant(SYSTEM, "acme", name)
+    return built
+
+
+@pytest.fixture
+def make_images(studio: Any) -> Callable[..., list[int]]:
+    """Generate images through the real service; returns their ids."""
+
+    def make(actor: Actor = MIA, prompt: str = "a red circle", count: int = 1, **kwargs: Any) -> list[int]:
+        kwargs.setdefault("loras", {"shine": 0})
+        request = GenerateInput(brand="acme", prompt=prompt, batch_size=count, **kwargs)
+        result = studio.generation.generate(actor, request)
+        return [image.id for image in result.images]
+
+    return make
