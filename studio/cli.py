@@ -35,10 +35,12 @@ db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_he
 brands_app = typer.Typer(help="Brand profiles (brands/<slug>/brand.toml).", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts and roles.", no_args_is_help=True)
 models_app = typer.Typer(help="Base models.", no_args_is_help=True)
+review_app = typer.Typer(help="Review images: list, approve, reject, reopen.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(brands_app, name="brands")
 app.add_typer(users_app, name="users")
 app.add_typer(models_app, name="models")
+app.add_typer(review_app, name="review")
 
 RoleOption = Annotated[
     list[str], typer.Option("--role", "-r", help="admin, marketer or reviewer (repeat for several).")
@@ -431,6 +433,84 @@ def regenerate(
     """Make an image again from its stored recipe (same pixels on the same machine)."""
     result = _services().generation.regenerate(_actor(user), image_id, progress=_progress_line)
     _print_result([result], as_json)
+
+
+# ------------------------------------------------------------------------------------------------ review
+
+AsUser = Annotated[str, typer.Option("--as", help="The reviewer making the decision (their permissions).")]
+Comment = Annotated[str, typer.Option("--comment", "-m", help="Comment (required to reject or reopen).")]
+
+
+def _decide(decision: str, image_id: int, user: str, comment: str) -> None:
+    from studio.services.views import Actor
+
+    entry = _services().review.decide(Actor.user(user), image_id, decision, comment)
+    typer.echo(f"image {entry.image_id}: {entry.from_status} -> {entry.to_status} by {entry.reviewer}")
+
+
+@review_app.command("list")
+@_handled
+def review_list(
+    status: Annotated[str | None, typer.Option("--status", help="pending, approved or rejected.")] = None,
+    brand: Annotated[str | None, typer.Option("--brand", help="Brand slug.")] = None,
+    user: Annotated[str | None, typer.Option("--as", help="List what this user may see.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many (newest first).")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Images with their review status, newest first."""
+    from studio.services.gallery import GalleryFilter
+
+    page = _services().gallery.list_images(
+        _actor(user), GalleryFilter(brand=brand, status=status), page_size=limit
+    )
+    if as_json:
+        _print_json(list(page.items))
+        return
+    for item in page.items:
+        flag = " off-palette" if item.palette_flag else ""
+        score = "-" if item.palette_score is None else f"{item.palette_score:.2f}"
+        typer.echo(
+            f"{item.id:>7}  {item.brand_slug:<16} {item.review_status:<9} {item.author:<16}"
+            f" palette {score}{flag}  {item.prompt}"
+        )
+
+
+@review_app.command("approve")
+@_handled
+def review_approve(image_id: int, user: AsUser, comment: Comment = "") -> None:
+    """Approve a pending image (not one you generated)."""
+    _decide("approve", image_id, user, comment)
+
+
+@review_app.command("reject")
+@_handled
+def review_reject(image_id: int, user: AsUser, comment: Comment = "") -> None:
+    """Reject a pending image; --comment is required."""
+    _decide("reject", image_id, user, comment)
+
+
+@review_app.command("reopen")
+@_handled
+def review_reopen(image_id: int, user: AsUser, comment: Comment = "") -> None:
+    """Put a decided image back to pending; --comment gives the reason (required)."""
+    _decide("reopen", image_id, user, comment)
+
+
+@app.command("export")
+@_handled
+def export(
+    out: Annotated[Path, typer.Option("--out", help="The zip file to write.")],
+    brand: Annotated[str | None, typer.Option("--brand", help="Brand slug.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="From this day (YYYY-MM-DD, UTC).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Up to this day, inclusive.")] = None,
+    user: Annotated[str | None, typer.Option("--as", help="Export what this user may see.")] = None,
+) -> None:
+    """Write the approved images (PNG with their recipes) and metadata.csv/json into a zip."""
+    from studio.services.gallery import GalleryFilter
+
+    flt = GalleryFilter(brand=brand, since=since, until=until)
+    result = _services().gallery.export(_actor(user), out, flt=flt)
+    typer.echo(f"exported {result.count} approved image(s) to {result.path}")
 
 
 # ------------------------------------------------------------------------------------------------- serve
