@@ -115,12 +115,12 @@ class AdapterManager:
     Not thread-safe on its own beyond an internal lock: the engine serialises generations.
     """
 
-    def __init__(self, pipe: Any, max_resident: int = 8, *, hotswap: bool = False) -> None:
+    def __init__(self, pipe: Any, max_resident: int = 8) -> None:
         if max_resident < 1:
             raise ValueError("max_resident must be at least 1")
         self.pipe = pipe
         self.max_resident = max_resident
-        self.hotswap = hotswap
+        self.max_per_request = max_resident
         self._resident: OrderedDict[str, tuple[str, Path]] = (
             OrderedDict()
         )  # name -> (sha256, path), LRU first
@@ -233,3 +233,150 @@ class AdapterManager:
                 self.pipe.delete_adapters([name])
         except (ValueError, KeyError):  # pragma: no cover - best effort
             pass
+
+
+#: attention projections that compile-mode LoRA slots cover (the layers brand LoRAs usually train)
+HOTSWAP_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+
+
+class HotswapAdapters:
+    """LoRA slots for a ``torch.compile``-d denoiser: brand switches never recompile.
+
+    ``slots`` adapters (``slot0``, ``slot1``, …) are created once, zero-filled at ``target_rank`` over the
+    denoiser's attention projections, and stay active with a fixed structure.  Activating a brand
+    hot-swaps its LoRA weights into the slots (``load_lora_weights(..., hotswap=True)``) with the user's
+    weight written in place into the slot's scaling tensors; unused slots are swapped to zeros.  Only
+    tensor values change, so the compiled graph is reused.  LoRAs must target a subset of the slot layers
+    and have rank ≤ ``target_rank``; text-encoder LoRAs are refused in this mode.  LoRA files stay cached
+    in memory (LRU, ``max_resident``) so a switch does not read the disk.
+    """
+
+    def __init__(self, pipe: Any, slots: int = 2, target_rank: int = 64, max_resident: int = 8) -> None:
+        import torch
+
+        if slots < 1:
+            raise ValueError("slots must be at least 1")
+        self.pipe = pipe
+        self.max_resident = max_resident
+        self.max_per_request = slots
+        self.target_rank = target_rank
+        self.prefix = "unet" if getattr(pipe, "unet", None) is not None else "transformer"
+        self.slot_names = [f"slot{i}" for i in range(slots)]
+        self._in_slot: list[str | None] = [None] * slots  # sha256 of the LoRA in each slot; None = zeros
+        self._base_scale: list[list[tuple[Any, float]]] = [[] for _ in range(slots)]
+        self._cache: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()  # name -> (sha, state)
+        denoiser = getattr(pipe, self.prefix)
+        self._zero: dict[str, Any] = {}
+        for module_name, module in denoiser.named_modules():
+            if isinstance(module, torch.nn.Linear) and module_name.endswith(
+                tuple("." + t for t in HOTSWAP_TARGETS)
+            ):
+                key = f"{self.prefix}.{module_name}"
+                self._zero[f"{key}.lora.down.weight"] = torch.zeros(target_rank, module.in_features)
+                self._zero[f"{key}.lora.up.weight"] = torch.zeros(module.out_features, target_rank)
+        if not self._zero:
+            raise ModelError("no attention layers to hold LoRA slots in this model")
+        pipe.enable_lora_hotswap(target_rank=target_rank)
+        for name in self.slot_names:
+            # fresh tensors per slot: loading may adopt the tensors as the slot's parameters
+            pipe.load_lora_weights({k: v.clone() for k, v in self._zero.items()}, adapter_name=name)
+        pipe.set_adapters(self.slot_names, adapter_weights=[1.0] * slots)
+        self._lora_layers = [
+            module for module in denoiser.modules() if isinstance(getattr(module, "scaling", None), dict)
+        ]
+        for module in self._lora_layers:  # tensors, filled in place later: weight changes never recompile
+            for slot in self.slot_names:
+                value = module.scaling.get(slot)
+                if value is not None and not isinstance(value, torch.Tensor):
+                    module.scaling[slot] = torch.tensor(float(value), device=module.weight.device)
+
+    @property
+    def resident(self) -> list[str]:
+        """LoRAs cached in memory, least recently used first."""
+        return list(self._cache)
+
+    def sha256_of(self, name: str) -> str | None:
+        entry = self._cache.get(name)
+        return entry[0] if entry else None
+
+    def activate(self, specs: Sequence[AdapterSpec]) -> None:
+        """Hot-swap ``specs`` (with weights) into the slots and zero the rest."""
+        AdapterManager.validate(specs, self.max_per_request)
+        for index, slot in enumerate(self.slot_names):
+            if index < len(specs):
+                sha, state = self._state(specs[index])
+                wanted: str | None = sha
+                weight = float(specs[index].weight)
+            else:
+                wanted, state, weight = None, self._zero, 1.0
+            if self._in_slot[index] != wanted:
+                try:
+                    # a fresh dict every time: diffusers pops keys while converting
+                    self.pipe.load_lora_weights(dict(state), adapter_name=slot, hotswap=True)
+                except (RuntimeError, ValueError, KeyError) as exc:
+                    self._in_slot[index] = "?"  # unknown content: swap again next time
+                    name = Path(specs[index].path).name if index < len(specs) else "zeros"
+                    raise ModelError(
+                        f"{name}: LoRA cannot be hot-swapped into the compiled model ({exc})"[:500]
+                    ) from None
+                self._in_slot[index] = wanted
+                # scalings after the swap are alpha/r of the new LoRA: remember them per layer
+                self._base_scale[index] = [
+                    (module.scaling[slot], float(module.scaling[slot]))
+                    for module in self._lora_layers
+                    if slot in module.scaling
+                ]
+            for tensor, base in self._base_scale[index]:
+                tensor.fill_(base * weight)  # in place: the compiled graph reads the tensor
+
+    def disable(self) -> None:
+        self.activate([])
+
+    def unload(self, name: str) -> None:
+        self._cache.pop(name, None)
+
+    def _state(self, spec: AdapterSpec) -> tuple[str, dict[str, Any]]:
+        from safetensors.torch import load_file
+
+        cached = self._cache.get(spec.name)
+        if cached is not None and (spec.sha256 is None or cached[0] == spec.sha256):
+            self._cache.move_to_end(spec.name)
+            return cached
+        path = Path(spec.path)
+        check_lora_file(path, self.pipe)
+        digest = file_sha256(path)
+        if spec.sha256 is not None and digest != spec.sha256.lower():
+            raise ModelError(f"{path.name}: file content does not match the recorded sha256")
+        state = load_file(str(path))
+        foreign = [key for key in state if not key.startswith(self.prefix + ".")]
+        if foreign:
+            raise ModelError(
+                f"{path.name}: compiled mode hot-swaps {self.prefix} LoRAs only; "
+                f"this file also has {foreign[0]}"
+            )
+        unknown = [key for key in state if _lora_key(key) and _as_diffusers_key(key) not in self._zero]
+        if unknown:
+            raise ModelError(f"{path.name}: LoRA targets a layer outside the compiled slots ({unknown[0]})")
+        ranks = [min(value.shape) for key, value in state.items() if _lora_key(key) and value.ndim == 2]
+        if ranks and max(ranks) > self.target_rank:
+            raise ModelError(
+                f"{path.name}: LoRA rank {max(ranks)} is above the hotswap rank {self.target_rank}"
+            )
+        while len(self._cache) >= self.max_resident:
+            self._cache.popitem(last=False)
+        self._cache[spec.name] = (digest, state)
+        return digest, state
+
+
+def _lora_key(key: str) -> bool:
+    return key.endswith(_DOWN_SUFFIXES + _UP_SUFFIXES)
+
+
+def _as_diffusers_key(key: str) -> str:
+    for suffix in _DOWN_SUFFIXES:
+        if key.endswith(suffix):
+            return key[: -len(suffix)] + ".lora.down.weight"
+    for suffix in _UP_SUFFIXES:
+        if key.endswith(suffix):
+            return key[: -len(suffix)] + ".lora.up.weight"
+    return key

@@ -185,8 +185,11 @@ class Engine:
     """Generates images from requests; holds the pipeline cache and resident LoRAs.
 
     ``base_model``: default model reference (``embedded:toyworld``, a folder or a cached hub repo id).
-    ``device``: auto|cpu|cuda|mps.  ``compile``: torch.compile the denoiser (GPU only) with LoRA hotswap up to
-    ``hotswap_rank``.  Generations are serialised by an internal lock; the engine is safe to share.
+    ``device``: auto|cpu|cuda|mps.  ``compile``: torch.compile the denoiser (GPU only, unless a
+    ``compile_backend`` such as ``"eager"`` is named) with ``hotswap_slots`` LoRA slots of rank
+    ``hotswap_rank`` that brand switches hot-swap into without recompiling (see
+    :class:`~studio.engine.adapters.HotswapAdapters`).  Generations are serialised by an internal lock;
+    the engine is safe to share between threads.
     """
 
     def __init__(
@@ -198,7 +201,9 @@ class Engine:
         max_resident_loras: int = 8,
         max_batch: int = 8,
         compile: bool = False,
+        compile_backend: str | None = None,
         hotswap_rank: int = 64,
+        hotswap_slots: int = 2,
     ) -> None:
         self.base_model = base_model
         self.device = device if isinstance(device, DeviceChoice) else choose_device(device)
@@ -209,7 +214,9 @@ class Engine:
             cache_dir=cache_dir,
             max_resident_loras=max_resident_loras,
             compile=compile,
+            compile_backend=compile_backend,
             hotswap_rank=hotswap_rank,
+            hotswap_slots=hotswap_slots,
         )
         self._resolved: dict[tuple[str, str | None], tuple[ResolvedModel, ModelInfo]] = {}
         self._lock = threading.RLock()
@@ -280,7 +287,7 @@ class Engine:
         sampler_registry.make_scheduler(sampler_name, info.scheduler_config)  # raises for unusable names
         sampler = sampler_registry.canonical_name(sampler_name)
         AdapterManager.validate(
-            [_adapter_spec(spec) for spec in request.loras], self.pipelines.max_resident_loras
+            [_adapter_spec(spec) for spec in request.loras], self.pipelines.max_loras_per_request
         )
         maps = self._control_maps(request, width, height)
         filled = replace(

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from studio.engine.adapters import AdapterManager
+from studio.engine.adapters import AdapterManager, HotswapAdapters
 from studio.engine.devices import DeviceChoice
 from studio.engine.models import ResolvedModel, load_controlnet, load_pipeline, resolve_model
 from studio.errors import ModelError
@@ -36,7 +36,7 @@ class LoadedModel:
     device: DeviceChoice
     pipe: Any
     scheduler_config: dict[str, Any]
-    adapters: AdapterManager
+    adapters: AdapterManager | HotswapAdapters
     compiled: bool = False
     control_pipes: OrderedDict[tuple[str, ...], Any] = field(default_factory=OrderedDict)
 
@@ -58,10 +58,12 @@ class PipelineCache:
         max_resident_loras: int = 8,
         max_controlnets: int = 4,
         compile: bool = False,
+        compile_backend: str | None = None,
         hotswap_rank: int = 64,
+        hotswap_slots: int = 2,
         loader: Callable[[ResolvedModel, str, Any], Any] = load_pipeline,
     ) -> None:
-        if compile and not device.is_gpu:
+        if compile and not device.is_gpu and compile_backend is None:
             raise ModelError("torch.compile is only offered on a GPU (cuda or mps)")
         self.device = device
         self.cache_dir = cache_dir
@@ -69,11 +71,18 @@ class PipelineCache:
         self.max_resident_loras = max_resident_loras
         self.max_controlnets = max(1, max_controlnets)
         self.compile = compile
+        self.compile_backend = compile_backend
         self.hotswap_rank = hotswap_rank
+        self.hotswap_slots = hotswap_slots
         self._loader = loader
         self._models: OrderedDict[tuple[str, str | None, str, str], LoadedModel] = OrderedDict()
         self._controlnets: OrderedDict[str, tuple[ResolvedModel, Any]] = OrderedDict()
         self._lock = threading.RLock()
+
+    @property
+    def max_loras_per_request(self) -> int:
+        """How many LoRAs one request may use: the resident count, or the hotswap slots when compiled."""
+        return self.hotswap_slots if self.compile else self.max_resident_loras
 
     def key(self, model: ResolvedModel) -> tuple[str, str | None, str, str]:
         return (str(model.path), model.content_hash, self.device.device, self.device.dtype_name)
@@ -90,12 +99,19 @@ class PipelineCache:
                 _, old = self._models.popitem(last=False)
                 self._release(old)
             pipe = self._loader(model, self.device.device, self.device.dtype)
+            scheduler_config = copy.deepcopy(dict(pipe.scheduler.config))
+            if self.compile:
+                adapters: AdapterManager | HotswapAdapters = HotswapAdapters(
+                    pipe, self.hotswap_slots, self.hotswap_rank, self.max_resident_loras
+                )
+            else:
+                adapters = AdapterManager(pipe, self.max_resident_loras)
             loaded = LoadedModel(
                 model=model,
                 device=self.device,
                 pipe=pipe,
-                scheduler_config=copy.deepcopy(dict(pipe.scheduler.config)),
-                adapters=AdapterManager(pipe, self.max_resident_loras, hotswap=self.compile),
+                scheduler_config=scheduler_config,
+                adapters=adapters,
             )
             if self.compile:
                 self._compile(loaded)
@@ -103,9 +119,11 @@ class PipelineCache:
             return loaded
 
     def _compile(self, loaded: LoadedModel) -> None:
-        loaded.pipe.enable_lora_hotswap(target_rank=self.hotswap_rank)
-        name = "unet" if getattr(loaded.pipe, "unet", None) is not None else "transformer"
-        getattr(loaded.pipe, name).compile(fullgraph=True)
+        """Compile the denoiser in place (after the LoRA slots exist, so swaps never recompile)."""
+        options: dict[str, Any] = {"fullgraph": True}
+        if self.compile_backend is not None:
+            options["backend"] = self.compile_backend
+        loaded.denoiser.compile(**options)
         loaded.compiled = True
 
     def controlnet(self, ref: str, family: str) -> tuple[ResolvedModel, Any]:
