@@ -17,9 +17,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -450,7 +451,9 @@ class GalleryService:
         ``metadata.json``; it is written atomically. Pending and rejected images are never included; when
         nothing approved matches, ValidationError and no file is written.
         """
-        target = Path(out) if out else self.exports_dir / f"export-{utcnow():%Y%m%d-%H%M%S-%f}.zip"
+        target = (
+            Path(out) if out else self.exports_dir / f"export-{utcnow():%Y%m%d-%H%M%S}-{uuid.uuid4().hex}.zip"
+        )
         if target.suffix.lower() != ".zip":
             raise ValidationError("out", f"{target.name} must end in .zip")
         with self._sessions() as session:
@@ -618,6 +621,30 @@ def review_history(session: Session, image_id: int) -> tuple[ReviewEntry, ...]:
         )
         for review, name in session.execute(query)
     )
+
+
+def remix_json(request: GenerateInput) -> str:
+    """A Generate form input (from :meth:`GalleryService.remix`) as JSON the Generate tab can load."""
+    data = asdict(request)
+    data["loras"], data["templates"] = dict(request.loras), list(request.templates)
+    return json.dumps(data, indent=2, sort_keys=True)
+
+
+def generate_input_from_json(text: str) -> GenerateInput:
+    """The reverse of :func:`remix_json` (unknown fields refused)."""
+    try:
+        data = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ValidationError("recipe", f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValidationError("recipe", "must be a JSON object")
+    unknown = sorted(set(data) - {f.name for f in fields(GenerateInput)})
+    if unknown:
+        raise ValidationError("recipe", f"unknown fields: {', '.join(unknown)}")
+    try:
+        return GenerateInput(**{**data, "templates": tuple(data.get("templates") or ())})
+    except TypeError as exc:
+        raise ValidationError("recipe", str(exc)) from None
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, str]:

@@ -10,12 +10,13 @@ from typing import Any
 import gradio as gr
 
 from studio.services.container import Services
-from studio.ui import brands_tab, generate_tab, users_tab
+from studio.ui import brands_tab, gallery_tab, generate_tab, review_tab, users_tab
 from studio.ui.common import actor_of, shown_to_user
 
 CSS = """
 .swatch { display:flex; flex-direction:column; align-items:center; gap:2px; font-size:11px }
 #studio-header { align-items: center }
+.recipe-diff td, .recipe-diff th { padding: 2px 8px; text-align: left; vertical-align: top }
 """
 
 
@@ -30,6 +31,8 @@ class TabSpec:
 
 TABS: tuple[TabSpec, ...] = (
     TabSpec("Generate", generate_tab, frozenset({"marketer", "admin"})),
+    TabSpec("Review", review_tab, frozenset({"reviewer", "admin"})),
+    TabSpec("Gallery", gallery_tab, frozenset({"marketer", "reviewer", "admin"})),
     TabSpec("Brands", brands_tab, frozenset({"marketer", "reviewer", "admin"})),
     TabSpec("Users", users_tab, frozenset({"admin"})),
 )
@@ -81,10 +84,11 @@ def launch_options(services: Services) -> dict[str, Any]:
         "auth": services.users.check_login,
         "auth_message": "Brand Studio: sign in with the account your admin gave you.",
         "share": False,
-        "allowed_paths": [str(settings.images_dir)],
+        "allowed_paths": [str(settings.images_dir), str(services.gallery.exports_dir)],
         "max_file_size": f"{settings.max_upload_mb}mb",
         "footer_links": ["gradio"],
         "css": CSS,
+        "head": review_tab.KEYBOARD_HEAD,  # approve / reject / next from the keyboard
         "theme": gr.themes.Soft(),
         "show_error": True,
     }

@@ -1,0 +1,257 @@
+"""The Gallery tab (everyone, each seeing what the service lets them see): filters, pages, an image's full
+recipe and review history, regenerate exactly, remix, compare with the recipe differences highlighted, and
+export of approved images as a zip download. Each handler makes one service call.
+
+Remix gives the Generate form's input as JSON (:func:`studio.services.gallery.remix_json`; the Generate tab
+can turn it back with :func:`studio.services.gallery.generate_input_from_json`) — the Generate tab offers no
+hook to be filled from another tab yet.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import gradio as gr
+
+from studio.services.container import Services
+from studio.services.gallery import Comparison, GalleryFilter, GalleryPage, remix_json
+from studio.ui.common import actor_of, shown_to_user
+from studio.ui.review_tab import detail_markdown, history_markdown, palette_html
+
+PAGE_SIZE = 24
+STATUSES = [("any status", ""), ("pending", "pending"), ("approved", "approved"), ("rejected", "rejected")]
+FLAGS = [("any palette", ""), ("off-palette only", "off"), ("on-palette only", "on")]
+SORTS = [
+    ("newest first", "newest"),
+    ("oldest first", "oldest"),
+    ("palette score, low first", "palette_low"),
+    ("palette score, high first", "palette_high"),
+]
+
+
+def comparison_html(comparison: Comparison) -> str:
+    """A table of every recipe field across the images; rows that differ are highlighted."""
+    esc = html.escape
+    head = "".join(f"<th>#{d.item.id}</th>" for d in comparison.images)
+    rows = []
+    for row in comparison.rows:
+        style = ' style="background:#fde68a55;font-weight:600"' if row.differs else ""
+        cells = "".join(f"<td><code>{esc(value[:120])}</code></td>" for value in row.values)
+        rows.append(f"<tr{style}><td>{'≠ ' if row.differs else ''}{esc(row.key)}</td>{cells}</tr>")
+    count = len(comparison.differences)
+    return (
+        f"<p><b>{count}</b> field(s) differ (highlighted).</p>"
+        f'<table class="recipe-diff"><thead><tr><th>field</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _filter(
+    brand: str | None,
+    status: str | None,
+    author: str | None,
+    since: str | None,
+    until: str | None,
+    text: str | None,
+    lora: Any,
+    template: Any,
+    flag: str | None,
+    sort: str | None,
+) -> GalleryFilter:
+    return GalleryFilter(
+        brand=brand or None,
+        status=status or None,
+        author=author or None,
+        since=since or None,
+        until=until or None,
+        text=text or None,
+        lora_version_id=int(lora) if lora not in (None, "") else None,
+        template_id=int(template) if template not in (None, "") else None,
+        palette_flag={"off": True, "on": False}.get(flag or ""),
+        sort=sort or "newest",
+    )
+
+
+def render(services: Services) -> dict[str, Any]:
+    """Build the tab (shown to every role)."""
+    gallery = services.gallery
+
+    with gr.Row():
+        brand = gr.Dropdown(label="Brand", choices=[], allow_custom_value=True)
+        status = gr.Dropdown(label="Status", choices=STATUSES, value="")
+        author = gr.Dropdown(label="Author", choices=[], allow_custom_value=True)
+        flag = gr.Dropdown(label="Palette", choices=FLAGS, value="")
+        sort = gr.Dropdown(label="Sort", choices=SORTS, value="newest")
+    with gr.Row():
+        text = gr.Textbox(label="Prompt contains")
+        since = gr.Textbox(label="From (YYYY-MM-DD)", max_lines=1)
+        until = gr.Textbox(label="To (YYYY-MM-DD)", max_lines=1)
+        lora = gr.Dropdown(label="LoRA version", choices=[], allow_custom_value=True)
+        template = gr.Dropdown(label="Template", choices=[], allow_custom_value=True)
+    with gr.Row():
+        search = gr.Button("Search", variant="primary")
+        prev_btn = gr.Button("◀ Previous page")
+        next_btn = gr.Button("Next page ▶")
+        page_info = gr.Markdown()
+    page = gr.State(1)
+    page_ids = gr.State([])
+    current = gr.State(None)
+    grid = gr.Gallery(label="Images", columns=6, height=420, format="png", interactive=False)
+    with gr.Row():
+        with gr.Column(scale=3):
+            image = gr.Image(label="Image", type="filepath", interactive=False, height=420)
+        with gr.Column(scale=2):
+            facts = gr.Markdown("_Click an image to open it._")
+            palette = gr.HTML()
+            gr.Markdown("#### Review history")
+            history = gr.Markdown()
+            with gr.Row():
+                regenerate_btn = gr.Button("Regenerate exactly")
+                remix_btn = gr.Button("Remix (recipe for Generate)")
+            message = gr.Markdown()
+            with gr.Accordion("Recipe", open=False):
+                recipe = gr.JSON(label="Recipe")
+            remix = gr.Code(label="Remix: the Generate form's input", language="json", visible=False)
+    with gr.Accordion("Compare and export", open=False):
+        selected = gr.CheckboxGroup(label="Images on this page", choices=[])
+        with gr.Row():
+            compare_btn = gr.Button("Compare selected")
+            export_sel_btn = gr.Button("Export selected (approved only)")
+            export_all_btn = gr.Button("Export everything approved matching the filters")
+        compare_grid = gr.Gallery(label="Side by side", columns=4, height=260, format="png")
+        compare_table = gr.HTML()
+        download = gr.File(label="Export (zip)", interactive=False)
+
+    filters = [brand, status, author, since, until, text, lora, template, flag, sort]
+
+    def list_page(  # noqa: PLR0913 (Gradio passes each filter as a parameter)
+        brand_v: str | None,
+        status_v: str | None,
+        author_v: str | None,
+        since_v: str | None,
+        until_v: str | None,
+        text_v: str | None,
+        lora_v: Any,
+        template_v: Any,
+        flag_v: str | None,
+        sort_v: str | None,
+        number: int | None,
+        request: gr.Request,
+    ) -> list[Any]:
+        flt = _filter(
+            brand_v, status_v, author_v, since_v, until_v, text_v, lora_v, template_v, flag_v, sort_v
+        )
+        with shown_to_user():
+            result: GalleryPage = gallery.list_images(
+                actor_of(request), flt, page=int(number or 1), page_size=PAGE_SIZE
+            )
+        cells = [
+            (str(i.path), f"#{i.id} {i.review_status}{' ⚠' if i.palette_flag else ''}") for i in result.items
+        ]
+        more = " · more on the next page" if result.has_next else ""
+        info = f"Page **{result.page}**: {len(result.items)} image(s){more}"
+        choices = [(f"#{i.id} {i.review_status}", i.id) for i in result.items]
+        return [cells, [i.id for i in result.items], info, gr.update(choices=choices, value=[]), result.page]
+
+    def options(slug: str | None, request: gr.Request) -> list[Any]:
+        with shown_to_user():
+            found = gallery.filter_options(actor_of(request), slug or None)
+        blank = [("any", "")]
+        return [
+            gr.update(choices=[("all brands", "")] + [(b, b) for b in found.brands])
+            if not slug
+            else gr.update(),
+            gr.update(choices=blank + [(a, a) for a in found.authors], value=""),
+            gr.update(choices=blank + list(found.lora_versions), value=""),
+            gr.update(choices=blank + list(found.templates), value=""),
+        ]
+
+    def open_image(ids: list[int], evt: gr.SelectData, request: gr.Request) -> list[Any]:
+        image_id = ids[evt.index] if isinstance(evt.index, int) and evt.index < len(ids) else None
+        if image_id is None:
+            raise gr.Error("Pick an image of this page.")
+        with shown_to_user():
+            detail = gallery.detail(actor_of(request), image_id)
+        return [
+            str(detail.item.path),
+            detail_markdown(detail),
+            palette_html(detail.item),
+            history_markdown(detail.history),
+            detail.recipe,
+            detail.id,
+            gr.update(visible=False),
+        ]
+
+    def regenerate(image_id: int | None, request: gr.Request) -> list[Any]:
+        if image_id is None:
+            raise gr.Error("Open an image first.")
+        with shown_to_user():
+            result = services.generation.regenerate(actor_of(request), image_id)
+        made = result.images[0]
+        return [str(made.path), f"Regenerated as **#{made.id}** (pending review)."]
+
+    def make_remix(image_id: int | None, request: gr.Request) -> Any:
+        if image_id is None:
+            raise gr.Error("Open an image first.")
+        with shown_to_user():
+            request_input = gallery.remix(actor_of(request), image_id)
+        return gr.update(value=remix_json(request_input), visible=True)
+
+    def compare(ids: list[int], request: gr.Request) -> list[Any]:
+        with shown_to_user():
+            comparison = gallery.compare(actor_of(request), ids or [])
+        cells = [(str(d.item.path), f"#{d.item.id}") for d in comparison.images]
+        return [cells, comparison_html(comparison)]
+
+    def export_selected(ids: list[int], request: gr.Request) -> list[Any]:
+        with shown_to_user():
+            result = gallery.export(actor_of(request), image_ids=ids or [])
+        skipped = f"; {len(result.skipped)} not approved, left out" if result.skipped else ""
+        return [str(result.path), f"Exported **{result.count}** image(s){skipped}."]
+
+    def export_matching(  # noqa: PLR0913
+        brand_v: str | None,
+        status_v: str | None,
+        author_v: str | None,
+        since_v: str | None,
+        until_v: str | None,
+        text_v: str | None,
+        lora_v: Any,
+        template_v: Any,
+        flag_v: str | None,
+        sort_v: str | None,
+        request: gr.Request,
+    ) -> list[Any]:
+        flt = _filter(
+            brand_v, status_v, author_v, since_v, until_v, text_v, lora_v, template_v, flag_v, sort_v
+        )
+        with shown_to_user():
+            result = gallery.export(actor_of(request), flt=flt)
+        return [str(result.path), f"Exported **{result.count}** approved image(s)."]
+
+    page_outputs = [grid, page_ids, page_info, selected, page]
+    search.click(lambda: 1, None, page, queue=False).then(list_page, [*filters, page], page_outputs)
+    prev_btn.click(lambda p: max(1, int(p or 1) - 1), page, page, queue=False).then(
+        list_page, [*filters, page], page_outputs
+    )
+    next_btn.click(lambda p: int(p or 1) + 1, page, page, queue=False).then(
+        list_page, [*filters, page], page_outputs
+    )
+    brand.change(options, brand, [brand, author, lora, template], api_visibility="private").success(
+        lambda: 1, None, page, queue=False
+    ).then(list_page, [*filters, page], page_outputs)
+    grid.select(open_image, page_ids, [image, facts, palette, history, recipe, current, remix])
+    regenerate_btn.click(regenerate, current, [image, message], concurrency_id="gpu")
+    remix_btn.click(make_remix, current, remix)
+    compare_btn.click(compare, selected, [compare_grid, compare_table])
+    export_sel_btn.click(export_selected, selected, [download, message])
+    export_all_btn.click(export_matching, filters, [download, message])
+
+    def first_options(request: gr.Request) -> Any:
+        """At login: the brand list (value "" fires brand.change, which lists the first page)."""
+        with shown_to_user():
+            found = gallery.filter_options(actor_of(request))
+        return gr.update(choices=[("all brands", "")] + [(b, b) for b in found.brands], value="")
+
+    return {"on_load": {"fn": first_options, "inputs": None, "outputs": brand}}

@@ -1,0 +1,203 @@
+"""The Review tab (reviewers, admins): the queue — off-palette images first, with the colours that missed —
+one image large with its recipe and history, approve / reject / next from the keyboard, and bulk decisions
+on a selection with one comment. Each handler makes one service call; the service checks everything.
+
+Keyboard (outside text boxes; with Alt inside them): ``A`` approve, ``R`` reject (needs the comment),
+``N``/``J``/``→`` next, ``K``/``←`` previous, ``C`` focus the comment box, ``Esc`` leave it.
+The script is :data:`KEYBOARD_HEAD`, given to ``launch(head=...)`` by the app shell.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import gradio as gr
+
+from studio.services.container import Services
+from studio.services.gallery import GalleryItem, ImageDetail, ReviewEntry
+from studio.ui.common import actor_of, shown_to_user, swatches_html
+
+KEYBOARD_HEAD = """
+<script>
+(() => {
+  const keys = {KeyA: "review-approve", KeyR: "review-reject", KeyN: "review-next", KeyJ: "review-next",
+                ArrowRight: "review-next", KeyK: "review-prev", ArrowLeft: "review-prev"};
+  const shown = (el) => el && el.offsetParent !== null;
+  document.addEventListener("keydown", (e) => {
+    if (e.ctrlKey || e.metaKey || e.shiftKey) return;
+    const t = e.target;
+    const typing = t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.isContentEditable);
+    if (typing && e.key === "Escape") { t.blur(); return; }
+    if (typing && !e.altKey) return;
+    if (e.code === "KeyC") {
+      const box = document.querySelector("#review-comment textarea");
+      if (shown(box)) { e.preventDefault(); box.focus(); }
+      return;
+    }
+    const button = keys[e.code] && document.getElementById(keys[e.code]);
+    if (shown(button) && !button.disabled) { e.preventDefault(); button.click(); }
+  });
+})();
+</script>
+"""
+
+
+def queue_choices(items: tuple[GalleryItem, ...]) -> list[tuple[str, int]]:
+    """Checkbox labels for the bulk selection: id, brand, palette flag, prompt."""
+    return [
+        (
+            f"#{i.id} {i.brand_slug}{' ⚠ off-palette' if i.palette_flag else ''} — {i.prompt[:60]}",
+            i.id,
+        )
+        for i in items
+    ]
+
+
+def history_markdown(history: tuple[ReviewEntry, ...]) -> str:
+    """The review history as a list, oldest first."""
+    if not history:
+        return "_No review yet (pending)._"
+    lines = [
+        f"- {h.at:%Y-%m-%d %H:%M} **{html.escape(h.reviewer)}** {h.decision}: {h.from_status} → "
+        f"{h.to_status}" + (f" — “{html.escape(h.comment)}”" if h.comment else "")
+        for h in history
+    ]
+    return "\n".join(lines)
+
+
+def palette_html(item: GalleryItem) -> str:
+    """Palette score, the off-palette flag and the swatches of the colours that missed."""
+    score = "not scored" if item.palette_score is None else f"{item.palette_score:.2f}"
+    if not item.palette_flag:
+        return f"<p>Palette score <b>{score}</b> — on palette.</p>"
+    missed = swatches_html(list(item.missed_colours), size=22) if item.missed_colours else ""
+    return f"<p>⚠ <b>Off-palette</b> (score {score}). Colours that missed:</p>{missed}"
+
+
+def detail_markdown(detail: ImageDetail) -> str:
+    """The image's facts and prompts."""
+    item = detail.item
+    loras = ", ".join(f"{lora['name']} {lora['weight']:g}" for lora in detail.loras) or "none"
+    templates = ", ".join(str(t["name"]) for t in detail.templates) or "none"
+    return (
+        f"**#{item.id}** · {html.escape(item.brand_slug)} · by **{html.escape(item.author)}** · "
+        f"{item.created_at:%Y-%m-%d %H:%M} · status **{item.review_status}**\n\n"
+        f"**Prompt:** {html.escape(item.prompt)}\n\n"
+        f"**Sent:** {html.escape(detail.final_prompt)}\n\n"
+        f"**Negative:** {html.escape(detail.final_negative_prompt or '-')}\n\n"
+        f"Seed {item.seed} · {item.width}×{item.height} · LoRAs: {html.escape(loras)} · "
+        f"templates: {html.escape(templates)}"
+    )
+
+
+def render(services: Services) -> dict[str, Any]:
+    """Build the tab; the app shell shows it to reviewers and admins (the service refuses others)."""
+    review, gallery = services.review, services.gallery
+
+    def load_queue(brand: str | None, request: gr.Request) -> list[Any]:
+        with shown_to_user():
+            items = review.queue(actor_of(request), brand or None, limit=200)
+        flagged = sum(1 for i in items if i.palette_flag)
+        summary = f"**{len(items)}** pending" + (f", **{flagged}** off-palette first" if flagged else "")
+        return [[i.id for i in items], summary, gr.update(choices=queue_choices(items), value=[])]
+
+    def show(ids: list[int], index: int, request: gr.Request) -> list[Any]:
+        if not ids:
+            return [None, "_The queue is empty._", "", "", None, 0]
+        index = max(0, min(int(index or 0), len(ids) - 1))
+        with shown_to_user():
+            detail = gallery.detail(actor_of(request), ids[index])
+        position = f"Image {index + 1} of {len(ids)}\n\n"
+        return [
+            str(detail.item.path),
+            position + detail_markdown(detail),
+            palette_html(detail.item),
+            history_markdown(detail.history),
+            detail.recipe,
+            index,
+        ]
+
+    def decide(decision: str) -> Any:
+        def handler(ids: list[int], index: int, comment: str, request: gr.Request) -> list[Any]:
+            if not ids:
+                raise gr.Error("The queue is empty.")
+            image_id = ids[max(0, min(int(index or 0), len(ids) - 1))]
+            with shown_to_user():
+                entry = review.decide(actor_of(request), image_id, decision, comment or "")
+            return [f"#{entry.image_id}: {entry.from_status} → **{entry.to_status}**", ""]
+
+        return handler
+
+    def bulk(decision: str) -> Any:
+        def handler(selected: list[int], comment: str, request: gr.Request) -> str:
+            with shown_to_user():
+                result = review.decide_many(actor_of(request), selected or [], decision, comment or "")
+            lines = [f"{decision}: **{len(result.decided)}** image(s)."]
+            lines += [f"- #{image_id} skipped: {html.escape(reason)}" for image_id, reason in result.skipped]
+            return "\n".join(lines)
+
+        return handler
+
+    with gr.Row():
+        brand = gr.Dropdown(label="Brand", choices=[], allow_custom_value=True, info="Empty = all yours.")
+        refresh = gr.Button("Refresh queue", scale=0)
+        summary = gr.Markdown()
+    ids = gr.State([])
+    index = gr.State(0)
+    with gr.Row():
+        with gr.Column(scale=3):
+            image = gr.Image(label="Image", type="filepath", interactive=False, height=520)
+        with gr.Column(scale=2):
+            facts = gr.Markdown()
+            palette = gr.HTML()
+            comment = gr.Textbox(
+                label="Comment (required to reject)",
+                lines=2,
+                elem_id="review-comment",
+                info="Keys: A approve · R reject · N next · K previous · C comment · Esc leave the box",
+            )
+            with gr.Row():
+                approve_btn = gr.Button("Approve (A)", variant="primary", elem_id="review-approve")
+                reject_btn = gr.Button("Reject (R)", variant="stop", elem_id="review-reject")
+            with gr.Row():
+                prev_btn = gr.Button("◀ Previous (K)", elem_id="review-prev")
+                next_btn = gr.Button("Next (N) ▶", elem_id="review-next")
+            outcome = gr.Markdown()
+            gr.Markdown("#### History")
+            history = gr.Markdown()
+            with gr.Accordion("Recipe", open=False):
+                recipe = gr.JSON(label="Recipe")
+    with gr.Accordion("Bulk decision", open=False):
+        selection = gr.CheckboxGroup(label="Select images", choices=[])
+        bulk_comment = gr.Textbox(label="One comment for all (required to reject)")
+        with gr.Row():
+            bulk_approve = gr.Button("Approve selected")
+            bulk_reject = gr.Button("Reject selected", variant="stop")
+        bulk_result = gr.Markdown()
+
+    shown = [image, facts, palette, history, recipe, index]
+    listing = {"fn": load_queue, "inputs": brand, "outputs": [ids, summary, selection]}
+    showing = {"fn": show, "inputs": [ids, index], "outputs": shown}
+
+    def list_brands(request: gr.Request) -> Any:
+        with shown_to_user():
+            brands = services.brands.list_brands(actor_of(request))
+        return gr.update(choices=[("All my brands", "")] + [(b.name, b.slug) for b in brands], value="")
+
+    refresh.click(**listing, api_name="review_queue").success(**showing)
+    # the brand list arrives at login (value "") and on every pick: both reload the queue
+    brand.change(**listing, api_visibility="private").success(**showing)
+    next_btn.click(lambda i: int(i or 0) + 1, index, index, queue=False).then(**showing)
+    prev_btn.click(lambda i: max(0, int(i or 0) - 1), index, index, queue=False).then(**showing)
+    for button, decision in ((approve_btn, "approve"), (reject_btn, "reject")):
+        # the decided image leaves the queue, so the same position then shows the next one; after an
+        # "already decided" error the queue is reloaded too
+        decided = button.click(
+            decide(decision), [ids, index, comment], [outcome, comment], api_name=f"review_{decision}"
+        )
+        decided.then(**listing).then(**showing)
+    for button, decision in ((bulk_approve, "approve"), (bulk_reject, "reject")):
+        done = button.click(bulk(decision), [selection, bulk_comment], bulk_result, api_visibility="private")
+        done.then(**listing).then(**showing)
+    return {"on_load": {"fn": list_brands, "inputs": None, "outputs": brand}}
