@@ -332,8 +332,9 @@ class GenerationService:
             plan = self._plan(session, actor, request)
         engine = self.engine
         engine_request = self._engine_request(plan)
-        engine_request = engine.validate(engine_request)  # every refusal happens before anything is written
-        engine_request = self._with_controls(engine, plan, engine_request)
+        if plan.templates:  # a missing control map is made and stored: refuse bad input before that
+            engine_request = self._with_controls(engine, plan, engine.validate(engine_request))
+        # otherwise the engine validates everything before it runs, and files are only written after it
         images = engine.generate(engine_request, progress=progress, cancel=cancel)
         return self._save(actor, plan, engine_request, images)
 

@@ -1,0 +1,220 @@
+"""Issue 4 figures on this machine, measured in one run (ratios, so a busy CPU affects both sides alike).
+
+1. Studio overhead: ``GenerationService.generate`` (permission reads, brand application, engine, PNG with
+   recipe, palette score, DB rows) vs the same diffusers pipeline called directly with the same arguments.
+   Target ≤ 1.05×.
+2. Brand switch with resident adapters (``set_adapters`` through the engine's AdapterManager). Target ≤ 20 ms.
+3. First load of a brand's LoRA vs a full pipeline reload (``from_pretrained``). Target ≤ 0.3×.
+4. Ten brands resident: memory growth (RSS, and the LoRA tensors' bytes) vs the sum of their LoRA files.
+   Target ≤ 3×.
+5. Same recipe twice (generate, then ``regenerate``) → identical SHA-256 of the pixels.
+
+    .venv/bin/python benchmarks/generation_overhead.py [--model embedded:toyworld | --tiny] [--repeat 5]
+
+``--tiny`` uses a random tiny SD pipeline built from config (as the tests do) when the embedded model's
+weights are not there yet. LoRAs are made train-free with peft (random rank-4 adapters on the UNet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from argon2 import PasswordHasher, profiles  # noqa: E402
+
+from studio.config import Settings  # noqa: E402
+from studio.engine import samplers  # noqa: E402
+from studio.engine.adapters import AdapterSpec, file_sha256  # noqa: E402
+from studio.engine.generate import Engine  # noqa: E402
+from studio.engine.models import load_pipeline  # noqa: E402
+from studio.services.brand_files import BrandSpec, SizePreset  # noqa: E402
+from studio.services.container import build_services  # noqa: E402
+from studio.services.generation import EngineProvider, GenerateInput, GenerationService  # noqa: E402
+from studio.services.views import SYSTEM, Actor  # noqa: E402
+
+PROMPT = "a red circle on a black background"
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def lora_param_bytes(pipe: object) -> int:
+    unet = pipe.unet  # type: ignore[attr-defined]
+    return sum(p.numel() * p.element_size() for n, p in unet.named_parameters() if "lora_" in n)
+
+
+def make_loras(model_path: Path, folder: Path, count: int) -> list[Path]:
+    from diffusers import StableDiffusionPipeline
+    from engine_fixtures import make_lora
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(model_path), use_safetensors=True)
+    return [make_lora(pipe, folder, rank=4, seed=i + 1, name=f"brand{i}") for i in range(count)]
+
+
+def tiny_model(folder: Path) -> Path:
+    from engine_fixtures import save_pipeline, sd1_pipeline
+
+    return save_pipeline(sd1_pipeline(), folder / "tiny-sd")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="embedded:toyworld")
+    parser.add_argument("--tiny", action="store_true", help="a random tiny pipeline instead of --model")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)"
+    )
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-generation-"))
+    model_ref = str(tiny_model(work)) if args.tiny else args.model
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(args.threads)
+
+    engine = Engine(model_ref, device="cpu", max_resident_loras=16)
+    resolved, info = engine.resolve()
+    print(
+        f"model {model_ref} ({resolved.family}, {info.default_width}x{info.default_height}), torch threads "
+        f"{torch.get_num_threads()}, {args.steps} steps, repeat {args.repeat}"
+    )
+
+    settings = Settings.from_env({"STUDIO_HOME": str(work / "home"), "STUDIO_BASE_MODEL": model_ref})
+    services = build_services(settings, password_hasher=PasswordHasher.from_parameters(profiles.CHEAPEST))
+    provider = EngineProvider(settings, factory=lambda: engine)
+    generation = GenerationService(services.sessions, settings, provider)
+    size = SizePreset("square", "feed", info.default_width, info.default_height)
+    services.brands.create_brand(
+        SYSTEM,
+        BrandSpec(
+            slug="bench",
+            name="Bench",
+            palette=("black", "red"),
+            style_template="{prompt}",
+            size_presets=(size,),
+            default_size="square",
+            default_sampler="Euler",
+            base_model=model_ref,
+        ),
+    )
+    services.users.add_user(SYSTEM, "mia", ["marketer"], "bench-password")
+    services.brands.grant(SYSTEM, "bench", "mia")
+    mia = Actor.user("mia")
+    request = GenerateInput(brand="bench", prompt=PROMPT, cfg=5.0, steps=args.steps, seed=42, sampler="Euler")
+
+    # ---------------------------------------------------------------- 1. studio vs raw diffusers
+    generation.generate(mia, request)  # warm-up: loads the pipeline
+    loaded = engine.load()
+    pipe = loaded.pipe
+
+    def raw() -> object:
+        pipe.scheduler = samplers.make_scheduler("Euler", loaded.scheduler_config)
+        return pipe(
+            prompt=PROMPT,
+            negative_prompt=None,
+            guidance_scale=5.0,
+            num_inference_steps=args.steps,
+            width=info.default_width,
+            height=info.default_height,
+            num_images_per_prompt=1,
+            generator=torch.Generator("cpu").manual_seed(42),
+            output_type="pil",
+        ).images[0]
+
+    raw()
+    studio_times, raw_times = [], []
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        result = generation.generate(mia, request)
+        studio_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        raw_image = raw()
+        raw_times.append(time.perf_counter() - start)
+    from studio.engine.control import image_sha256
+
+    same = image_sha256(raw_image) == result.images[0].pixel_sha256  # type: ignore[arg-type]
+    ratio = statistics.median(studio_times) / statistics.median(raw_times)
+    print(
+        f"1. studio generation {statistics.median(studio_times) * 1000:.0f} ms vs raw diffusers "
+        f"{statistics.median(raw_times) * 1000:.0f} ms (median of {args.repeat}): {ratio:.3f}x "
+        f"(target <= 1.05) {'OK' if ratio <= 1.05 else 'MISS'}; same pixels as raw: {same}"
+    )
+
+    # ---------------------------------------------------------------- 3/4. first LoRA loads and memory
+    loras = make_loras(resolved.path, work / "loras", 10)
+    file_sum = sum(p.stat().st_size for p in loras)
+    specs = [AdapterSpec(f"brand{i}", p, file_sha256(p), 0.8) for i, p in enumerate(loras)]
+    gc.collect()
+    rss_before, params_before = rss_bytes(), lora_param_bytes(pipe)
+    first_loads = []
+    for spec in specs:
+        start = time.perf_counter()
+        loaded.adapters.activate([spec])
+        first_loads.append(time.perf_counter() - start)
+    gc.collect()
+    rss_growth, params_growth = rss_bytes() - rss_before, lora_param_bytes(pipe) - params_before
+    reloads = []
+    for _ in range(3):
+        start = time.perf_counter()
+        fresh = load_pipeline(resolved, engine.device.device, engine.device.dtype)
+        reloads.append(time.perf_counter() - start)
+        del fresh
+    gc.collect()
+    load_ratio = statistics.median(first_loads) / statistics.median(reloads)
+    print(
+        f"3. first load of a brand LoRA {statistics.median(first_loads) * 1000:.0f} ms vs full pipeline "
+        f"reload {statistics.median(reloads) * 1000:.0f} ms: {load_ratio:.2f}x (target <= 0.3) "
+        f"{'OK' if load_ratio <= 0.3 else 'MISS'}"
+    )
+    mem_ratio = rss_growth / file_sum
+    print(
+        f"4. ten brands resident: LoRA files {file_sum / 1024:.0f} KiB in all; RSS growth "
+        f"{rss_growth / 1024:.0f} KiB = {mem_ratio:.2f}x, LoRA tensors {params_growth / 1024:.0f} KiB = "
+        f"{params_growth / file_sum:.2f}x (target <= 3) {'OK' if mem_ratio <= 3 else 'MISS'}"
+    )
+
+    # ---------------------------------------------------------------- 2. brand switch (all resident)
+    switches = []
+    for round_ in range(3):
+        for spec in specs:
+            start = time.perf_counter()
+            loaded.adapters.activate([spec])
+            switches.append(time.perf_counter() - start)
+        del round_
+    switch_ms = statistics.median(switches) * 1000
+    print(
+        f"2. brand switch with resident adapters: median {switch_ms:.1f} ms, "
+        f"max {max(switches) * 1000:.1f} ms over {len(switches)} switches (target <= 20 ms) "
+        f"{'OK' if switch_ms <= 20 else 'MISS'}"
+    )
+
+    # ---------------------------------------------------------------- 5. same recipe twice
+    first = generation.generate(mia, GenerateInput(brand="bench", prompt=PROMPT, steps=args.steps, seed=7))
+    again = generation.regenerate(mia, first.images[0].id)
+    equal = first.images[0].pixel_sha256 == again.images[0].pixel_sha256
+    print(
+        f"5. same recipe twice: {first.images[0].pixel_sha256[:16]}… vs {again.images[0].pixel_sha256[:16]}… "
+        f"{'identical OK' if equal else 'DIFFERENT MISS'}"
+    )
+    services.close()
+
+
+if __name__ == "__main__":
+    main()
