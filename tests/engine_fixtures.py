@@ -312,17 +312,17 @@ def tiny_controlnet(unet: Any, seed: int = 0) -> Any:
     return ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16))
 
 
-def make_lora(pipe: Any, folder: Path, rank: int = 4, seed: int = 0, name: str = "lora") -> Path:
-    """A train-free LoRA: a random-init peft adapter on the UNet, saved in diffusers format.
+def make_lora(unet: Any, folder: Path, rank: int = 4, seed: int = 0, name: str = "lora") -> Path:
+    """A train-free LoRA: a random-init peft adapter on ``unet``, saved in diffusers format.
 
-    The pipeline's UNet is left unchanged (the adapter is removed after saving).
+    The UNet is left unchanged (the adapter is removed after saving).
     """
+    from diffusers import StableDiffusionPipeline
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
     torch.manual_seed(seed)
-    unet = pipe.unet
     config = LoraConfig(
         r=rank,
         lora_alpha=rank,
@@ -338,7 +338,9 @@ def make_lora(pipe: Any, folder: Path, rank: int = 4, seed: int = 0, name: str =
                 param.normal_(0, 0.5)
     state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet, adapter_name=adapter))
     folder.mkdir(parents=True, exist_ok=True)
-    type(pipe).save_lora_weights(folder, unet_lora_layers=state, weight_name=f"{name}.safetensors")
+    StableDiffusionPipeline.save_lora_weights(
+        folder, unet_lora_layers=state, weight_name=f"{name}.safetensors"
+    )
     unet.delete_adapters(adapter)
     return folder / f"{name}.safetensors"
 
@@ -389,13 +391,11 @@ def lora_files(tmp_path_factory: pytest.TempPathFactory, sd1_dir: Path) -> dict[
     """Three train-free LoRAs for the SD1 fixture (a, b rank 4; c rank 8) and one for another UNet shape."""
 
     def build(folder: Path) -> Path:
-        pipe = sd1_pipeline()
-        make_lora(pipe, folder, rank=4, seed=1, name="a")
-        make_lora(pipe, folder, rank=4, seed=2, name="b")
-        make_lora(pipe, folder, rank=8, seed=3, name="c")
-        other = sd1_pipeline()
-        other.unet = tiny_unet(cross_attention_dim=48)
-        make_lora(other, folder, rank=4, seed=4, name="mismatch")
+        unet = tiny_unet()
+        make_lora(unet, folder, rank=4, seed=1, name="a")
+        make_lora(unet, folder, rank=4, seed=2, name="b")
+        make_lora(unet, folder, rank=8, seed=3, name="c")
+        make_lora(tiny_unet(cross_attention_dim=48), folder, rank=4, seed=4, name="mismatch")
         return folder
 
     folder = _once("loras", tmp_path_factory, build)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
         LoraSpec,
         ModelInfo,
     )
-    from studio.engine.recipe import Recipe, png_metadata, read_recipe
+    from studio.engine.recipe import Recipe, png_bytes, png_metadata, read_recipe
 
 __all__ = [
     "ControlSpec",
@@ -32,6 +32,7 @@ __all__ = [
     "LoraSpec",
     "ModelInfo",
     "Recipe",
+    "png_bytes",
     "png_metadata",
     "read_recipe",
 ]
@@ -45,6 +46,7 @@ _LAZY = {
     "LoraSpec": "studio.engine.generate",
     "ModelInfo": "studio.engine.generate",
     "Recipe": "studio.engine.recipe",
+    "png_bytes": "studio.engine.recipe",
     "png_metadata": "studio.engine.recipe",
     "read_recipe": "studio.engine.recipe",
 }

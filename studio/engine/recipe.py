@@ -15,6 +15,7 @@ This module imports neither torch nor diffusers.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -180,6 +181,13 @@ def png_metadata(recipe: Recipe) -> PngInfo:
     info.add_text(PARAMETERS_CHUNK, recipe.parameters_text())
     info.add_text(RECIPE_CHUNK, recipe.to_json())
     return info
+
+
+def png_bytes(image: Image.Image, recipe: Recipe) -> bytes:
+    """``image`` encoded as PNG with the recipe chunks (for storage to write atomically)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=png_metadata(recipe))
+    return buffer.getvalue()
 
 
 def read_parameters(png_path: str | Path) -> str | None:

@@ -48,7 +48,7 @@ def test_generate_with_two_templates(
     request = GenerationRequest(
         prompt="a red circle",
         seed=2,
-        num_inference_steps=2,
+        num_inference_steps=1,
         width=32,
         height=32,
         controls=controls,

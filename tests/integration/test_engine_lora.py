@@ -12,16 +12,23 @@ from safetensors.torch import save_file
 from studio.engine.generate import Engine, GenerationRequest, LoraSpec
 from studio.errors import ModelError, NotFoundError
 
-FAST = {"prompt": "a red circle", "seed": 5, "num_inference_steps": 2, "width": 32, "height": 32}
+FAST = {"prompt": "a red circle", "seed": 5, "num_inference_steps": 1, "width": 32, "height": 32}
 
 
 def _sha(result: list) -> str:
     return hashlib.sha256(result[0].image.tobytes()).hexdigest()
 
 
-@pytest.fixture
-def engine(sd1_dir: Path) -> Engine:  # noqa: F811
+@pytest.fixture(scope="module")
+def shared_engine(sd1_dir: Path) -> Engine:  # noqa: F811
     return Engine(str(sd1_dir), device="cpu", max_resident_loras=2)
+
+
+@pytest.fixture
+def engine(shared_engine: Engine) -> Engine:
+    """The module's engine with no LoRA resident (cheaper than reloading the pipeline per test)."""
+    shared_engine.load().adapters.unload_all()
+    return shared_engine
 
 
 def _count_loads(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[str]:

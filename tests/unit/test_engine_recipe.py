@@ -12,6 +12,7 @@ from studio.engine.recipe import (
     LoraEntry,
     Recipe,
     library_versions,
+    png_bytes,
     png_metadata,
     read_parameters,
     read_recipe,
@@ -87,3 +88,19 @@ def test_png_without_recipe(tmp_path: Path) -> None:
     junk.write_bytes(b"not a png")
     with pytest.raises(ValidationError, match="junk.png"):
         read_recipe(junk)
+
+
+def test_png_bytes(tmp_path: Path) -> None:
+    recipe = _recipe()
+    path = tmp_path / "bytes.png"
+    path.write_bytes(png_bytes(Image.new("RGB", (8, 8), "blue"), recipe))
+    assert read_recipe(path) == recipe
+
+
+def test_importing_the_engine_package_is_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, studio.engine, studio.engine.recipe; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
