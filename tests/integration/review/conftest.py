@@ -1,5 +1,5 @@
-"""Fixtures for review/gallery/export tests: a tiny random SD folder (with ``controlnet/``), one engine per
-module, and services over a fresh SQLite file with brand ``acme`` (a LoRA, a layout template) and users:
+"""Fixtures for review/gallery/export tests: a tiny random SD folder (with ``controlnet/``), one engine for
+the session, and services over a fresh SQLite file with brand ``acme`` (a LoRA, a layout template) and users:
 mia, max (marketers, members), rex and rita (reviewers, members; rita also a marketer), olga (reviewer,
 not a member). Images are made by the real generation service (3 steps, 32×32)."""
 
@@ -31,25 +31,26 @@ def _square_png(size: int = 64) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, sd1_dir: Path, controlnet_dir: Path) -> Path:  # noqa: F811
+@pytest.fixture(scope="session")
+def review_model_dir(tmp_path_factory: pytest.TempPathFactory, sd1_dir: Path, controlnet_dir: Path) -> Path:  # noqa: F811
     folder = tmp_path_factory.mktemp("acme-model") / "model"
     shutil.copytree(sd1_dir, folder)
     shutil.copytree(controlnet_dir, folder / "controlnet")
     return folder
 
 
-@pytest.fixture(scope="module")
-def engine(model_dir: Path) -> Any:
+@pytest.fixture(scope="session")
+def review_engine(review_model_dir: Path) -> Any:
+    """One engine for every review test module (the images' pixels do not matter here)."""
     from studio.engine.generate import Engine
 
-    return Engine(str(model_dir), device="cpu")
+    return Engine(str(review_model_dir), device="cpu")
 
 
 @pytest.fixture
-def studio(services, engine: Any, model_dir: Path, lora_files: dict[str, Path]) -> Any:  # noqa: ANN001, F811
+def studio(services, review_engine: Any, review_model_dir: Path, lora_files: dict[str, Path]) -> Any:  # noqa: ANN001, F811
     """Services sharing the module's engine, with brand ``acme`` and the users above."""
-    provider = EngineProvider(services.settings, factory=lambda: engine)
+    provider = EngineProvider(services.settings, factory=lambda: review_engine)
     built = dataclasses.replace(
         services,
         engines=provider,
@@ -67,7 +68,7 @@ def studio(services, engine: Any, model_dir: Path, lora_files: dict[str, Path]) 
         default_cfg=5.0,
         default_steps=3,
         default_sampler="Euler",
-        base_model=str(model_dir),
+        base_model=str(review_model_dir),
     )
     built.brands.create_brand(SYSTEM, spec)
     built.brands.upload_lora(SYSTEM, "acme", lora_files["a"], name="shine", default_weight=0.8)
