@@ -312,6 +312,41 @@ def tiny_controlnet(unet: Any, seed: int = 0) -> Any:
     return ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16))
 
 
+def tiny_family_controlnet(family: str, seed: int = 0) -> Any:
+    """A tiny ControlNet matching :func:`sdxl_pipeline`, :func:`sd3_pipeline` or :func:`flux_pipeline`."""
+    from diffusers import FluxControlNetModel, SD3ControlNetModel
+
+    torch.manual_seed(seed)
+    if family == "sdxl":
+        return tiny_controlnet(sdxl_pipeline(seed).unet, seed)
+    if family == "sd3":
+        return SD3ControlNetModel(
+            sample_size=16,
+            patch_size=1,
+            in_channels=4,
+            num_layers=1,
+            attention_head_dim=8,
+            num_attention_heads=4,
+            caption_projection_dim=32,
+            joint_attention_dim=64,
+            pooled_projection_dim=64,
+            out_channels=4,
+        )
+    if family == "flux":
+        return FluxControlNetModel(
+            patch_size=1,
+            in_channels=16,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=32,
+            pooled_projection_dim=32,
+            axes_dims_rope=[4, 4, 8],
+        )
+    raise ValueError(family)
+
+
 def make_lora(unet: Any, folder: Path, rank: int = 4, seed: int = 0, name: str = "lora") -> Path:
     """A train-free LoRA: a random-init peft adapter on ``unet``, saved in diffusers format.
 

@@ -14,9 +14,11 @@ from engine_fixtures import (
     sd1_pipeline,
     sd3_pipeline,
     sdxl_pipeline,
+    tiny_family_controlnet,
 )
+from PIL import Image
 
-from studio.engine.generate import Engine, GenerationRequest
+from studio.engine.generate import ControlSpec, Engine, GenerationRequest
 from studio.engine.models import resolve_model
 
 FAMILIES = {
@@ -43,3 +45,25 @@ def test_family_loads_and_generates(family: str, tmp_path: Path, fast_cpu: None)
     assert first.recipe.family == family
     again = engine.generate(request)[0]
     assert np.array_equal(np.asarray(first.image), np.asarray(again.image))
+
+
+@pytest.mark.parametrize("family", ["sdxl", "sd3", "flux"])
+def test_family_controlnet_via_from_pipe(family: str, tmp_path: Path, fast_cpu: None) -> None:  # noqa: F811
+    build, _, _ = FAMILIES[family]
+    engine = Engine(str(save_pipeline(build(), tmp_path / family)), device="cpu")
+    controlnet = tmp_path / "controlnet"
+    tiny_family_controlnet(family).save_pretrained(controlnet, safe_serialization=True)
+    units = (
+        ControlSpec(str(controlnet), Image.new("RGB", (40, 40), "white"), 1.0, 0.0, 1.0),
+        ControlSpec(str(controlnet), Image.new("RGB", (32, 32), "black"), 0.5, 0.0, 0.5),
+    )
+    request = GenerationRequest(
+        prompt="a red circle", seed=1, num_inference_steps=1, width=32, height=32, controls=units
+    )
+    result = engine.generate(request)[0]
+    assert result.image.size == (32, 32)
+    assert len(result.recipe.controls) == 2
+    pipe = engine.pipelines.control_pipeline(engine.load(), [str(controlnet)] * 2)
+    assert "ControlNet" in type(pipe).__name__
+    shared = "unet" if family == "sdxl" else "transformer"
+    assert pipe.components[shared] is engine.load().pipe.components[shared]
