@@ -8,17 +8,17 @@ from __future__ import annotations
 import dataclasses
 import io
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from engine_fixtures import controlnet_dir, fast_cpu, lora_files, sd1_dir  # noqa: F401
 from PIL import Image, ImageDraw
-from review_support import MIA, PASSWORD
+from review_support import MIA, PASSWORD, generate_images
 
 from studio.services.brand_files import BrandSpec, SizePreset
-from studio.services.generation import EngineProvider, GenerateInput, GenerationService
+from studio.services.generation import EngineProvider, GenerationService
 from studio.services.templates import TemplateService
 from studio.services.views import SYSTEM, Actor
 
@@ -47,10 +47,10 @@ def review_engine(review_model_dir: Path) -> Any:
     return Engine(str(review_model_dir), device="cpu")
 
 
-@pytest.fixture
-def studio(services, review_engine: Any, review_model_dir: Path, lora_files: dict[str, Path]) -> Any:  # noqa: ANN001, F811
-    """Services sharing the module's engine, with brand ``acme`` and the users above."""
-    provider = EngineProvider(services.settings, factory=lambda: review_engine)
+def acme_studio(services: Any, engine: Any, model_dir: Path, loras: dict[str, Path]) -> Any:
+    """``services`` sharing ``engine``, with brand ``acme`` (LoRA ``shine``, template ``frame``) and the
+    users above."""
+    provider = EngineProvider(services.settings, factory=lambda: engine)
     built = dataclasses.replace(
         services,
         engines=provider,
@@ -68,10 +68,10 @@ def studio(services, review_engine: Any, review_model_dir: Path, lora_files: dic
         default_cfg=5.0,
         default_steps=3,
         default_sampler="Euler",
-        base_model=str(review_model_dir),
+        base_model=str(model_dir),
     )
     built.brands.create_brand(SYSTEM, spec)
-    built.brands.upload_lora(SYSTEM, "acme", lora_files["a"], name="shine", default_weight=0.8)
+    built.brands.upload_lora(SYSTEM, "acme", loras["a"], name="shine", default_weight=0.8)
     built.templates.create(SYSTEM, "acme", "frame", _square_png(), "canny")
     for name, roles in (
         ("mia", ["marketer"]),
@@ -87,13 +87,40 @@ def studio(services, review_engine: Any, review_model_dir: Path, lora_files: dic
 
 
 @pytest.fixture
+def studio(services, review_engine: Any, review_model_dir: Path, lora_files: dict[str, Path]) -> Any:  # noqa: ANN001, F811
+    """A fresh studio per test (see :func:`acme_studio`)."""
+    return acme_studio(services, review_engine, review_model_dir, lora_files)
+
+
+@pytest.fixture(scope="module")
+def module_studio(
+    tmp_path_factory: pytest.TempPathFactory,
+    review_engine: Any,
+    review_model_dir: Path,
+    lora_files: dict[str, Path],  # noqa: F811
+) -> Iterator[Any]:
+    """One studio for a whole module (for tests that only read what a module fixture made)."""
+    from argon2 import PasswordHasher, profiles
+
+    from studio.config import Settings
+    from studio.services.container import build_services
+
+    home = tmp_path_factory.mktemp("review-home")
+    services = build_services(
+        Settings.from_env({"STUDIO_HOME": str(home)}),
+        password_hasher=PasswordHasher.from_parameters(profiles.CHEAPEST),
+    )
+    try:
+        yield acme_studio(services, review_engine, review_model_dir, lora_files)
+    finally:
+        services.close()
+
+
+@pytest.fixture
 def make_images(studio: Any) -> Callable[..., list[int]]:
     """Generate images through the real service; returns their ids."""
 
     def make(actor: Actor = MIA, prompt: str = "a red circle", count: int = 1, **kwargs: Any) -> list[int]:
-        kwargs.setdefault("loras", {"shine": 0})
-        request = GenerateInput(brand="acme", prompt=prompt, batch_size=count, **kwargs)
-        result = studio.generation.generate(actor, request)
-        return [image.id for image in result.images]
+        return generate_images(studio, actor, prompt, count, **kwargs)
 
     return make

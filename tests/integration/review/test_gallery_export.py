@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from helpers import files_under
-from review_support import MAX, MIA, OLGA, REX, RITA
+from review_support import MAX, MIA, OLGA, REX, RITA, generate_images
 from sqlalchemy import text
 
 from studio.engine.recipe import read_parameters, read_recipe
@@ -25,13 +25,21 @@ def _ids(page: Any) -> list[int]:
     return [item.id for item in page.items]
 
 
-@pytest.fixture
-def stocked(studio: Any, make_images: Any) -> dict[str, list[int]]:
+@pytest.fixture(scope="module")
+def studio(module_studio: Any) -> Any:
+    """One studio for this module: its tests read what ``stocked`` made (remix, last, adds one image)."""
+    return module_studio
+
+
+@pytest.fixture(scope="module")
+def stocked(studio: Any) -> dict[str, list[int]]:
     """mia: 3 plain "red circle" images and 1 with the LoRA and the template; max: 2 "blue square" ones.
     One of mia's is approved, one rejected; one of max's is approved."""
-    plain = make_images(MIA, "a red circle", count=3)
-    styled = make_images(MIA, "a red circle on the left", loras={"shine": 0.8}, templates=["frame"])
-    blue = make_images(MAX, "a blue square", count=2)
+    plain = generate_images(studio, MIA, "a red circle", count=3)
+    styled = generate_images(
+        studio, MIA, "a red circle on the left", loras={"shine": 0.8}, templates=["frame"]
+    )
+    blue = generate_images(studio, MAX, "a blue square", count=2)
     studio.review.approve(REX, plain[0], "good")
     studio.review.reject(REX, plain[1], "off brief")
     studio.review.approve(REX, blue[0])
@@ -101,15 +109,6 @@ def test_compare_highlights_recipe_differences(studio: Any, stocked: dict[str, l
         studio.gallery.compare(OLGA, plain[:2])
 
 
-def test_remix_gives_the_generate_form_the_same_recipe(studio: Any, stocked: dict[str, list[int]]) -> None:
-    image_id = stocked["styled"][0]
-    remix = studio.gallery.remix(MIA, image_id)
-    assert (remix.brand, remix.prompt, remix.templates) == ("acme", "a red circle on the left", ("frame",))
-    assert dict(remix.loras) == {"shine": 0.8} and remix.batch_size == 1
-    again = studio.generation.generate(MIA, remix).images[0]
-    assert again.pixel_sha256 == studio.generation.get_image(MIA, image_id).pixel_sha256
-
-
 def test_export_holds_only_approved_images_with_metadata(
     studio: Any, stocked: dict[str, list[int]], tmp_path: Path
 ) -> None:
@@ -161,3 +160,12 @@ def test_export_holds_only_approved_images_with_metadata(
     default = studio.gallery.export(SYSTEM, flt=GalleryFilter(since=datetime.now(UTC).date()))
     assert default.path.parent == studio.gallery.exports_dir and default.count == 2
     assert not [p for p in default.path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_remix_gives_the_generate_form_the_same_recipe(studio: Any, stocked: dict[str, list[int]]) -> None:
+    image_id = stocked["styled"][0]
+    remix = studio.gallery.remix(MIA, image_id)
+    assert (remix.brand, remix.prompt, remix.templates) == ("acme", "a red circle on the left", ("frame",))
+    assert dict(remix.loras) == {"shine": 0.8} and remix.batch_size == 1
+    again = studio.generation.generate(MIA, remix).images[0]
+    assert again.pixel_sha256 == studio.generation.get_image(MIA, image_id).pixel_sha256
