@@ -42,7 +42,8 @@ def _lora_rank(header: dict[str, dict[str, object]]) -> int | None:
     ranks = set()
     for key, entry in header.items():
         shape = entry.get("shape")
-        if isinstance(shape, list) and len(shape) >= 2 and ("lora_A" in key or "lora_down" in key):
+        down = any(t in key for t in ("lora_A", "lora_down", "lora.down"))  # peft, kohya, diffusers names
+        if isinstance(shape, list) and len(shape) >= 2 and down:
             ranks.add(int(shape[0]))
     return max(ranks) if ranks else None
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from studio.db import load_all_models
 from studio.db.base import utcnow
 from studio.db.training_models import Job, JobCheckpoint
 from studio.errors import ConflictError, NotFoundError
@@ -30,6 +31,8 @@ DEFAULT_HEARTBEAT_SECONDS = 5.0
 FINAL = ("succeeded", "failed", "cancelled")
 RESUMABLE = ("interrupted", "failed", "cancelled")
 MAX_LOSS_POINTS = 2000
+
+load_all_models()  # the jobs table's foreign keys name tables of other model modules (brands, datasets)
 
 
 def new_worker_id() -> str:

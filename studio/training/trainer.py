@@ -171,6 +171,8 @@ class LoraTrainer:
                 f"(StableDiffusionPipeline), not {index.get('_class_name')}"
             )
         self.model_hash = resolved.content_hash or ""
+        if self.device == "cpu":
+            torch.set_flush_denormal(True)  # denormal floats make CPU matmuls several times slower
         if self.device == "cuda" and self.config.mixed_precision:
             self.weight_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         try:
