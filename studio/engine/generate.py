@@ -284,8 +284,7 @@ class Engine:
         if not 0 <= seed <= MAX_SEED:
             raise ValidationError("seed", f"{seed} is outside 0-{MAX_SEED}")
         sampler_name = request.sampler or info.default_sampler
-        sampler_registry.make_scheduler(sampler_name, info.scheduler_config)  # raises for unusable names
-        sampler = sampler_registry.canonical_name(sampler_name)
+        sampler = sampler_registry.check_sampler(sampler_name, info.scheduler_config)
         AdapterManager.validate(
             [_adapter_spec(spec) for spec in request.loras], self.pipelines.max_loras_per_request
         )

@@ -15,6 +15,7 @@ This module imports neither torch nor diffusers.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from dataclasses import asdict, dataclass, field
@@ -159,7 +160,12 @@ def _quote(text: str) -> str:
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of the libraries that decide the pixels (read from package metadata, no imports)."""
+    """Versions of the libraries that decide the pixels (read from package metadata once, no imports)."""
+    return dict(_library_versions())
+
+
+@functools.cache
+def _library_versions() -> dict[str, str]:
     versions: dict[str, str] = {}
     for name in ("torch", "diffusers", "transformers", "peft"):
         try:

@@ -80,12 +80,22 @@ def canonical_name(name: str) -> str:
     raise ValidationError("sampler", f"unknown sampler {name!r}; valid names: {', '.join(SAMPLERS)}")
 
 
+def check_sampler(name: str, base_config: Mapping[str, Any]) -> str:
+    """The canonical name if the model can use sampler ``name``; else a ValidationError saying why."""
+    return _resolve(name, base_config)[0]
+
+
 def make_scheduler(name: str, base_config: Mapping[str, Any]) -> SchedulerMixin:
     """A fresh scheduler for ``name`` built from the model's scheduler config.
 
     Raises ValidationError for unknown names and for samplers the model cannot use (LCM on a model that is
     not LCM-distilled; noise-prediction samplers on flow-matching models).
     """
+    _, cls, config = _resolve(name, base_config)
+    return cls.from_config(config)
+
+
+def _resolve(name: str, base_config: Mapping[str, Any]) -> tuple[str, type[SchedulerMixin], dict[str, Any]]:
     canonical = canonical_name(name)
     config = dict(base_config)
     if is_flow_matching(config):
@@ -96,7 +106,7 @@ def make_scheduler(name: str, base_config: Mapping[str, Any]) -> SchedulerMixin:
                 f"{canonical!r} does not work with this flow-matching model; "
                 f"valid names: {', '.join(_FLOW_SAMPLERS)}",
             )
-        return flow_cls.from_config(config)
+        return canonical, flow_cls, config
     if canonical == "LCM" and not supports_lcm(config):
         raise ValidationError(
             "sampler",
@@ -107,4 +117,4 @@ def make_scheduler(name: str, base_config: Mapping[str, Any]) -> SchedulerMixin:
     for key, value in _SAFE_DEFAULTS.items():
         config.setdefault(key, value)
     config.update(overrides)
-    return cls.from_config(config)
+    return canonical, cls, config
