@@ -41,6 +41,10 @@ app.add_typer(brands_app, name="brands")
 app.add_typer(users_app, name="users")
 app.add_typer(models_app, name="models")
 app.add_typer(review_app, name="review")
+datasets_app = typer.Typer(help="Training datasets: create, add images, check.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Training jobs: list, show, cancel, resume.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(jobs_app, name="jobs")
 
 RoleOption = Annotated[
     list[str], typer.Option("--role", "-r", help="admin, marketer or reviewer (repeat for several).")
@@ -514,6 +518,172 @@ def export(
 
 
 # ------------------------------------------------------------------------------------------------- serve
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def _job_line(job: Any) -> str:
+    loss = f" loss {job.loss:.4f}" if job.loss is not None else ""
+    return (
+        f"#{job.id} {job.status:<11} {job.brand_slug or '-'}/{job.adapter_name} "
+        f"step {job.step}/{job.total_steps}{loss}  {job.message}"
+    )
+
+
+@datasets_app.command("create")
+@_handled
+def datasets_create(brand: str, name: str, as_json: JsonFlag = False) -> None:
+    """Create an empty dataset for BRAND; prints its id."""
+    view = _services().datasets.create_dataset(_system(), brand, name)
+    _print_json(view) if as_json else typer.echo(f"dataset {view.id} created for {brand}: {view.name}")
+
+
+@datasets_app.command("add")
+@_handled
+def datasets_add(
+    dataset_id: int,
+    files: Annotated[list[Path], typer.Argument(help="PNG/JPEG/WebP images or zips of them.")],
+) -> None:
+    """Check and add images (all or nothing; exact duplicates are dropped with a notice)."""
+    result = _services().datasets.add_images(_system(), dataset_id, files)
+    for notice in result.notices:
+        typer.echo(f"notice: {notice}")
+    typer.echo(f"added {result.added} image(s); dataset {dataset_id} has {result.dataset.image_count}")
+
+
+@datasets_app.command("caption")
+@_handled
+def datasets_caption(
+    dataset_id: int,
+    template: Annotated[str, typer.Option(help="Uses {trigger}, {filename}, {caption}.")] = (
+        "{trigger}, {caption}"
+    ),
+    from_filename: Annotated[bool, typer.Option("--from-filename", help="Caption from file names.")] = False,
+    trigger: Annotated[str | None, typer.Option(help="Trigger word (default: the adapter's).")] = None,
+    adapter: Annotated[str | None, typer.Option(help="Adapter whose trigger word to use.")] = None,
+) -> None:
+    """Caption every image of a dataset from its file name or a template."""
+    view = _services().datasets.caption_all(
+        _system(), dataset_id, mode="filename" if from_filename else "template", template=template,
+        trigger=trigger, adapter=adapter,
+    )  # fmt: skip
+    for image in view.images:
+        typer.echo(f"{image.id}: {image.caption}")
+
+
+@datasets_app.command("check")
+@_handled
+def datasets_check(
+    dataset_id: int,
+    trigger: Annotated[str | None, typer.Option(help="Trigger word the captions should contain.")] = None,
+    adapter: Annotated[str | None, typer.Option(help="Adapter whose trigger word to check.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Count, sizes, caption problems and advice before training."""
+    check = _services().datasets.check_dataset(_system(), dataset_id, trigger=trigger, adapter=adapter)
+    if as_json:
+        _print_json(check)
+        return
+    sizes = ", ".join(f"{k} ×{v}" for k, v in check.sizes.items()) or "-"
+    typer.echo(f"{check.count} image(s); sizes {sizes}; trigger {check.trigger or '-'}")
+    for line in check.advice:
+        typer.echo(f"- {line}")
+    typer.echo("ready to train" if check.ready else "not ready yet")
+
+
+@app.command("train")
+@_handled
+def train(
+    brand: Annotated[str, typer.Option(help="Brand slug.")],
+    adapter: Annotated[str, typer.Option(help="LoRA adapter name (created on publish if new).")],
+    dataset: Annotated[int, typer.Option(help="Dataset id.")],
+    kind: Annotated[str | None, typer.Option(help="style or subject (default: the adapter's).")] = None,
+    preset: Annotated[str, typer.Option(help="quick, default or quality.")] = "default",
+    steps: Annotated[int | None, typer.Option(help="Training steps (overrides the preset).")] = None,
+    rank: Annotated[int | None, typer.Option(help="LoRA rank (overrides the preset).")] = None,
+    trigger: Annotated[str | None, typer.Option(help="Trigger word (default: the adapter's).")] = None,
+    priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
+) -> None:
+    """Queue a LoRA training job (a worker runs it: `studio worker`, or the web app's own)."""
+    job = _services().training.queue_training(
+        _system(), brand, adapter, dataset, kind=kind, preset=preset, trigger=trigger, priority=priority,
+        steps=steps, rank=rank,
+    )  # fmt: skip
+    rank_used = job.config["rank"]
+    typer.echo(f"queued job {job.id}: {job.total_steps} steps, rank {rank_used}, preset {job.preset}")
+
+
+@jobs_app.command("list")
+@_handled
+def jobs_list(
+    status: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Training jobs, newest first."""
+    jobs = _services().training.list_jobs(_system(), status=status)
+    if as_json:
+        _print_json(jobs)
+        return
+    for job in jobs:
+        typer.echo(_job_line(job))
+
+
+@jobs_app.command("show")
+@_handled
+def jobs_show(job_id: int, as_json: JsonFlag = False) -> None:
+    """One job with its checkpoints."""
+    job = _services().training.get_job(_system(), job_id)
+    if as_json:
+        _print_json(job)
+        return
+    typer.echo(_job_line(job))
+    for ckpt in job.checkpoints:
+        version = ckpt.published_version_id
+        published = f" (published as version {version})" if version else ""
+        typer.echo(f"  step {ckpt.step}: {ckpt.file_path}{published}")
+
+
+@jobs_app.command("cancel")
+@_handled
+def jobs_cancel(job_id: int) -> None:
+    """Cancel a queued job, or stop a running one within one step."""
+    typer.echo(_job_line(_services().training.cancel(_system(), job_id)))
+
+
+@jobs_app.command("resume")
+@_handled
+def jobs_resume(job_id: int) -> None:
+    """Queue an interrupted, failed or cancelled job again from its last checkpoint."""
+    typer.echo(_job_line(_services().training.resume(_system(), job_id)))
+
+
+@app.command("publish")
+@_handled
+def publish(
+    job_id: int,
+    step: Annotated[int | None, typer.Option(help="Checkpoint step (default: the last).")] = None,
+) -> None:
+    """Make a job's checkpoint the new active version of its brand adapter."""
+    result = _services().training.publish(_system(), job_id, step)
+    typer.echo(
+        f"published job {job_id} step {result.step} as version {result.version_id} of "
+        f"{result.brand_slug}/{result.adapter_name} (now active)"
+    )
+
+
+@app.command("worker")
+@_handled
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Run at most one job, then exit.")] = False,
+) -> None:
+    """Run training jobs from the queue (several workers may share one database)."""
+    from studio.db.migrate import upgrade
+    from studio.training.worker import run_worker
+
+    settings = _settings()
+    upgrade(settings)
+    raise typer.Exit(run_worker(settings, once=once))
 
 
 @app.command("serve")
