@@ -26,6 +26,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run the Brand Studio web app.")
     parser.add_argument("--host", help="address to bind (default STUDIO_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default STUDIO_PORT or 7860)")
+    parser.add_argument(
+        "--no-worker", action="store_true", help="start no training worker (run `studio worker` elsewhere)"
+    )
     return parser.parse_args(argv)
 
 
@@ -66,7 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     demo = build_ui(services)
     demo.queue(default_concurrency_limit=1, max_size=64)
     print(f"Brand Studio on http://{settings.host}:{settings.port} (data in {settings.home})", flush=True)
-    demo.launch(**launch_options(services))
+    worker = None
+    if not args.no_worker:  # training runs in its own process: a crash there never takes the app down
+        from studio.training.supervisor import WorkerSupervisor
+
+        worker = WorkerSupervisor().start()
+    try:
+        demo.launch(**launch_options(services))
+    finally:
+        if worker is not None:
+            worker.stop()
     return 0
 
 
