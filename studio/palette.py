@@ -3,7 +3,8 @@
 How the score is made:
 
 1. the image is downsampled to at most :data:`ANALYSIS_SIDE` pixels a side (box filter) and quantised to at
-   most :data:`DOMINANT_COLOURS` colours (Pillow's median cut), each with its share of the pixels;
+   most :data:`DOMINANT_COLOURS` colours — Pillow's median cut, refined by k-means in CIELAB (a perceptual
+   space) — each with its share of the pixels;
 2. each dominant colour and each palette colour go to CIELAB (sRGB, D65) with ``colour-science``, and the
    nearest palette colour is found by ``colour.delta_E(..., method="CIE 2000")``;
 3. a dominant colour *matches* when that distance is at most :data:`MATCH_DELTA_E` (clearly the same colour
@@ -29,6 +30,7 @@ from studio.colours import NAMED_COLOURS, hex_to_rgb
 
 ANALYSIS_SIDE = 64
 DOMINANT_COLOURS = 8
+KMEANS_ROUNDS = 5
 MATCH_DELTA_E = 15.0
 MIN_MISS_SHARE = 0.05
 DEFAULT_THRESHOLD = 0.5
@@ -105,19 +107,37 @@ def _lab(rgb255: np.ndarray) -> np.ndarray:
 def dominant_colours(
     image: Image.Image, count: int = DOMINANT_COLOURS
 ) -> list[tuple[tuple[int, int, int], float]]:
-    """The image's dominant colours as ((r, g, b), share), largest share first."""
+    """The image's dominant colours as ((r, g, b), share), largest share first.
+
+    Pillow's median cut (in RGB) gives the starting clusters; they are then refined by k-means in CIELAB
+    (:data:`KMEANS_ROUNDS` at most), so pixels are grouped by perceptual distance, not by RGB boxes.
+    """
     rgb = image.convert("RGB")
     scale = max(rgb.width, rgb.height) / ANALYSIS_SIDE
     if scale > 1:
         size = (max(1, round(rgb.width / scale)), max(1, round(rgb.height / scale)))
         rgb = rgb.resize(size, Image.Resampling.BOX)
     quantised = rgb.quantize(colors=count, method=Image.Quantize.MEDIANCUT)
-    palette = quantised.getpalette() or []
-    counts = quantised.getcolors(maxcolors=256) or []
-    total = sum(n for n, _ in counts) or 1
+    labels = np.asarray(quantised, dtype=np.int64).reshape(-1)
+    pixels = _lab(np.asarray(rgb, dtype=np.float64).reshape(-1, 3))
+    labels = np.unique(labels, return_inverse=True)[1]
+    squares = (pixels**2).sum(axis=1)
+    for _ in range(KMEANS_ROUNDS + 1):
+        counts = np.bincount(labels)
+        kept = counts > 0  # a cluster that lost every pixel is dropped
+        sums = np.stack([np.bincount(labels, weights=pixels[:, j]) for j in range(3)], axis=1)
+        centres = sums[kept] / counts[kept, None]
+        labels = np.cumsum(kept)[labels] - 1
+        # squared Euclidean distance in CIELAB: |p|² - 2 p·c + |c|²
+        moved = (squares[:, None] - 2 * pixels @ centres.T + (centres**2).sum(axis=1)[None, :]).argmin(axis=1)
+        if np.array_equal(moved, labels):
+            break
+        labels = moved
+    shares = np.bincount(labels, minlength=len(centres)) / len(labels)
+    srgb = colour.XYZ_to_sRGB(colour.Lab_to_XYZ(centres))
+    colours = np.clip(np.round(np.atleast_2d(srgb) * 255), 0, 255).astype(int)
     result = [
-        ((palette[3 * index], palette[3 * index + 1], palette[3 * index + 2]), n / total)
-        for n, index in counts
+        ((int(c[0]), int(c[1]), int(c[2])), float(share)) for c, share in zip(colours, shares, strict=True)
     ]
     return sorted(result, key=lambda item: item[1], reverse=True)
 
