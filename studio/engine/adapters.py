@@ -195,7 +195,8 @@ class AdapterManager:
         path = Path(spec.path)
         current = self._resident.get(spec.name)
         if current is not None:
-            if spec.sha256 is None or current[0] == spec.sha256:
+            same = current[0] == spec.sha256.lower() if spec.sha256 is not None else current[1] == path
+            if same:
                 return
             self.unload(spec.name)  # same name, new version
         check_lora_file(path, self.pipe)

@@ -243,9 +243,10 @@ class Engine:
         return self.pipelines.get(self.resolve(model, revision)[0])
 
     def clear_cache(self) -> None:
-        """Unload every pipeline, ControlNet and LoRA."""
+        """Unload every pipeline, ControlNet and LoRA (model folders are resolved and hashed again)."""
         with self._lock:
             self.pipelines.clear()
+            self._resolved.clear()
 
     # ------------------------------------------------------------------------------------- validation
     def validate(self, request: GenerationRequest) -> GenerationRequest:
@@ -286,7 +287,8 @@ class Engine:
         sampler_name = request.sampler or info.default_sampler
         sampler = sampler_registry.check_sampler(sampler_name, info.scheduler_config)
         AdapterManager.validate(
-            [_adapter_spec(spec) for spec in request.loras], self.pipelines.max_loras_per_request
+            [_adapter_spec(spec, i) for i, spec in enumerate(request.loras)],
+            self.pipelines.max_loras_per_request,
         )
         maps = self._control_maps(request, width, height)
         filled = replace(
@@ -346,7 +348,7 @@ class Engine:
         with self._lock:
             resolved, info = self.resolve(req.model, req.model_revision)
             loaded = self.pipelines.get(resolved)
-            loaded.adapters.activate([_adapter_spec(spec) for spec in req.loras])
+            loaded.adapters.activate([_adapter_spec(spec, i) for i, spec in enumerate(req.loras)])
             if req.controls:
                 pipe = self.pipelines.control_pipeline(loaded, [unit.controlnet for unit in req.controls])
             else:
@@ -545,10 +547,11 @@ def request_from_recipe(
     )
 
 
-def _adapter_spec(spec: LoraSpec) -> AdapterSpec:
-    return AdapterSpec(
-        name=spec.name, path=Path(spec.path), sha256=spec.sha256, weight=_number("weight", spec.weight)
-    )
+def _adapter_spec(spec: LoraSpec, index: int) -> AdapterSpec:
+    if not isinstance(spec.path, str | Path) or not str(spec.path):
+        raise ValidationError(f"loras[{index}].path", "must name a .safetensors file")
+    weight = _number(f"loras[{index}].weight", spec.weight)
+    return AdapterSpec(name=str(spec.name), path=Path(spec.path), sha256=spec.sha256, weight=weight)
 
 
 def _number(field_name: str, value: Any) -> float:
