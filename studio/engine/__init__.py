@@ -5,6 +5,19 @@ Framework-free API (no database, no UI): build an :class:`~studio.engine.generat
 :class:`~studio.engine.generate.GeneratedImage` objects whose ``recipe`` makes the same pixels again.
 Heavy imports (torch, diffusers) happen when the submodules are imported, not when this package is,
 so ``import studio.engine`` stays cheap.
+
+Modules (imports flow downwards; nothing here imports studio.db, services or ui):
+
+* ``generate``  — Engine, GenerationRequest, LoraSpec, ControlSpec, GeneratedImage, ModelInfo,
+  GenerationCancelled, request_from_recipe
+* ``pipelines`` — PipelineCache: one base pipeline per (model, device, dtype), ControlNet pipelines via
+  ``from_pipe``, optional torch.compile
+* ``adapters``  — AdapterManager (resident LoRAs, LRU, fit checks), HotswapAdapters (compile mode)
+* ``control``   — load_image (safe uploads), make_control_map (controlnet-aux preprocessors), fit_to_size
+* ``samplers``  — SAMPLERS, make_scheduler, available_samplers
+* ``models``    — resolve_model, detect_family, pull_model, load_pipeline, load_controlnet
+* ``recipe``    — Recipe, png_metadata, png_bytes, read_recipe (no torch)
+* ``devices``   — choose_device
 """
 
 from __future__ import annotations
