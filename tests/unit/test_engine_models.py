@@ -115,3 +115,15 @@ def test_embedded_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     else:
         with pytest.raises(NotFoundError, match="weights are missing"):
             resolve_model("embedded:toyworld")
+
+
+def test_hub_id_resolves_from_the_local_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "cache" / "models--acme--tiny-sd"
+    _folder(repo / "snapshots" / commit, "StableDiffusionXLPipeline")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    resolved = resolve_model("acme/tiny-sd", cache_dir=tmp_path / "cache")
+    assert (resolved.family, resolved.revision) == ("sdxl", commit)
+    assert resolved.path == repo / "snapshots" / commit
