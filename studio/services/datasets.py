@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -71,6 +72,19 @@ class DatasetService:
         with self._sessions() as session:
             require_admin(session, actor)
             return self._view(session, self._find(session, dataset_id))
+
+    def thumbnails(self, actor: Actor, dataset_id: int, size: int = 96) -> list[tuple[Any, str]]:
+        """(PIL thumbnail, "#id caption") for each image, for the caption grid (the UI never opens files)."""
+        from PIL import Image
+
+        view = self.get_dataset(actor, dataset_id)
+        out = []
+        for image in view.images:
+            with Image.open(image.file_path) as img:
+                thumb = img.convert("RGB")
+                thumb.thumbnail((size, size))
+            out.append((thumb, f"#{image.id} {image.caption}"))
+        return out
 
     def check_dataset(
         self, actor: Actor, dataset_id: int, *, trigger: str | None = None, adapter: str | None = None

@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 
 from studio.services.container import Services
-from studio.ui import brands_tab, gallery_tab, generate_tab, review_tab, users_tab
+from studio.ui import brands_tab, gallery_tab, generate_tab, review_tab, training_tab, users_tab
 from studio.ui.common import actor_of, shown_to_user
 
 CSS = """
@@ -35,6 +35,7 @@ TABS: tuple[TabSpec, ...] = (
     TabSpec("Gallery", gallery_tab, frozenset({"marketer", "reviewer", "admin"})),
     TabSpec("Brands", brands_tab, frozenset({"marketer", "reviewer", "admin"})),
     TabSpec("Users", users_tab, frozenset({"admin"})),
+    TabSpec("Training", training_tab, frozenset({"admin"})),
 )
 
 

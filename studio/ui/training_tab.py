@@ -1,0 +1,379 @@
+"""The Training tab (admin): datasets (upload, caption grid, check) and LoRA training jobs (queue with live
+progress and ETA, loss plot, checkpoint samples, cancel / resume / publish). Each handler makes one service
+call; the services check that the caller is an admin."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from studio.services.container import Services
+from studio.services.training_views import DatasetCheck, DatasetView, JobView
+from studio.ui.common import actor_of, shown_to_user
+
+JOB_HEADERS = ["id", "status", "brand", "adapter", "progress", "loss", "message"]
+CAPTION_HEADERS = ["id", "file", "caption"]
+ACTIVE = ("queued", "running")
+
+
+def job_rows(jobs: list[JobView]) -> list[list[Any]]:
+    return [
+        [
+            j.id,
+            j.status,
+            j.brand_slug or "-",
+            j.adapter_name,
+            f"{j.step}/{j.total_steps}",
+            "" if j.loss is None else round(j.loss, 4),
+            j.message,
+        ]
+        for j in jobs
+    ]
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def job_html(job: JobView) -> str:
+    """Status, a progress bar, ETA and the message of one job."""
+    esc = html.escape
+    pct = round(100 * job.progress)
+    loss = "—" if job.loss is None else f"{job.loss:.4f}"
+    config = job.config
+    return (
+        f"<h4>Job #{job.id}: {esc(job.brand_slug or '-')} / {esc(job.adapter_name)} — "
+        f"<b>{esc(job.status)}</b></h4>"
+        f'<div style="background:#8883;border-radius:6px;height:14px;width:100%">'
+        f'<div style="background:#3b82f6;height:14px;border-radius:6px;width:{pct}%"></div></div>'
+        f"<p>step {job.step} of {job.total_steps} ({pct}%) · loss {loss} · "
+        f"ETA {format_eta(job.eta_seconds)}<br>"
+        f"preset {esc(job.preset)}, rank {config.get('rank')}, alpha {config.get('alpha')}, "
+        f"lr {config.get('learning_rate')}, batch {config.get('batch_size')}, "
+        f"trigger <code>{esc(str(config.get('trigger', '')))}</code><br>"
+        f"<em>{esc(job.message)}</em></p>"
+    )
+
+
+def loss_frame(job: JobView) -> pd.DataFrame:
+    return pd.DataFrame({"step": [s for s, _ in job.loss_history], "loss": [v for _, v in job.loss_history]})
+
+
+def checkpoint_gallery(job: JobView) -> list[tuple[str, str]]:
+    """Sample images of every checkpoint, side by side by step (newest first)."""
+    items = []
+    for ckpt in reversed(job.checkpoints):
+        published = f" · published v{ckpt.published_version_id}" if ckpt.published_version_id else ""
+        for path in ckpt.sample_paths:
+            items.append((str(path), f"step {ckpt.step}{published} · {path.stem}"))
+    return items
+
+
+def check_markdown(check: DatasetCheck) -> str:
+    sizes = ", ".join(f"{k} ×{v}" for k, v in check.sizes.items()) or "—"
+    advice = "\n".join(f"- {a}" for a in check.advice)
+    verdict = "✅ ready to train" if check.ready else "⚠️ not ready yet"
+    head = f"**{check.count} image(s)**, sizes {sizes}, trigger word `{check.trigger or '—'}` — {verdict}"
+    return f"{head}\n\n{advice}"
+
+
+def caption_rows(dataset: DatasetView) -> list[list[Any]]:
+    return [[i.id, i.original_name, i.caption] for i in dataset.images]
+
+
+def render(services: Services) -> dict[str, Any]:
+    """Build the tab; the app shell shows it to admins only."""
+    datasets, training, brands = services.datasets, services.training, services.brands
+    presets = training.presets()
+
+    # ------------------------------------------------------------------------------------- handlers
+
+    def load(request: gr.Request) -> tuple[Any, ...]:
+        with shown_to_user():
+            summaries = brands.list_brands(actor_of(request))
+        return gr.update(choices=[b.slug for b in summaries]), gr.Timer(active=True)
+
+    def list_datasets(brand: str | None, request: gr.Request) -> Any:
+        if not brand:
+            return gr.update(choices=[], value=None)
+        with shown_to_user():
+            found = datasets.list_datasets(actor_of(request), brand)
+        return gr.update(choices=[(f"#{d.id} {d.name} ({d.image_count})", d.id) for d in found], value=None)
+
+    def create_dataset(brand: str | None, name: str, request: gr.Request) -> Any:
+        if not brand:
+            raise gr.Error("Pick a brand first.")
+        with shown_to_user():
+            view = datasets.create_dataset(actor_of(request), brand, name)
+        gr.Info(f"Dataset #{view.id} created.")
+        return gr.update(choices=[(f"#{view.id} {view.name} (0)", view.id)], value=view.id)
+
+    def show_dataset(dataset_id: int | None, request: gr.Request) -> Any:
+        if not dataset_id:
+            return []
+        with shown_to_user():
+            return caption_rows(datasets.get_dataset(actor_of(request), int(dataset_id)))
+
+    def thumbnails(dataset_id: int | None, request: gr.Request) -> Any:
+        if not dataset_id:
+            return []
+        with shown_to_user():
+            return datasets.thumbnails(actor_of(request), int(dataset_id))
+
+    def upload(dataset_id: int | None, files: list[Any] | None, request: gr.Request) -> tuple[Any, ...]:
+        if not dataset_id:
+            raise gr.Error("Pick or create a dataset first.")
+        if not files:
+            raise gr.Error("Choose image files or a zip to upload.")
+        pairs = [(str(f), getattr(f, "orig_name", None) or str(f).rsplit("/", 1)[-1]) for f in files]
+        with shown_to_user():
+            result = datasets.add_images(actor_of(request), int(dataset_id), pairs)
+        notes = "".join(f"\n- {n}" for n in result.notices)
+        return caption_rows(result.dataset), f"Added {result.added} image(s).{notes}", None
+
+    def save_captions(dataset_id: int | None, table: Any, request: gr.Request) -> Any:
+        if not dataset_id:
+            raise gr.Error("Pick a dataset first.")
+        rows = table.values.tolist() if hasattr(table, "values") else (table or [])
+        captions = {int(r[0]): str(r[2] or "") for r in rows if str(r[0]).strip()}
+        with shown_to_user():
+            view = datasets.set_captions(actor_of(request), int(dataset_id), captions)
+        gr.Info("Captions saved.")
+        return caption_rows(view)
+
+    def caption_all(
+        dataset_id: int | None, mode: str, template: str, trigger: str, adapter: str, request: gr.Request
+    ) -> Any:
+        if not dataset_id:
+            raise gr.Error("Pick a dataset first.")
+        with shown_to_user():
+            view = datasets.caption_all(
+                actor_of(request), int(dataset_id), mode="filename" if mode == "file name" else "template",
+                template=template, trigger=trigger or None, adapter=adapter or None,
+            )  # fmt: skip
+        return caption_rows(view)
+
+    def check(dataset_id: int | None, trigger: str, adapter: str, request: gr.Request) -> str:
+        if not dataset_id:
+            raise gr.Error("Pick a dataset first.")
+        with shown_to_user():
+            result = datasets.check_dataset(
+                actor_of(request), int(dataset_id), trigger=trigger or None, adapter=adapter or None
+            )
+        return check_markdown(result)
+
+    def preset_values(name: str) -> tuple[Any, ...]:
+        p = next(p for p in presets if p["name"] == name)
+        return p["rank"], p["alpha"], p["learning_rate"], p["steps"], p["batch_size"], p["checkpoint_every"]
+
+    def queue(
+        brand: str | None, dataset_id: int | None, adapter: str, kind: str, trigger: str, preset: str,
+        expert: bool, rank: float, alpha: float, lr: float, steps: float, batch: float, resolution: float,
+        every: float, request: gr.Request,
+    ) -> tuple[Any, ...]:  # fmt: skip
+        if not brand or not dataset_id:
+            raise gr.Error("Pick a brand and a dataset first.")
+        overrides: dict[str, Any] = {}
+        if expert:
+            overrides = {
+                "rank": rank, "alpha": alpha, "learning_rate": lr, "steps": steps, "batch_size": batch,
+                "resolution": int(resolution) or None, "checkpoint_every": every,
+            }  # fmt: skip
+        with shown_to_user():
+            job = training.queue_training(
+                actor_of(request), brand, (adapter or "").strip(), int(dataset_id), kind=kind,
+                preset=preset, trigger=trigger or None, **overrides,
+            )  # fmt: skip
+        gr.Info(f"Job #{job.id} queued.")
+        return job.id
+
+    def list_jobs(request: gr.Request) -> Any:
+        with shown_to_user():
+            return job_rows(training.list_jobs(actor_of(request)))
+
+    def show_job(job_id: float | None, request: gr.Request) -> tuple[Any, ...]:
+        if not job_id:
+            return "<em>Pick a job.</em>", loss_frame_empty(), [], gr.update(choices=[])
+        with shown_to_user():
+            job = training.get_job(actor_of(request), int(job_id))
+        steps = [c.step for c in job.checkpoints]
+        return (
+            job_html(job),
+            loss_frame(job),
+            checkpoint_gallery(job),
+            gr.update(choices=steps, value=steps[-1] if steps else None),
+        )
+
+    def tick(job_id: float | None, request: gr.Request) -> tuple[Any, ...]:
+        if not job_id:  # nothing to follow: no service call (and no error for anyone)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return show_job(job_id, request)
+
+    def cancel(job_id: float | None, request: gr.Request) -> str:
+        if not job_id:
+            raise gr.Error("Pick a job first.")
+        with shown_to_user():
+            return job_html(training.cancel(actor_of(request), int(job_id)))
+
+    def resume(job_id: float | None, request: gr.Request) -> str:
+        if not job_id:
+            raise gr.Error("Pick a job first.")
+        with shown_to_user():
+            return job_html(training.resume(actor_of(request), int(job_id)))
+
+    def publish(job_id: float | None, step: int | None, request: gr.Request) -> str:
+        if not job_id:
+            raise gr.Error("Pick a job first.")
+        with shown_to_user():
+            result = training.publish(actor_of(request), int(job_id), int(step) if step else None)
+        message = (
+            f"Published step {result.step} as version #{result.version_id} of "
+            f"{result.brand_slug}/{result.adapter_name}: it is now the active version."
+        )
+        gr.Info(message)
+        return message
+
+    def pick_row(evt: gr.SelectData, table: Any) -> Any:
+        rows = table.values.tolist() if hasattr(table, "values") else (table or [])
+        row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+        return int(rows[row][0]) if rows and row is not None and row < len(rows) else gr.skip()
+
+    # ------------------------------------------------------------------------------------- components
+
+    gr.Markdown("Teach the studio a brand's style or subject: upload images, caption them, train a LoRA.")
+    with gr.Row():
+        brand = gr.Dropdown(label="Brand", choices=[], interactive=True, allow_custom_value=True)
+        dataset = gr.Dropdown(label="Dataset", choices=[], interactive=True, allow_custom_value=True)
+        new_name = gr.Textbox(label="New dataset name", placeholder="e.g. summer campaign")
+        create_btn = gr.Button("Create dataset", scale=0)
+
+    with gr.Accordion("1 · Images and captions", open=True):
+        with gr.Row():
+            files = gr.File(
+                label="Images (PNG, JPEG, WebP) or a zip", file_count="multiple",
+                file_types=[".png", ".jpg", ".jpeg", ".webp", ".zip"], type="filepath",
+            )  # fmt: skip
+            with gr.Column():
+                upload_btn = gr.Button("Add to dataset", variant="primary")
+                upload_note = gr.Markdown()
+        thumbs = gr.Gallery(label="Images", columns=8, height=220, allow_preview=False)
+        captions = gr.Dataframe(
+            headers=CAPTION_HEADERS, label="Captions (edit the caption column, then save)", interactive=True,
+            wrap=True,
+        )  # fmt: skip
+        with gr.Row():
+            save_btn = gr.Button("Save captions")
+            mode = gr.Radio(["template", "file name"], value="template", label="Caption all from")
+            template = gr.Textbox(
+                label="Caption template", value="{caption}, {trigger}",
+                info="{trigger}: the trigger word · {filename}: words of the file name · {caption}: current",
+            )  # fmt: skip
+            caption_btn = gr.Button("Caption all")
+        with gr.Row():
+            check_btn = gr.Button("Check dataset")
+        check_out = gr.Markdown()
+
+    with gr.Accordion("2 · Train", open=True):
+        with gr.Row():
+            adapter = gr.Textbox(label="Adapter", info="the brand's LoRA name, e.g. lagoon-style")
+            kind = gr.Radio(["style", "subject"], value="style", label="Kind")
+            trigger = gr.Textbox(label="Trigger word", info="empty: the adapter's own")
+        preset = gr.Radio(
+            [(f"{p['name']} — {p['help']}", p["name"]) for p in presets], value="default", label="Preset"
+        )
+        with gr.Accordion("Expert settings", open=False):
+            expert = gr.Checkbox(label="Use these instead of the preset", value=False)
+            first = presets[[p["name"] for p in presets].index("default")]
+            with gr.Row():
+                rank = gr.Slider(1, 128, value=first["rank"], step=1, label="Rank")
+                alpha = gr.Slider(0.5, 256, value=first["alpha"], step=0.5, label="Alpha")
+                lr = gr.Number(value=first["learning_rate"], label="Learning rate")
+            with gr.Row():
+                steps = gr.Slider(1, 20000, value=first["steps"], step=1, label="Steps")
+                batch = gr.Slider(1, 64, value=first["batch_size"], step=1, label="Batch size")
+                resolution = gr.Number(value=0, label="Resolution (0 = the model's own)", precision=0)
+                every = gr.Slider(1, 5000, value=first["checkpoint_every"], step=1, label="Checkpoint every")
+        queue_btn = gr.Button("Queue training", variant="primary")
+
+    with gr.Accordion("3 · Jobs", open=True):
+        with gr.Row():
+            jobs = gr.Dataframe(headers=JOB_HEADERS, label="Jobs (click a row)", interactive=False, scale=3)
+            with gr.Column(scale=1):
+                job_id = gr.Number(label="Job", precision=0)
+                refresh_btn = gr.Button("Refresh")
+                cancel_btn = gr.Button("Cancel", variant="stop")
+                resume_btn = gr.Button("Resume")
+        job_info = gr.HTML()
+        with gr.Row():
+            loss_plot = gr.LinePlot(loss_frame_empty(), x="step", y="loss", title="Training loss", height=240)
+            samples = gr.Gallery(label="Checkpoint samples (fixed prompts and seeds)", columns=6, height=240)
+        with gr.Row():
+            step_pick = gr.Dropdown(
+                label="Checkpoint step to publish", choices=[], interactive=True, allow_custom_value=True
+            )
+            publish_btn = gr.Button("Publish as the brand's active LoRA", variant="primary")
+        publish_out = gr.Markdown()
+    timer = gr.Timer(2.0, active=False)
+
+    # ---------------------------------------------------------------------------------------- events
+
+    job_outputs = [job_info, loss_plot, samples, step_pick]
+    brand.change(list_datasets, brand, dataset, api_visibility="private")
+    create_btn.click(create_dataset, [brand, new_name], dataset, api_name="create_dataset")
+    dataset.change(show_dataset, dataset, captions, api_visibility="private").then(
+        thumbnails, dataset, thumbs, api_visibility="private"
+    )
+    upload_btn.click(upload, [dataset, files], [captions, upload_note, files], api_name="add_images").then(
+        thumbnails, dataset, thumbs, api_visibility="private"
+    )
+    save_btn.click(save_captions, [dataset, captions], captions, api_name="save_captions")
+    caption_btn.click(
+        caption_all, [dataset, mode, template, trigger, adapter], captions, api_name="caption_all"
+    )
+    check_btn.click(check, [dataset, trigger, adapter], check_out, api_name="check_dataset")
+    preset.change(preset_values, preset, [rank, alpha, lr, steps, batch, every], api_visibility="private")
+    queue_btn.click(
+        queue,
+        [
+            brand,
+            dataset,
+            adapter,
+            kind,
+            trigger,
+            preset,
+            expert,
+            rank,
+            alpha,
+            lr,
+            steps,
+            batch,
+            resolution,
+            every,
+        ],
+        job_id,
+        api_name="queue_training",
+    ).success(list_jobs, None, jobs, api_visibility="private")
+    refresh_btn.click(list_jobs, None, jobs, api_name="training_jobs")
+    jobs.select(pick_row, jobs, job_id, api_visibility="private")
+    job_id.change(show_job, job_id, job_outputs, api_visibility="private")
+    timer.tick(tick, job_id, job_outputs, api_visibility="private", show_progress="hidden")
+    timer.tick(list_jobs, None, jobs, api_visibility="private", show_progress="hidden")
+    cancel_btn.click(cancel, job_id, job_info, api_name="cancel_job").then(
+        list_jobs, None, jobs, api_visibility="private"
+    )
+    resume_btn.click(resume, job_id, job_info, api_name="resume_job").then(
+        list_jobs, None, jobs, api_visibility="private"
+    )
+    publish_btn.click(publish, [job_id, step_pick], publish_out, api_name="publish_checkpoint")
+    return {"on_load": {"fn": load, "inputs": None, "outputs": [brand, timer]}}
+
+
+def loss_frame_empty() -> pd.DataFrame:
+    return pd.DataFrame({"step": [], "loss": []})

@@ -1,0 +1,86 @@
+"""The Training tab's named endpoints through ``gradio_client`` with a login, on a real local server built as
+``app.py`` builds it: an admin creates a dataset, uploads images, captions, checks and queues a job; a
+marketer is refused by the services."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DEMO_BRANDS
+from PIL import Image
+
+from studio.services.views import SYSTEM
+
+PASSWORD = "a-long-password-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(services: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    from studio.ui.app import build_ui, launch_options
+
+    services.brands.sync(SYSTEM, DEMO_BRANDS)
+    services.users.add_user(SYSTEM, "ada", ["admin"], PASSWORD)
+    services.users.add_user(SYSTEM, "mia", ["marketer"], PASSWORD)
+    settings = dataclasses.replace(services.settings, host="127.0.0.1", port=_free_port())
+    built = dataclasses.replace(services, settings=settings)
+    demo = build_ui(built)
+    demo.queue(default_concurrency_limit=1)
+    _, url, _ = demo.launch(**launch_options(built), prevent_thread_lock=True, quiet=True)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+def test_admin_builds_a_dataset_and_queues_training(services: Any, server: str, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    ada = Client(server, auth=("ada", PASSWORD), verbose=False)
+    created = ada.predict("lagoon", "teal set", api_name="/create_dataset")
+    dataset_id = services.datasets.list_datasets(SYSTEM, "lagoon")[0].id
+    assert created["value"] == dataset_id
+    files = []
+    for i, colour in enumerate([(245, 135, 25), (245, 220, 40), (0, 128, 128)]):
+        path = tmp_path / f"orange_circle_{i}.png"
+        Image.new("RGB", (64, 64), colour).save(path)
+        files.append(handle_file(str(path)))
+    table, note, _ = ada.predict(dataset_id, files, api_name="/add_images")
+    assert "Added 3 image(s)" in note and len(table["data"]) == 3
+    table = ada.predict(dataset_id, "file name", "", "", "", api_name="/caption_all")
+    assert [row[2] for row in table["data"]] == ["orange circle"] * 3
+    table = ada.predict(
+        dataset_id, "template", "{caption}, {trigger}", "", "lagoon-style", api_name="/caption_all"
+    )
+    assert {row[2] for row in table["data"]} == {"orange circle, lagoonstyle"}
+    report = ada.predict(dataset_id, "", "lagoon-style", api_name="/check_dataset")
+    assert "3 image(s)" in report and "ready to train" in report
+    job_id = ada.predict(
+        "lagoon", dataset_id, "lagoon-style", "style", "", "quick",
+        True, 2, 2, 0.001, 5, 1, 0, 5, api_name="/queue_training",
+    )  # fmt: skip
+    job = services.training.get_job(SYSTEM, int(job_id))
+    assert (job.status, job.total_steps, job.config["rank"]) == ("queued", 5, 2)
+    rows = ada.predict(api_name="/training_jobs")
+    assert rows["data"][0][:2] == [job.id, "queued"]
+    assert "cancelled" in ada.predict(job.id, api_name="/cancel_job")
+    with pytest.raises(Exception, match="no checkpoint"):
+        ada.predict(job.id, None, api_name="/publish_checkpoint")
+
+    mia = Client(server, auth=("mia", PASSWORD), verbose=False)
+    with pytest.raises(Exception, match="admin"):
+        mia.predict(api_name="/training_jobs")
+    with pytest.raises(Exception, match="admin"):
+        mia.predict("lagoon", "mine", api_name="/create_dataset")
