@@ -138,3 +138,19 @@ def test_out_of_memory_frees_and_next_request_works(engine: Engine, monkeypatch:
         engine.generate(GenerationRequest(prompt="a red circle", seed=1, **FAST))
     assert freed == ["cpu"]
     assert len(engine.generate(GenerationRequest(prompt="a red circle", seed=1, **FAST))) == 1
+
+
+def test_concurrent_requests_are_serialised(engine: Engine) -> None:
+    requests = [GenerationRequest(prompt="a red circle", seed=seed, **FAST) for seed in (21, 22)]
+    expected = [_sha(engine.generate(request)[0].image) for request in requests]
+    got: dict[int, str] = {}
+
+    def run(index: int) -> None:
+        got[index] = _sha(engine.generate(requests[index])[0].image)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [got[0], got[1]] == expected
