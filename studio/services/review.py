@@ -131,7 +131,8 @@ class ReviewService:
         decided: list[ReviewEntry] = []
         skipped: list[tuple[int | str, str]] = []
         with self._sessions.begin() as session:
-            require_role(session, actor, "reviewer")
+            if require_role(session, actor, "reviewer") is None:
+                raise ValidationError("as", "a review is made by a named reviewer (the CLI takes --as USER)")
             for image_id in ids:
                 try:  # a refusal happens before anything is written, so the others go on
                     decided.append(self._decide(session, actor, image_id, decision, comment))
