@@ -58,12 +58,37 @@ def lora_param_bytes(pipe: object) -> int:
     return sum(p.numel() * p.element_size() for n, p in unet.named_parameters() if "lora_" in n)
 
 
-def make_loras(model_path: Path, folder: Path, count: int) -> list[Path]:
+def make_loras(model_path: Path, folder: Path, count: int, rank: int = 4) -> list[Path]:
+    """Train-free LoRAs: random rank-``rank`` peft adapters on the model's UNet, saved in diffusers format."""
     from diffusers import StableDiffusionPipeline
-    from engine_fixtures import make_lora
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
 
     pipe = StableDiffusionPipeline.from_pretrained(str(model_path), use_safetensors=True)
-    return [make_lora(pipe, folder, rank=4, seed=i + 1, name=f"brand{i}") for i in range(count)]
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        torch.manual_seed(index + 1)
+        name = f"brand{index}"
+        config = LoraConfig(
+            r=rank,
+            lora_alpha=rank,
+            init_lora_weights="gaussian",
+            target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+        )
+        pipe.unet.add_adapter(config, adapter_name=name)
+        for param_name, param in pipe.unet.named_parameters():
+            if "lora_B" in param_name and name in param_name:
+                with torch.no_grad():
+                    param.normal_(0, 0.1)
+        state = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet, adapter_name=name))
+        StableDiffusionPipeline.save_lora_weights(
+            folder, unet_lora_layers=state, weight_name=f"{name}.safetensors"
+        )
+        pipe.unet.delete_adapters(name)
+        paths.append(folder / f"{name}.safetensors")
+    return paths
 
 
 def tiny_model(folder: Path) -> Path:

@@ -72,6 +72,20 @@ def _details(results: list[GenerationResult]) -> dict[str, Any]:
     }
 
 
+def _seed(value: str | float | None) -> int | None:
+    """Blank means random; anything else must be a whole number (the engine checks the range)."""
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise gr.Error(f"seed: {text!r} is not a whole number", print_exception=False) from None
+    if not number.is_integer():
+        raise gr.Error(f"seed: {text!r} is not a whole number", print_exception=False)
+    return int(number)
+
+
 def _final_prompt(result: GenerationResult) -> str:
     return (
         f"**Prompt sent:** {result.prompt}\n\n**Negative prompt sent:** {result.negative_prompt or '(none)'}"
@@ -108,10 +122,10 @@ def render(services: Services) -> dict[str, Any]:
                 )
                 batch = gr.Slider(1, 8, value=1, step=1, label="Images")
             with gr.Row():
-                seed = gr.Number(
-                    label="Seed", value=None, precision=0, info="Blank = random (always recorded)."
+                seed = gr.Textbox(
+                    label="Seed", value="", placeholder="random", info="Blank = random (always recorded)."
                 )
-                dice = gr.Button("🎲", scale=0, min_width=50)
+                dice = gr.Button("🎲 Random seed", scale=0, min_width=80)
             lora_names = gr.State([])
             sliders = [
                 gr.Slider(0, 1.5, value=1.0, step=0.05, label=f"LoRA {i + 1}", visible=False)
@@ -120,7 +134,14 @@ def render(services: Services) -> dict[str, Any]:
             templates = gr.Dropdown(
                 label="Layout templates", choices=[], multiselect=True, allow_custom_value=True
             )
-            thumbs = gr.Gallery(label="Templates", columns=4, height=140, format="png", interactive=False)
+            thumbs = gr.Gallery(
+                label="Templates",
+                columns=4,
+                height=160,
+                object_fit="contain",
+                format="png",
+                interactive=False,
+            )
             with gr.Row():
                 generate_btn = gr.Button("Generate", variant="primary")
                 sweep_btn = gr.Button("CFG sweep")
@@ -180,7 +201,7 @@ def render(services: Services) -> dict[str, Any]:
         sampler_v: str | None,
         size_v: str | None,
         batch_v: float | None,
-        seed_v: float | None,
+        seed_v: str | float | None,
         names: list[str] | None,
         chosen: list[str] | None,
         weights: tuple[float, ...],
@@ -191,7 +212,7 @@ def render(services: Services) -> dict[str, Any]:
             negative_prompt=neg or "",
             cfg=cfg_v,
             steps=None if steps_v is None else int(steps_v),
-            seed=None if seed_v in (None, "") else int(seed_v),
+            seed=_seed(seed_v),
             sampler=sampler_v or None,
             size=size_v or None,
             loras=dict(zip(names or [], weights, strict=False)),
@@ -209,7 +230,7 @@ def render(services: Services) -> dict[str, Any]:
         sampler_v: str | None,
         size_v: str | None,
         batch_v: float | None,
-        seed_v: float | None,
+        seed_v: str | float | None,
         names: list[str] | None,
         chosen: list[str] | None,
         w1: float,
@@ -252,7 +273,7 @@ def render(services: Services) -> dict[str, Any]:
         sampler_v: str | None,
         size_v: str | None,
         batch_v: float | None,
-        seed_v: float | None,
+        seed_v: str | float | None,
         names: list[str] | None,
         chosen: list[str] | None,
         w1: float,
@@ -315,7 +336,7 @@ def render(services: Services) -> dict[str, Any]:
         [cfg, steps, sampler, size, lora_names, templates, thumbs, *sliders],
         api_visibility="private",
     )
-    dice.click(lambda: random.randrange(2**32), None, seed, api_visibility="private", queue=False)
+    dice.click(lambda: str(random.randrange(2**32)), None, seed, api_visibility="private", queue=False)
     running = generate_btn.click(generate, inputs, outputs, api_name="generate", concurrency_id="gpu")
     sweeping = sweep_btn.click(sweep, inputs, outputs, api_name="cfg_sweep", concurrency_id="gpu")
     cancel_btn.click(cancel, None, None, api_visibility="private", queue=False, cancels=[running, sweeping])

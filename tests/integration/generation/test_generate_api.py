@@ -58,7 +58,7 @@ def _call(url: str, user: str, brand: str) -> Any:
         "Euler",
         "square",
         1,
-        11,
+        "11",
         [],
         1.0,
         1.0,
