@@ -95,6 +95,18 @@ def test_regenerate_fails_clearly_when_the_lora_file_is_gone(studio: Any) -> Non
     assert _state(studio) == before
 
 
+def test_regenerate_fails_clearly_when_the_base_model_is_gone(studio: Any, tmp_path: Path) -> None:
+    result = studio.generation.generate(MIA, GenerateInput(brand="acme", prompt="a red circle", steps=1))
+    gone = str(tmp_path / "deleted-model")
+    with studio.engine.begin() as conn:
+        moved = "update generations set recipe = json_set(recipe, '$.base_model', :m)"
+        conn.execute(text(moved), {"m": gone})
+    before = _state(studio)
+    with pytest.raises(ModelError, match="base model .*deleted-model.* is not available"):
+        studio.generation.regenerate(MIA, result.images[0].id)
+    assert _state(studio) == before
+
+
 BAD_INPUTS: list[tuple[dict[str, Any], str]] = [
     ({"prompt": "   "}, "prompt"),
     ({"cfg": 0.5}, "guidance_scale"),
