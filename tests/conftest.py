@@ -14,8 +14,6 @@ from helpers import safetensors_bytes
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.pop("STUDIO_ADMIN_PASSWORD", None)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEMO_BRANDS = REPO_ROOT / "brands"
 
 
 @pytest.fixture

@@ -7,6 +7,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_BRANDS = REPO_ROOT / "brands"
+
 
 def snapshot(services: Any) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, for 'nothing changed' assertions."""

@@ -4,58 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = REPO_ROOT / "tests" / "e2e" / "artifacts"
-ADMIN_PASSWORD = "admin-e2e-password"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class RunningStudio:
-    """A studio process: its URL, data folder and environment (for the CLI against the same data)."""
-
-    url: str
-    home: Path
-    env: dict[str, str]
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run the real ``studio`` CLI against this studio's data folder."""
-        return subprocess.run(
-            [sys.executable, "-m", "studio.cli", *args],
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+from e2e_support import ADMIN_PASSWORD, CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, RunningStudio, free_port
 
 
 @pytest.fixture(scope="module")
@@ -114,23 +71,3 @@ def browser() -> Iterator[object]:
             yield chromium
         finally:
             chromium.close()
-
-
-def login(browser: object, url: str, username: str, password: str):  # noqa: ANN201
-    """A new page signed in through the studio's login form."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
-    page = context.new_page()
-    page.goto(url + "/")
-    page.get_by_label("username").fill(username)
-    page.get_by_label("password").fill(password)
-    page.get_by_role("button", name="Login", exact=True).click()
-    page.get_by_text(f"Signed in as {username}").wait_for(timeout=30_000)
-    return page
-
-
-def screenshot(page: object, name: str) -> Path:
-    """Save a full-page screenshot under tests/e2e/artifacts/."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
-    return path

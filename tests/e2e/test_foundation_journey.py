@@ -1,11 +1,11 @@
-"""Issue 2 in a real browser: an admin creates a brand; a marketer sees no Users tab and cannot call its API."""
+"""Issue 2 in a real browser: an admin creates a brand; a marketer sees no Users tab nor calls its API."""
 
 from __future__ import annotations
 
 import sqlite3
 
 import pytest
-from conftest import ADMIN_PASSWORD, RunningStudio, login, screenshot
+from e2e_support import ADMIN_PASSWORD, RunningStudio, login, screenshot
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DEMO_BRANDS
-from helpers import files_under, snapshot
+from helpers import DEMO_BRANDS, files_under, snapshot
 from PIL import Image
 from sqlalchemy import update
 

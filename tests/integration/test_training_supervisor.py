@@ -8,7 +8,7 @@ import signal
 import time
 from typing import Any
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 from studio.training.supervisor import WorkerSupervisor
 

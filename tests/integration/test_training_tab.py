@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DEMO_BRANDS
+from helpers import DEMO_BRANDS
 from PIL import Image
 
 from studio.services.views import SYSTEM

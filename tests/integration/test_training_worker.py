@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 import torch
 from argon2 import PasswordHasher, profiles
-from conftest import DEMO_BRANDS
 from engine_fixtures import fast_cpu, sd1_dir  # noqa: F401
-from helpers import snapshot
+from helpers import DEMO_BRANDS, snapshot
 
 from studio.config import Settings
 from studio.errors import ConflictError

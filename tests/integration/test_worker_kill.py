@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT
 from engine_fixtures import fast_cpu, sd1_dir  # noqa: F401
+from helpers import REPO_ROOT
 from test_training_worker import FAST, tdataset, tservices  # noqa: F401
 
 from studio.services.views import SYSTEM
