@@ -113,6 +113,7 @@ def render(services: Services) -> dict[str, Any]:
             with gr.Accordion("Recipe", open=False):
                 recipe = gr.JSON(label="Recipe")
             remix = gr.Code(label="Remix: the Generate form's input", language="json", visible=False)
+            regenerated = gr.Image(label="Regenerated", type="filepath", interactive=False, height=200)
     with gr.Accordion("Compare and export", open=False):
         selected = gr.CheckboxGroup(label="Images on this page", choices=[])
         with gr.Row():
@@ -242,7 +243,7 @@ def render(services: Services) -> dict[str, Any]:
         lambda: 1, None, page, queue=False
     ).then(list_page, [*filters, page], page_outputs)
     grid.select(open_image, page_ids, [image, facts, palette, history, recipe, current, remix])
-    regenerate_btn.click(regenerate, current, [image, message], concurrency_id="gpu")
+    regenerate_btn.click(regenerate, current, [regenerated, message], concurrency_id="gpu")
     remix_btn.click(make_remix, current, remix)
     compare_btn.click(compare, selected, [compare_grid, compare_table])
     export_sel_btn.click(export_selected, selected, [download, message])

@@ -68,4 +68,19 @@ def test_reviewer_decides_from_the_keyboard(studio: Any, make_images: Any, page:
     page.get_by_text("2 image(s)").wait_for(timeout=30_000)
     page.locator("button.thumbnail-item").last.click()  # the oldest: the approved one
     page.get_by_text("rex approve: pending → approved").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Remix (recipe for Generate)").click()
+    page.get_by_text('"prompt": "a red circle"').wait_for(timeout=30_000)
+    page.get_by_role("button", name="Regenerate exactly").click()  # generating is for marketers
+    page.get_by_text("needs the admin or marketer role").first.wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "gallery-tab.png"), full_page=True)
+
+    page.get_by_text("Compare and export").click()
+    page.get_by_label(f"#{first} approved").check()
+    page.get_by_label(f"#{second} rejected").check()
+    page.get_by_role("button", name="Compare selected").click()
+    page.get_by_text("field(s) differ (highlighted)").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Export selected (approved only)").click()
+    page.get_by_text("Exported 1 image(s); 1 not approved, left out.").wait_for(timeout=30_000)
+    page.locator("a[download]").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "gallery-compare-export.png"), full_page=True)
+    assert len(list(studio.gallery.exports_dir.glob("*.zip"))) == 1
