@@ -273,7 +273,7 @@ class GenerationService:
                 default_cfg=row.default_cfg,
                 default_steps=row.default_steps,
                 default_sampler=row.default_sampler,
-                samplers=SAMPLERS,
+                samplers=self._samplers(row.base_model),
                 sizes=tuple((p["name"], int(p["width"]), int(p["height"])) for p in row.size_presets),
                 default_size=row.default_size,
                 loras=tuple(
@@ -290,6 +290,13 @@ class GenerationService:
                     for t in row.templates
                 ),
             )
+
+    def _samplers(self, base_model: str) -> tuple[str, ...]:
+        """The samplers the brand's model can use (all known names when the model cannot be read)."""
+        try:
+            return tuple(self.engine.model_info(base_model).samplers)
+        except StudioError:
+            return SAMPLERS
 
     def preview(
         self,
