@@ -199,10 +199,9 @@ def run_job(queue: JobQueue, settings: Settings, job: ClaimedJob) -> str:
             )  # fmt: skip
             result = trainer.train(resume_state=state, start_step=start)
         notes = f" ({'; '.join(config.notes)})" if config.notes else ""
-        message = (
-            f"finished {result.steps} steps in {result.seconds:.0f} s, final loss {result.loss:.4f}{notes}; "
-            "publish a checkpoint to use it"
-        )
+        loss = f", final loss {result.loss:.4f}" if result.loss is not None else ""
+        done = f"finished {result.steps} steps in {result.seconds:.0f} s{loss}{notes}"
+        message = f"{done}; publish a checkpoint to use it"
         return "succeeded" if queue.finish(job.id, job.worker_id, "succeeded", message) else "lost"
     except TrainingStopped as stop:
         if stop.reason == "cancelled":
@@ -247,6 +246,8 @@ class Worker:
         marked = self.queue.mark_stale()
         for job_id in marked:
             log.warning("job %s was left running by a dead worker: marked interrupted", job_id)
+            for folder in job_dirs(self.settings, job_id)[:2]:  # its half-written temporary files go
+                clean_partial_files(folder)
         return marked
 
     def run_once(self) -> str | None:

@@ -186,3 +186,31 @@ def test_a_crash_fails_the_job_with_a_clear_message(tservices: Any, tdataset: in
         tservices.training.publish(SYSTEM, job.id)
     assert snapshot(tservices) == before
     assert torch.is_grad_enabled()
+
+
+@pytest.mark.gpu
+def test_gpu_mixed_precision_and_gradient_checkpointing(tmp_path: Path, sd1_dir: Path) -> None:  # noqa: F811
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from diffusers import StableDiffusionPipeline
+
+    from studio.training.config import build_config, fit_to_memory
+    from studio.training.trainer import LoraTrainer, TrainItem, device_memory_gib
+
+    items = []
+    for i, colour in enumerate(("orange", "yellow", "red", "blue")):
+        path = tmp_path / f"{i}.png"
+        world.render(world.Scene(colour, "circle", "teal", "center")).save(path)
+        items.append(TrainItem(path, f"a {colour} circle, gpustyle"))
+    overrides = {"steps": 4, "checkpoint_every": 2, "gradient_checkpointing": True, **FAST}
+    config = build_config(str(sd1_dir), preset="quick", trigger="gpustyle", overrides=overrides)
+    config = fit_to_memory(config, "cuda", device_memory_gib("cuda"))
+    assert config.mixed_precision and config.gradient_checkpointing
+    trainer = LoraTrainer(config, items, out_dir=tmp_path / "run", device="cuda")
+    result = trainer.train()
+    assert trainer.weight_dtype in (torch.bfloat16, torch.float16)
+    assert all(p.dtype == torch.float32 and p.is_cuda for _, p in trainer.params)
+    assert result.final is not None and result.loss is not None and result.loss == result.loss  # finite
+    pipe = StableDiffusionPipeline.from_pretrained(str(sd1_dir), safety_checker=None)
+    pipe.load_lora_weights(str(result.final.lora_path), adapter_name="gpu")
+    assert "gpu" in pipe.get_list_adapters()["unet"]

@@ -83,6 +83,8 @@ def test_kill_9_mid_step_then_restart_and_resume(tservices: Any, tdataset: int, 
         _wait(lambda: training.get_job(SYSTEM, job.id).status == "interrupted", 120, "interrupted")
         interrupted = training.get_job(SYSTEM, job.id)
         assert "heartbeat" in interrupted.message
+        leftovers = [p for p in (home / "training").rglob("*") if p.name.startswith(".")]
+        assert leftovers == []  # the dead worker's temporary files are gone with it
         resumed = training.resume(SYSTEM, job.id)
         assert resumed.resume_from == last
 
@@ -102,6 +104,5 @@ def test_kill_9_mid_step_then_restart_and_resume(tservices: Any, tdataset: int, 
     assert done.step == 12 and {c.step for c in done.checkpoints} == {3, 6, 9, 12}
     for ckpt in done.checkpoints:
         validate_safetensors(ckpt.file_path)
-    leftovers = [p for p in (home / "training").rglob("*") if p.name.startswith(".")]
-    assert leftovers == []  # the restarted worker cleaned the dead one's temporary files
+    assert not [p for p in (home / "training").rglob("*") if p.name.startswith(".")]
     assert training.publish(SYSTEM, job.id).step == 12
