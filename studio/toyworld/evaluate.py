@@ -1,0 +1,274 @@
+"""Evaluate the toy-world model family and print every figure issue 3 asks for.
+
+    python -m studio.toyworld.evaluate [--model DIR] [--quick]
+
+All prompts come from combinations held out of training (see ``world.is_held_out``); seeds are ones the
+training never used. Images are read back with the rules in ``classify``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+from . import world
+from .classify import classify
+
+EVAL_SEEDS = (1001, 1002)
+TARGETS = {"background": 0.95, "colour": 0.90, "shape": 0.75, "position": 0.80}
+
+
+def _torch():
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("TOYWORLD_THREADS", "2")))
+    return torch
+
+
+def load_pipeline(model_dir: str | Path | None = None, controlnet: bool = False):
+    """Plain diffusers loading, offline: StableDiffusionPipeline (+ ControlNet pipeline from_pipe)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _torch()
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import logging as dlog
+
+    from . import MODEL_DIR
+
+    dlog.set_verbosity_error()
+    path = Path(model_dir) if model_dir else MODEL_DIR
+    pipe = StableDiffusionPipeline.from_pretrained(
+        str(path), safety_checker=None, requires_safety_checker=False
+    )
+    pipe.set_progress_bar_config(disable=True)
+    if controlnet:
+        from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
+
+        cn = ControlNetModel.from_pretrained(str(path / "controlnet"))
+        pipe = StableDiffusionControlNetPipeline.from_pipe(pipe, controlnet=cn)
+        pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def generate(pipe, prompts, seeds, cfg=5.0, steps=20, negative=None, images=None, batch=24):
+    """One image per (prompt, seed) pair; each has its own seeded generator, so batching does not matter."""
+    torch = _torch()
+    out = []
+    for i in range(0, len(prompts), batch):
+        ps = list(prompts[i : i + batch])
+        gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i : i + batch]]
+        kw = dict(
+            prompt=ps,
+            generator=gens,
+            guidance_scale=cfg,
+            num_inference_steps=steps,
+            height=64,
+            width=64,
+            output_type="np",
+        )
+        if negative is not None:
+            kw["negative_prompt"] = (
+                list(negative[i : i + batch]) if not isinstance(negative, str) else ([negative] * len(ps))
+            )
+        if images is not None:
+            kw["image"] = list(images[i : i + batch])
+        with torch.no_grad():
+            arr = pipe(**kw).images
+        out.extend((a * 255).round().clip(0, 255).astype("uint8") for a in arr)
+    return out
+
+
+def adherence(pipe, combos, seeds=EVAL_SEEDS, cfg=5.0, steps=20) -> dict:
+    prompts, wanted, ss = [], [], []
+    for combo in combos:
+        for s in seeds:
+            prompts.append(world.canonical_caption(*combo))
+            wanted.append(combo)
+            ss.append(s)
+    imgs = generate(pipe, prompts, ss, cfg=cfg, steps=steps)
+    hits = {"background": 0, "colour": 0, "shape": 0, "position": 0}
+    confusions: dict[str, dict[str, int]] = {k: {} for k in hits}
+    for img, (c, s, b, p) in zip(imgs, wanted, strict=True):
+        r = classify(img)
+        for key, want, got in (
+            ("background", b, r.background),
+            ("colour", c, r.colour),
+            ("shape", s, r.shape),
+            ("position", p, r.position),
+        ):
+            if want == got:
+                hits[key] += 1
+            else:
+                k = f"{want}->{got}"
+                confusions[key][k] = confusions[key].get(k, 0) + 1
+    n = len(imgs)
+    figs = {k: round(v / n, 3) for k, v in hits.items()}
+    figs["mean"] = round(sum(figs[k] for k in hits) / 4, 3)
+    figs["n"] = n
+    figs["confusions"] = {
+        k: dict(sorted(v.items(), key=lambda kv: -kv[1])[:6]) for k, v in confusions.items()
+    }
+    return figs
+
+
+def negative_prompt_effect(pipe, n_prompts=24, seeds=(2001, 2002, 2003, 2004), cfg=5.0, steps=20) -> dict:
+    """Prompts that leave the background open; does "<bg> background" as negative prompt push it away?"""
+    opens = sorted({(c, s, p) for c, s, _b, p in world.held_out_combos()})[:n_prompts]
+    prompts = [f"a {c} {s}, {p}" for c, s, p in opens for _ in seeds]
+    ss = [sd for _ in opens for sd in seeds]
+
+    def shares(imgs):
+        counts = {b: 0 for b in world.BACKGROUND_NAMES}
+        for img in imgs:
+            counts[classify(img).background] += 1
+        return {b: round(v / len(imgs), 3) for b, v in counts.items()}
+
+    base = shares(generate(pipe, prompts, ss, cfg=cfg, steps=steps))
+    result = {"prompts": len(prompts), "without_negative": base, "with_negative": {}, "ratio": {}}
+    for b in world.BACKGROUND_NAMES:
+        with_neg = shares(generate(pipe, prompts, ss, cfg=cfg, steps=steps, negative=f"{b} background"))
+        result["with_negative"][b] = with_neg[b]
+        result["ratio"][b] = round(with_neg[b] / base[b], 3) if base[b] else None
+    result["all_halved"] = all(r is not None and r <= 0.5 for r in result["ratio"].values())
+    return result
+
+
+def controlnet_placement(cn_pipe, n=48, seed=3001, cfg=5.0, steps=20, tolerance=8.0) -> dict:
+    """Template = a held-out scene's canny map; the prompt names another position (or none)."""
+    combos = world.held_out_combos()
+    prompts, images, targets, seeds = [], [], [], []
+    for i in range(n):
+        c, s, b, p = combos[(i * 7) % len(combos)]
+        template = world.Scene(c, s, b, p, size=world.SIZES[i % 3])
+        other = world.POSITION_NAMES[(world.POSITION_NAMES.index(p) + 1 + i % 4) % 5]
+        prompt = world.canonical_caption(c, s, b, other) if i % 3 else f"a {c} {s} on a {b} background"
+        prompts.append(prompt)
+        images.append(world.edge_map(template))
+        targets.append(template.centroid)
+        seeds.append(seed + i)
+    imgs = generate(cn_pipe, prompts, seeds, cfg=cfg, steps=steps, images=images)
+    dists, colour_ok = [], 0
+    for img, (tx, ty), prompt in zip(imgs, targets, prompts, strict=True):
+        r = classify(img)
+        colour_ok += r.colour is not None and r.colour in prompt.split()
+        dists.append(
+            99.0 if r.centroid is None else ((r.centroid[0] - tx) ** 2 + (r.centroid[1] - ty) ** 2) ** 0.5
+        )
+    return {
+        "cases": n,
+        "within_8px": round(sum(d <= tolerance for d in dists) / n, 3),
+        "median_px": round(statistics.median(dists), 2),
+        "colour": round(colour_ok / n, 3),
+    }
+
+
+def speed(model_dir=None, repeats=7) -> dict:
+    torch = _torch()
+    loads = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        pipe = load_pipeline(model_dir)
+        loads.append(time.perf_counter() - t0)
+    prompt = world.canonical_caption("red", "circle", "white", "left")
+    times = []
+    for i in range(repeats):
+        g = torch.Generator().manual_seed(i)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            pipe(prompt, generator=g, guidance_scale=5.0, num_inference_steps=20, height=64, width=64)
+        times.append(time.perf_counter() - t0)
+    return {
+        "load_s_median": round(statistics.median(loads), 3),
+        "image_s_median": round(statistics.median(times[1:]), 3),
+    }
+
+
+def determinism(pipe) -> bool:
+    a = generate(pipe, ["a red circle on a white background, left"], [5])[0]
+    b = generate(pipe, ["a red circle on a white background, left"], [5])[0]
+    return bool((a == b).all())
+
+
+def evaluate(model_dir=None, quick: bool = False) -> dict:
+    t0 = time.time()
+    combos = world.held_out_combos()
+    if quick:
+        combos = combos[::3]
+    pipe = load_pipeline(model_dir)
+    report: dict = {"prompts": len(combos), "seeds": list(EVAL_SEEDS)}
+    report["cfg5"] = adherence(pipe, combos, cfg=5.0)
+    report["cfg1"] = adherence(pipe, combos, cfg=1.0)
+    report["cfg5_beats_cfg1"] = report["cfg5"]["mean"] > report["cfg1"]["mean"]
+    report["negative_prompt"] = negative_prompt_effect(pipe, n_prompts=12 if quick else 24)
+    path = Path(model_dir) if model_dir else None
+    from . import MODEL_DIR
+
+    if ((path or MODEL_DIR) / "controlnet").exists():
+        cn_pipe = load_pipeline(model_dir, controlnet=True)
+        report["controlnet"] = controlnet_placement(cn_pipe, n=24 if quick else 48)
+    report["speed"] = speed(model_dir)
+    report["deterministic"] = determinism(pipe)
+    report["eval_seconds"] = round(time.time() - t0)
+    return report
+
+
+def print_report(r: dict) -> None:
+    c5, c1 = r["cfg5"], r["cfg1"]
+    print(
+        f"held-out canonical prompts: {r['prompts']} x {len(r['seeds'])} seeds = {c5['n']} images, 20 steps"
+    )
+    for k, target in TARGETS.items():
+        mark = "ok " if c5[k] >= target else "MISS"
+        print(f"  {mark} {k:<10} CFG5 {c5[k]:.3f} (target >= {target:.2f})   CFG1 {c1[k]:.3f}")
+    print(
+        f"  {'ok ' if r['cfg5_beats_cfg1'] else 'MISS'} adherence mean "
+        f"CFG5 {c5['mean']:.3f} > CFG1 {c1['mean']:.3f}"
+    )
+    print(f"  confusions at CFG5: {json.dumps(c5['confusions'])}")
+    neg = r["negative_prompt"]
+    print(
+        f"  {'ok ' if neg['all_halved'] else 'MISS'} negative prompt '<bg> background' on {neg['prompts']} "
+        f"background-open prompts: share without {neg['without_negative']}, with {neg['with_negative']}, "
+        f"ratio {neg['ratio']} (target <= 0.5 each)"
+    )
+    if "controlnet" in r:
+        cn = r["controlnet"]
+        print(
+            f"  {'ok ' if cn['within_8px'] >= 0.8 else 'MISS'} controlnet: centroid within 8 px of the "
+            "template's: "
+            f"{cn['within_8px']:.3f} of {cn['cases']} (target >= 0.80), median {cn['median_px']} px, "
+            f"colour {cn['colour']:.3f}"
+        )
+    sp = r["speed"]
+    print(
+        f"  {'ok ' if sp['image_s_median'] <= 1.0 else 'MISS'} 64x64, CFG 5, 20 steps: "
+        f"{sp['image_s_median']:.3f} s median (target <= 1.0)"
+    )
+    print(
+        f"  {'ok ' if sp['load_s_median'] <= 1.0 else 'MISS'} load: {sp['load_s_median']:.3f} s median "
+        f"(target <= 1.0)"
+    )
+    print(f"  {'ok ' if r['deterministic'] else 'MISS'} same seed -> same pixels")
+    print(f"evaluation took {r['eval_seconds']} s")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="model folder (default: the shipped weights)")
+    ap.add_argument(
+        "--quick", action="store_true", help="a third of the grid, fewer negative/controlnet cases"
+    )
+    ap.add_argument("--json", action="store_true", help="print the report as JSON too")
+    args = ap.parse_args(argv)
+    r = evaluate(args.model, quick=args.quick)
+    print_report(r)
+    if args.json:
+        print(json.dumps(r, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
