@@ -686,6 +686,22 @@ def worker(
     raise typer.Exit(run_worker(settings, once=once))
 
 
+@app.command("doctor")
+@_handled
+def doctor(
+    fix: Annotated[bool, typer.Option("--fix", help="Remove orphan and half-written files.")] = False,
+    grace: Annotated[
+        float, typer.Option("--grace", help="Leave files younger than this many seconds alone.")
+    ] = 600.0,
+) -> None:
+    """Check the database and the data folder agree (exit 1 when a problem is left)."""
+    report = _services().doctor.check(_system(), fix=fix, grace_s=grace)
+    for line in report.lines():
+        typer.echo(line)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @app.command("serve")
 @_handled
 def serve() -> None:

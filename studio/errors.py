@@ -33,3 +33,7 @@ class AuthenticationError(StudioError):
 
 class ModelError(StudioError):
     """A model, LoRA or ControlNet cannot be loaded or does not fit the base model."""
+
+
+class StorageError(StudioError):
+    """A file could not be written (disk full, over a size limit); nothing was left half-written."""

@@ -14,6 +14,7 @@ from studio.db.migrate import upgrade
 from studio.services.audit import AuditService
 from studio.services.brands import BrandService
 from studio.services.datasets import DatasetService
+from studio.services.doctor import DoctorService
 from studio.services.gallery import GalleryService
 from studio.services.generation import EngineProvider, GenerationService
 from studio.services.review import ReviewService
@@ -39,6 +40,7 @@ class Services:
     training: TrainingService
     gallery: GalleryService
     review: ReviewService
+    doctor: DoctorService
 
     def close(self) -> None:
         """Release database connections."""
@@ -92,4 +94,5 @@ def build_services(
         training=TrainingService(sessions, settings, brands),
         gallery=gallery,
         review=ReviewService(sessions, settings, gallery),
+        doctor=DoctorService(sessions, settings),
     )

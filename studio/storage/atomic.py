@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from studio.errors import StorageError
+
+# errors that mean "no room": the disk or a quota is full, or the file is over the process's size limit
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -25,12 +31,23 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _raise_if_no_room(error: OSError, path: Path) -> None:
+    """A full disk (or quota, or file size limit) becomes a StorageError users can read."""
+    if error.errno in _NO_ROOM:
+        reason = os.strerror(error.errno or 0)
+        raise StorageError(f"{path.name}: not saved, no space left for it ({reason})") from None
+
+
 @contextlib.contextmanager
 def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     """Yield a binary file; on success it replaces ``path`` whole, on error nothing is left behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        _raise_if_no_room(error, path)
+        raise
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -38,6 +55,10 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        _raise_if_no_room(error, path)
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

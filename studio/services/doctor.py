@@ -1,0 +1,112 @@
+"""``studio doctor``: check the database and the files beside it agree; optionally clean what a crash left.
+
+Checks: SQLite ``PRAGMA integrity_check``; image rows whose file is missing; files in the images folder that
+no row names (a crash between writing a PNG and committing its row leaves one); half-written temporary files
+of atomic writes (``.<name>.<random>.tmp``) anywhere under the data folder. ``fix`` removes orphan files and
+temporary files older than ``grace_s`` (younger ones may belong to a save in progress) and never deletes rows.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from studio.config import Settings
+from studio.db.generation_models import Image
+from studio.services.audit import record
+from studio.services.permissions import require_admin
+from studio.services.views import Actor
+
+DEFAULT_GRACE_S = 600.0
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """What ``check`` found (paths relative to the data folder) and what ``fix`` removed."""
+
+    integrity: str
+    missing_files: tuple[tuple[int, str], ...]
+    orphan_files: tuple[str, ...]
+    temp_files: tuple[str, ...]
+    removed: tuple[str, ...] = field(default=())
+    skipped_young: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong (after a fix: nothing is left to fix)."""
+        left_orphans = set(self.orphan_files) | set(self.temp_files)
+        return self.integrity == "ok" and not self.missing_files and not (left_orphans - set(self.removed))
+
+    def lines(self) -> list[str]:
+        """A human-readable report."""
+        out = [f"database integrity: {self.integrity}"]
+        out += [f"missing file: image #{i} -> {p}" for i, p in self.missing_files]
+        out += [f"orphan file (no row): {p}" for p in self.orphan_files]
+        out += [f"half-written temporary file: {p}" for p in self.temp_files]
+        out += [f"removed: {p}" for p in self.removed]
+        if self.skipped_young:
+            out.append(f"left {self.skipped_young} recent file(s) alone (a save may be in progress)")
+        out.append("ok" if self.ok else "problems found" + ("" if self.removed else " (run with --fix)"))
+        return out
+
+
+def is_temp_file(path: Path) -> bool:
+    """A temporary file of :func:`studio.storage.atomic.atomic_writer` (``.<name>.<random>.tmp``)."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+class DoctorService:
+    """Consistency checks over the database and the data folder (admins only)."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
+        self._sessions = sessions
+        self._settings = settings
+
+    def check(self, actor: Actor, *, fix: bool = False, grace_s: float = DEFAULT_GRACE_S) -> DoctorReport:
+        """Run every check; with ``fix`` remove orphan and temporary files older than ``grace_s``."""
+        home = self._settings.home
+        images_dir = self._settings.images_dir
+        with self._sessions() as session:
+            require_admin(session, actor)
+            integrity = self._integrity(session)
+            rows = session.execute(select(Image.id, Image.file_path)).all()
+        known = {path for _, path in rows}
+        missing = tuple((image_id, path) for image_id, path in rows if not (images_dir / path).is_file())
+        temp = sorted(p for p in home.rglob("*.tmp") if p.is_file() and is_temp_file(p))
+        orphans = sorted(
+            p
+            for p in images_dir.rglob("*")
+            if p.is_file() and not is_temp_file(p) and p.relative_to(images_dir).as_posix() not in known
+        )
+        removed: list[str] = []
+        young = 0
+        if fix:
+            now = time.time()
+            for path in orphans + temp:
+                if now - path.stat().st_mtime < grace_s:
+                    young += 1
+                    continue
+                path.unlink(missing_ok=True)
+                removed.append(path.relative_to(home).as_posix())
+        report = DoctorReport(
+            integrity=integrity,
+            missing_files=missing,
+            orphan_files=tuple(p.relative_to(home).as_posix() for p in orphans),
+            temp_files=tuple(p.relative_to(home).as_posix() for p in temp),
+            removed=tuple(removed),
+            skipped_young=young,
+        )
+        if fix:
+            with self._sessions.begin() as session:
+                record(session, actor, "doctor.fix", None, removed=list(removed), ok=report.ok)
+        return report
+
+    def _integrity(self, session: Session) -> str:
+        if session.get_bind().dialect.name != "sqlite":
+            return "ok"  # other databases check themselves
+        results = [str(r[0]) for r in session.execute(text("PRAGMA integrity_check")).all()]
+        return "ok" if results == ["ok"] else "; ".join(results[:10])
