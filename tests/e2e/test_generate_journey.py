@@ -11,6 +11,7 @@ from studio.toyworld import MODEL_DIR
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.slow,  # six generations with the embedded model: about 6 minutes on the shared 2-core box
     pytest.mark.skipif(
         not (MODEL_DIR / "model_index.json").is_file(),
         reason="the embedded model's weights are not built yet",
