@@ -1,0 +1,118 @@
+"""Who may call each endpoint of the web app: the one table the security suite checks the running app against.
+
+Keys are the endpoints' ``api_name`` as the app serves them (``/config`` lists them, private ones included:
+a browser, or anyone with a login, can call those by index). Gradio numbers repeated names (``show_1``,
+``list_page_2``…); a numbered name shares the entry of its base name (see :func:`access_for`).
+
+The services enforce this on every call, from the roles and memberships stored in the database; hiding a tab
+or a button in the UI is only a convenience. A new endpoint must get a row here, or the suite fails.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ROLES = ("admin", "marketer", "reviewer")
+
+
+@dataclass(frozen=True)
+class Access:
+    """Roles that may call an endpoint (admins may call every endpoint); with ``member`` the caller must
+    also belong to the brand the call names (admins need not). ``why`` says what the endpoint does."""
+
+    roles: frozenset[str]
+    member: bool = False
+    why: str = ""
+
+    def allows(self, roles: frozenset[str], is_member: bool) -> bool:
+        """Whether a caller with ``roles`` (and membership of the brand involved) may call it."""
+        if "admin" in roles:
+            return True
+        return bool(roles & self.roles) and (is_member or not self.member)
+
+
+ANYONE = frozenset(ROLES)  # any signed-in user; what they get is limited to their own brands
+MARKETERS = frozenset({"marketer", "admin"})
+REVIEWERS = frozenset({"reviewer", "admin"})
+ADMINS = frozenset({"admin"})
+
+ENDPOINTS: dict[str, Access] = {
+    # the shell
+    "on_load": Access(ANYONE, why="who am I, which tabs to show"),
+    "lambda": Access(ANYONE, why="UI-only helpers (seed dice, page and queue position counters)"),
+    "cancel": Access(ANYONE, why="cancel the caller's own running generation"),
+    # Generate
+    "brand_changed": Access(MARKETERS, member=True, why="a brand's generation options"),
+    "generate": Access(MARKETERS, member=True, why="generate images"),
+    "cfg_sweep": Access(MARKETERS, member=True, why="one image per CFG scale"),
+    "list_brands": Access(ANYONE, why="the caller's brands (admins: all)"),
+    # Review
+    "review_queue": Access(REVIEWERS, member=True, why="pending images of a brand (empty: all the caller's)"),
+    "load_queue": Access(REVIEWERS, member=True, why="pending images of a brand (empty: all the caller's)"),
+    "show": Access(ANYONE, why="the image at the session's queue position (the queue is reviewers' only)"),
+    "review_approve": Access(REVIEWERS, member=True, why="approve the shown image"),
+    "review_reject": Access(REVIEWERS, member=True, why="reject the shown image with a comment"),
+    "handler": Access(REVIEWERS, member=True, why="bulk approve / reject of chosen images"),
+    # Gallery
+    "first_options": Access(ANYONE, why="gallery filters of the caller's brands"),
+    "options": Access(ANYONE, member=True, why="gallery filters of a brand"),
+    "list_page": Access(ANYONE, member=True, why="a page of a brand's images"),
+    "open_image": Access(ANYONE, member=True, why="one image with its recipe and history"),
+    "regenerate": Access(MARKETERS, member=True, why="make an image again from its recipe"),
+    "make_remix": Access(ANYONE, member=True, why="an image's recipe as a request to paste into Generate"),
+    "compare": Access(ANYONE, member=True, why="recipes of chosen images side by side"),
+    "export_selected": Access(ANYONE, member=True, why="zip of the chosen approved images"),
+    "export_matching": Access(ANYONE, member=True, why="zip of the approved images that match"),
+    # Brands
+    "list_rows": Access(ANYONE, why="the caller's brands (admins: all)"),
+    "get_brand": Access(ANYONE, member=True, why="one brand's profile"),
+    "load_form": Access(ANYONE, member=True, why="a brand's profile in the edit form"),
+    "create_brand": Access(ADMINS, why="create a brand"),
+    "update_brand": Access(ADMINS, why="change a brand"),
+    "upload_lora": Access(ADMINS, why="add a LoRA to a brand"),
+    "grant_brand": Access(ADMINS, why="add a member to a brand"),
+    "revoke_brand": Access(ADMINS, why="remove a member from a brand"),
+    # Training (jobs and datasets are looked up by id: the ids come from the browser, so every call checks)
+    "load": Access(ANYONE, why="the brand list of the Training tab (the caller's brands)"),
+    "preset_values": Access(ANYONE, why="UI-only: a preset's numbers into the expert fields"),
+    "pick_row": Access(ANYONE, why="UI-only: the clicked job row's id"),
+    "tick": Access(ADMINS, why="the followed job's progress, every 2 s"),
+    "list_datasets": Access(ADMINS, why="a brand's training datasets"),
+    "create_dataset": Access(ADMINS, why="a new dataset"),
+    "show_dataset": Access(ADMINS, why="a dataset's captions"),
+    "thumbnails": Access(ADMINS, why="a dataset's images"),
+    "add_images": Access(ADMINS, why="upload training images"),
+    "save_captions": Access(ADMINS, why="edit captions"),
+    "caption_all": Access(ADMINS, why="caption every image from a template"),
+    "check_dataset": Access(ADMINS, why="check a dataset before training"),
+    "queue_training": Access(ADMINS, why="queue a LoRA training job"),
+    "list_jobs": Access(ADMINS, why="the training jobs"),
+    "training_jobs": Access(ADMINS, why="the training jobs"),
+    "show_job": Access(ADMINS, why="a job's progress, loss and checkpoints"),
+    "cancel_job": Access(ADMINS, why="stop a job"),
+    "resume_job": Access(ADMINS, why="resume an interrupted job"),
+    "publish_checkpoint": Access(ADMINS, why="make a checkpoint the brand's active LoRA version"),
+    # Users
+    "list_users": Access(ADMINS, why="every account"),
+    "add_user": Access(ADMINS, why="create an account"),
+    "set_roles": Access(ADMINS, why="change an account's roles"),
+    "reset_password": Access(ADMINS, why="set another account's password (users may reset their own)"),
+    "disable_user": Access(ADMINS, why="refuse an account's logins"),
+    "enable_user": Access(ADMINS, why="let a disabled account log in again"),
+}
+
+_NUMBERED = re.compile(r"^(?P<base>.+?)_\d+$")
+
+
+def base_name(api_name: str) -> str:
+    """``show_4`` → ``show`` (Gradio numbers repeated names); other names unchanged."""
+    if api_name in ENDPOINTS:
+        return api_name
+    match = _NUMBERED.match(api_name)
+    return match.group("base") if match else api_name
+
+
+def access_for(api_name: str) -> Access | None:
+    """The table's row for a served endpoint name, or None when it has none."""
+    return ENDPOINTS.get(base_name(api_name))

@@ -1,0 +1,94 @@
+"""Start the real ``python app.py`` on a free 127.0.0.1 port with a given data folder (bounded waits)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A port nothing listens on now (127.0.0.1)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def app_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a studio process: no inherited STUDIO_/GRADIO_ settings, offline hub."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDIO_", "GRADIO_"))}
+    env.update(STUDIO_HOME=str(home), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+@dataclass
+class LiveApp:
+    """A running ``python app.py``: its URL, data folder, log file and process."""
+
+    url: str
+    home: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def stop(self, timeout: float = 20) -> None:
+        """Terminate (then kill) the process."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+
+    def kill9(self) -> None:
+        """SIGKILL, as a crash or an OOM killer would."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=20)
+
+
+def start_app(
+    home: Path,
+    *,
+    admin_password: str,
+    argv: list[str] | None = None,
+    log_name: str = "app.log",
+    wait_s: float = 180,
+    **extra: str,
+) -> LiveApp:
+    """Run ``python app.py [argv]`` against ``home`` and wait until it answers on 127.0.0.1."""
+    port = free_port()
+    env = app_env(home, STUDIO_PORT=str(port), STUDIO_ADMIN_PASSWORD=admin_password, **extra)
+    log = home / log_name
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO_ROOT / "app.py"), *(argv or [])],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    url = f"http://127.0.0.1:{port}"
+    app = LiveApp(url=url, home=home, log=log, process=process)
+    deadline = time.monotonic() + wait_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url + "/", timeout=2) as response:
+                if response.status == 200:
+                    return app
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            app.stop()
+            raise RuntimeError(f"app.py did not answer within {wait_s:.0f} s:\n{log.read_text()[-4000:]}")
+        time.sleep(0.5)
