@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+import anyio
 import gradio as gr
 
 from studio.services.container import Services
@@ -76,13 +78,24 @@ def build_ui(services: Services) -> gr.Blocks:
     return demo
 
 
+def login_off_the_event_loop(check: Callable[[str, str], bool]) -> Callable[[str, str], Awaitable[bool]]:
+    """Gradio awaits an async ``auth=`` but calls a sync one on its event loop: a password hash (~0.1-1 s
+    of CPU) there stalls every other request, and many logins at once time out. Run it in a thread."""
+
+    async def login(username: str, password: str) -> bool:
+        return await anyio.to_thread.run_sync(check, username, password)
+
+    login.check = check  # type: ignore[attr-defined]  # the sync check, for tests
+    return login
+
+
 def launch_options(services: Services) -> dict[str, Any]:
     """Arguments for ``Blocks.launch``: the studio's own login, local bind, and only the image area served."""
     settings = services.settings
     return {
         "server_name": settings.host,
         "server_port": settings.port,
-        "auth": services.users.check_login,
+        "auth": login_off_the_event_loop(services.users.check_login),
         "auth_message": "Brand Studio: sign in with the account your admin gave you.",
         "share": False,
         "allowed_paths": [str(settings.images_dir), str(services.gallery.exports_dir)],

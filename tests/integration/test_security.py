@@ -616,7 +616,7 @@ def test_default_bind_is_loopback_and_launch_never_shares(services: Any) -> None
     options = launch_options(services)
     assert options["server_name"] == "127.0.0.1"
     assert options["share"] is False
-    assert options["auth"] == services.users.check_login
+    assert options["auth"].check == services.users.check_login
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])
