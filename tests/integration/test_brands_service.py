@@ -20,8 +20,8 @@ PASSWORD = "correct horse"
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Path:
-    """A copy of the demo brands (tests may add files to it)."""
-    return Path(shutil.copytree(REPO / "brands", tmp_path / "brands"))
+    """A copy of the demo brands without their trained LoRA files (tests may add files to it)."""
+    return Path(shutil.copytree(REPO / "brands", tmp_path / "brands", ignore=shutil.ignore_patterns("loras")))
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def test_upgrade_then_sync_then_list_on_an_empty_folder(cli_env: dict[str, str],
     first = run(["brands", "sync", "brands/"], cli_env)
     assert first.returncode == 0, first.stderr
     assert "created   ember" in first.stdout and "created   lagoon" in first.stdout
-    assert "lagoon-style.safetensors not found" in first.stdout  # reported, not fatal
+    assert "not found" not in first.stdout  # the demo brands ship their trained LoRA files
 
     listed = run(["brands", "list", "--json"], cli_env)
     assert listed.returncode == 0, listed.stderr
