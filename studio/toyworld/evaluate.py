@@ -262,11 +262,14 @@ def main(argv=None) -> int:
         "--quick", action="store_true", help="a third of the grid, fewer negative/controlnet cases"
     )
     ap.add_argument("--json", action="store_true", help="print the report as JSON too")
+    ap.add_argument("--save", type=Path, default=None, help="write the report as JSON to this file")
     args = ap.parse_args(argv)
     r = evaluate(args.model, quick=args.quick)
     print_report(r)
     if args.json:
         print(json.dumps(r, indent=2))
+    if args.save:
+        args.save.write_text(json.dumps(r, indent=2) + "\n")
     return 0
 
 

@@ -16,6 +16,7 @@ Stages (each prints its progress; finished stages are skipped when their output 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -311,10 +312,21 @@ def stage_unet(out: Path, work: Path, args) -> None:
     sched = make_train_scheduler()
     state_path = work / "unet_state.safetensors"
     rng, g, step = random.Random(args.seed + 11), torch.Generator().manual_seed(args.seed + 12), 0
+    first_step = 0  # where this run's learning-rate schedule starts (after --init-from)
+    if args.init_from and not state_path.exists():
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        unet.load_state_dict(UNet2DConditionModel.from_pretrained(str(args.init_from / "unet")).state_dict())
+        te.load_state_dict(CLIPTextModel.from_pretrained(str(args.init_from / "text_encoder")).state_dict())
+        ema = EMA(params, args.ema)
+        step = first_step = args.init_step
+        log(f"unet: initialised from {args.init_from} (weights only), counting from step {step}")
     if state_path.exists():
         tensors, meta = load_state(state_path)
         unpack_training(tensors, params, ema, opt)
         step = meta["step"]
+        first_step = meta.get("first_step", 0)
         rng.setstate(tuple(meta["rng"][:1]) + (tuple(meta["rng"][1]),) + tuple(meta["rng"][2:]))
         g.set_state(tensors["gen_state"])
         log(f"unet: resumed at step {step}")
@@ -327,13 +339,19 @@ def stage_unet(out: Path, work: Path, args) -> None:
     te.train()
     while step < total:
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, args.lr, 200, total)
+            group["lr"] = lr_at(step - first_step, args.lr, 200, total - first_step, decay_from=0.6)
         idx = torch.randint(0, latents.shape[0], (bs,), generator=g)
         x0 = latents[idx]
         caps = make_captions(attrs[idx], rng, args.cfg_drop)
         ids = tok(caps, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt")
         noise = torch.randn(x0.shape, generator=g)
-        t = torch.randint(0, sched.config.num_train_timesteps, (bs,), generator=g)
+        # t = T * u**p: p < 1 spends more steps at high noise, where colour, shape and position are decided
+        u = torch.rand(bs, generator=g)
+        t = (
+            (u**args.t_power * sched.config.num_train_timesteps)
+            .long()
+            .clamp(max=sched.config.num_train_timesteps - 1)
+        )
         xt = sched.add_noise(x0, noise, t)
         target = sched.get_velocity(x0, noise, t)
         cond = te(ids.input_ids)[0]
@@ -358,7 +376,11 @@ def stage_unet(out: Path, work: Path, args) -> None:
             tensors = pack_training(params, ema, opt)
             tensors["gen_state"] = g.get_state()
             st = rng.getstate()
-            save_state(state_path, tensors, {"step": step, "rng": [st[0], list(st[1]), st[2]]})
+            save_state(
+                state_path,
+                tensors,
+                {"step": step, "first_step": first_step, "rng": [st[0], list(st[1]), st[2]]},
+            )
             facts = _facts(work)
             facts["unet"] = {"steps": step, "batch": bs, "seconds": round(seconds_before + time.time() - t0)}
             _save_facts(work, facts)
@@ -521,16 +543,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--force", action="store_true", help="redo stages whose output exists")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--images", type=int, default=12000, help="training scenes (latents cached once)")
+    ap.add_argument("--images", type=int, default=8000, help="training scenes (latents cached once)")
     ap.add_argument("--vae-images", type=int, default=4096)
-    ap.add_argument("--vae-steps", type=int, default=1200)
+    ap.add_argument("--vae-steps", type=int, default=600)
     ap.add_argument("--vae-lr", type=float, default=2e-3)
     ap.add_argument(
         "--vae-crop", type=int, default=16, help="training crop size (crops sit around the shape)"
     )
     ap.add_argument("--vae-batch", type=int, default=32)
     ap.add_argument("--vae-continue", action="store_true", help="start the vae stage from the saved vae")
-    ap.add_argument("--unet-steps", type=int, default=6000)
+    ap.add_argument("--unet-steps", type=int, default=2600)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--ema", type=float, default=0.995)
@@ -539,14 +561,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--curve-every", type=int, default=1000, help="steps between learning-curve points; 0: none"
     )
-    ap.add_argument("--cn-steps", type=int, default=600)
+    ap.add_argument(
+        "--t-power", type=float, default=0.6, help="timesteps drawn as T*u**p (p<1: more high noise)"
+    )
+    ap.add_argument("--init-from", type=Path, default=None, help="start the unet stage from these weights")
+    ap.add_argument("--init-step", type=int, default=0, help="the step count those weights stand for")
+    ap.add_argument("--cn-steps", type=int, default=250)
     ap.add_argument("--cn-lr", type=float, default=1e-3)
     args = ap.parse_args(argv)
 
     out: Path = args.out
-    work: Path = (
-        args.work or Path(tempfile.gettempdir()) / f"toyworld-work-{abs(hash(str(out.resolve()))) % 10**8}"
-    )
+    tag = hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:10]
+    work: Path = args.work or Path(tempfile.gettempdir()) / f"toyworld-work-{tag}"
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     log(f"out {out}  work {work}")
