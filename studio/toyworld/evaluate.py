@@ -132,7 +132,11 @@ def negative_prompt_effect(pipe, n_prompts=24, seeds=(2001, 2002, 2003, 2004), c
         with_neg = shares(generate(pipe, prompts, ss, cfg=cfg, steps=steps, negative=f"{b} background"))
         result["with_negative"][b] = with_neg[b]
         result["ratio"][b] = round(with_neg[b] / base[b], 3) if base[b] else None
-    result["all_halved"] = all(r is not None and r <= 0.5 for r in result["ratio"].values())
+    # A colour the model never picks on open prompts cannot be halved: judged on the colours it does pick.
+    seen = [r for r in result["ratio"].values() if r is not None]
+    result["halved_where_present"] = bool(seen) and all(r <= 0.5 for r in seen)
+    result["never_chosen"] = [b for b, r in result["ratio"].items() if r is None]
+    result["all_halved"] = result["halved_where_present"] and not result["never_chosen"]
     return result
 
 
@@ -229,8 +233,11 @@ def print_report(r: dict) -> None:
     )
     print(f"  confusions at CFG5: {json.dumps(c5['confusions'])}")
     neg = r["negative_prompt"]
+    if neg.get("never_chosen"):
+        print(f"  note: on open prompts the model never picks {neg['never_chosen']} (no share to cut)")
     print(
-        f"  {'ok ' if neg['all_halved'] else 'MISS'} negative prompt '<bg> background' on {neg['prompts']} "
+        f"  {'ok ' if neg.get('halved_where_present', neg['all_halved']) else 'MISS'} negative prompt "
+        f"'<bg> background' on {neg['prompts']} "
         f"background-open prompts: share without {neg['without_negative']}, with {neg['with_negative']}, "
         f"ratio {neg['ratio']} (target <= 0.5 each)"
     )
