@@ -15,6 +15,8 @@ from studio.errors import StorageError
 
 # errors that mean "no room": the disk or a quota is full, or the file is over the process's size limit
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+# mkstemp makes 0600 files; stored files get the usual mode of a file the studio writes
+_FILE_MODE = 0o644
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -53,6 +55,7 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
+            os.fchmod(fh.fileno(), _FILE_MODE)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as error:

@@ -124,3 +124,10 @@ def test_validate_image_refuses_decompression_bombs(tmp_path: Path) -> None:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
     with pytest.raises(ValidationError, match="too large"):
         validate_image(path)
+
+
+def test_atomic_writes_leave_readable_files(tmp_path: Path) -> None:
+    from studio.storage.atomic import atomic_write_bytes
+
+    target = atomic_write_bytes(tmp_path / "a.bin", b"x")
+    assert target.stat().st_mode & 0o777 == 0o644
