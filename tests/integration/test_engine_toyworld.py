@@ -1,4 +1,4 @@
-"""The engine on the embedded toy-world model (skipped until its weights are in the package)."""
+"""The engine on the embedded toy-world model shipped in the package."""
 
 from __future__ import annotations
 
@@ -7,11 +7,6 @@ import pytest
 from engine_fixtures import fast_cpu  # noqa: F401
 
 from studio.engine.generate import Engine, GenerationRequest
-
-toyworld = pytest.importorskip("studio.toyworld")
-pytestmark = pytest.mark.skipif(
-    not (toyworld.MODEL_DIR / "model_index.json").is_file(), reason="toy-world weights not built yet"
-)
 
 SEEDS = (11, 12, 13, 14)
 
@@ -46,8 +41,6 @@ def test_embedded_model_follows_a_red_prompt(engine: Engine) -> None:
 
 
 def test_embedded_controlnet(engine: Engine) -> None:
-    if not (toyworld.CONTROLNET_DIR / "config.json").is_file():
-        pytest.skip("toy-world ControlNet not built yet")
     from PIL import Image, ImageDraw
 
     from studio.engine.control import make_control_map

@@ -6,11 +6,9 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("diffusers")
 
 from studio.toyworld import CONTROLNET_DIR, MODEL_DIR, model_info, world  # noqa: E402
 from studio.toyworld.classify import classify  # noqa: E402
