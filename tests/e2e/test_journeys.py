@@ -191,7 +191,7 @@ def test_1_admin_sets_up_a_brand_trains_its_lora_and_adds_people(
     assert "width:100%" in (width or "")
 
     visible(page.get_by_role("button", name="Publish as the brand's active LoRA", exact=True)).click()
-    page.get_by_text(f"Published step {TRAIN_STEPS} as version").wait_for(timeout=120_000)
+    page.get_by_text(f"Published step {TRAIN_STEPS} as version").first.wait_for(timeout=120_000)
     shot(page, "4-admin-checkpoint-published")
 
     _add_layout_template(studio_server)
@@ -212,7 +212,7 @@ def test_1_admin_sets_up_a_brand_trains_its_lora_and_adds_people(
     for name, _ in (MIA, REX):
         field(page, "Username").fill(name)
         visible(page.get_by_role("button", name="Grant access", exact=True)).click()
-        page.get_by_text(f"{name} can now use {BRAND}.").wait_for(timeout=60_000)
+        page.get_by_text(f"{name} can now use {BRAND}.").first.wait_for(timeout=60_000)
     shot(page, "5-admin-members-added")
     members = rows(
         studio_server,
