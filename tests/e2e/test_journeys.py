@@ -250,7 +250,7 @@ def test_2_marketer_generates_with_the_lora_and_template_and_sees_pending_images
     page.get_by_role("tab", name="Generate").click()
     brand_box = visible(page.get_by_label(re.compile(r"^Brand")))
     brand_box.click()
-    options = [o.strip() for o in page.get_by_role("option").all_inner_texts()]
+    options = [o.replace("✓", "").strip() for o in page.get_by_role("option").all_inner_texts()]
     assert options == ["Harbor"], f"only the marketer's brand: {options}"
     page.keyboard.press("Escape")
     visible(page.get_by_label(re.compile(f"LoRA {ADAPTER}"))).wait_for(timeout=60_000)
