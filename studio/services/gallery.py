@@ -1,10 +1,9 @@
 """Gallery: who may see which image, filtered and paginated listings, image details with their recipe and
 review history, side-by-side comparison, remix recipes, and the export of approved images as a zip.
 
-Visibility (read from the database on every call): admins (and the CLI's SYSTEM actor) see every image;
-reviewers see every image of the brands they belong to; everyone else sees, in the brands they belong to,
-their own images and every approved image. An image the actor may not see is reported exactly like a
-missing one (``NotFoundError("image N not found")``).
+Visibility is :mod:`studio.services.visibility` (re-exported here): admins see every image, reviewers every
+image of their brands, everyone else their own images and the approved ones of their brands; an image the
+actor may not see is reported exactly like a missing one (``NotFoundError("image N not found")``).
 
 Listing pages use offset pagination over the ``images`` indexes (``ix_images_created``,
 ``ix_images_brand_created``, ``ix_images_brand_status_created``, ``ix_images_user_created``,
@@ -25,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.config import Settings
@@ -38,6 +37,7 @@ from studio.services import audit
 from studio.services.generation import GenerateInput
 from studio.services.permissions import actor_user, readable_brand
 from studio.services.views import Actor
+from studio.services.visibility import image_number, visibility_clause, visible_image
 from studio.storage.atomic import atomic_writer
 
 SORTS = ("newest", "oldest", "palette_low", "palette_high")
@@ -186,48 +186,6 @@ class ExportResult:
     @property
     def count(self) -> int:
         return len(self.image_ids)
-
-
-# ------------------------------------------------------------------------------------------ visibility
-
-
-def visibility_clause(session: Session, actor: Actor) -> ColumnElement[bool] | None:
-    """The SQL condition on ``images`` for what ``actor`` may see (None: everything)."""
-    user = actor_user(session, actor)
-    if user is None or "admin" in user.role_names:
-        return None
-    brand_ids = list(session.scalars(select(BrandMember.brand_id).where(BrandMember.user_id == user.id)))
-    if not brand_ids:
-        return false()
-    in_brands = Image.brand_id.in_(brand_ids)
-    if "reviewer" in user.role_names:
-        return in_brands
-    return and_(in_brands, or_(Image.user_id == user.id, Image.review_status == "approved"))
-
-
-def visible_image(session: Session, actor: Actor, image_id: Any) -> Image:
-    """The image if ``actor`` may see it; otherwise NotFoundError, whether or not it exists."""
-    number = _image_id(image_id)
-    query = select(Image).where(Image.id == number)
-    clause = visibility_clause(session, actor)
-    if clause is not None:
-        query = query.where(clause)
-    image = session.scalar(query)
-    if image is None:
-        raise NotFoundError(f"image {image_id} not found")
-    return image
-
-
-def _image_id(value: Any) -> int:
-    if isinstance(value, bool):
-        raise NotFoundError(f"image {value} not found")
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        raise NotFoundError(f"image {value} not found") from None
-    if number <= 0:
-        raise NotFoundError(f"image {value} not found")
-    return number
 
 
 # ------------------------------------------------------------------------------------- query building
@@ -402,7 +360,7 @@ class GalleryService:
 
     def compare(self, actor: Actor, image_ids: Sequence[Any]) -> Comparison:
         """Two to :data:`MAX_COMPARE` images side by side with every recipe field, differences flagged."""
-        ids = list(dict.fromkeys(_image_id(i) for i in image_ids))
+        ids = list(dict.fromkeys(image_number(i) for i in image_ids))
         if not 2 <= len(ids) <= MAX_COMPARE:
             raise ValidationError("images", f"choose 2 to {MAX_COMPARE} different images to compare")
         with self._sessions() as session:
@@ -458,7 +416,7 @@ class GalleryService:
             raise ValidationError("out", f"{target.name} must end in .zip")
         with self._sessions() as session:
             if image_ids is not None:
-                wanted = list(dict.fromkeys(_image_id(i) for i in image_ids))
+                wanted = list(dict.fromkeys(image_number(i) for i in image_ids))
                 if not wanted:
                     raise ValidationError("images", "select at least one image to export")
                 query = filtered_query(session, actor, GalleryFilter(sort="oldest"))

@@ -14,6 +14,7 @@ building the services stays light.
 from __future__ import annotations
 
 import io
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,7 @@ from studio.services import audit
 from studio.services.brand_files import SAMPLERS, banned_term_in
 from studio.services.permissions import readable_brand, require_role
 from studio.services.views import Actor
+from studio.services.visibility import visible_image
 from studio.storage import ContentStore, atomic_write_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,6 +50,8 @@ DEFAULT_SWEEP_SCALES: tuple[float, ...] = (2.0, 4.0, 7.0, 10.0, 14.0)
 #: ControlNet used with the embedded model's templates
 EMBEDDED_PREFIX = "embedded:"
 MIN_CONTROL_SIDE = 64
+#: a size that names no preset but a custom WIDTHxHEIGHT
+_CUSTOM_SIZE = re.compile(r"\s*(\d{1,5})\s*[x×]\s*(\d{1,5})\s*")
 
 
 class EngineProvider:
@@ -83,7 +87,8 @@ class GenerateInput:
     """What a user asks for. ``None`` means the brand's default.
 
     ``loras`` maps adapter name → weight (0–1.5; 0 leaves it out); adapters not named use their default
-    weight. ``size`` names one of the brand's size presets; ``width``/``height`` ask for a custom size.
+    weight. ``size`` names one of the brand's size presets (or is ``WIDTHxHEIGHT``); ``width``/``height`` ask
+    for a custom size.
     ``templates`` are layout template names of the brand.
     """
 
@@ -320,9 +325,10 @@ class GenerationService:
         )
 
     def get_image(self, actor: Actor, image_id: int) -> ImageView:
-        """One image of a brand the actor may read (others: NotFoundError, whether or not it exists)."""
+        """One image the actor may see (the gallery's rule, :mod:`studio.services.visibility`); any other
+        id, existing or not, gets the same NotFoundError."""
         with self._sessions() as session:
-            image = self._readable_image(session, actor, image_id)
+            image = visible_image(session, actor, image_id)
             return self._image_view(image, image.generation, self._slug(session, image.brand_id))
 
     # --------------------------------------------------------------------------------------- generate
@@ -379,7 +385,8 @@ class GenerationService:
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
-        """Make an image again from its stored recipe (same machine → same pixels); saved as a new image.
+        """Make an image the actor may see (as :meth:`get_image`) again from its stored recipe (same machine
+        → same pixels); saved as a new image. Only marketers and admins generate.
 
         A recipe whose LoRA version, control image or base model is no longer present fails with an error
         naming it.
@@ -388,7 +395,7 @@ class GenerationService:
         from studio.engine.recipe import Recipe
 
         with self._sessions() as session:
-            image = self._readable_image(session, actor, image_id)
+            image = visible_image(session, actor, image_id)
             user = require_role(session, actor, "marketer")
             generation = image.generation
             brand = session.get(Brand, image.brand_id)
@@ -582,12 +589,15 @@ class GenerationService:
         presets = {p["name"]: p for p in brand.size_presets}
         if request.size:
             preset = presets.get(request.size)
-            if preset is None:
-                known = ", ".join(presets) or "none"
-                raise ValidationError(
-                    "size", f"brand {brand.slug} has no size {request.size!r} (it has: {known})"
-                )
-            return int(preset["width"]), int(preset["height"])
+            if preset is not None:
+                return int(preset["width"]), int(preset["height"])
+            custom = _CUSTOM_SIZE.fullmatch(request.size)
+            if custom is not None:  # what a remix of an image outside the presets shows: "48x32"
+                return int(custom.group(1)), int(custom.group(2))
+            known = ", ".join(presets) or "none"
+            raise ValidationError(
+                "size", f"brand {brand.slug} has no size {request.size!r} (it has: {known}; or WIDTHxHEIGHT)"
+            )
         if request.width is not None or request.height is not None:
             if request.width is None or request.height is None:
                 raise ValidationError("size", "give both width and height")
@@ -774,17 +784,6 @@ class GenerationService:
         )
 
     # ---------------------------------------------------------------------------------------- helpers
-
-    def _readable_image(self, session: Session, actor: Actor, image_id: int) -> Image:
-        image = session.get(Image, int(image_id)) if str(image_id).lstrip("-").isdigit() else None
-        if image is not None:
-            try:
-                readable_brand(session, actor, self._slug(session, image.brand_id))
-            except NotFoundError:
-                image = None
-        if image is None:
-            raise NotFoundError(f"image {image_id} not found")
-        return image
 
     def _lora_paths(self, session: Session, recipe: Any) -> dict[str, str | Path]:
         paths: dict[str, str | Path] = {}
