@@ -50,11 +50,14 @@ def build_ui(services: Services) -> gr.Blocks:
             gr.Button("Log out", link="/logout", size="sm", scale=0)
         tabs: list[gr.Tab] = []
         parts: dict[str, dict[str, Any]] = {}
-        with gr.Tabs():
+        with gr.Tabs() as tab_set:
             for spec in TABS:
-                with gr.Tab(spec.title, visible=False) as tab:
+                with gr.Tab(spec.title, id=spec.title, visible=False) as tab:
                     parts[spec.title] = spec.module.render(services) or {}
                 tabs.append(tab)
+        for part in list(parts.values()):  # events across tabs (the Gallery's Remix fills Generate)
+            if "connect" in part:
+                part["connect"](parts, tab_set)
         admin_only = [c for p in parts.values() for c in p.get("admin_only", [])]
 
         def on_load(request: gr.Request) -> list[Any]:
