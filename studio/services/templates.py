@@ -58,13 +58,15 @@ class TemplateService:
         self,
         actor: Actor,
         brand: str,
-        image: ImageSource,
+        image: ImageSource | None,
         preprocessor: str,
         **params: Any,
     ) -> PILImage:
         """The control map ``preprocessor`` makes from ``image`` at the brand model's size; writes nothing."""
         with self._sessions() as session:
             base_model = self._brand(session, actor, brand).base_model
+        if image is None:
+            raise ValidationError("image", "upload an image first")
         return self._control_map(image, preprocessor, base_model, params)
 
     def create(
@@ -72,7 +74,7 @@ class TemplateService:
         actor: Actor,
         brand: str,
         name: str,
-        image: ImageSource,
+        image: ImageSource | None,
         preprocessor: str = "canny",
         *,
         conditioning_scale: float = 1.0,
@@ -80,16 +82,17 @@ class TemplateService:
         guidance_end: float = 1.0,
         **params: Any,
     ) -> ControlTemplateView:
-        """Make the control map, store both images and add the template (admins only)."""
+        """Make the control map, store both images and add the template (admins only; the role and the
+        brand are checked before the input)."""
         name = (name or "").strip()
-        if not NAME_RE.match(name):
-            raise ValidationError("name", "use 1-64 lowercase letters, digits, '-' or '_'")
-        scale, start, end = _check_window(conditioning_scale, guidance_start, guidance_end)
         with self._sessions() as session:
             row = self._brand(session, actor, brand)
             base_model, brand_id, slug = row.base_model, row.id, row.slug
+            if not NAME_RE.match(name):
+                raise ValidationError("name", "use 1-64 lowercase letters, digits, '-' or '_'")
             if any(t.name == name for t in row.templates):
                 raise ConflictError(f"brand {slug} already has a template {name!r}")
+        scale, start, end = _check_window(conditioning_scale, guidance_start, guidance_end)
         source_bytes, suffix = self._source_bytes(image)
         control = self._control_map(source_bytes, preprocessor, base_model, params)
         from studio.engine.control import canonical_preprocessor
@@ -148,12 +151,14 @@ class TemplateService:
         info = self._engines.get().model_info(base_model)
         return make_control_map(image, preprocessor, *control_map_size(info), **params)
 
-    def _source_bytes(self, image: ImageSource) -> tuple[bytes, str]:
+    def _source_bytes(self, image: ImageSource | None) -> tuple[bytes, str]:
         """The uploaded file's bytes (size-limited, decodable, no decompression bomb) and its suffix."""
         from PIL import Image as PILImageModule
 
         from studio.engine.control import load_image
 
+        if image is None:
+            raise ValidationError("image", "upload an image first")
         if isinstance(image, bytes | bytearray):
             data = bytes(image)
         else:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
 from studio.errors import ValidationError
-from studio.services.brand_files import SAMPLERS, BrandSpec, spec_from_mapping
+from studio.services.brand_files import PREPROCESSORS, SAMPLERS, BrandSpec, spec_from_mapping
 from studio.services.container import Services
-from studio.services.views import BrandView
+from studio.services.views import Actor, BrandView
 from studio.ui.common import actor_of, shown_to_user, split_list, swatches_html
 
 SIZE_HELP = "One preset per line: name | channel | WIDTHxHEIGHT, e.g. `square | square 1:1 | 64x64`."
@@ -103,7 +104,7 @@ def brand_details_html(brand: BrandView) -> str:
 
 def render(services: Services) -> dict[str, Any]:
     """Build the tab; returns the components the app shell updates at login (admin-only parts)."""
-    brands = services.brands
+    brands, templates = services.brands, services.templates
 
     def list_rows(request: gr.Request) -> tuple[list[list[Any]], Any]:
         with shown_to_user():
@@ -136,70 +137,35 @@ def render(services: Services) -> dict[str, Any]:
             b.default_sampler,
         )
 
-    def create_brand(
-        slug: str,
-        name: str,
-        description: str,
-        palette: str,
-        style_template: str,
-        negative_prompt: str,
-        banned_terms: str,
-        sizes: str,
-        cfg: float,
-        steps: float,
-        sampler: str,
-        request: gr.Request,
-    ) -> str:
-        form = (
-            slug,
-            name,
-            description,
-            palette,
-            style_template,
-            negative_prompt,
-            banned_terms,
-            sizes,
-            cfg,
-            steps,
-            sampler,
-        )
-        with shown_to_user():
-            view = brands.create_brand(actor_of(request), spec_from_form(*form))
-        gr.Info(f"Brand {view.slug} created.")
-        return brand_details_html(view)
+    def brand_form_handler(save: Callable[[Actor, BrandSpec], BrandView], done: str) -> Callable[..., str]:
+        """The Create / Save button's handler: the form → a spec → ``save``; ``done`` ends the message."""
 
-    def update_brand(
-        slug: str,
-        name: str,
-        description: str,
-        palette: str,
-        style_template: str,
-        negative_prompt: str,
-        banned_terms: str,
-        sizes: str,
-        cfg: float,
-        steps: float,
-        sampler: str,
-        request: gr.Request,
-    ) -> str:
-        form = (
-            slug,
-            name,
-            description,
-            palette,
-            style_template,
-            negative_prompt,
-            banned_terms,
-            sizes,
-            cfg,
-            steps,
-            sampler,
-        )
-        with shown_to_user():
-            spec = spec_from_form(*form)
-            view = brands.update_brand(actor_of(request), spec.slug, spec)
-        gr.Info(f"Brand {view.slug} saved.")
-        return brand_details_html(view)
+        def handler(  # noqa: PLR0913 (Gradio passes each form field as a parameter)
+            slug: str,
+            name: str,
+            description: str,
+            palette: str,
+            style_template: str,
+            negative_prompt: str,
+            banned_terms: str,
+            sizes: str,
+            cfg: float,
+            steps: float,
+            sampler: str,
+            request: gr.Request,
+        ) -> str:
+            fields = (slug, name, description, palette, style_template, negative_prompt, banned_terms, sizes)
+            with shown_to_user():
+                view = save(actor_of(request), spec_from_form(*fields, cfg, steps, sampler))
+            gr.Info(f"Brand {view.slug} {done}.")
+            return brand_details_html(view)
+
+        return handler
+
+    create_brand = brand_form_handler(brands.create_brand, "created")
+    update_brand = brand_form_handler(
+        lambda actor, spec: brands.update_brand(actor, spec.slug, spec), "saved"
+    )
 
     def upload_lora(
         slug: str | None,
@@ -227,6 +193,34 @@ def render(services: Services) -> dict[str, Any]:
             )
         gr.Info(f"LoRA {adapter.name} uploaded (version #{adapter.active_version.id}).")
         return show_brand(slug, request)
+
+    def preview_template(slug: str | None, image: str | None, preprocessor: str, request: gr.Request) -> Any:
+        with shown_to_user():
+            return templates.preview(actor_of(request), slug or "", image, preprocessor or "canny")
+
+    def create_template(  # noqa: PLR0913 (Gradio passes each field as a parameter)
+        slug: str | None,
+        image: str | None,
+        preprocessor: str,
+        name: str,
+        scale: float,
+        start: float,
+        end: float,
+        request: gr.Request,
+    ) -> tuple[str, str]:
+        with shown_to_user():
+            made = templates.create(
+                actor_of(request),
+                slug or "",
+                name,
+                image,
+                preprocessor or "canny",
+                conditioning_scale=scale,
+                guidance_start=start,
+                guidance_end=end,
+            )
+        gr.Info(f"Template {made.name} saved for {made.brand_slug}.")
+        return show_brand(made.brand_slug, request), str(made.control_image_path)
 
     def grant(slug: str | None, username: str, request: gr.Request) -> str:
         if not slug:
@@ -302,6 +296,27 @@ def render(services: Services) -> dict[str, Any]:
         l_triggers = gr.Textbox(label="Trigger words", info="comma-separated")
         l_btn = gr.Button("Upload LoRA")
 
+    with gr.Accordion("Layout template from an image (admin)", open=False, visible=False) as template_form:
+        gr.Markdown(
+            "Upload a layout image and preview the control map it makes; save it when the map looks right. "
+            "canny, shuffle, lineart_standard and none work offline; the others need downloaded weights."
+        )
+        with gr.Row():
+            t_image = gr.Image(label="Layout image", type="filepath", sources=["upload"], height=220)
+            t_map = gr.Image(
+                label="Control map (preview)", type="pil", format="png", interactive=False, height=220
+            )
+        with gr.Row():
+            t_name = gr.Textbox(label="Template name", info="lowercase letters, digits, '-' or '_'")
+            t_pre = gr.Dropdown(list(PREPROCESSORS), value="canny", label="Preprocessor")
+        with gr.Row():
+            t_scale = gr.Slider(0, 2, value=1.0, step=0.05, label="Conditioning scale")
+            t_start = gr.Slider(0, 1, value=0.0, step=0.05, label="Guidance start")
+            t_end = gr.Slider(0, 1, value=1.0, step=0.05, label="Guidance end")
+        with gr.Row():
+            t_preview_btn = gr.Button("Preview control map")
+            t_save_btn = gr.Button("Save template", variant="primary")
+
     with gr.Accordion("Members (admin)", open=False, visible=False) as member_form:
         with gr.Row():
             m_user = gr.Textbox(label="Username")
@@ -320,6 +335,13 @@ def render(services: Services) -> dict[str, Any]:
         details,
         api_name="upload_lora",
     )
+    t_preview_btn.click(preview_template, [brand_pick, t_image, t_pre], t_map, api_name="preview_template")
+    t_save_btn.click(
+        create_template,
+        [brand_pick, t_image, t_pre, t_name, t_scale, t_start, t_end],
+        [details, t_map],
+        api_name="create_template",
+    ).success(**listing)
     grant_btn.click(grant, [brand_pick, m_user], details, api_name="grant_brand")
     revoke_btn.click(revoke, [brand_pick, m_user], details, api_name="revoke_brand")
-    return {"admin_only": [admin_form, lora_form, member_form], "on_load": listing}
+    return {"admin_only": [admin_form, lora_form, template_form, member_form], "on_load": listing}

@@ -71,6 +71,8 @@ ENDPOINTS: dict[str, Access] = {
     "create_brand": Access(ADMINS, why="create a brand"),
     "update_brand": Access(ADMINS, why="change a brand"),
     "upload_lora": Access(ADMINS, why="add a LoRA to a brand"),
+    "preview_template": Access(ADMINS, why="the control map a layout image makes (writes nothing)"),
+    "create_template": Access(ADMINS, why="add a layout template made from an image"),
     "grant_brand": Access(ADMINS, why="add a member to a brand"),
     "revoke_brand": Access(ADMINS, why="remove a member from a brand"),
     # Training (jobs and datasets are looked up by id: the ids come from the browser, so every call checks)
