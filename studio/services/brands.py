@@ -29,7 +29,15 @@ from studio.services.views import (
     LoraVersionView,
     SyncReport,
 )
-from studio.storage import ContentStore, atomic_copy, atomic_write_text, sha256_file, validate_safetensors
+from studio.storage import (
+    ContentStore,
+    atomic_copy,
+    atomic_write_text,
+    home_path,
+    sha256_file,
+    stored_path,
+    validate_safetensors,
+)
 from studio.storage.images import validate_image
 
 _BRAND_FIELDS = (
@@ -530,14 +538,10 @@ class BrandService:
 
     def _rel(self, path: Path) -> str:
         """Paths are stored relative to STUDIO_HOME (portable across machines sharing storage)."""
-        try:
-            return Path(path).resolve().relative_to(self._settings.home.resolve()).as_posix()
-        except ValueError:
-            return str(Path(path).resolve())
+        return stored_path(self._settings.home, path)
 
     def _abs(self, stored: str) -> Path:
-        path = Path(stored)
-        return path if path.is_absolute() else self._settings.home / path
+        return home_path(self._settings.home, stored)
 
     def _version_view(self, v: LoraVersion) -> LoraVersionView:
         return LoraVersionView(

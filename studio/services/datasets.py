@@ -23,7 +23,7 @@ from studio.services.audit import record
 from studio.services.permissions import require_admin
 from studio.services.training_views import AddImagesResult, DatasetCheck, DatasetImageView, DatasetView
 from studio.services.views import Actor
-from studio.storage import ContentStore
+from studio.storage import ContentStore, home_path, stored_path
 from studio.training import datasets as checks
 
 MIN_IMAGES = 5
@@ -314,14 +314,11 @@ class DatasetService:
         return (row.trigger_words or [""])[0]
 
     def _rel(self, path: Path) -> str:
-        try:
-            return Path(path).resolve().relative_to(self._settings.home.resolve()).as_posix()
-        except ValueError:
-            return str(Path(path).resolve())
+        """Paths are stored relative to STUDIO_HOME (portable across machines sharing storage)."""
+        return stored_path(self._settings.home, path)
 
     def _abs(self, stored: str) -> Path:
-        path = Path(stored)
-        return path if path.is_absolute() else self._settings.home / path
+        return home_path(self._settings.home, stored)
 
     def _image_view(self, image: DatasetImage) -> DatasetImageView:
         return DatasetImageView(
