@@ -165,11 +165,11 @@ class UserService:
     def add_user(self, actor: Actor, username: str, roles: Iterable[str], password: str) -> UserView:
         """Create an account (admins only)."""
         username, chosen, password = check_username(username), check_roles(roles), check_password(password)
-        password_hash = self._hasher.hash(password)
         with self._sessions.begin() as session:
-            require_admin(session, actor)
+            require_admin(session, actor)  # before the (costly) hash: a refused caller costs nothing
             if repo.user_by_name(session, username) is not None:
                 raise ConflictError(f"user {username!r} already exists")
+            password_hash = self._hasher.hash(password)
             user = User(username=username, password_hash=password_hash, disabled=False, failed_attempts=0)
             user.roles = [UserRole(role=r) for r in chosen]
             session.add(user)
@@ -202,12 +202,13 @@ class UserService:
 
     def reset_password(self, actor: Actor, username: str, new_password: str) -> UserView:
         """Set a new password and clear any lockout (admins, or the user themself)."""
-        password_hash = self._hasher.hash(check_password(new_password))
+        new_password = check_password(new_password)
         with self._sessions.begin() as session:
             me = actor_user(session, actor)
             if me is None or me.username != username:
-                require_admin(session, actor)
+                require_admin(session, actor)  # before the (costly) hash
             user = self._find(session, username)
+            password_hash = self._hasher.hash(new_password)
             user.password_hash, user.failed_attempts, user.locked_until = password_hash, 0, None
             record(session, actor, "user.password_reset", username)
             return _view(user)

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from argon2 import PasswordHasher, profiles
 from helpers import snapshot
 from sqlalchemy import select, update
 
@@ -141,6 +142,51 @@ def test_marketer_cannot_call_admin_user_methods(people, call) -> None:  # noqa:
     with pytest.raises(PermissionDeniedError):
         call(people, Actor.user("mia"))
     assert snapshot(people) == before
+
+
+class CountingHasher(PasswordHasher):
+    """The real argon2 hasher (cheapest profile) that counts its ``hash`` calls."""
+
+    def __init__(self) -> None:
+        cheapest = profiles.CHEAPEST
+        super().__init__(
+            time_cost=cheapest.time_cost,
+            memory_cost=cheapest.memory_cost,
+            parallelism=cheapest.parallelism,
+            hash_len=cheapest.hash_len,
+            salt_len=cheapest.salt_len,
+        )
+        self.hashes = 0
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        self.hashes += 1
+        return super().hash(password, salt=salt)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s, a: s.users.add_user(a, "newbie", ["admin"], PASSWORD),
+        lambda s, a: s.users.reset_password(a, "ada", "taken over!"),
+    ],
+    ids=["add", "reset-password"],
+)
+def test_a_refused_caller_is_refused_before_any_password_is_hashed(settings, call) -> None:  # noqa: ANN001
+    hasher = CountingHasher()
+    built = build_services(settings, password_hasher=hasher)
+    try:
+        built.users.add_user(SYSTEM, "ada", ["admin"], PASSWORD)
+        built.users.add_user(SYSTEM, "mia", ["marketer"], PASSWORD)
+        hashes, before = hasher.hashes, snapshot(built)
+        assert hashes == 2
+        with pytest.raises(PermissionDeniedError):
+            call(built, Actor.user("mia"))
+        assert hasher.hashes == hashes
+        assert snapshot(built) == before
+        call(built, Actor.user("ada"))  # an admin's call hashes once
+        assert hasher.hashes == hashes + 1
+    finally:
+        built.close()
 
 
 def test_roles_are_read_from_the_database_on_every_call(people) -> None:  # noqa: ANN001
