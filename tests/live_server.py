@@ -1,7 +1,11 @@
-"""Start the real ``python app.py`` on a free 127.0.0.1 port with a given data folder (bounded waits)."""
+"""Real web servers for tests: ``python app.py`` in its own process on a free 127.0.0.1 port with a given data
+folder (bounded waits), or the UI built in this process exactly as ``app.py`` builds it (:func:`serve_ui`, and
+the ``server`` fixture over a folder's ``studio`` services)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -9,8 +13,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,3 +100,29 @@ def start_app(
             app.stop()
             raise RuntimeError(f"app.py did not answer within {wait_s:.0f} s:\n{log.read_text()[-4000:]}")
         time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def serve_ui(services: Any) -> Iterator[str]:
+    """The studio UI built from ``services`` as ``app.py`` builds it (``build_ui`` + ``launch_options``),
+    launched in this process on a free 127.0.0.1 port; yields its URL and closes it afterwards."""
+    from studio.ui.app import build_ui, launch_options
+
+    settings = dataclasses.replace(services.settings, host="127.0.0.1", port=free_port())
+    services = dataclasses.replace(services, settings=settings)
+    demo = build_ui(services)
+    demo.queue(default_concurrency_limit=1)
+    _, url, _ = demo.launch(**launch_options(services), prevent_thread_lock=True, quiet=True)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def server(studio: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The URL of the UI over the ``studio`` fixture's services (import it into a folder's conftest)."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    with serve_ui(studio) as url:
+        yield url

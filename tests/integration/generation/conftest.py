@@ -2,7 +2,8 @@
 model has), one engine per module, and services with brand ``acme`` (a LoRA and a layout template) and users
 mia (marketer member), olga (marketer, not a member) and rex (reviewer member).
 
-Every test in this folder sees them (and the engine fixtures from ``tests/engine_fixtures.py``).
+Every test in this folder sees them (and the engine fixtures from ``tests/engine_fixtures.py``, and
+``server``: the UI over ``studio`` on 127.0.0.1, from ``tests/live_server.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 from engine_fixtures import controlnet_dir, fast_cpu, lora_files, sd1_dir  # noqa: F401
+from live_server import server  # noqa: F401 (the UI over ``studio``, on 127.0.0.1)
 from PIL import Image, ImageDraw
 
 from studio.services.brand_files import BrandSpec, SizePreset

@@ -6,9 +6,6 @@ on 127.0.0.1 with ``prevent_thread_lock=True``; the services share the module's 
 
 from __future__ import annotations
 
-import dataclasses
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +16,6 @@ from PIL import Image
 from studio.engine.recipe import read_recipe
 
 PASSWORD = "correct horse"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def server(studio: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    from studio.ui.app import build_ui, launch_options
-
-    settings = dataclasses.replace(studio.settings, host="127.0.0.1", port=_free_port())
-    services = dataclasses.replace(studio, settings=settings)
-    demo = build_ui(services)
-    demo.queue(default_concurrency_limit=1)
-    _, url, _ = demo.launch(**launch_options(services), prevent_thread_lock=True, quiet=True)
-    try:
-        yield url
-    finally:
-        demo.close()
 
 
 def _call(url: str, user: str, brand: str) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from engine_fixtures import controlnet_dir, fast_cpu, lora_files, sd1_dir  # noqa: F401
+from live_server import server  # noqa: F401 (the UI over ``studio``, on 127.0.0.1)
 from PIL import Image, ImageDraw
 from review_support import MIA, PASSWORD, generate_images
 

@@ -3,38 +3,11 @@ exactly as ``app.py`` builds it (``build_ui`` + ``launch_options``)."""
 
 from __future__ import annotations
 
-import dataclasses
-import socket
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from review_support import MIA, PASSWORD
 from sqlalchemy import text
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def server(studio: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    from studio.ui.app import build_ui, launch_options
-
-    settings = dataclasses.replace(studio.settings, host="127.0.0.1", port=_free_port())
-    services = dataclasses.replace(studio, settings=settings)
-    demo = build_ui(services)
-    demo.queue(default_concurrency_limit=1)
-    _, url, _ = demo.launch(**launch_options(services), prevent_thread_lock=True, quiet=True)
-    try:
-        yield url
-    finally:
-        demo.close()
 
 
 def test_reviewer_works_the_queue_and_others_are_refused(studio: Any, make_images: Any, server: str) -> None:

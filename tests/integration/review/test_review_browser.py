@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from review_support import MIA, PASSWORD
 from sqlalchemy import text
-from test_review_api import server  # noqa: F401 (the in-process server fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -20,7 +19,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "e2e" / "artifacts"
 
 
 @pytest.fixture
-def page(server: str) -> Iterator[Any]:  # noqa: F811
+def page(server: str) -> Iterator[Any]:
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed")
     from playwright.sync_api import sync_playwright
