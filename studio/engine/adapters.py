@@ -1,14 +1,23 @@
 """Brand LoRAs kept resident as named adapters on one base pipeline.
 
-Activating a brand is ``set_adapters(names, weights)`` (milliseconds); a LoRA is read from disk only the first
-time it is used.  Past ``max_resident`` adapters, the least recently used ones are deleted.  LoRAs whose keys
-or shapes do not fit the base model are refused with a :class:`ModelError` naming the file.
+Activating a brand sets the active adapters and their scales on the peft LoRA layers, which are listed once
+(not found by walking every module of the model on each switch, as ``pipe.set_adapters`` does); asking for the
+adapters and weights already active does nothing.  A LoRA is read from disk only the first time it is used:
+the file is read once (sha256, shapes and tensors from the same bytes) and plain diffusers/peft-format UNet
+LoRAs (``unet.<layer>.lora.down/up.weight`` or ``lora_A/lora_B``, Linear layers, no alphas or metadata) are
+injected layer by layer with peft's own ``LoraLayer`` classes and the ``LoraConfig`` diffusers would build, so
+the result equals ``load_lora_weights`` (tests compare pixels); every other format goes through
+``load_lora_weights``.  Past ``max_resident`` adapters, the least recently used ones are deleted.  LoRAs whose
+keys or shapes do not fit the base model are refused with a :class:`ModelError` naming the file.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import json
 import re
+import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -59,23 +68,100 @@ def check_lora_file(path: str | Path, pipe: Any) -> None:
     """
     from safetensors import SafetensorError, safe_open
 
-    file = Path(path)
-    if file.suffix.lower() != ".safetensors":
-        raise ModelError(f"{file.name}: only .safetensors LoRA files are loaded (pickle files are refused)")
-    if not file.is_file():
-        raise NotFoundError(f"{file}: LoRA file not found")
+    file = _checked_path(path)
     try:
         with safe_open(str(file), framework="pt") as handle:
             shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"{file.name}: not a readable safetensors file ({exc})") from None
+    _check_shapes(file, shapes, pipe)
+
+
+@dataclass(frozen=True)
+class LoraFile:
+    """A LoRA file read once: its sha256, tensors and safetensors metadata."""
+
+    path: Path
+    sha256: str
+    state: dict[str, Any]
+    metadata: dict[str, str]
+
+
+def read_lora_file(
+    path: str | Path, pipe: Any, sha256: str | None = None, modules: ModuleIndex | None = None
+) -> LoraFile:
+    """Read a LoRA file once: refuse non-safetensors, unreadable or misfitting files (as
+    :func:`check_lora_file`) and a content that does not match ``sha256``; return its tensors."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
+
+    file = _checked_path(path)
+    data = file.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        header_len = struct.unpack("<Q", data[:8])[0]
+        header = json.loads(data[8 : 8 + header_len])
+        if not isinstance(header, dict):
+            raise ValueError("header is not a table")
+        metadata = header.pop("__metadata__", None) or {}
+        shapes = {key: tuple(entry["shape"]) for key, entry in header.items()}
+    except (struct.error, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{file.name}: not a readable safetensors file ({exc})") from None
+    _check_shapes(file, shapes, pipe, modules)
+    if sha256 is not None and digest != sha256.lower():
+        raise ModelError(
+            f"{file.name}: file content does not match the recorded sha256 "
+            f"({sha256[:12]}… expected, {digest[:12]}… found)"
+        )
+    try:
+        state = load_safetensors(data)
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise ModelError(f"{file.name}: not a readable safetensors file ({exc})") from None
+    return LoraFile(file, digest, state, dict(metadata))
+
+
+def _checked_path(path: str | Path) -> Path:
+    file = Path(path)
+    if file.suffix.lower() != ".safetensors":
+        raise ModelError(f"{file.name}: only .safetensors LoRA files are loaded (pickle files are refused)")
+    if not file.is_file():
+        raise NotFoundError(f"{file}: LoRA file not found")
+    return file
+
+
+def _check_shapes(
+    file: Path, shapes: dict[str, tuple[int, ...]], pipe: Any, modules: ModuleIndex | None = None
+) -> None:
     if not any("lora" in key.lower() for key in shapes):
         raise ModelError(f"{file.name}: contains no LoRA weights")
     for key, shape in shapes.items():
-        _check_key(file, key, shape, pipe)
+        _check_key(file, key, shape, pipe, modules)
 
 
-def _check_key(file: Path, key: str, shape: tuple[int, ...], pipe: Any) -> None:
+class ModuleIndex:
+    """Modules of a pipeline's components by dotted path, listed once (``get_submodule`` on a diffusers
+    model walks ``__getattr__`` per part, which adds up over a LoRA's hundreds of keys)."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self._maps: dict[str, dict[str, Any]] = {}
+
+    def get(self, component: str, path: str) -> Any:
+        """The module at ``component.path``; AttributeError when there is none."""
+        modules = self._maps.get(component)
+        if modules is None:
+            modules = self._maps[component] = dict(getattr(self.pipe, component).named_modules())
+        module = modules.get(path)
+        return module if module is not None else getattr(self.pipe, component).get_submodule(path)
+
+    def put(self, component: str, path: str, module: Any) -> None:
+        if component in self._maps:
+            self._maps[component][path] = module
+
+
+def _check_key(
+    file: Path, key: str, shape: tuple[int, ...], pipe: Any, modules: ModuleIndex | None = None
+) -> None:
     prefix, _, rest = key.partition(".")
     if prefix not in _COMPONENT_PREFIXES or ".processor." in key:
         return
@@ -90,7 +176,7 @@ def _check_key(file: Path, key: str, shape: tuple[int, ...], pipe: Any) -> None:
     if component is None:
         raise ModelError(f"{file.name}: LoRA targets {prefix}, which this base model does not have")
     try:
-        module = component.get_submodule(module_path)
+        module = modules.get(prefix, module_path) if modules else component.get_submodule(module_path)
     except AttributeError:
         raise ModelError(
             f"{file.name}: LoRA does not fit this base model (no layer {prefix}.{module_path})"
@@ -112,20 +198,26 @@ def _check_key(file: Path, key: str, shape: tuple[int, ...], pipe: Any) -> None:
 class AdapterManager:
     """Resident LoRA adapters of one pipeline, with least-recently-used unloading.
 
+    ``fast_load=False`` loads every file through diffusers' ``load_lora_weights`` (tests compare the two).
     Not thread-safe on its own beyond an internal lock: the engine serialises generations.
     """
 
-    def __init__(self, pipe: Any, max_resident: int = 8) -> None:
+    def __init__(self, pipe: Any, max_resident: int = 8, *, fast_load: bool = True) -> None:
         if max_resident < 1:
             raise ValueError("max_resident must be at least 1")
         self.pipe = pipe
         self.max_resident = max_resident
         self.max_per_request = max_resident
+        self.fast_load = fast_load
         self._resident: OrderedDict[str, tuple[str, Path]] = (
             OrderedDict()
         )  # name -> (sha256, path), LRU first
         self._lock = threading.RLock()
         self._enabled = False
+        self._layers: list[Any] | None = None  # peft LoRA layers of every LoRA-loadable component
+        self._modules: ModuleIndex | None = None  # reset whenever diffusers changes the modules
+        # (name, weight) pairs the layers are set to; None = unknown
+        self._active: tuple[tuple[str, float], ...] | None = None
 
     @property
     def resident(self) -> list[str]:
@@ -171,7 +263,44 @@ class AdapterManager:
             if not self._enabled:
                 self.pipe.enable_lora()
                 self._enabled = True
-            self.pipe.set_adapters([s.name for s in specs], adapter_weights=[float(s.weight) for s in specs])
+            wanted = tuple((s.name, float(s.weight)) for s in specs)
+            if wanted != self._active:
+                self._set_layers(wanted)
+
+    def _set_layers(self, wanted: tuple[tuple[str, float], ...]) -> None:
+        """What ``pipe.set_adapters(names, weights)`` does with float weights, on the listed layers only.
+
+        Every LoRA layer gets the active list ``names``; each adapter's scale is ``weight * alpha / r``
+        (``set_scale``, a no-op on layers without that adapter).  The active list is assigned directly:
+        ``set_adapter`` would also flip ``requires_grad`` on every adapter's parameters, which inference
+        never reads.
+        """
+        names = [name for name, _ in wanted]
+        self._active = None
+        for layer in self._lora_layers():
+            if "_active_adapter" in vars(layer):
+                layer._active_adapter = list(names)
+            else:  # pragma: no cover - another peft layout
+                layer.set_adapter(list(names))
+            for name, weight in wanted:
+                layer.set_scale(name, weight)
+        self._active = wanted
+
+    def _lora_layers(self) -> list[Any]:
+        if self._layers is None:
+            from peft.tuners.tuners_utils import BaseTunerLayer
+
+            layers: list[Any] = []
+            for component in _lora_components(self.pipe):
+                layers.extend(m for m in component.modules() if isinstance(m, BaseTunerLayer))
+            self._layers = layers
+        return self._layers
+
+    def _changed(self) -> None:
+        """Adapters were added or deleted: list the layers again and set them on the next activation."""
+        self._layers = None
+        self._modules = None
+        self._active = None
 
     def disable(self) -> None:
         """Turn every adapter off (they stay resident)."""
@@ -185,6 +314,7 @@ class AdapterManager:
         with self._lock:
             if self._resident.pop(name, None) is not None:
                 self.pipe.delete_adapters([name])
+                self._changed()
 
     def unload_all(self) -> None:
         with self._lock:
@@ -199,24 +329,28 @@ class AdapterManager:
             if same:
                 return
             self.unload(spec.name)  # same name, new version
-        check_lora_file(path, self.pipe)
-        digest = file_sha256(path)
-        if spec.sha256 is not None and digest != spec.sha256.lower():
-            raise ModelError(
-                f"{path.name}: file content does not match the recorded sha256 "
-                f"({spec.sha256[:12]}… expected, {digest[:12]}… found)"
-            )
+        if self._modules is None:
+            self._modules = ModuleIndex(self.pipe)
+        lora = read_lora_file(path, self.pipe, spec.sha256, self._modules)
         while len(self._resident) >= self.max_resident:
             victim = next((name for name in self._resident if name not in keep), None)
             if victim is None:
                 break
             self.unload(victim)
+        plan = _fast_plan(self.pipe, lora, self._modules) if self.fast_load else None
+        self._active = None
         try:
-            self.pipe.load_lora_weights(str(path), adapter_name=spec.name, use_safetensors=True)
-        except (ValueError, RuntimeError, KeyError, OSError) as exc:
+            if plan is not None:
+                created = _inject(self.pipe.unet, spec.name, plan, self._modules)
+                if self._layers is not None:
+                    self._layers.extend(created)
+            else:
+                self._layers = self._modules = None  # listed again when next needed
+                self.pipe.load_lora_weights(dict(lora.state), adapter_name=spec.name)
+        except (ValueError, RuntimeError, KeyError, OSError, TypeError) as exc:
             self._forget_partial(spec.name)
             raise ModelError(f"{path.name}: LoRA does not fit this base model ({exc})"[:500]) from None
-        self._resident[spec.name] = (digest, path)
+        self._resident[spec.name] = (lora.sha256, path)
         if not self._loaded_anywhere(spec.name):
             self.unload(spec.name)
             raise ModelError(f"{path.name}: LoRA does not fit this base model (no layer matched)")
@@ -229,11 +363,192 @@ class AdapterManager:
         return any(name in names for names in adapters.values())
 
     def _forget_partial(self, name: str) -> None:
+        self._changed()
         try:
             if self._loaded_anywhere(name):
                 self.pipe.delete_adapters([name])
         except (ValueError, KeyError):  # pragma: no cover - best effort
             pass
+
+
+def _lora_components(pipe: Any) -> list[Any]:
+    """The pipeline's LoRA-loadable modules (UNet/transformer, text encoders) that are torch modules."""
+    import torch
+
+    names = getattr(pipe, "_lora_loadable_modules", None) or ["unet", "transformer", "text_encoder"]
+    components = [getattr(pipe, name, None) for name in names]
+    return [c for c in components if isinstance(c, torch.nn.Module)]
+
+
+_FAST_PARTS = {
+    ".lora.down.weight": "lora_A",
+    ".lora_A.weight": "lora_A",
+    ".lora.up.weight": "lora_B",
+    ".lora_B.weight": "lora_B",
+}
+
+
+def _fast_plan(pipe: Any, lora: LoraFile, modules: ModuleIndex) -> dict[str, tuple[Any, Any]] | None:
+    """``{layer: (A, B)}`` when ``lora`` can be injected directly, else None (diffusers loads it).
+
+    Direct injection covers plain UNet LoRAs on ``nn.Linear`` layers: every key ``unet.<layer>`` plus a
+    down/up (A/B) suffix, 2-D tensors, no alphas, biases, DoRA or adapter metadata in the file, and no
+    adapter of the same name on the layer.  Those are the files diffusers loads with ``r`` = ``lora_alpha``
+    = the rank of each layer.
+    """
+    import torch
+    from peft.tuners.lora.layer import Linear as LoraLinear
+
+    unet = getattr(pipe, "unet", None)
+    if unet is None or any("lora_adapter_metadata" in key for key in lora.metadata):
+        return None
+    parts: dict[str, dict[str, Any]] = {}
+    for key, tensor in lora.state.items():
+        if not key.startswith("unet.") or tensor.ndim != 2:
+            return None
+        suffix = next((s for s in _FAST_PARTS if key.endswith(s)), None)
+        if suffix is None:
+            return None
+        layer = key[len("unet.") : -len(suffix)]
+        if ".processor." in f".{layer}." or "lora" in layer:
+            return None
+        parts.setdefault(layer, {})[_FAST_PARTS[suffix]] = tensor
+    plan: dict[str, tuple[Any, Any]] = {}
+    for layer, pair in parts.items():
+        down, up = pair.get("lora_A"), pair.get("lora_B")
+        if down is None or up is None or down.shape[0] != up.shape[1]:
+            return None
+        try:
+            target = modules.get("unet", layer)
+        except AttributeError:
+            return None
+        base = target.base_layer if isinstance(target, LoraLinear) else target
+        if type(base) is not torch.nn.Linear or getattr(base, "fan_in_fan_out", False):
+            return None
+        if (base.in_features, base.out_features) != (down.shape[1], up.shape[0]):
+            return None
+        plan[layer] = (down, up)
+    return plan or None
+
+
+def _inject(unet: Any, name: str, plan: dict[str, tuple[Any, Any]], modules: ModuleIndex) -> list[Any]:
+    """Add adapter ``name`` to the planned layers with peft's LoRA layers; return the layers it created.
+
+    The config is the one diffusers' ``load_lora_adapter`` builds for the same state dict
+    (``get_peft_kwargs``), each layer's rank and alpha are resolved from its patterns as in peft's
+    ``_create_and_replace``, and the weights are copied in as ``set_peft_model_state_dict`` does.
+    """
+    import torch
+    from diffusers.utils.peft_utils import get_peft_kwargs
+    from peft import LoraConfig
+    from peft.tuners.lora.layer import Linear as LoraLinear
+    from peft.utils.other import get_pattern_key
+
+    peft_state: dict[str, Any] = {}
+    ranks: dict[str, int] = {}
+    for layer, (down, up) in plan.items():
+        peft_state[f"{layer}.lora_A.weight"] = down
+        peft_state[f"{layer}.lora_B.weight"] = up
+        ranks[f"^{layer}.lora_B.weight"] = int(up.shape[1])
+    config = LoraConfig(**get_peft_kwargs(ranks, None, peft_state, is_unet=True))
+    configs = getattr(unet, "peft_config", None)
+    if configs is None:
+        configs = unet.peft_config = {}
+    if name in configs:
+        raise ValueError(f"adapter name {name} is already in use")
+    configs[name] = config
+    # the layers are built without peft's random init: their weights are overwritten right away
+    layer_config = copy.copy(config)
+    layer_config.init_lora_weights = False
+    created: list[Any] = []
+    for layer, (down, up) in plan.items():
+        r = config.rank_pattern.get(get_pattern_key(config.rank_pattern.keys(), layer), config.r)
+        alpha_key = get_pattern_key(config.alpha_pattern.keys(), layer)
+        alpha = config.alpha_pattern.get(alpha_key, config.lora_alpha)
+        target = modules.get("unet", layer)
+        if isinstance(target, LoraLinear):
+            if name in target.lora_A:
+                raise ValueError(f"adapter name {name} is already in use on {layer}")
+            if not _add_plain_adapter(target, name, r, alpha):
+                target.update_layer(name, r, lora_alpha=alpha, target_name=layer, config=layer_config)
+            module = target
+        else:
+            module = LoraLinear(target, name, config=layer_config, r=r, lora_alpha=alpha, target_name=layer)
+            parent_name, _, child = layer.rpartition(".")
+            setattr(modules.get("unet", parent_name) if parent_name else unet, child, module)
+            modules.put("unet", layer, module)
+            created.append(module)
+        a, b = module.lora_A[name].weight, module.lora_B[name].weight
+        with torch.no_grad():
+            a.copy_(down)
+            b.copy_(up)
+        a.requires_grad_(False)
+        b.requires_grad_(False)
+    unet._hf_peft_config_loaded = True
+    return created
+
+
+#: per-adapter entries of a peft LoRA layer that :func:`_add_plain_adapter` fills
+_PLAIN_ENTRIES = frozenset(
+    {"r", "lora_alpha", "scaling", "lora_dropout", "lora_A", "lora_B", "use_dora", "use_rslora", "lora_bias"}
+)
+
+
+def _add_plain_adapter(layer: Any, name: str, r: int, alpha: int | float) -> bool:
+    """Add a plain LoRA adapter (no dropout, bias, DoRA, rsLoRA or variant) to a peft ``lora.Linear``
+    that already holds a plain adapter, filling the same entries ``update_layer`` fills for such a config,
+    without its random init and its walks over every adapter of the layer.  The A/B matrices are created
+    uninitialised on the base layer's device and dtype (the caller copies the weights in).  Returns False,
+    changing nothing, when the layer's existing adapter has any other entry: ``update_layer`` is used then.
+    """
+    import torch
+
+    reference = next(iter(layer.lora_A), None)
+    if reference is None or reference in getattr(layer, "lora_variant", {}):
+        return False
+    entries = {
+        attr
+        for attr in (*layer.adapter_layer_names, *layer.other_param_names)
+        if hasattr(getattr(layer, attr, None), "keys") and reference in getattr(layer, attr)
+    }
+    plain = (
+        entries == _PLAIN_ENTRIES
+        and not layer.use_dora[reference]
+        and not layer.use_rslora[reference]
+        and not layer.lora_bias[reference]
+        and type(layer.lora_dropout[reference]) is torch.nn.Identity
+        and not layer.merged_adapters
+    )
+    if not plain:
+        return False
+    weight = layer.get_base_layer().weight
+    layer.r[name] = r
+    layer.lora_alpha[name] = alpha
+    layer.lora_dropout[name] = torch.nn.Identity()
+    layer.lora_A[name] = _empty_linear(layer.in_features, r, weight)
+    layer.lora_B[name] = _empty_linear(r, layer.out_features, weight)
+    layer.lora_bias[name] = False
+    layer.scaling[name] = alpha / r
+    layer.use_rslora[name] = False
+    layer.use_dora[name] = False
+    return True
+
+
+def _empty_linear(in_features: int, out_features: int, like: Any) -> Any:
+    """``nn.Linear(in_features, out_features, bias=False)`` on ``like``'s device and dtype, left
+    uninitialised: ``nn.Linear.__init__`` without ``reset_parameters`` (its random init costs more than the
+    copy that overwrites it; ``skip_init`` costs more still)."""
+    import torch
+
+    linear = torch.nn.Linear.__new__(torch.nn.Linear)
+    torch.nn.Module.__init__(linear)
+    linear.in_features = in_features
+    linear.out_features = out_features
+    linear.weight = torch.nn.Parameter(
+        torch.empty(out_features, in_features, device=like.device, dtype=like.dtype)
+    )
+    linear.register_parameter("bias", None)
+    return linear
 
 
 #: attention projections that compile-mode LoRA slots cover (the layers brand LoRAs usually train)

@@ -9,6 +9,7 @@ import pytest
 from engine_fixtures import fast_cpu, lora_files, sd1_dir  # noqa: F401
 from safetensors.torch import save_file
 
+from studio.engine import adapters as adapters_module
 from studio.engine.generate import Engine, GenerationRequest, LoraSpec
 from studio.errors import ModelError, NotFoundError
 
@@ -32,15 +33,15 @@ def engine(shared_engine: Engine) -> Engine:
 
 
 def _count_loads(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    pipe = engine.load().pipe
+    """Names of the LoRA files read from disk from now on."""
     loads: list[str] = []
-    original = pipe.load_lora_weights
+    original = adapters_module.read_lora_file
 
-    def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        loads.append(kwargs["adapter_name"])
-        return original(*args, **kwargs)
+    def counting(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        loads.append(Path(path).stem)
+        return original(path, *args, **kwargs)
 
-    monkeypatch.setattr(pipe, "load_lora_weights", counting)
+    monkeypatch.setattr(adapters_module, "read_lora_file", counting)
     return loads
 
 
@@ -60,7 +61,7 @@ def test_switching_brands_reuses_resident_adapters(
     again_a = run(("brand_a", lora_files["a"], None, 1.0))
     assert len({base, with_a, with_b}) == 3
     assert again_a == with_a
-    assert loads == ["brand_a", "brand_b"]  # switching back did not read the file again
+    assert loads == ["a", "b"]  # switching back did not read the file again
     assert engine.load().adapters.resident == ["brand_b", "brand_a"]
     # no-LoRA request: adapters disabled, pixels identical to the base model's
     assert _sha(engine.generate(GenerationRequest(**FAST))) == base
@@ -146,3 +147,78 @@ def test_pickle_missing_and_tampered_files(
         engine.generate(GenerationRequest(**FAST, loras=[("brand", gone, None, 1.0)]))
     with pytest.raises(ModelError, match="does not match the recorded sha256"):
         engine.generate(GenerationRequest(**FAST, loras=[("brand", lora_files["a"], "0" * 64, 1.0)]))
+
+
+@pytest.fixture(scope="module")
+def reference_engine(sd1_dir: Path) -> Engine:  # noqa: F811
+    """An engine that loads every LoRA through diffusers' ``load_lora_weights`` (no direct injection)."""
+    engine = Engine(str(sd1_dir), device="cpu", max_resident_loras=4)
+    engine.load().adapters.fast_load = False
+    return engine
+
+
+def test_direct_injection_gives_the_pixels_of_load_lora_weights(
+    engine: Engine,
+    reference_engine: Engine,
+    lora_files: dict[str, Path],  # noqa: F811
+) -> None:
+    a = ("brand_a", lora_files["a"], None, 0.8)
+    b = ("brand_b", lora_files["b"], None, 1.0)
+    c = ("brand_c", lora_files["c"], None, 1.3)  # rank 8 beside the rank-4 ones
+
+    def both(*loras: tuple) -> str:
+        fast = _sha(engine.generate(GenerationRequest(**FAST, loras=loras)))
+        reference = _sha(reference_engine.generate(GenerationRequest(**FAST, loras=loras)))
+        assert fast == reference, loras
+        return fast
+
+    with_a = both(a)
+    assert both(b) != with_a
+    both(a, c)
+    layer = engine.load().pipe.unet.get_submodule(
+        "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"
+    )
+    reference_layer = reference_engine.load().pipe.unet.get_submodule(
+        "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"
+    )
+    for name in ("brand_a", "brand_c"):
+        assert layer.r[name] == reference_layer.r[name]
+        assert layer.lora_alpha[name] == reference_layer.lora_alpha[name]
+        assert layer.scaling[name] == reference_layer.scaling[name]
+        assert layer.lora_A[name].weight.equal(reference_layer.lora_A[name].weight)
+        assert layer.lora_B[name].weight.equal(reference_layer.lora_B[name].weight)
+    listed = engine.load().pipe.get_list_adapters()
+    assert set(listed["unet"]) == {"brand_a", "brand_c"}  # two resident at most: brand_b went
+
+
+def test_switch_back_gives_the_pixels_of_a_fresh_load(
+    engine: Engine,
+    sd1_dir: Path,  # noqa: F811
+    lora_files: dict[str, Path],  # noqa: F811
+) -> None:
+    a = ("brand_a", lora_files["a"], None, 0.9)
+    b = ("brand_b", lora_files["b"], None, 1.1)
+    first_a = _sha(engine.generate(GenerationRequest(**FAST, loras=[a])))
+    with_b = _sha(engine.generate(GenerationRequest(**FAST, loras=[b])))
+    back_to_a = _sha(engine.generate(GenerationRequest(**FAST, loras=[a])))
+    fresh = Engine(str(sd1_dir), device="cpu")
+    fresh_a = _sha(fresh.generate(GenerationRequest(**FAST, loras=[a])))
+    assert with_b != first_a
+    assert first_a == back_to_a == fresh_a
+    # asking again for what is active changes nothing, nor does a new weight stick
+    again = _sha(engine.generate(GenerationRequest(**FAST, loras=[a])))
+    half = _sha(engine.generate(GenerationRequest(**FAST, loras=[("brand_a", lora_files["a"], None, 0.45)])))
+    assert again == first_a
+    assert half != first_a
+    assert _sha(engine.generate(GenerationRequest(**FAST, loras=[a]))) == first_a
+
+
+def test_adapter_at_weight_zero_has_no_effect(engine: Engine, lora_files: dict[str, Path]) -> None:  # noqa: F811
+    a = ("brand_a", lora_files["a"], None, 1.0)
+    b = ("brand_b", lora_files["b"], None, 0.7)
+    base = _sha(engine.generate(GenerationRequest(**FAST)))
+    only_b = _sha(engine.generate(GenerationRequest(**FAST, loras=[b])))
+    zero_a = ("brand_a", lora_files["a"], None, 0.0)
+    assert _sha(engine.generate(GenerationRequest(**FAST, loras=[a]))) != base
+    assert _sha(engine.generate(GenerationRequest(**FAST, loras=[zero_a]))) == base
+    assert _sha(engine.generate(GenerationRequest(**FAST, loras=[zero_a, b]))) == only_b
