@@ -191,6 +191,7 @@ class _TemplateUse:
     scale: float
     start: float
     end: float
+    controlnet: str | None = None  # the template's ControlNet; None = the base model's own/configured one
 
 
 @dataclass(frozen=True)
@@ -580,6 +581,7 @@ class GenerationService:
                     scale=template.conditioning_scale,
                     start=template.guidance_start,
                     end=template.guidance_end,
+                    controlnet=template.controlnet_model,
                 )
             )
         return tuple(uses)
@@ -636,13 +638,15 @@ class GenerationService:
             return request
         from studio.engine.generate import ControlSpec
 
-        controlnet = self.controlnet_for(engine, plan.base_model)
+        default: str | None = None
         controls = []
         for template in plan.templates:
             control_path = template.control_path or self._make_control_map(engine, template, plan.base_model)
+            if template.controlnet is None and default is None:
+                default = self.controlnet_for(engine, plan.base_model)
             controls.append(
                 ControlSpec(
-                    controlnet,
+                    template.controlnet or default or "",
                     control_path,
                     template.scale,
                     template.start,
