@@ -4,14 +4,13 @@ marketer is refused by the services."""
 
 from __future__ import annotations
 
-import dataclasses
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import DEMO_BRANDS
+from live_server import serve_ui
 from PIL import Image
 
 from studio.services.views import SYSTEM
@@ -19,30 +18,15 @@ from studio.services.views import SYSTEM
 PASSWORD = "a-long-password-1"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server(services: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    from studio.ui.app import build_ui, launch_options
-
     services.brands.sync(SYSTEM, DEMO_BRANDS)
     services.users.add_user(SYSTEM, "ada", ["admin"], PASSWORD)
     services.users.add_user(SYSTEM, "mia", ["marketer"], PASSWORD)
-    settings = dataclasses.replace(services.settings, host="127.0.0.1", port=_free_port())
-    built = dataclasses.replace(services, settings=settings)
-    demo = build_ui(built)
-    demo.queue(default_concurrency_limit=1)
-    _, url, _ = demo.launch(**launch_options(built), prevent_thread_lock=True, quiet=True)
-    try:
+    with serve_ui(services) as url:
         yield url
-    finally:
-        demo.close()
 
 
 def test_admin_builds_a_dataset_and_queues_training(services: Any, server: str, tmp_path: Path) -> None:
