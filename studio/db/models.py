@@ -175,6 +175,8 @@ class ControlTemplate(Base):
     conditioning_scale: Mapped[float] = mapped_column(Float, default=1.0)
     guidance_start: Mapped[float] = mapped_column(Float, default=0.0)
     guidance_end: Mapped[float] = mapped_column(Float, default=1.0)
+    #: ControlNet model reference (folder, hub id, ``embedded:…``); None = the base model's own/configured one
+    controlnet_model: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     brand: Mapped[Brand] = relationship(back_populates="templates")

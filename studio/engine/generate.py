@@ -32,7 +32,7 @@ from studio.engine.devices import DeviceChoice, choose_device
 from studio.engine.models import ResolvedModel, resolve_model
 from studio.engine.pipelines import LoadedModel, PipelineCache, free_memory
 from studio.engine.recipe import ControlEntry, LoraEntry, Recipe, library_versions
-from studio.errors import ModelError, StudioError, ValidationError
+from studio.errors import ModelError, NotFoundError, StudioError, ValidationError
 
 MAX_PROMPT_CHARS = 2000
 MIN_CFG, MAX_CFG = 1.0, 30.0
@@ -247,6 +247,22 @@ class Engine:
         with self._lock:
             self.pipelines.clear()
             self._resolved.clear()
+
+    def check_controlnet(
+        self, ref: str | None, model: str | None = None, field: str = "controlnet_model"
+    ) -> str | None:
+        """Normalise a ControlNet reference for ``model`` (default: the base model): blank → None (the
+        model's own); otherwise it must resolve to a ControlNet of the model's family, else a
+        ValidationError naming ``field``.  Reads configs only; the weights load on first use."""
+        text = str(ref or "").strip()
+        if not text:
+            return None
+        family = self.model_info(model).family
+        try:
+            self.pipelines.check_controlnet(text, family)
+        except (ModelError, NotFoundError) as exc:
+            raise ValidationError(field, f"ControlNet {text!r} cannot be used: {exc}") from None
+        return text
 
     # ------------------------------------------------------------------------------------- validation
     def validate(self, request: GenerationRequest) -> GenerationRequest:

@@ -126,17 +126,20 @@ class PipelineCache:
         loaded.denoiser.compile(**options)
         loaded.compiled = True
 
+    def check_controlnet(self, ref: str, family: str) -> ResolvedModel:
+        """Resolve a ControlNet reference (configs only) and check it fits a ``family`` base model."""
+        resolved = resolve_model(ref, cache_dir=self.cache_dir, kind="controlnet")
+        expected = _CONTROL_FAMILY[family]
+        if resolved.family != expected:
+            raise ModelError(f"{ref}: a {resolved.family} ControlNet does not fit this {family} base model")
+        return resolved
+
     def controlnet(self, ref: str, family: str) -> tuple[ResolvedModel, Any]:
         """A ControlNet model (cached by reference), checked against the base model's family."""
         with self._lock:
             entry = self._controlnets.get(ref)
             if entry is None:
-                resolved = resolve_model(ref, cache_dir=self.cache_dir, kind="controlnet")
-                expected = _CONTROL_FAMILY[family]
-                if resolved.family != expected:
-                    raise ModelError(
-                        f"{ref}: a {resolved.family} ControlNet does not fit this {family} base model"
-                    )
+                resolved = self.check_controlnet(ref, family)
                 entry = (resolved, load_controlnet(resolved, self.device.device, self.device.dtype))
                 while len(self._controlnets) >= self.max_controlnets:
                     self._controlnets.popitem(last=False)

@@ -581,6 +581,7 @@ class BrandService:
             conditioning_scale=t.conditioning_scale,
             guidance_start=t.guidance_start,
             guidance_end=t.guidance_end,
+            controlnet_model=t.controlnet_model,
         )
 
     def _view(self, brand: Brand, *, with_members: bool) -> BrandView:

@@ -80,10 +80,15 @@ class TemplateService:
         conditioning_scale: float = 1.0,
         guidance_start: float = 0.0,
         guidance_end: float = 1.0,
+        controlnet_model: str | None = None,
         **params: Any,
     ) -> ControlTemplateView:
         """Make the control map, store both images and add the template (admins only; the role and the
-        brand are checked before the input)."""
+        brand are checked before the input).
+
+        ``controlnet_model``: the ControlNet this template uses (a diffusers folder, a cached hub repo id or
+        ``embedded:…``), checked against the brand's base model; None or blank = the base model's own.
+        """
         name = (name or "").strip()
         with self._sessions() as session:
             row = self._brand(session, actor, brand)
@@ -93,6 +98,7 @@ class TemplateService:
             if any(t.name == name for t in row.templates):
                 raise ConflictError(f"brand {slug} already has a template {name!r}")
         scale, start, end = _check_window(conditioning_scale, guidance_start, guidance_end)
+        controlnet = self._engines.get().check_controlnet(controlnet_model, base_model)
         source_bytes, suffix = self._source_bytes(image)
         control = self._control_map(source_bytes, preprocessor, base_model, params)
         from studio.engine.control import canonical_preprocessor
@@ -115,11 +121,18 @@ class TemplateService:
                 conditioning_scale=scale,
                 guidance_start=start,
                 guidance_end=end,
+                controlnet_model=controlnet,
             )
             session.add(template)
             session.flush()
             audit.record(
-                session, actor, "template.create", f"brand:{slug}", name=name, preprocessor=canonical
+                session,
+                actor,
+                "template.create",
+                f"brand:{slug}",
+                name=name,
+                preprocessor=canonical,
+                controlnet=controlnet,
             )
             return ControlTemplateView(
                 id=template.id,
@@ -133,6 +146,7 @@ class TemplateService:
                 conditioning_scale=scale,
                 guidance_start=start,
                 guidance_end=end,
+                controlnet_model=controlnet,
             )
 
     # ------------------------------------------------------------------------------------------- helpers

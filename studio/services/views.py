@@ -92,6 +92,7 @@ class ControlTemplateView:
     conditioning_scale: float
     guidance_start: float
     guidance_end: float
+    controlnet_model: str | None = None  # None = the base model's own/configured ControlNet
 
 
 @dataclass(frozen=True)
