@@ -2,9 +2,10 @@
 recipe and review history, regenerate exactly, remix, compare with the recipe differences highlighted, and
 export of approved images as a zip download. Each handler makes one service call.
 
-Remix gives the Generate form's input as JSON (:func:`studio.services.gallery.remix_json`; the Generate tab
-can turn it back with :func:`studio.services.gallery.generate_input_from_json`) — the Generate tab offers no
-hook to be filled from another tab yet.
+Remix opens the Generate tab filled with the image's recipe (through the Generate tab's
+:class:`~studio.ui.generate_tab.RemixTarget`, wired by :func:`connect` once every tab is built) and shows the
+recipe as JSON (:func:`studio.services.gallery.remix_json`). Those who may not generate (reviewers) get only
+the JSON: the generation service refuses them, and the Generate tab stays hidden.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from typing import Any
 
 import gradio as gr
 
+from studio.errors import PermissionDeniedError
 from studio.services.container import Services
 from studio.services.gallery import Comparison, GalleryFilter, GalleryPage, remix_json
 from studio.ui.common import actor_of, shown_to_user
+from studio.ui.generate_tab import RemixTarget
 from studio.ui.review_tab import detail_markdown, history_markdown, palette_html
 
 PAGE_SIZE = 24
@@ -192,13 +195,6 @@ def render(services: Services) -> dict[str, Any]:
         made = result.images[0]
         return [str(made.path), f"Regenerated as **#{made.id}** (pending review)."]
 
-    def make_remix(image_id: int | None, request: gr.Request) -> Any:
-        if image_id is None:
-            raise gr.Error("Open an image first.")
-        with shown_to_user():
-            request_input = gallery.remix(actor_of(request), image_id)
-        return gr.update(value=remix_json(request_input), visible=True)
-
     def compare(ids: list[int], request: gr.Request) -> list[Any]:
         with shown_to_user():
             comparison = gallery.compare(actor_of(request), ids or [])
@@ -244,7 +240,6 @@ def render(services: Services) -> dict[str, Any]:
     ).then(list_page, [*filters, page], page_outputs)
     grid.select(open_image, page_ids, [image, facts, palette, history, recipe, current, remix])
     regenerate_btn.click(regenerate, current, [regenerated, message], concurrency_id="gpu")
-    remix_btn.click(make_remix, current, remix)
     compare_btn.click(compare, selected, [compare_grid, compare_table])
     export_sel_btn.click(export_selected, selected, [download, message])
     export_all_btn.click(export_matching, filters, [download, message])
@@ -255,4 +250,41 @@ def render(services: Services) -> dict[str, Any]:
             found = gallery.filter_options(actor_of(request))
         return gr.update(choices=[("all brands", "")] + [(b, b) for b in found.brands], value="")
 
-    return {"on_load": {"fn": first_options, "inputs": None, "outputs": brand}}
+    def connect(parts: dict[str, dict[str, Any]], tab_set: gr.Tabs) -> None:
+        """Wire Remix to the Generate form (the part holding a ``remix_target``) once all tabs exist."""
+        title, target = next(
+            (name, part["remix_target"]) for name, part in parts.items() if "remix_target" in part
+        )
+        _wire_remix(services, remix_btn, current, [remix, message], tab_set, title, target)
+
+    return {"on_load": {"fn": first_options, "inputs": None, "outputs": brand}, "connect": connect}
+
+
+def _wire_remix(
+    services: Services,
+    button: gr.Button,
+    current: gr.State,
+    shown: list[Any],
+    tab_set: gr.Tabs,
+    generate_tab: str,
+    target: RemixTarget,
+) -> None:
+    """Remix: the recipe as JSON and a message (``shown``), then, for those who may generate, the Generate
+    tab selected and filled with the recipe."""
+
+    def make_remix(image_id: int | None, request: gr.Request) -> list[Any]:
+        if image_id is None:
+            raise gr.Error("Open an image first.")
+        actor = actor_of(request)
+        with shown_to_user():
+            ask = services.gallery.remix(actor, image_id)
+            recipe = gr.update(value=remix_json(ask), visible=True)
+            try:
+                form = target.fill(actor, ask)
+            except PermissionDeniedError:  # reviewers do not generate: the recipe to read is all they get
+                skipped = [gr.skip()] * (1 + len(target.outputs))
+                return [recipe, f"The recipe of #{image_id} (generating needs the marketer role).", *skipped]
+        note = f"Remixing #{image_id}: the Generate tab holds its recipe."
+        return [recipe, note, gr.Tabs(selected=generate_tab), *form]
+
+    button.click(make_remix, current, [*shown, tab_set, *target.outputs])

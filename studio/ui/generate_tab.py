@@ -3,12 +3,18 @@
 Each handler makes one service call; the service checks the role and the brand membership. The Generate
 button is also the named API endpoint ``generate`` (``gradio_client``: ``client.predict(..., api_name=
 "/generate")`` with a login).
+
+The Gallery's Remix fills this form through :class:`RemixTarget` (``render()`` returns it as
+``"remix_target"``); the brand's change event, which otherwise resets the form to the brand's defaults, then
+applies the pending remix instead.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -19,7 +25,9 @@ from studio.services.generation import (
     GenerateInput,
     GenerationOptions,
     GenerationResult,
+    ProgressCallback,
 )
+from studio.services.views import Actor
 from studio.ui.common import actor_of, shown_to_user
 
 MAX_LORA_SLIDERS = 4  # the handlers below take exactly this many weights
@@ -29,6 +37,23 @@ CFG_HINT = (
 )
 _cancel_events: dict[str, threading.Event] = {}
 _cancel_lock = threading.Lock()
+#: what a Generate / CFG sweep button runs: (actor, request, progress, cancel) → the results
+Runner = Callable[[Actor, GenerateInput, ProgressCallback, threading.Event], list[GenerationResult]]
+
+
+@dataclass(frozen=True)
+class RemixTarget:
+    """The Generate form, for another tab to fill with a recipe (the Gallery's Remix).
+
+    ``fill(actor, request)`` returns one value per component of ``outputs``: the brand, the prompts, seed,
+    size, CFG, steps, sampler, LoRA weights and templates of ``request`` (a service refusal propagates,
+    e.g. for reviewers, who do not generate). It also leaves ``request`` as the pending remix, which the
+    brand's change event applies instead of the brand's defaults (until the user picks a brand), so the
+    recipe wins over them.
+    """
+
+    outputs: tuple[Any, ...]
+    fill: Callable[[Actor, GenerateInput], list[Any]]
 
 
 def _cancel_event(request: gr.Request) -> threading.Event:
@@ -86,6 +111,16 @@ def _seed(value: str | float | None) -> int | None:
     return int(number)
 
 
+def _size_name(options: GenerationOptions, width: int | None, height: int | None) -> str | None:
+    """The brand's size preset of ``width``×``height``, else ``"WIDTHxHEIGHT"`` (None when no size)."""
+    if width is None or height is None:
+        return None
+    for name, w, h in options.sizes:
+        if (w, h) == (width, height):
+            return name
+    return f"{width}x{height}"
+
+
 def _final_prompt(result: GenerationResult) -> str:
     return (
         f"**Prompt sent:** {result.prompt}\n\n**Negative prompt sent:** {result.negative_prompt or '(none)'}"
@@ -127,6 +162,7 @@ def render(services: Services) -> dict[str, Any]:
                 )
                 dice = gr.Button("🎲 Random seed", scale=0, min_width=80)
             lora_names = gr.State([])
+            pending_remix = gr.State(None)  # a remix's GenerateInput, until the user picks a brand
             sliders = [
                 gr.Slider(0, 1.5, value=1.0, step=0.05, label=f"LoRA {i + 1}", visible=False)
                 for i in range(MAX_LORA_SLIDERS)
@@ -156,7 +192,44 @@ def render(services: Services) -> dict[str, Any]:
             choices = [(b.name, b.slug) for b in services.brands.list_brands(actor_of(request))]
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
-    def brand_changed(slug: str | None, request: gr.Request) -> list[Any]:
+    def form_updates(options: GenerationOptions, ask: GenerateInput | None) -> list[Any]:
+        """cfg, steps, sampler, size, LoRA names, templates, thumbnails and the LoRA sliders: the brand's
+        defaults, or ``ask``'s values where it has them (a remix)."""
+        ask = ask or GenerateInput(brand=options.brand_slug, prompt="")
+        loras = options.loras[:MAX_LORA_SLIDERS]
+        lora_updates = [
+            gr.update(
+                visible=True,
+                value=float(ask.loras.get(name, weight)),
+                label=f"LoRA {name}" + (f" ({', '.join(words)})" if words else ""),
+            )
+            if i < len(loras)
+            else gr.update(visible=False)
+            for i, (name, weight, words) in enumerate(list(loras) + [("", 0.0, ())] * MAX_LORA_SLIDERS)
+        ][:MAX_LORA_SLIDERS]
+        sizes = [name for name, _, _ in options.sizes]
+        default_size = options.default_size if options.default_size in sizes else None
+        size_value = ask.size or _size_name(options, ask.width, ask.height) or default_size
+        if size_value and size_value not in sizes:
+            sizes.append(size_value)
+        cfg_value = options.default_cfg if ask.cfg is None else ask.cfg
+        return [
+            gr.update(value=min(max(cfg_value, 1), 20)),
+            gr.update(value=options.default_steps if ask.steps is None else ask.steps),
+            gr.update(choices=list(options.samplers), value=ask.sampler or options.default_sampler),
+            gr.update(choices=sizes, value=size_value),
+            [name for name, _, _ in loras],
+            gr.update(choices=[name for name, _ in options.templates], value=list(ask.templates)),
+            [(image, name) for name, image in options.thumbnails if image is not None],
+            *lora_updates,
+        ]
+
+    def brand_changed(slug: str | None, pending: GenerateInput | None, request: gr.Request) -> list[Any]:
+        """The brand's options and defaults; after a remix of this brand, the remix's values instead.
+
+        The pending remix stays until the user picks a brand themselves (``brand.input`` clears it): the
+        page may fire this event more than once after a remix (here: for the brand shown before, then for
+        the remix's), and each must leave the remix's values in place."""
         if not slug:
             hidden = [gr.update(visible=False)] * MAX_LORA_SLIDERS
             return [
@@ -171,25 +244,19 @@ def render(services: Services) -> dict[str, Any]:
             ]
         with shown_to_user():
             options: GenerationOptions = generation.options(actor_of(request), slug)
-        loras = options.loras[:MAX_LORA_SLIDERS]
-        lora_updates = [
-            gr.update(
-                visible=True, value=weight, label=f"LoRA {name}" + (f" ({', '.join(words)})" if words else "")
-            )
-            if i < len(loras)
-            else gr.update(visible=False)
-            for i, (name, weight, words) in enumerate(list(loras) + [("", 0.0, ())] * MAX_LORA_SLIDERS)
-        ][:MAX_LORA_SLIDERS]
-        sizes = [name for name, _, _ in options.sizes]
+        remix = pending if pending is not None and pending.brand == slug else None
+        return form_updates(options, remix)
+
+    def fill(actor: Actor, ask: GenerateInput) -> list[Any]:
+        options = generation.options(actor, ask.brand)
         return [
-            gr.update(value=min(max(options.default_cfg, 1), 20)),
-            gr.update(value=options.default_steps),
-            gr.update(choices=list(options.samplers), value=options.default_sampler),
-            gr.update(choices=sizes, value=options.default_size if options.default_size in sizes else None),
-            [name for name, _, _ in loras],
-            gr.update(choices=[name for name, _ in options.templates], value=[]),
-            [(image, name) for name, image in options.thumbnails if image is not None],
-            *lora_updates,
+            gr.update(value=ask.brand),
+            ask.prompt,
+            ask.negative_prompt,
+            "" if ask.seed is None else str(ask.seed),
+            ask.batch_size,
+            *form_updates(options, ask),
+            ask,
         ]
 
     def _request(
@@ -220,93 +287,70 @@ def render(services: Services) -> dict[str, Any]:
             batch_size=int(batch_v or 1),
         )
 
-    # Gradio maps inputs to named parameters (the request and progress are injected by type).
-    def generate(  # noqa: PLR0913
-        slug: str | None,
-        text: str | None,
-        neg: str | None,
-        cfg_v: float | None,
-        steps_v: float | None,
-        sampler_v: str | None,
-        size_v: str | None,
-        batch_v: float | None,
-        seed_v: str | float | None,
-        names: list[str] | None,
-        chosen: list[str] | None,
-        w1: float,
-        w2: float,
-        w3: float,
-        w4: float,
-        request: gr.Request,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008
-    ) -> list[Any]:
-        ask = _request(
-            slug,
-            text,
-            neg,
-            cfg_v,
-            steps_v,
-            sampler_v,
-            size_v,
-            batch_v,
-            seed_v,
-            names,
-            chosen,
-            (w1, w2, w3, w4),
-        )
-        cancel = _cancel_event(request)
-        with shown_to_user():
-            result = generation.generate(
-                actor_of(request),
-                ask,
-                progress=lambda s, t: progress((s, t), desc="Denoising", unit="steps"),
-                cancel=cancel,
-            )
-        return [_gallery([result]), _final_prompt(result), _details([result])]
+    def form_handler(name: str, run: Runner, *, desc: str, by_cfg: bool) -> Callable[..., list[Any]]:
+        """A button handler over the whole form (Gradio maps inputs to the named parameters and injects the
+        request and progress by type); ``run`` makes the images."""
 
-    def sweep(  # noqa: PLR0913
-        slug: str | None,
-        text: str | None,
-        neg: str | None,
-        cfg_v: float | None,
-        steps_v: float | None,
-        sampler_v: str | None,
-        size_v: str | None,
-        batch_v: float | None,
-        seed_v: str | float | None,
-        names: list[str] | None,
-        chosen: list[str] | None,
-        w1: float,
-        w2: float,
-        w3: float,
-        w4: float,
-        request: gr.Request,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008
-    ) -> list[Any]:
-        ask = _request(
-            slug,
-            text,
-            neg,
-            cfg_v,
-            steps_v,
-            sampler_v,
-            size_v,
-            batch_v,
-            seed_v,
-            names,
-            chosen,
-            (w1, w2, w3, w4),
-        )
-        cancel = _cancel_event(request)
-        with shown_to_user():
-            results = generation.cfg_sweep(
-                actor_of(request),
-                ask,
-                DEFAULT_SWEEP_SCALES,
-                progress=lambda s, t: progress((s, t), desc="CFG sweep", unit="steps"),
-                cancel=cancel,
+        def handler(  # noqa: PLR0913
+            slug: str | None,
+            text: str | None,
+            neg: str | None,
+            cfg_v: float | None,
+            steps_v: float | None,
+            sampler_v: str | None,
+            size_v: str | None,
+            batch_v: float | None,
+            seed_v: str | float | None,
+            names: list[str] | None,
+            chosen: list[str] | None,
+            w1: float,
+            w2: float,
+            w3: float,
+            w4: float,
+            request: gr.Request,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008
+        ) -> list[Any]:
+            ask = _request(
+                slug,
+                text,
+                neg,
+                cfg_v,
+                steps_v,
+                sampler_v,
+                size_v,
+                batch_v,
+                seed_v,
+                names,
+                chosen,
+                (w1, w2, w3, w4),
             )
-        return [_gallery(results, by_cfg=True), _final_prompt(results[0]), _details(results)]
+            cancel = _cancel_event(request)
+            with shown_to_user():
+                results = run(
+                    actor_of(request),
+                    ask,
+                    lambda s, t: progress((s, t), desc=desc, unit="steps"),
+                    cancel,
+                )
+            return [_gallery(results, by_cfg=by_cfg), _final_prompt(results[0]), _details(results)]
+
+        handler.__name__ = handler.__qualname__ = name
+        return handler
+
+    generate = form_handler(
+        "generate",
+        lambda actor, ask, step, cancel: [generation.generate(actor, ask, progress=step, cancel=cancel)],
+        desc="Denoising",
+        by_cfg=False,
+    )
+    sweep = form_handler(
+        "sweep",
+        lambda actor, ask, step, cancel: generation.cfg_sweep(
+            actor, ask, DEFAULT_SWEEP_SCALES, progress=step, cancel=cancel
+        ),
+        desc="CFG sweep",
+        by_cfg=True,
+    )
 
     def cancel(request: gr.Request) -> None:
         with _cancel_lock:
@@ -330,14 +374,14 @@ def render(services: Services) -> dict[str, Any]:
         *sliders,
     ]
     outputs = [gallery, final_prompt, details]
-    brand.change(
-        brand_changed,
-        brand,
-        [cfg, steps, sampler, size, lora_names, templates, thumbs, *sliders],
-        api_visibility="private",
-    )
+    form = [cfg, steps, sampler, size, lora_names, templates, thumbs, *sliders]
+    brand.change(brand_changed, [brand, pending_remix], form, api_visibility="private")
+    brand.input(lambda: None, None, pending_remix, api_visibility="private", queue=False)
     dice.click(lambda: str(random.randrange(2**32)), None, seed, api_visibility="private", queue=False)
     running = generate_btn.click(generate, inputs, outputs, api_name="generate", concurrency_id="gpu")
     sweeping = sweep_btn.click(sweep, inputs, outputs, api_name="cfg_sweep", concurrency_id="gpu")
     cancel_btn.click(cancel, None, None, api_visibility="private", queue=False, cancels=[running, sweeping])
-    return {"on_load": {"fn": list_brands, "inputs": None, "outputs": brand}}
+    remix_target = RemixTarget(
+        outputs=(brand, prompt, negative, seed, batch, *form, pending_remix), fill=fill
+    )
+    return {"on_load": {"fn": list_brands, "inputs": None, "outputs": brand}, "remix_target": remix_target}

@@ -40,7 +40,9 @@ ADMINS = frozenset({"admin"})
 ENDPOINTS: dict[str, Access] = {
     # the shell
     "on_load": Access(ANYONE, why="who am I, which tabs to show"),
-    "lambda": Access(ANYONE, why="UI-only helpers (seed dice, page and queue position counters)"),
+    "lambda": Access(
+        ANYONE, why="UI-only helpers (seed dice, page and queue counters, drop a pending remix)"
+    ),
     "cancel": Access(ANYONE, why="cancel the caller's own running generation"),
     # Generate
     "brand_changed": Access(MARKETERS, member=True, why="a brand's generation options"),
@@ -60,7 +62,9 @@ ENDPOINTS: dict[str, Access] = {
     "list_page": Access(ANYONE, member=True, why="a page of a brand's images"),
     "open_image": Access(ANYONE, member=True, why="one image with its recipe and history"),
     "regenerate": Access(MARKETERS, member=True, why="make an image again from its recipe"),
-    "make_remix": Access(ANYONE, member=True, why="an image's recipe as a request to paste into Generate"),
+    "make_remix": Access(
+        ANYONE, member=True, why="an image's recipe; for those who generate, the Generate form filled with it"
+    ),
     "compare": Access(ANYONE, member=True, why="recipes of chosen images side by side"),
     "export_selected": Access(ANYONE, member=True, why="zip of the chosen approved images"),
     "export_matching": Access(ANYONE, member=True, why="zip of the approved images that match"),
