@@ -77,8 +77,26 @@ def build_ui(services: Services) -> gr.Blocks:
             if listing and spec.roles == {"admin"}:
                 tab.select(**listing, api_visibility="private")
             elif listing:
-                load.success(**listing, api_visibility="private")
+                load.success(**for_viewers(services, spec.roles, listing), api_visibility="private")
     return demo
+
+
+def for_viewers(services: Services, roles: frozenset[str], listing: dict[str, Any]) -> dict[str, Any]:
+    """A tab's login-time listing (no inputs) that runs only for users who see the tab: for others it changes
+    nothing, so no refused call (a reviewer's Generate options, a marketer's review queue) shows an error.
+    The handler keeps its name (the permission table knows endpoints by it)."""
+    fn, outputs = listing["fn"], listing["outputs"]
+    count = len(outputs) if isinstance(outputs, list | tuple) else 1
+
+    def run(request: gr.Request) -> Any:
+        with shown_to_user():
+            held = frozenset(services.users.whoami(actor_of(request)).roles)
+        if held & roles:
+            return fn(request)
+        return gr.skip() if count == 1 else tuple(gr.skip() for _ in range(count))
+
+    run.__name__ = run.__qualname__ = fn.__name__
+    return {**listing, "fn": run}
 
 
 def login_off_the_event_loop(check: Callable[[str, str], bool]) -> Callable[[str, str], Awaitable[bool]]:
