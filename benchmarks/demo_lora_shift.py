@@ -10,7 +10,8 @@ below the brand's ``palette_threshold``). It prints the mean score and the flag 
 weight, all in one run.
 
     .venv/bin/python benchmarks/demo_lora_shift.py [--seeds 3] [--samplers "Euler,Euler a,DPM++ 2M"]
-                                                   [--weights 0,0.5,1] [--only SLUG] [--json FILE]
+                                                   [--weights 0,0.5,1] [--steps N] [--only SLUG]
+                                                   [--json FILE]
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def measure(
     samplers: tuple[str, ...],
     weights: tuple[float, ...],
     seeds: int,
+    steps: int | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """{sampler: {weight: {mean_score, flag_rate, images}}} for one brand (same prompts and seeds)."""
     from studio.services.generation import GenerateInput
@@ -82,6 +84,7 @@ def measure(
                     prompt=prompt,
                     seed=BASE_SEED + 10 * number,
                     sampler=sampler,
+                    steps=steps,
                     loras={lora: weight},
                     batch_size=seeds,
                 )
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per prompt (consecutive)")
     parser.add_argument("--samplers", default=",".join(SAMPLERS), help="comma-separated sampler names")
     parser.add_argument("--weights", default=",".join(f"{w:g}" for w in WEIGHTS), help="LoRA weights")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the brand's)")
     parser.add_argument("--only", action="append", help="only this brand slug (repeatable)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -125,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "flag rate: share of images below the brand's palette_threshold",
         "prompts": list(PROMPTS),
         "seeds_per_prompt": args.seeds,
+        "steps": args.steps or "brand default",
         "brands": {},
     }
     with tempfile.TemporaryDirectory(prefix="demo-lora-shift-") as home:
@@ -140,10 +145,11 @@ def main(argv: list[str] | None = None) -> int:
                 print("no demo brand with a style LoRA found", file=sys.stderr)
                 return 1
             count = len(PROMPTS) * args.seeds
-            print(f"{len(PROMPTS)} prompts × {args.seeds} seeds = {count} images per cell; brand defaults")
+            steps = f"{args.steps} steps" if args.steps else "the brand's steps"
+            print(f"{len(PROMPTS)} prompts × {args.seeds} seeds = {count} images per cell; {steps}")
             print(f"{'brand':8} {'sampler':9} " + " ".join(f"{'w=' + f'{w:g}':>17}" for w in weights))
             for slug, lora in brands:
-                table = measure(services, slug, lora, samplers, weights, args.seeds)
+                table = measure(services, slug, lora, samplers, weights, args.seeds, args.steps)
                 figures["brands"][slug] = {"lora": lora, "samplers": table}
                 for sampler, cells in table.items():
                     row = " ".join(
