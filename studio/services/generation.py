@@ -35,7 +35,7 @@ from studio.services.brand_files import SAMPLERS, banned_term_in
 from studio.services.permissions import readable_brand, require_role
 from studio.services.views import Actor
 from studio.services.visibility import visible_image
-from studio.storage import ContentStore, atomic_write_bytes
+from studio.storage import ContentStore, atomic_write_bytes, home_path, stored_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image as PILImage
@@ -682,7 +682,7 @@ class GenerationService:
         with self._sessions.begin() as session:
             row = session.get(ControlTemplate, template.template_id)
             if row is not None and row.control_image_path is None:
-                row.control_image_path = self._rel_home(stored.path)
+                row.control_image_path = stored_path(self._settings.home, stored.path)
         return stored.path
 
     # ------------------------------------------------------------------------------------------- saving
@@ -815,14 +815,7 @@ class GenerationService:
     def _home_path(self, stored: str | None) -> Path | None:
         if not stored:
             return None
-        path = Path(stored)
-        return path if path.is_absolute() else self._settings.home / path
-
-    def _rel_home(self, path: Path) -> str:
-        try:
-            return Path(path).resolve().relative_to(self._settings.home.resolve()).as_posix()
-        except ValueError:
-            return str(Path(path).resolve())
+        return home_path(self._settings.home, stored)
 
     def _image_view(self, image: Image, generation: Generation, slug: str) -> ImageView:
         return ImageView(

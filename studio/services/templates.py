@@ -22,7 +22,7 @@ from studio.services.brand_files import NAME_RE
 from studio.services.generation import EngineProvider, control_map_size
 from studio.services.permissions import readable_brand, require_admin
 from studio.services.views import Actor, ControlTemplateView
-from studio.storage import ContentStore
+from studio.storage import ContentStore, stored_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image as PILImage
@@ -115,9 +115,9 @@ class TemplateService:
                 brand_id=brand_id,
                 name=name,
                 preprocessor=canonical,
-                source_image_path=self._rel(source.path),
+                source_image_path=stored_path(self._settings.home, source.path),
                 source_image_sha256=source.sha256,
-                control_image_path=self._rel(control_file.path),
+                control_image_path=stored_path(self._settings.home, control_file.path),
                 conditioning_scale=scale,
                 guidance_start=start,
                 guidance_end=end,
@@ -189,9 +189,3 @@ class TemplateService:
         if suffix is None:
             raise ValidationError("image", "use a PNG, JPEG or WebP image")
         return data, suffix
-
-    def _rel(self, path: Path) -> str:
-        try:
-            return Path(path).resolve().relative_to(self._settings.home.resolve()).as_posix()
-        except ValueError:
-            return str(Path(path).resolve())

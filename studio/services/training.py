@@ -26,6 +26,7 @@ from studio.services.brands import BrandService
 from studio.services.permissions import require_admin
 from studio.services.training_views import CheckpointView, JobView, PublishResult
 from studio.services.views import Actor
+from studio.storage import home_path
 from studio.training import config as training_config
 from studio.training.queue import JobQueue
 
@@ -239,8 +240,7 @@ class TrainingService:
         return job
 
     def _abs(self, stored: str) -> Path:
-        path = Path(stored)
-        return path if path.is_absolute() else self._settings.home / path
+        return home_path(self._settings.home, stored)
 
     @staticmethod
     def _eta(job: Job) -> float | None:

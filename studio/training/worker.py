@@ -24,6 +24,7 @@ from typing import Any
 from studio.config import Settings, SettingsError
 from studio.db.engine import make_engine, make_session_factory
 from studio.errors import StudioError
+from studio.storage import home_path, stored_path
 from studio.training.queue import DEFAULT_HEARTBEAT_SECONDS, ClaimedJob, JobQueue, new_worker_id
 
 log = logging.getLogger("studio.worker")
@@ -38,18 +39,6 @@ def job_dirs(settings: Settings, job_id: int) -> tuple[Path, Path, Path]:
         settings.images_dir / "training" / f"job-{job_id}",
         settings.home / "cache" / "training",
     )
-
-
-def _rel(settings: Settings, path: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(settings.home.resolve()).as_posix()
-    except ValueError:
-        return str(Path(path).resolve())
-
-
-def _abs(settings: Settings, stored: str) -> Path:
-    path = Path(stored)
-    return path if path.is_absolute() else settings.home / path
 
 
 def clean_partial_files(folder: Path) -> int:
@@ -150,10 +139,10 @@ class JobReporter:
             self.job.id,
             self.job.worker_id,
             step=checkpoint.step,
-            file_path=_rel(self.settings, checkpoint.lora_path),
+            file_path=stored_path(self.settings.home, checkpoint.lora_path),
             sha256=checkpoint.sha256,
-            state_path=_rel(self.settings, checkpoint.state_path),
-            sample_paths=[_rel(self.settings, p) for p in checkpoint.sample_paths],
+            state_path=stored_path(self.settings.home, checkpoint.state_path),
+            sample_paths=[stored_path(self.settings.home, p) for p in checkpoint.sample_paths],
             loss=checkpoint.loss,
         )
         if not ok:
@@ -182,7 +171,8 @@ def run_job(queue: JobQueue, settings: Settings, job: ClaimedJob) -> str:
                 TrainConfig.from_dict(job.config["train"]), device, device_memory_gib(device)
             )
             items = [
-                TrainItem(_abs(settings, path), caption, sha) for path, caption, sha in job.config["items"]
+                TrainItem(home_path(settings.home, path), caption, sha)
+                for path, caption, sha in job.config["items"]
             ]
             missing = [str(i.path) for i in items if not i.path.is_file()]
             if missing:
@@ -190,7 +180,7 @@ def run_job(queue: JobQueue, settings: Settings, job: ClaimedJob) -> str:
             start, state = job.resume_from or 0, None
             if start:
                 stored = queue.checkpoint_state(job.id, start)
-                state = _abs(settings, stored) if stored else None
+                state = home_path(settings.home, stored) if stored else None
                 if state is None or not state.is_file():
                     raise StudioError(f"cannot resume: the training state of step {start} is missing")
             trainer = LoraTrainer(
