@@ -72,7 +72,15 @@ _TOP_KEYS = (
 _DEFAULTS_KEYS = ("cfg", "steps", "sampler", "size")
 _SIZE_KEYS = ("name", "channel", "width", "height")
 _LORA_KEYS = ("name", "file", "kind", "trigger_words", "default_weight")
-_TEMPLATE_KEYS = ("name", "image", "preprocessor", "conditioning_scale", "guidance_start", "guidance_end")
+_TEMPLATE_KEYS = (
+    "name",
+    "image",
+    "preprocessor",
+    "conditioning_scale",
+    "guidance_start",
+    "guidance_end",
+    "controlnet_model",
+)
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,12 @@ class LoraSpec:
 
 @dataclass(frozen=True)
 class TemplateSpec:
-    """A layout (ControlNet) template entry; ``image`` is relative to the brand's folder."""
+    """A layout (ControlNet) template entry; ``image`` is relative to the brand's folder.
+
+    ``controlnet_model``: the template's own ControlNet (a diffusers folder, relative to the brand's folder or
+    absolute, a cached hub repo id or ``embedded:…``); None = the base model's own. Sync checks that it
+    exists and fits the base model.
+    """
 
     name: str
     image: str
@@ -109,6 +122,7 @@ class TemplateSpec:
     conditioning_scale: float = 1.0
     guidance_start: float = 0.0
     guidance_end: float = 1.0
+    controlnet_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -369,6 +383,7 @@ def spec_from_mapping(
         end = check.number(entry.get("guidance_end", 1.0), f"{key}.guidance_end", 0.0, 1.0)
         if start >= end:
             raise check.fail(f"{key}.guidance_end", f"must be greater than guidance_start ({start:g})")
+        controlnet = check.string(entry.get("controlnet_model", ""), f"{key}.controlnet_model", max_len=500)
         templates.append(
             TemplateSpec(
                 name=template_name,
@@ -379,6 +394,7 @@ def spec_from_mapping(
                 ),
                 guidance_start=start,
                 guidance_end=end,
+                controlnet_model=controlnet or None,
             )
         )
 
@@ -507,4 +523,6 @@ def render_brand_toml(spec: BrandSpec) -> str:
             f"guidance_start = {_toml_value(t.guidance_start)}",
             f"guidance_end = {_toml_value(t.guidance_end)}",
         ]
+        if t.controlnet_model:
+            lines.append(f"controlnet_model = {_toml_value(t.controlnet_model)}")
     return "\n".join(lines) + "\n"

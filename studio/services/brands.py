@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,6 +39,9 @@ from studio.storage import (
     validate_safetensors,
 )
 from studio.storage.images import validate_image
+
+if TYPE_CHECKING:  # pragma: no cover
+    from studio.services.generation import EngineProvider
 
 _BRAND_FIELDS = (
     "name",
@@ -93,9 +96,13 @@ def _set(obj: Any, attr: str, value: Any) -> bool:
 class BrandService:
     """Brand profiles, membership and LoRA files. Files go through content-addressed storage."""
 
-    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], settings: Settings, engines: EngineProvider | None = None
+    ) -> None:
+        """``engines`` checks the ControlNet models brand files name (built only when one names one)."""
         self._sessions = sessions
         self._settings = settings
+        self._engines = engines
         self._loras = ContentStore(settings.loras_dir)
         self._template_images = ContentStore(settings.templates_dir)
 
@@ -340,7 +347,10 @@ class BrandService:
                 )
                 loras.append(_CheckedLora(lora, None, None, None))
         templates = []
-        for template in spec.templates:
+        for i, template in enumerate(spec.templates):
+            template = self._check_controlnet(
+                spec, template, folder, f"{source}: templates[{i}].controlnet_model"
+            )
             path = folder / template.image
             if path.is_file():
                 validate_image(path)
@@ -349,6 +359,23 @@ class BrandService:
                 warnings.append(f"template {template.name!r}: image {template.image} not found")
                 templates.append(_CheckedTemplate(template, None, None))
         return _CheckedBrand(spec, folder, source, tuple(loras), tuple(templates), tuple(warnings))
+
+    def _check_controlnet(
+        self, spec: BrandSpec, template: TemplateSpec, folder: Path, key: str
+    ) -> TemplateSpec:
+        """A template's own ControlNet, checked against the brand's base model (ValidationError on ``key``);
+        a folder relative to the brand's folder is recorded as its absolute path."""
+        ref = template.controlnet_model
+        if ref is None:
+            return template
+        local = folder / ref
+        if local.is_dir():
+            ref = str(local.resolve())
+        if self._engines is None:
+            raise ValidationError(key, "ControlNet models cannot be checked here (no engine configured)")
+        engine = self._engines.get()
+        checked = engine.check_controlnet(ref, spec.base_model or self._settings.base_model, field=key)
+        return replace(template, controlnet_model=checked)
 
     def _sync_one(self, session: Session, actor: Actor, item: _CheckedBrand) -> BrandSyncResult:
         spec = item.spec
@@ -421,6 +448,7 @@ class BrandService:
             ("conditioning_scale", spec.conditioning_scale),
             ("guidance_start", spec.guidance_start),
             ("guidance_end", spec.guidance_end),
+            ("controlnet_model", spec.controlnet_model),
             ("source_file", spec.image),
         ):
             if _set(template, attr, value):
@@ -520,6 +548,7 @@ class BrandService:
                     conditioning_scale=t.conditioning_scale,
                     guidance_start=t.guidance_start,
                     guidance_end=t.guidance_end,
+                    controlnet_model=t.controlnet_model,
                 )
                 for t in brand.templates
             ),

@@ -78,7 +78,7 @@ def build_services(
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     engines = EngineProvider(settings)  # the diffusion engine is built on first use
-    brands = BrandService(sessions, settings)
+    brands = BrandService(sessions, settings, engines)
     gallery = GalleryService(sessions, settings)
     return Services(
         settings=settings,

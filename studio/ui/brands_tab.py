@@ -81,7 +81,9 @@ def brand_details_html(brand: BrandView) -> str:
     )
     templates = "".join(
         f"<li><b>{esc(t.name)}</b>: {esc(t.preprocessor)}, scale {t.conditioning_scale:g}, "
-        f"guidance {t.guidance_start:g}–{t.guidance_end:g}</li>"
+        f"guidance {t.guidance_start:g}–{t.guidance_end:g}"
+        + (f", ControlNet <code>{esc(t.controlnet_model)}</code>" if t.controlnet_model else "")
+        + "</li>"
         for t in brand.templates
     )
     sizes = ", ".join(f"{esc(p.name)} ({esc(p.channel)}, {p.width}×{p.height})" for p in brand.size_presets)
@@ -206,6 +208,7 @@ def render(services: Services) -> dict[str, Any]:
         scale: float,
         start: float,
         end: float,
+        controlnet: str,
         request: gr.Request,
     ) -> tuple[str, str]:
         with shown_to_user():
@@ -218,6 +221,7 @@ def render(services: Services) -> dict[str, Any]:
                 conditioning_scale=scale,
                 guidance_start=start,
                 guidance_end=end,
+                controlnet_model=controlnet or None,
             )
         gr.Info(f"Template {made.name} saved for {made.brand_slug}.")
         return show_brand(made.brand_slug, request), str(made.control_image_path)
@@ -313,6 +317,11 @@ def render(services: Services) -> dict[str, Any]:
             t_scale = gr.Slider(0, 2, value=1.0, step=0.05, label="Conditioning scale")
             t_start = gr.Slider(0, 1, value=0.0, step=0.05, label="Guidance start")
             t_end = gr.Slider(0, 1, value=1.0, step=0.05, label="Guidance end")
+        t_controlnet = gr.Textbox(
+            label="ControlNet model (blank: the base model's own)",
+            info="a diffusers ControlNet folder on the server, a downloaded Hugging Face repo id (org/name) "
+            "or embedded:<name>; it must fit the brand's base model",
+        )
         with gr.Row():
             t_preview_btn = gr.Button("Preview control map")
             t_save_btn = gr.Button("Save template", variant="primary")
@@ -338,7 +347,7 @@ def render(services: Services) -> dict[str, Any]:
     t_preview_btn.click(preview_template, [brand_pick, t_image, t_pre], t_map, api_name="preview_template")
     t_save_btn.click(
         create_template,
-        [brand_pick, t_image, t_pre, t_name, t_scale, t_start, t_end],
+        [brand_pick, t_image, t_pre, t_name, t_scale, t_start, t_end, t_controlnet],
         [details, t_map],
         api_name="create_template",
     ).success(**listing)

@@ -101,6 +101,23 @@ def test_render_escapes_strings(tmp_path: Path) -> None:
     assert again.description == spec.description
 
 
+def test_template_controlnet_model_is_optional_and_round_trips(tmp_path: Path) -> None:
+    template = '[[templates]]\nname = "{name}"\nimage = "t.png"\n'
+    text = (
+        GOOD
+        + template.format(name="own")
+        + 'controlnet_model = " nets/canny "\n'
+        + template.format(name="blank")
+        + 'controlnet_model = "  "\n'
+        + template.format(name="plain")
+    )
+    spec = parse_brand_file(write(tmp_path, text))
+    assert [t.controlnet_model for t in spec.templates] == ["nets/canny", None, None]
+    rendered = render_brand_toml(spec)
+    assert rendered.count("controlnet_model") == 1
+    assert parse_brand_file(write(tmp_path, rendered, slug="acme")) == spec
+
+
 BAD_CASES = [
     ("malformed", 'name = "Acme"\npalette = [', "", "malformed TOML"),
     ("unknown key", "colour_scheme = 1\n" + GOOD, "colour_scheme", "unknown key"),
@@ -126,6 +143,8 @@ BAD_CASES = [
      "guidance_end = 0.5\n", "templates[0].guidance_end", "greater"),
     ("template preprocessor", GOOD + '[[templates]]\nname = "t"\nimage = "t.png"\npreprocessor = "magic"\n',
      "templates[0].preprocessor", "unknown preprocessor"),
+    ("template controlnet", GOOD + '[[templates]]\nname = "t"\nimage = "t.png"\ncontrolnet_model = 3\n',
+     "templates[0].controlnet_model", "must be a string"),
 ]  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from live_server import server  # noqa: F401 (the UI over ``studio``, on 127.0.0
 from PIL import Image, ImageDraw
 
 from studio.services.brand_files import BrandSpec, SizePreset
+from studio.services.brands import BrandService
 from studio.services.generation import EngineProvider, GenerationService
 from studio.services.templates import TemplateService
 from studio.services.views import SYSTEM
@@ -65,6 +66,7 @@ def studio(services, engine: Any, model_dir: Path, lora_files: dict[str, Path]) 
     built = dataclasses.replace(
         services,
         engines=provider,
+        brands=BrandService(services.sessions, services.settings, provider),
         generation=GenerationService(services.sessions, services.settings, provider),
         templates=TemplateService(services.sessions, services.settings, provider),
     )

@@ -4,6 +4,7 @@ base model's own ``controlnet/`` folder. Real SQLite file, real tiny pipeline an
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -62,4 +63,69 @@ def test_unknown_controlnet_is_refused_naming_the_field(
         with pytest.raises(ValidationError, match="ControlNet .* cannot be used") as refused:
             studio.templates.create(SYSTEM, "acme", "bad-net", template_png, "canny", controlnet_model=bad)
         assert refused.value.field == "controlnet_model"
+    assert (snapshot(studio), files_under(studio.settings.home)) == before  # nothing written
+
+
+def _brand_folder(root: Path, model_dir: Path, template_png: bytes, controlnet: str) -> Path:
+    """``root/acme/brand.toml`` (acme as the fixture makes it) with one template naming ``controlnet``."""
+    folder = root / "acme"
+    folder.mkdir(parents=True)
+    (folder / "t.png").write_bytes(template_png)
+    (folder / "brand.toml").write_text(
+        f"""name = "Acme"
+base_model = {json.dumps(str(model_dir))}
+palette = ["#ff0000", "#ffffff"]
+style_template = "{{prompt}}, acme style"
+[defaults]
+cfg = 5.0
+steps = 3
+sampler = "Euler"
+[[sizes]]
+name = "square"
+channel = "feed"
+width = 32
+height = 32
+[[templates]]
+name = "file-net"
+image = "t.png"
+controlnet_model = {json.dumps(controlnet)}
+"""
+    )
+    return folder
+
+
+def test_brand_file_template_names_its_controlnet_folder(
+    studio: Any,
+    template_png: bytes,
+    controlnet_dir: Path,  # noqa: F811
+    model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    folder = _brand_folder(tmp_path, model_dir, template_png, "nets/canny")  # relative to the brand folder
+    shutil.copytree(controlnet_dir, folder / "nets" / "canny")
+    report = studio.brands.sync(SYSTEM, folder)
+    assert [r.status for r in report.results] == ["updated"]
+    own = str((folder / "nets" / "canny").resolve())
+    view = studio.brands.get_brand(SYSTEM, "acme")
+    assert {t.name: t.controlnet_model for t in view.templates} == {"frame": None, "file-net": own}
+    assert [r.status for r in studio.brands.sync(SYSTEM, folder).results] == ["unchanged"]
+
+    made = studio.generation.generate(
+        MIA, GenerateInput(brand="acme", prompt="a red circle", seed=3, templates=("file-net",))
+    )
+    assert [c.controlnet for c in read_recipe(made.images[0].path).controls] == [own]
+
+    exported = studio.brands.export_brand(SYSTEM, "acme", tmp_path / "out")
+    assert f"controlnet_model = {json.dumps(own)}" in (exported / "brand.toml").read_text()
+
+
+@pytest.mark.parametrize("controlnet", ["no-such-net", ".", "/no/such/controlnet"])
+def test_brand_file_with_an_unknown_controlnet_changes_nothing(
+    studio: Any, template_png: bytes, model_dir: Path, tmp_path: Path, controlnet: str
+) -> None:
+    folder = _brand_folder(tmp_path, model_dir, template_png, controlnet)
+    before = snapshot(studio), files_under(studio.settings.home)
+    with pytest.raises(ValidationError, match="ControlNet .* cannot be used") as refused:
+        studio.brands.sync(SYSTEM, folder)
+    assert refused.value.field == f"{folder / 'brand.toml'}: templates[0].controlnet_model"
     assert (snapshot(studio), files_under(studio.settings.home)) == before  # nothing written
