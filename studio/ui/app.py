@@ -78,6 +78,9 @@ def build_ui(services: Services) -> gr.Blocks:
                 tab.select(**listing, api_visibility="private")
             elif listing:
                 load.success(**for_viewers(services, spec.roles, listing), api_visibility="private")
+            on_select = parts[spec.title].get("on_select")  # a listing that goes stale: fresh on every visit
+            if on_select:
+                tab.select(**on_select, api_visibility="private")
     return demo
 
 

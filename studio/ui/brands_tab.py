@@ -343,7 +343,7 @@ def render(services: Services) -> dict[str, Any]:
         [brand_pick, l_file, l_name, l_kind, l_triggers, l_weight],
         details,
         api_name="upload_lora",
-    )
+    ).success(**listing)
     t_preview_btn.click(preview_template, [brand_pick, t_image, t_pre], t_map, api_name="preview_template")
     t_save_btn.click(
         create_template,
@@ -353,4 +353,9 @@ def render(services: Services) -> dict[str, Any]:
     ).success(**listing)
     grant_btn.click(grant, [brand_pick, m_user], details, api_name="grant_brand")
     revoke_btn.click(revoke, [brand_pick, m_user], details, api_name="revoke_brand")
-    return {"admin_only": [admin_form, lora_form, template_form, member_form], "on_load": listing}
+    # LoRA and template counts change in other tabs too (a training publish): fresh whenever the tab is opened
+    return {
+        "admin_only": [admin_form, lora_form, template_form, member_form],
+        "on_load": listing,
+        "on_select": listing,
+    }
