@@ -85,6 +85,7 @@ ENDPOINTS: dict[str, Access] = {
     "pick_row": Access(ANYONE, why="UI-only: the clicked job row's id"),
     "tick": Access(ADMINS, why="the followed job's progress, every 2 s"),
     "list_datasets": Access(ADMINS, why="a brand's training datasets"),
+    "refresh_datasets": Access(ADMINS, why="a brand's training datasets, fresh counts, the chosen one kept"),
     "create_dataset": Access(ADMINS, why="a new dataset"),
     "show_dataset": Access(ADMINS, why="a dataset's captions"),
     "thumbnails": Access(ADMINS, why="a dataset's images"),

@@ -84,6 +84,11 @@ def check_markdown(check: DatasetCheck) -> str:
     return f"{head}\n\n{advice}"
 
 
+def dataset_choices(found: list[DatasetView]) -> list[tuple[str, int]]:
+    """Dropdown choices: ``#id name (image count)``."""
+    return [(f"#{d.id} {d.name} ({d.image_count})", d.id) for d in found]
+
+
 def caption_rows(dataset: DatasetView) -> list[list[Any]]:
     return [[i.id, i.original_name, i.caption] for i in dataset.images]
 
@@ -100,12 +105,19 @@ def render(services: Services) -> dict[str, Any]:
             summaries = brands.list_brands(actor_of(request))
         return gr.update(choices=[b.slug for b in summaries]), gr.Timer(active=True)
 
-    def list_datasets(brand: str | None, request: gr.Request) -> Any:
+    def datasets_of(brand: str | None, chosen: int | None, request: gr.Request) -> Any:
         if not brand:
             return gr.update(choices=[], value=None)
         with shown_to_user():
             found = datasets.list_datasets(actor_of(request), brand)
-        return gr.update(choices=[(f"#{d.id} {d.name} ({d.image_count})", d.id) for d in found], value=None)
+        return gr.update(choices=dataset_choices(found), value=chosen)
+
+    def list_datasets(brand: str | None, request: gr.Request) -> Any:
+        return datasets_of(brand, None, request)
+
+    def refresh_datasets(brand: str | None, dataset_id: int | None, request: gr.Request) -> Any:
+        """The brand's datasets with fresh image counts, the chosen one kept (after an upload or a create)."""
+        return datasets_of(brand, dataset_id, request)
 
     def create_dataset(brand: str | None, name: str, request: gr.Request) -> Any:
         if not brand:
@@ -113,7 +125,7 @@ def render(services: Services) -> dict[str, Any]:
         with shown_to_user():
             view = datasets.create_dataset(actor_of(request), brand, name)
         gr.Info(f"Dataset #{view.id} created.")
-        return gr.update(choices=[(f"#{view.id} {view.name} (0)", view.id)], value=view.id)
+        return gr.update(choices=dataset_choices([view]), value=view.id)
 
     def show_dataset(dataset_id: int | None, request: gr.Request) -> Any:
         if not dataset_id:
@@ -326,13 +338,17 @@ def render(services: Services) -> dict[str, Any]:
 
     job_outputs = [job_info, loss_plot, samples, step_pick]
     brand.change(list_datasets, brand, dataset, api_visibility="private")
-    create_btn.click(create_dataset, [brand, new_name], dataset, api_name="create_dataset")
+    fresh_counts = {"fn": refresh_datasets, "inputs": [brand, dataset], "outputs": dataset}
+    create_btn.click(create_dataset, [brand, new_name], dataset, api_name="create_dataset").success(
+        **fresh_counts, api_visibility="private"
+    )
     dataset.change(show_dataset, dataset, captions, api_visibility="private").then(
         thumbnails, dataset, thumbs, api_visibility="private"
     )
-    upload_btn.click(upload, [dataset, files], [captions, upload_note, files], api_name="add_images").then(
-        thumbnails, dataset, thumbs, api_visibility="private"
-    )
+    upload_outputs = [captions, upload_note, files]
+    uploaded = upload_btn.click(upload, [dataset, files], upload_outputs, api_name="add_images")
+    uploaded.then(thumbnails, dataset, thumbs, api_visibility="private")
+    uploaded.success(**fresh_counts, api_visibility="private")  # the label's image count
     save_btn.click(save_captions, [dataset, captions], captions, api_name="save_captions")
     caption_btn.click(
         caption_all, [dataset, mode, template, trigger, adapter], captions, api_name="caption_all"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gradio_http import GradioSession
 from helpers import DEMO_BRANDS
 from live_server import serve_ui
 from PIL import Image
@@ -68,3 +69,44 @@ def test_admin_builds_a_dataset_and_queues_training(services: Any, server: str, 
         mia.predict(api_name="/training_jobs")
     with pytest.raises(Exception, match="admin"):
         mia.predict("lagoon", "mine", api_name="/create_dataset")
+
+
+def _followers(config: dict[str, Any], api_name: str, fn: str) -> list[dict[str, Any]]:
+    """The events that run ``fn`` after the named endpoint succeeds."""
+    deps = config["dependencies"]
+    first = next(d for d in deps if d.get("api_name") == api_name)
+    return [
+        d
+        for d in deps
+        if d.get("trigger_after") == first["id"]
+        and d.get("trigger_only_on_success")
+        and (d.get("api_name") or "").startswith(fn)
+    ]
+
+
+def test_dataset_labels_count_the_images_after_an_upload(services: Any, server: str, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    ada = Client(server, auth=("ada", PASSWORD), verbose=False)
+    older = ada.predict("lagoon", "older set", api_name="/create_dataset")["value"]
+    newer = ada.predict("lagoon", "teal set", api_name="/create_dataset")["value"]
+    path = tmp_path / "teal_circle.png"
+    Image.new("RGB", (64, 64), (0, 128, 128)).save(path)
+    ada.predict(newer, [handle_file(str(path))], api_name="/add_images")
+
+    with GradioSession(server) as page:
+        assert page.login("ada", PASSWORD).status_code == 200
+        config = page.config()
+        dropdown = next(c["id"] for c in config["components"] if c["props"].get("label") == "Dataset")
+        for saved in ("add_images", "create_dataset"):
+            (refresh,) = _followers(config, saved, "refresh_datasets")
+            assert refresh["outputs"] == [dropdown]
+            assert refresh["api_visibility"] == "private"
+            answer = page.call(refresh["id"], ["lagoon", newer])
+            assert answer.ok, answer.error
+            update = answer.data[0]
+            assert update["value"] == newer  # the chosen dataset stays chosen
+            assert [tuple(c) for c in update["choices"]] == [
+                (f"#{newer} teal set (1)", newer),
+                (f"#{older} older set (0)", older),
+            ]
