@@ -126,3 +126,25 @@ def server(studio: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     with serve_ui(studio) as url:
         yield url
+
+
+#: The password of the ``demo_server`` fixture's users.
+DEMO_PASSWORD = "a-long-password-1"
+
+
+@pytest.fixture(name="demo_server")
+def demo_server_fixture(services: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``demo_server``: the URL of the UI over ``services`` with the demo brands synced and users ada (admin)
+    and mia (marketer, member of lagoon), both with :data:`DEMO_PASSWORD` (import it into a test module)."""
+    from helpers import DEMO_BRANDS
+
+    from studio.services.views import SYSTEM
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    services.brands.sync(SYSTEM, DEMO_BRANDS)
+    services.users.add_user(SYSTEM, "ada", ["admin"], DEMO_PASSWORD)
+    services.users.add_user(SYSTEM, "mia", ["marketer"], DEMO_PASSWORD)
+    services.brands.grant(SYSTEM, "lagoon", "mia")
+    with serve_ui(services) as url:
+        yield url

@@ -4,30 +4,15 @@ built as ``app.py`` builds it, called as its browser page calls it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from gradio_http import GradioSession
-from helpers import DEMO_BRANDS, safetensors_bytes
-from live_server import serve_ui
+from helpers import safetensors_bytes
+from live_server import DEMO_PASSWORD as PASSWORD
+from live_server import demo_server_fixture  # noqa: F401 (the demo_server fixture)
 
 from studio.services.views import SYSTEM
-
-PASSWORD = "a-long-password-1"
-
-
-@pytest.fixture
-def server(services: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    services.brands.sync(SYSTEM, DEMO_BRANDS)
-    services.users.add_user(SYSTEM, "ada", ["admin"], PASSWORD)
-    services.users.add_user(SYSTEM, "mia", ["marketer"], PASSWORD)
-    services.brands.grant(SYSTEM, "lagoon", "mia")
-    with serve_ui(services) as url:
-        yield url
 
 
 def _ids(config: dict[str, Any]) -> tuple[int, int]:
@@ -43,14 +28,14 @@ def _counts(data: list[Any]) -> dict[str, tuple[int, int]]:
     return {row[0]: (int(row[3]), int(row[4])) for row in data[0]["data"]}
 
 
-def _config(server: str) -> dict[str, Any]:
-    with GradioSession(server) as page:
+def _config(demo_server: str) -> dict[str, Any]:
+    with GradioSession(demo_server) as page:
         assert page.login("ada", PASSWORD).status_code == 200
         return page.config()
 
 
-def test_the_table_is_listed_again_after_each_save_of_the_tab(server: str) -> None:
-    config = _config(server)
+def test_the_table_is_listed_again_after_each_save_of_the_tab(demo_server: str) -> None:
+    config = _config(demo_server)
     deps = config["dependencies"]
     _, table = _ids(config)
     by_name = {d.get("api_name"): d for d in deps}
@@ -63,14 +48,16 @@ def test_the_table_is_listed_again_after_each_save_of_the_tab(server: str) -> No
         assert any(table in d["outputs"] for d in followers), f"{saved} does not list the brands again"
 
 
-def test_opening_the_tab_shows_changes_made_elsewhere(services: Any, server: str, tmp_path: Path) -> None:
-    config = _config(server)
+def test_opening_the_tab_shows_changes_made_elsewhere(
+    services: Any, demo_server: str, tmp_path: Path
+) -> None:
+    config = _config(demo_server)
     tab, table = _ids(config)
     on_select = [d for d in config["dependencies"] if [tab, "select"] in [list(t) for t in d["targets"]]]
     assert len(on_select) == 1 and table in on_select[0]["outputs"]
     assert on_select[0]["api_visibility"] == "private"
 
-    with GradioSession(server) as ada, GradioSession(server) as mia:
+    with GradioSession(demo_server) as ada, GradioSession(demo_server) as mia:
         assert ada.login("ada", PASSWORD).status_code == 200
         assert mia.login("mia", PASSWORD).status_code == 200
         before = ada.call(on_select[0]["id"], [])

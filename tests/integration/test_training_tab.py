@@ -4,36 +4,22 @@ marketer is refused by the services."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from gradio_http import GradioSession
-from helpers import DEMO_BRANDS
-from live_server import serve_ui
+from live_server import DEMO_PASSWORD as PASSWORD
+from live_server import demo_server_fixture  # noqa: F401 (the demo_server fixture)
 from PIL import Image
 
 from studio.services.views import SYSTEM
 
-PASSWORD = "a-long-password-1"
 
-
-@pytest.fixture
-def server(services: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    services.brands.sync(SYSTEM, DEMO_BRANDS)
-    services.users.add_user(SYSTEM, "ada", ["admin"], PASSWORD)
-    services.users.add_user(SYSTEM, "mia", ["marketer"], PASSWORD)
-    with serve_ui(services) as url:
-        yield url
-
-
-def test_admin_builds_a_dataset_and_queues_training(services: Any, server: str, tmp_path: Path) -> None:
+def test_admin_builds_a_dataset_and_queues_training(services: Any, demo_server: str, tmp_path: Path) -> None:
     from gradio_client import Client, handle_file
 
-    ada = Client(server, auth=("ada", PASSWORD), verbose=False)
+    ada = Client(demo_server, auth=("ada", PASSWORD), verbose=False)
     created = ada.predict("lagoon", "teal set", api_name="/create_dataset")
     dataset_id = services.datasets.list_datasets(SYSTEM, "lagoon")[0].id
     assert created["value"] == dataset_id
@@ -64,7 +50,7 @@ def test_admin_builds_a_dataset_and_queues_training(services: Any, server: str, 
     with pytest.raises(Exception, match="no checkpoint"):
         ada.predict(job.id, None, api_name="/publish_checkpoint")
 
-    mia = Client(server, auth=("mia", PASSWORD), verbose=False)
+    mia = Client(demo_server, auth=("mia", PASSWORD), verbose=False)
     with pytest.raises(Exception, match="admin"):
         mia.predict(api_name="/training_jobs")
     with pytest.raises(Exception, match="admin"):
@@ -84,17 +70,19 @@ def _followers(config: dict[str, Any], api_name: str, fn: str) -> list[dict[str,
     ]
 
 
-def test_dataset_labels_count_the_images_after_an_upload(services: Any, server: str, tmp_path: Path) -> None:
+def test_dataset_labels_count_the_images_after_an_upload(
+    services: Any, demo_server: str, tmp_path: Path
+) -> None:
     from gradio_client import Client, handle_file
 
-    ada = Client(server, auth=("ada", PASSWORD), verbose=False)
+    ada = Client(demo_server, auth=("ada", PASSWORD), verbose=False)
     older = ada.predict("lagoon", "older set", api_name="/create_dataset")["value"]
     newer = ada.predict("lagoon", "teal set", api_name="/create_dataset")["value"]
     path = tmp_path / "teal_circle.png"
     Image.new("RGB", (64, 64), (0, 128, 128)).save(path)
     ada.predict(newer, [handle_file(str(path))], api_name="/add_images")
 
-    with GradioSession(server) as page:
+    with GradioSession(demo_server) as page:
         assert page.login("ada", PASSWORD).status_code == 200
         config = page.config()
         dropdown = next(c["id"] for c in config["components"] if c["props"].get("label") == "Dataset")
