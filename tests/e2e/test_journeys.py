@@ -191,7 +191,11 @@ def test_1_admin_sets_up_a_brand_trains_its_lora_and_adds_people(
             seen.append(step)
             if 0 < step < TRAIN_STEPS and len(seen) == 2:
                 shot(page, "3-admin-training-progress")
-        if "succeeded" in visible(page.locator("h4").filter(has_text="Job #")).inner_text():
+        header = visible(page.locator("h4").filter(has_text="Job #")).inner_text()
+        if any(end in header for end in ("failed", "cancelled", "interrupted")):
+            break
+        # The job header and the progress caption refresh separately: stop once both show the end.
+        if step == TRAIN_STEPS and "succeeded" in header:
             break
         time.sleep(1)
     assert seen and seen[-1] == TRAIN_STEPS, f"the job finished its steps: {seen}"
