@@ -10,7 +10,7 @@
    Target ≤ 3×.
 5. Same recipe twice (generate, then ``regenerate``) → identical SHA-256 of the pixels.
 
-    .venv/bin/python benchmarks/generation_overhead.py [--model embedded:toyworld | --tiny] [--repeat 9]
+    .venv/bin/python benchmarks/generation_overhead.py [--model embedded:toyworld | --tiny] [--repeat 15]
 
 ``--tiny`` uses a random tiny SD pipeline built from config (as the tests do) when the embedded model's
 weights are not there yet. LoRAs are made train-free with peft (random rank-4 adapters on the UNet).
@@ -105,7 +105,7 @@ def main() -> None:
     )
     parser.add_argument("--model", default="embedded:toyworld")
     parser.add_argument("--tiny", action="store_true", help="a random tiny pipeline instead of --model")
-    parser.add_argument("--repeat", type=int, default=9, help="studio/raw pairs (odd: a clean median)")
+    parser.add_argument("--repeat", type=int, default=15, help="studio/raw pairs (odd: a clean median)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)"

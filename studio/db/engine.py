@@ -1,4 +1,11 @@
-"""Engine and session factory. SQLite connections get WAL, foreign keys and a busy timeout."""
+"""Engine and session factory. SQLite connections get WAL (with synchronous=NORMAL), foreign keys and a busy
+timeout.
+
+WAL with ``synchronous=NORMAL`` is SQLite's recommended pairing: a commit no longer waits for an fsync
+(the WAL is synced at checkpoints), the database stays consistent after a crash or power loss, and only the
+last commits before a power loss (not an application crash) can be rolled back. ``studio doctor`` reports
+and cleans an image file whose row was lost that way.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     finally:
