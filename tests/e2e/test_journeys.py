@@ -39,8 +39,8 @@ BRAND, ADAPTER, TRIGGER, TEMPLATE = "harbor", "harbor-look", "harborstyle", "cen
 PALETTE = "teal, orange"  # the toy world's colour names
 MIA, REX = ("mia", "mia-journey-pass"), ("rex", "rex-journey-pass")
 TRAIN_STEPS = 4  # a tiny LoRA: the journey needs one, not a good one
-STEPS = 5  # denoising steps per image (6 images are made)
-PROMPT = "a purple star on a black background"  # far from the palette: the reviewer sees the flag
+STEPS = 20  # denoising steps per image (6 images are made; about 1 s each here)
+PROMPT = "a purple circle on a black background"  # far from the palette: the reviewer sees the flag
 LONG = 240_000  # ms: a busy 2-core box
 
 
@@ -257,11 +257,14 @@ def test_1_admin_sets_up_a_brand_trains_its_lora_and_adds_people(
 
 
 def layout_image(folder: Path) -> Path:
-    """A layout sketch: a black disc in the middle of a white square (canny draws its outline)."""
+    """A layout sketch: a black disc in the middle of a white square (canny draws its outline).
+
+    Its radius, 10 px, is one the embedded model's ControlNet was trained on (8-12 px); a 16-px disc is often
+    ignored."""
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (64, 64), "white")
-    ImageDraw.Draw(image).ellipse((16, 16, 48, 48), fill="black")
+    ImageDraw.Draw(image).ellipse((22, 22, 42, 42), fill="black")
     path = folder / "centre badge.png"
     image.save(path)
     return path
@@ -313,7 +316,7 @@ def test_3_reviewer_flags_rejects_approves_and_exports_only_the_approved(
     studio_server: RunningStudio, browser: Any, tmp_path: Path
 ) -> None:
     flagged = rows(studio_server, "select count(*) from images where palette_flag = 1")[0][0]
-    assert flagged >= 1, "a purple star on black is off a teal and orange palette"
+    assert flagged >= 1, "a purple circle on black is off a teal and orange palette"
     page = signed_in(browser, studio_server.url, *REX)
     page.get_by_role("tab", name="Review").click()
     visible(page.get_by_role("button", name="Refresh queue")).click()
