@@ -36,7 +36,7 @@ def test_remix_lands_on_generate_with_the_recipe(studio_server: RunningStudio, b
     expect(page.get_by_label("Brand").first).to_have_value("Ember", timeout=30_000)  # the first brand
     page.get_by_role("tab", name="Gallery").click()
     page.get_by_text("1 image(s)").wait_for(timeout=30_000)
-    page.locator("button.thumbnail-item").first.click()
+    page.locator("button.thumbnail-item:visible").first.click()  # not Generate's hidden templates
     page.get_by_text("a yellow square").first.wait_for(timeout=30_000)
     page.get_by_role("button", name="Remix (recipe for Generate)").click()
 
