@@ -59,24 +59,6 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def check_lora_file(path: str | Path, pipe: Any) -> None:
-    """Refuse a LoRA file that is not safetensors, or whose keys/shapes do not fit ``pipe``.
-
-    Diffusers-format keys (``unet.…``, ``transformer.…``, ``text_encoder.…``) are checked module by module:
-    the target module must exist and its input/output sizes must match the LoRA matrices.  Other formats
-    (e.g. kohya) are left to diffusers' converter, whose failures also become a ModelError.
-    """
-    from safetensors import SafetensorError, safe_open
-
-    file = _checked_path(path)
-    try:
-        with safe_open(str(file), framework="pt") as handle:
-            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"{file.name}: not a readable safetensors file ({exc})") from None
-    _check_shapes(file, shapes, pipe)
-
-
 @dataclass(frozen=True)
 class LoraFile:
     """A LoRA file read once: its sha256, tensors and safetensors metadata."""
@@ -90,8 +72,14 @@ class LoraFile:
 def read_lora_file(
     path: str | Path, pipe: Any, sha256: str | None = None, modules: ModuleIndex | None = None
 ) -> LoraFile:
-    """Read a LoRA file once: refuse non-safetensors, unreadable or misfitting files (as
-    :func:`check_lora_file`) and a content that does not match ``sha256``; return its tensors."""
+    """Read a LoRA file once (sha256, shapes and tensors from the same bytes) and return its tensors.
+
+    Refused with a ModelError naming the file: not ``.safetensors``, unreadable, no LoRA weights, content that
+    does not match ``sha256``, or keys/shapes that do not fit ``pipe``.  Diffusers-format keys (``unet.…``,
+    ``transformer.…``, ``text_encoder.…``) are checked module by module: the target module must exist and its
+    input/output sizes must match the LoRA matrices.  Other formats (e.g. kohya) are left to diffusers'
+    converter, whose failures also become a ModelError.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load as load_safetensors
 
@@ -652,18 +640,13 @@ class HotswapAdapters:
         self._cache.pop(name, None)
 
     def _state(self, spec: AdapterSpec) -> tuple[str, dict[str, Any]]:
-        from safetensors.torch import load_file
-
         cached = self._cache.get(spec.name)
         if cached is not None and (spec.sha256 is None or cached[0] == spec.sha256):
             self._cache.move_to_end(spec.name)
             return cached
         path = Path(spec.path)
-        check_lora_file(path, self.pipe)
-        digest = file_sha256(path)
-        if spec.sha256 is not None and digest != spec.sha256.lower():
-            raise ModelError(f"{path.name}: file content does not match the recorded sha256")
-        state = load_file(str(path))
+        lora = read_lora_file(path, self.pipe, spec.sha256)
+        digest, state = lora.sha256, dict(lora.state)
         foreign = [key for key in state if not key.startswith(self.prefix + ".")]
         if foreign:
             raise ModelError(
