@@ -259,34 +259,6 @@ def render(services: Services) -> dict[str, Any]:
             ask,
         ]
 
-    def _request(
-        slug: str | None,
-        text: str | None,
-        neg: str | None,
-        cfg_v: float | None,
-        steps_v: float | None,
-        sampler_v: str | None,
-        size_v: str | None,
-        batch_v: float | None,
-        seed_v: str | float | None,
-        names: list[str] | None,
-        chosen: list[str] | None,
-        weights: tuple[float, ...],
-    ) -> GenerateInput:
-        return GenerateInput(
-            brand=slug or "",
-            prompt=text or "",
-            negative_prompt=neg or "",
-            cfg=cfg_v,
-            steps=None if steps_v is None else int(steps_v),
-            seed=_seed(seed_v),
-            sampler=sampler_v or None,
-            size=size_v or None,
-            loras=dict(zip(names or [], weights, strict=False)),
-            templates=tuple(chosen or ()),
-            batch_size=int(batch_v or 1),
-        )
-
     def form_handler(name: str, run: Runner, *, desc: str, by_cfg: bool) -> Callable[..., list[Any]]:
         """A button handler over the whole form (Gradio maps inputs to the named parameters and injects the
         request and progress by type); ``run`` makes the images."""
@@ -310,19 +282,18 @@ def render(services: Services) -> dict[str, Any]:
             request: gr.Request,
             progress: gr.Progress = gr.Progress(),  # noqa: B008
         ) -> list[Any]:
-            ask = _request(
-                slug,
-                text,
-                neg,
-                cfg_v,
-                steps_v,
-                sampler_v,
-                size_v,
-                batch_v,
-                seed_v,
-                names,
-                chosen,
-                (w1, w2, w3, w4),
+            ask = GenerateInput(
+                brand=slug or "",
+                prompt=text or "",
+                negative_prompt=neg or "",
+                cfg=cfg_v,
+                steps=None if steps_v is None else int(steps_v),
+                seed=_seed(seed_v),
+                sampler=sampler_v or None,
+                size=size_v or None,
+                loras=dict(zip(names or [], (w1, w2, w3, w4), strict=False)),
+                templates=tuple(chosen or ()),
+                batch_size=int(batch_v or 1),
             )
             cancel = _cancel_event(request)
             with shown_to_user():
