@@ -69,6 +69,11 @@ def make_unet():
         cross_attention_dim=64,
         attention_head_dim=8,
         norm_num_groups=16,
+        # The caption, attention-pooled, also scales and shifts every ResNet block's channels (FiLM): a
+        # direct path from a position or shape word to features that know where they are (from the
+        # convolutions' zero padding). Cross-attention alone learned colour and background but not these.
+        addition_embed_type="text",
+        resnet_time_scale_shift="scale_shift",
     )
 
 

@@ -5,9 +5,11 @@
 Stages (each prints its progress; finished stages are skipped when their output exists, so a rerun resumes):
   tokenizer   word-level CLIP tokenizer files
   vae         AutoencoderKL x4 (64x64 -> 16x16x4), MSE + 1e-6 KL on random 32x32 crops
-  latents     render the training scenes, encode them once (posterior means), keep their canny maps
+  latents     render the training scenes, encode them once (posterior means), keep their canny maps and
+              where the shape lies on the latent grid
   unet        UNet2DConditionModel + CLIPTextModel trained jointly: v-prediction on a zero-terminal-SNR
-              scaled-linear schedule, 10% empty captions (for classifier-free guidance), EMA weights;
+              scaled-linear schedule, 10% empty captions (for classifier-free guidance), EMA weights; the
+              loss weighted up around the shape and 30% of timesteps at pure noise (see sample_timesteps);
               checkpoints in the work folder let a killed run resume where it stopped
   controlnet  ControlNetModel.from_unet trained on canny edge maps (position words often dropped or wrong)
   assemble    StableDiffusionPipeline.save_pretrained + controlnet/ + toyworld.json (build facts)
@@ -220,7 +222,7 @@ def stage_latents(out: Path, work: Path, args) -> None:
 
     vae = AutoencoderKL.from_pretrained(str(out / "vae")).eval()
     t0 = time.time()
-    lats, edges, attrs = [], [], []
+    lats, edges, attrs, masks = [], [], [], []
     n = args.images
     for start in range(0, n, 256):
         scenes = [world.scene_for_seed(args.seed * 1_000_003 + i) for i in range(start, min(n, start + 256))]
@@ -228,6 +230,7 @@ def stage_latents(out: Path, work: Path, args) -> None:
         with torch.no_grad():
             lat = vae.encode(images_to_tensor(arrs)).latent_dist.mean * vae.config.scaling_factor
         lats.append(lat)
+        masks.append(foreground_masks(scenes, arrs))
         edges.append(torch.from_numpy(np.stack([np.asarray(world.canny(a))[..., 0] for a in arrs])))
         attrs.append(
             torch.tensor(
@@ -247,10 +250,29 @@ def stage_latents(out: Path, work: Path, args) -> None:
             "latents": torch.cat(lats).contiguous(),
             "edges": torch.cat(edges).contiguous(),
             "attrs": torch.cat(attrs).contiguous(),
+            "masks": torch.cat(masks).contiguous(),
         },
         str(work / "latents.safetensors"),
     )
     log(f"latents: {n} scenes encoded in {time.time() - t0:.0f}s (std {torch.cat(lats).std():.3f})")
+
+
+def foreground_masks(scenes: list[world.Scene], arrs: list[np.ndarray]):
+    """Where each scene's shape lies on the latent grid (1 inside, 0 outside), grown by one latent cell.
+
+    The loss is weighted up there: the shape covers under a tenth of the image, so with a plain MSE the
+    background dominates and the words that only move or reshape the shape (position, shape) carry too
+    little gradient to be learned in a CPU-sized run.
+    """
+    torch = _torch()
+    bg = np.stack([np.array(world.BACKGROUNDS[s.background], dtype=np.int16) for s in scenes])
+    fg = (np.abs(np.stack(arrs).astype(np.int16) - bg[:, None, None, :]).max(-1) > 24).astype(np.float32)
+    m = torch.from_numpy(fg)[:, None]
+    from .models import VAE_SCALE
+
+    m = torch.nn.functional.max_pool2d(m, VAE_SCALE)
+    m = torch.nn.functional.max_pool2d(m, 3, stride=1, padding=1)
+    return m[:, 0].to(torch.uint8)
 
 
 def _scene_from_attrs(a) -> world.Scene:
@@ -302,6 +324,8 @@ def stage_unet(out: Path, work: Path, args) -> None:
 
     data = load_file(str(work / "latents.safetensors"))
     latents, attrs = data["latents"], data["attrs"]
+    # loss weight per latent cell: 1 on the background, 1 + fg_weight on and around the shape
+    weights = 1.0 + args.fg_weight * data["masks"][:, None].float() if args.fg_weight else None
     tok = CLIPTokenizer.from_pretrained(str(out / "tokenizer"))
     torch.manual_seed(args.seed + 10)
     unet = make_unet()
@@ -345,18 +369,16 @@ def stage_unet(out: Path, work: Path, args) -> None:
         caps = make_captions(attrs[idx], rng, args.cfg_drop)
         ids = tok(caps, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt")
         noise = torch.randn(x0.shape, generator=g)
-        # t = T * u**p: p < 1 spends more steps at high noise, where colour, shape and position are decided
-        u = torch.rand(bs, generator=g)
-        t = (
-            (u**args.t_power * sched.config.num_train_timesteps)
-            .long()
-            .clamp(max=sched.config.num_train_timesteps - 1)
-        )
+        t = sample_timesteps(bs, g, sched.config.num_train_timesteps, args.t_power, args.top_t_share)
         xt = sched.add_noise(x0, noise, t)
         target = sched.get_velocity(x0, noise, t)
         cond = te(ids.input_ids)[0]
         pred = unet(xt, t, encoder_hidden_states=cond).sample
-        loss = torch.nn.functional.mse_loss(pred, target)
+        if weights is None:
+            loss = torch.nn.functional.mse_loss(pred, target)
+        else:
+            w = weights[idx]
+            loss = (w * (pred - target) ** 2).mean() / w.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -391,6 +413,22 @@ def stage_unet(out: Path, work: Path, args) -> None:
                     f.write(json.dumps(point) + "\n")
                 log(f"curve {point}")
     log(f"unet: {step} steps done")
+
+
+def sample_timesteps(batch: int, g, num_train_timesteps: int, power: float, top_share: float):
+    """Training timesteps: T * u**power (power < 1: more high noise), a `top_share` of them in the top 2.5%.
+
+    Sampling starts at t = T - 1 (zero terminal SNR: pure noise), where nothing but the caption says where
+    the shape goes or what it is; a few steps later the noisy latent already shows it. Words that only move
+    or reshape the shape are learned from those first steps alone, so they get a share of every batch.
+    """
+    torch = _torch()
+    u = torch.rand(batch, generator=g)
+    t = (u**power * num_train_timesteps).long().clamp(max=num_train_timesteps - 1)
+    top = torch.rand(batch, generator=g) < top_share
+    span = max(1, num_train_timesteps // 40)
+    t_top = num_train_timesteps - 1 - torch.randint(0, span, (batch,), generator=g)
+    return torch.where(top, t_top, t)
 
 
 def _export_unet(out: Path, unet, te, ema: EMA, params) -> None:
@@ -552,17 +590,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--vae-batch", type=int, default=32)
     ap.add_argument("--vae-continue", action="store_true", help="start the vae stage from the saved vae")
-    ap.add_argument("--unet-steps", type=int, default=2600)
+    ap.add_argument("--unet-steps", type=int, default=5000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--ema", type=float, default=0.995)
     ap.add_argument("--cfg-drop", type=float, default=0.1)
+    ap.add_argument(
+        "--fg-weight", type=float, default=8.0, help="extra loss weight on the latent cells around the shape"
+    )
     ap.add_argument("--checkpoint-every", type=int, default=250)
     ap.add_argument(
         "--curve-every", type=int, default=1000, help="steps between learning-curve points; 0: none"
     )
     ap.add_argument(
         "--t-power", type=float, default=0.6, help="timesteps drawn as T*u**p (p<1: more high noise)"
+    )
+    ap.add_argument(
+        "--top-t-share",
+        type=float,
+        default=0.3,
+        help="share of timesteps drawn from the top 2.5%% (pure noise)",
     )
     ap.add_argument("--init-from", type=Path, default=None, help="start the unet stage from these weights")
     ap.add_argument("--init-step", type=int, default=0, help="the step count those weights stand for")
