@@ -1,7 +1,8 @@
 """The shipped demo brand LoRA moves images towards its brand's palette, through the generation service.
 
 An effect test on the real embedded model and the committed ``brands/ember`` LoRA: the same prompt and
-seed at LoRA weight 0 and 1 (brand defaults otherwise), scored by the studio's palette check when saved.
+seeds at LoRA weight 0 and 1 (brand defaults otherwise), scored by the studio's palette check when saved.
+Scores are nearly all-or-nothing per image (the background decides), so the mean of a few seeds is compared.
 ``benchmarks/demo_lora_shift.py`` measures the same over a grid of prompts, seeds and samplers.
 """
 
@@ -17,6 +18,7 @@ from studio.services.generation import GenerateInput
 from studio.services.views import SYSTEM
 
 MARGIN = 0.3
+SEEDS = (1010, 1011, 1012, 1013)
 
 
 @pytest.mark.usefixtures("fast_cpu")
@@ -25,16 +27,19 @@ def test_ember_style_lora_raises_the_palette_score(services: Any) -> None:
     services.brands.sync(SYSTEM, DEMO_BRANDS)
 
     def score(weight: float) -> float:
-        request = GenerateInput(
-            brand="ember",
-            prompt="a square",
-            seed=1010,
-            sampler="DPM++ 2M",
-            loras={"ember-style": weight},
-        )
-        image = services.generation.generate(SYSTEM, request).images[0]
-        assert image.palette_score is not None
-        return image.palette_score
+        scores = []
+        for seed in SEEDS:
+            request = GenerateInput(
+                brand="ember",
+                prompt="a square, top",
+                seed=seed,
+                sampler="DPM++ 2M",
+                loras={"ember-style": weight},
+            )
+            image = services.generation.generate(SYSTEM, request).images[0]
+            assert image.palette_score is not None
+            scores.append(image.palette_score)
+        return sum(scores) / len(scores)
 
     without, with_lora = score(0.0), score(1.0)
     print(f"ember palette score, LoRA weight 0 -> 1: {without:.3f} -> {with_lora:.3f}")
