@@ -71,7 +71,8 @@ def make_unet():
         norm_num_groups=16,
         # The caption, attention-pooled, also scales and shifts every ResNet block's channels (FiLM): a
         # direct path from a position or shape word to features that know where they are (from the
-        # convolutions' zero padding). Cross-attention alone learned colour and background but not these.
+        # convolutions' zero padding). Added with the timestep and loss changes in train.py that made
+        # position learnable; whether this one was needed was not isolated (see the README).
         addition_embed_type="text",
         resnet_time_scale_shift="scale_shift",
     )

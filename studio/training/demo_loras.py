@@ -33,8 +33,8 @@ from studio.storage import atomic_copy, atomic_write_text
 REPO_BRANDS = Path(__file__).resolve().parents[2] / "brands"
 IMAGES_PER_BRAND = 48
 EVAL_SEEDS = (101, 202)
-#: Six times the default preset: the embedded model also reads its caption through a pooled-text path
-#: that attention LoRAs do not touch, so 300 steps move its palette only a little (0.04 -> 0.21 for ember).
+#: Six times the default preset: on the embedded model 300 steps move the palette only a little (0.04 -> 0.21
+#: for ember), probably because it also reads its caption through a pooled-text path attention LoRAs skip.
 DEMO_STEPS = 1800
 
 
