@@ -250,7 +250,7 @@ class Worker:
         log.info("job %s: %s", job.id, status)
         return status
 
-    def run(self, *, once: bool = False, parent_pid: int | None = None) -> int:
+    def run(self, *, once: bool = False) -> int:
         """The main loop; returns an exit status."""
         self.recover()
         last_check = time.monotonic()
@@ -259,9 +259,6 @@ class Worker:
             if once:
                 return 0
             if status is None:
-                if parent_pid is not None and not _alive(parent_pid):
-                    log.info("the web app (pid %s) is gone: worker exits", parent_pid)
-                    return 0
                 self.stopping.wait(self.poll)
             if time.monotonic() - last_check > STALE_CHECK_SECONDS:
                 self.recover()
@@ -270,6 +267,22 @@ class Worker:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _stop_when_gone(parent_pid: int, interval: float = 1.0) -> None:
+    """SIGTERM this process once `parent_pid` (the web app) is gone, even mid-job.
+
+    The running job is then handed back as interrupted, as on any SIGTERM, and can be resumed from its last
+    checkpoint; a web app that was killed (or stopped by a plain SIGTERM) leaves no worker training on.
+    """
+
+    def watch() -> None:
+        while _alive(parent_pid):
+            time.sleep(interval)
+        log.info("the web app (pid %s) is gone: the worker stops", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _alive(pid: int) -> bool:
@@ -309,8 +322,10 @@ def run_worker(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    if parent_pid is not None:
+        _stop_when_gone(parent_pid)
     try:
-        return worker.run(once=once, parent_pid=parent_pid)
+        return worker.run(once=once)
     except KeyboardInterrupt:
         _release_running(worker)
         return 0

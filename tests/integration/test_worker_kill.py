@@ -109,3 +109,55 @@ def test_kill_9_mid_step_then_restart_and_resume(tservices: Any, tdataset: int, 
         validate_safetensors(ckpt.file_path)
     assert not [p for p in (home / "training").rglob("*") if p.name.startswith(".")]
     assert training.publish(SYSTEM, job.id).step == 30
+
+
+def test_a_worker_whose_web_app_is_gone_stops_mid_job_and_hands_it_back(
+    tservices: Any,  # noqa: F811
+    tdataset: int,  # noqa: F811
+    sd1_dir: Path,  # noqa: F811
+) -> None:
+    """The web app's worker runs with ``--parent-pid``: when that process dies (kill -9, or a plain SIGTERM
+    that skips the app's clean-up), the worker stops its running job too instead of training on alone."""
+    training = tservices.training
+    job = training.queue_training(
+        SYSTEM, "lagoon", "lagoon-style", tdataset, steps=5000, checkpoint_every=1000, batch_size=1, **FAST
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")}
+    env.update(
+        STUDIO_HOME=str(tservices.settings.home),
+        STUDIO_BASE_MODEL=str(sd1_dir),
+        HF_HUB_OFFLINE="1",
+        PYTHONPATH=str(REPO_ROOT),
+        OMP_NUM_THREADS="1",
+    )
+    web_app = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    log = tservices.settings.home / "worker-parent.log"
+    with open(log, "ab") as out:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "studio.training.worker",
+                "--poll",
+                "0.2",
+                "--parent-pid",
+                str(web_app.pid),
+            ],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait(lambda: training.get_job(SYSTEM, job.id).step >= 1, 180, "the job to be training")
+        web_app.kill()
+        web_app.wait(timeout=30)
+        worker.wait(timeout=60)
+    finally:
+        for process in (web_app, worker):
+            if process.poll() is None:
+                process.kill()
+    stopped = training.get_job(SYSTEM, job.id)
+    assert stopped.status == "interrupted", (stopped.status, stopped.message, log.read_text()[-2000:])
+    assert 1 <= stopped.step < 5000
+    assert "the web app" in log.read_text()
