@@ -28,10 +28,23 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "studio.training.worker", "--poll", "0.2"]
+def _worker(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "studio.training.worker", "--poll", "0.2", *args]
     with open(log, "ab") as out:  # a file, not a pipe: a full pipe would block the worker
         return subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _worker_env(services: Any, base_model: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")}
+    env.update(
+        STUDIO_HOME=str(services.settings.home),
+        STUDIO_BASE_MODEL=str(base_model),
+        HF_HUB_OFFLINE="1",
+        PYTHONPATH=str(REPO_ROOT),
+        OMP_NUM_THREADS="1",  # tiny models on a busy 2-core box: more threads are much slower
+        **extra,
+    )
+    return env
 
 
 @pytest.mark.slow  # two worker processes each import torch + diffusers: minutes on a busy 2-core box
@@ -40,15 +53,7 @@ def test_kill_9_mid_step_then_restart_and_resume(tservices: Any, tdataset: int, 
     job = training.queue_training(
         SYSTEM, "lagoon", "lagoon-style", tdataset, steps=30, checkpoint_every=3, batch_size=1, **FAST
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")}
-    env.update(
-        STUDIO_HOME=str(tservices.settings.home),
-        STUDIO_BASE_MODEL=str(sd1_dir),
-        STUDIO_JOB_STALE_SECONDS="2",
-        HF_HUB_OFFLINE="1",
-        PYTHONPATH=str(REPO_ROOT),
-        OMP_NUM_THREADS="1",  # tiny models on a busy 2-core box: more threads are much slower
-    )
+    env = _worker_env(tservices, sd1_dir, STUDIO_JOB_STALE_SECONDS="2")
     log = Path(os.environ.get("STUDIO_TEST_WORKER_LOG") or tservices.settings.home / "worker.log")
     first = _worker(env, log)
     try:
@@ -122,32 +127,9 @@ def test_a_worker_whose_web_app_is_gone_stops_mid_job_and_hands_it_back(
     job = training.queue_training(
         SYSTEM, "lagoon", "lagoon-style", tdataset, steps=5000, checkpoint_every=1000, batch_size=1, **FAST
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")}
-    env.update(
-        STUDIO_HOME=str(tservices.settings.home),
-        STUDIO_BASE_MODEL=str(sd1_dir),
-        HF_HUB_OFFLINE="1",
-        PYTHONPATH=str(REPO_ROOT),
-        OMP_NUM_THREADS="1",
-    )
     web_app = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     log = tservices.settings.home / "worker-parent.log"
-    with open(log, "ab") as out:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "studio.training.worker",
-                "--poll",
-                "0.2",
-                "--parent-pid",
-                str(web_app.pid),
-            ],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    worker = _worker(_worker_env(tservices, sd1_dir), log, "--parent-pid", str(web_app.pid))
     try:
         _wait(lambda: training.get_job(SYSTEM, job.id).step >= 1, 180, "the job to be training")
         web_app.kill()
