@@ -37,13 +37,14 @@ from argon2 import PasswordHasher, profiles  # noqa: E402
 
 from studio.config import Settings  # noqa: E402
 from studio.engine import samplers  # noqa: E402
-from studio.engine.adapters import AdapterSpec, file_sha256  # noqa: E402
+from studio.engine.adapters import AdapterSpec  # noqa: E402
 from studio.engine.generate import Engine  # noqa: E402
 from studio.engine.models import load_pipeline  # noqa: E402
 from studio.services.brand_files import BrandSpec, SizePreset  # noqa: E402
 from studio.services.container import build_services  # noqa: E402
 from studio.services.generation import EngineProvider, GenerateInput, GenerationService  # noqa: E402
 from studio.services.views import SYSTEM, Actor  # noqa: E402
+from studio.storage import sha256_file  # noqa: E402
 
 PROMPT = "a red circle on a black background"
 
@@ -196,7 +197,7 @@ def main() -> None:
     # ---------------------------------------------------------------- 3/4. first LoRA loads and memory
     loras = make_loras(resolved.path, work / "loras", 10)
     file_sum = sum(p.stat().st_size for p in loras)
-    specs = [AdapterSpec(f"brand{i}", p, file_sha256(p), 0.8) for i, p in enumerate(loras)]
+    specs = [AdapterSpec(f"brand{i}", p, sha256_file(p), 0.8) for i, p in enumerate(loras)]
     gc.collect()
     rss_before, params_before = rss_bytes(), lora_param_bytes(pipe)
     first_loads = []

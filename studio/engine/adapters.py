@@ -51,14 +51,6 @@ class AdapterSpec:
     weight: float
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class LoraFile:
     """A LoRA file read once: its sha256, tensors and safetensors metadata."""

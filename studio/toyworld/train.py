@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import world
+from .models import VAE_SCALE
 from .vocab import MAX_LENGTH, build_tokenizer, check_tokenizer
 
 STAGES = ("tokenizer", "vae", "latents", "unet", "controlnet", "assemble")
@@ -268,8 +269,6 @@ def foreground_masks(scenes: list[world.Scene], arrs: list[np.ndarray]):
     bg = np.stack([np.array(world.BACKGROUNDS[s.background], dtype=np.int16) for s in scenes])
     fg = (np.abs(np.stack(arrs).astype(np.int16) - bg[:, None, None, :]).max(-1) > 24).astype(np.float32)
     m = torch.from_numpy(fg)[:, None]
-    from .models import VAE_SCALE
-
     m = torch.nn.functional.max_pool2d(m, VAE_SCALE)
     m = torch.nn.functional.max_pool2d(m, 3, stride=1, padding=1)
     return m[:, 0].to(torch.uint8)
