@@ -478,6 +478,7 @@ def quick_curve_point(out: Path, step: int) -> dict:
     return {
         "step": step,
         **{k: figs[k] for k in ("background", "colour", "shape", "position")},
+        "shape_confusions": figs["confusions"]["shape"],
         "eval_seconds": round(time.time() - t0, 1),
     }
 
