@@ -358,16 +358,19 @@ class LoraTrainer:
     # ----------------------------------------------------------------------------------- checkpoints
 
     def lora_state_dict(self) -> dict[str, torch.Tensor]:
-        """The LoRA in diffusers format (``unet.…lora_A/B.weight``), alpha/rank folded into ``lora_B``."""
-        from diffusers.utils import convert_state_dict_to_diffusers
+        """The LoRA in diffusers' peft naming (``unet.…lora_A/B.weight``), alpha/rank folded into ``lora_B``.
+
+        The keys are kept as peft names them: ``convert_state_dict_to_diffusers`` would rename only the
+        attention layers (``…to_q.lora.down.weight``), and diffusers silently drops that part of a file that
+        mixes both namings (e.g. with ``conv1`` among the targets).
+        """
         from peft.utils import get_peft_model_state_dict
 
         scale = self.config.alpha / self.config.rank
-        state = convert_state_dict_to_diffusers(get_peft_model_state_dict(self.pipe.unet))
         out = {}
-        for key, value in state.items():
+        for key, value in get_peft_model_state_dict(self.pipe.unet).items():
             tensor = value.detach().float().cpu()
-            out[key] = (tensor * scale if "lora_B" in key or "lora.up" in key else tensor).contiguous()
+            out[key] = (tensor * scale if ".lora_B." in key else tensor).contiguous()
         return out
 
     def save_checkpoint(self, step: int, loss: float | None) -> Checkpoint:

@@ -214,3 +214,36 @@ def test_gpu_mixed_precision_and_gradient_checkpointing(tmp_path: Path, sd1_dir:
     pipe = StableDiffusionPipeline.from_pretrained(str(sd1_dir), safety_checker=None)
     pipe.load_lora_weights(str(result.final.lora_path), adapter_name="gpu")
     assert "gpu" in pipe.get_list_adapters()["unet"]
+
+
+def test_a_lora_with_targets_beyond_attention_is_saved_whole(tmp_path: Path, sd1_dir: Path) -> None:  # noqa: F811
+    """Every trained layer, attention or not, comes back when plain diffusers loads the saved file."""
+    from diffusers import StableDiffusionPipeline
+    from safetensors import safe_open
+
+    from studio.training.config import build_config
+    from studio.training.trainer import LoraTrainer, TrainItem
+
+    items = []
+    for i, colour in enumerate(("orange", "yellow")):
+        path = tmp_path / f"{i}.png"
+        world.render(world.Scene(colour, "square", "teal", "left")).save(path)
+        items.append(TrainItem(path, f"a {colour} square, widestyle"))
+    targets = ["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2", "ff.net.2"]
+    overrides = {"steps": 2, "checkpoint_every": 2, "target_modules": targets, **FAST}
+    config = build_config(str(sd1_dir), preset="quick", trigger="widestyle", overrides=overrides)
+    trainer = LoraTrainer(config, items, out_dir=tmp_path / "run")
+    result = trainer.train()
+    assert result.final is not None
+    trained = {name for name, module in trainer.pipe.unet.named_modules() if hasattr(module, "lora_A")}
+    assert any(".attn1.to_q" in n for n in trained) and any(n.endswith("conv1") for n in trained)
+
+    with safe_open(str(result.final.lora_path), "pt") as f:
+        keys = list(f.keys())
+    namings = {"lora_A/B" if ".lora_A." in k or ".lora_B." in k else "lora.down/up" for k in keys}
+    assert len(namings) == 1, f"one key naming per file, found {namings}"
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(sd1_dir), safety_checker=None)
+    pipe.load_lora_weights(str(result.final.lora_path), adapter_name="wide")
+    loaded = {name for name, module in pipe.unet.named_modules() if hasattr(module, "lora_A")}
+    assert loaded == trained, sorted(trained - loaded)[:5]
