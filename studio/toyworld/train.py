@@ -323,8 +323,8 @@ def stage_unet(out: Path, work: Path, args) -> None:
 
     data = load_file(str(work / "latents.safetensors"))
     latents, attrs = data["latents"], data["attrs"]
-    # loss weight per latent cell: 1 on the background, 1 + fg_weight on and around the shape
-    weights = 1.0 + args.fg_weight * data["masks"][:, None].float() if args.fg_weight else None
+    # loss weight per latent cell: 1 on the background, 1 + fg_weight on and around the shape (0: plain MSE)
+    weights = 1.0 + args.fg_weight * data["masks"][:, None].float()
     tok = CLIPTokenizer.from_pretrained(str(out / "tokenizer"))
     torch.manual_seed(args.seed + 10)
     unet = make_unet()
@@ -373,11 +373,8 @@ def stage_unet(out: Path, work: Path, args) -> None:
         target = sched.get_velocity(x0, noise, t)
         cond = te(ids.input_ids)[0]
         pred = unet(xt, t, encoder_hidden_states=cond).sample
-        if weights is None:
-            loss = torch.nn.functional.mse_loss(pred, target)
-        else:
-            w = weights[idx]
-            loss = (w * (pred - target) ** 2).mean() / w.mean()
+        w = weights[idx]
+        loss = (w * (pred - target) ** 2).mean() / w.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
