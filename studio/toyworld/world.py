@@ -141,7 +141,9 @@ def random_caption(scene: Scene, rng: random.Random) -> str:
 
 def _shape_polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]] | None:
     if shape == "square":
-        h = 0.9 * r
+        # Circumscribes the circle of the same size: the corners reach 0.41 r beyond it (3-5 px, about a
+        # latent cell), enough for a model working on a 16x16 latent grid to tell the two apart.
+        h = r
         return [(cx - h, cy - h), (cx + h, cy - h), (cx + h, cy + h), (cx - h, cy + h)]
     if shape == "triangle":
         # Upward triangle, height 2r, half base 1.15r, with its area centroid at (cx, cy).
