@@ -531,15 +531,16 @@ def _empty_linear(in_features: int, out_features: int, like: Any) -> Any:
     return linear
 
 
-#: attention projections that compile-mode LoRA slots cover (the layers brand LoRAs usually train)
-HOTSWAP_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+#: layers that compile-mode LoRA slots cover: the ones the studio's trainer trains by default (attention
+#: projections, and ResNet time projections on UNets that pool the caption into the time embedding)
+HOTSWAP_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "time_emb_proj")
 
 
 class HotswapAdapters:
     """LoRA slots for a ``torch.compile``-d denoiser: brand switches never recompile.
 
     ``slots`` adapters (``slot0``, ``slot1``, …) are created once, zero-filled at ``target_rank`` over the
-    denoiser's attention projections, and stay active with a fixed structure.  Activating a brand
+    denoiser's :data:`HOTSWAP_TARGETS` layers, and stay active with a fixed structure.  Activating a brand
     hot-swaps its LoRA weights into the slots (``load_lora_weights(..., hotswap=True)``) with the user's
     weight written in place into the slot's scaling tensors; unused slots are swapped to zeros.  Only
     tensor values change, so the compiled graph is reused.  LoRAs must target a subset of the slot layers
@@ -571,7 +572,7 @@ class HotswapAdapters:
                 self._zero[f"{key}.lora.down.weight"] = torch.zeros(target_rank, module.in_features)
                 self._zero[f"{key}.lora.up.weight"] = torch.zeros(module.out_features, target_rank)
         if not self._zero:
-            raise ModelError("no attention layers to hold LoRA slots in this model")
+            raise ModelError("no layers to hold LoRA slots in this model")
         pipe.enable_lora_hotswap(target_rank=target_rank)
         for name in self.slot_names:
             # fresh tensors per slot: loading may adopt the tensors as the slot's parameters

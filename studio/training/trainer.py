@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from studio.errors import ModelError, ValidationError
 from studio.storage import atomic_write_bytes, sha256_file
 from studio.storage.atomic import atomic_writer
-from studio.training.config import TrainConfig
+from studio.training.config import TrainConfig, default_lora_targets
 
 LORA_FILE = "lora.safetensors"
 STATE_FILE = "state.safetensors"
@@ -278,8 +278,13 @@ class LoraTrainer:
             blob = save({"latents": latents.contiguous(), "embeds": embeds.contiguous(), "empty": empty})
             atomic_write_bytes(path, blob)
 
+    @property
+    def target_modules(self) -> tuple[str, ...]:
+        """The layers the LoRA trains: the config's, or the base model's (:func:`default_lora_targets`)."""
+        return self.config.target_modules or default_lora_targets(self.pipe.unet.config)
+
     def add_lora(self) -> None:
-        """Add a peft LoRA to the UNet's attention projections; only its weights train (in fp32)."""
+        """Add a peft LoRA to the UNet's :attr:`target_modules`; only its weights train (in fp32)."""
         from peft import LoraConfig
 
         unet = self.pipe.unet
@@ -289,7 +294,7 @@ class LoraTrainer:
                 r=self.config.rank,
                 lora_alpha=self.config.alpha,
                 init_lora_weights="gaussian",
-                target_modules=list(self.config.target_modules),
+                target_modules=list(self.target_modules),
             )
         )
         self.params = [(n, p) for n, p in unet.named_parameters() if p.requires_grad]

@@ -247,3 +247,31 @@ def test_a_lora_with_targets_beyond_attention_is_saved_whole(tmp_path: Path, sd1
     pipe.load_lora_weights(str(result.final.lora_path), adapter_name="wide")
     loaded = {name for name, module in pipe.unet.named_modules() if hasattr(module, "lora_A")}
     assert loaded == trained, sorted(trained - loaded)[:5]
+
+
+@pytest.mark.parametrize(
+    ("model", "extra"),
+    [("embedded:toyworld", {"time_emb_proj"}), ("sd1", set())],
+)
+def test_default_targets_cover_every_path_the_caption_takes(
+    tmp_path: Path, sd1_dir: Path, model: str, extra: set[str]  # noqa: F811
+) -> None:
+    """With no targets named, a LoRA trains the attention projections, plus the ResNet time projections on a
+    UNet that pools the caption into its time embedding (the embedded model), and the file holds them all."""
+    from safetensors import safe_open
+
+    from studio.training.config import build_config
+    from studio.training.trainer import LoraTrainer, TrainItem
+
+    path = tmp_path / "0.png"
+    world.render(world.Scene("orange", "square", "teal", "left")).save(path)
+    base = str(sd1_dir) if model == "sd1" else model
+    overrides = {"steps": 1, "checkpoint_every": 1, **FAST}
+    config = build_config(base, preset="quick", trigger="widestyle", overrides=overrides)
+    assert config.target_modules == ()
+    result = LoraTrainer(config, [TrainItem(path, "a square, widestyle")], out_dir=tmp_path / "run").train()
+    assert result.final is not None
+    with safe_open(str(result.final.lora_path), "pt") as f:
+        keys = list(f.keys())
+    layers = {k.split(".lora_")[0].rsplit(".", 1)[-1] for k in keys}
+    assert layers == {"to_q", "to_k", "to_v", "0"} | extra, layers  # "0": to_out.0
