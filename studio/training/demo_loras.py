@@ -33,8 +33,9 @@ from studio.storage import atomic_copy, atomic_write_text
 REPO_BRANDS = Path(__file__).resolve().parents[2] / "brands"
 IMAGES_PER_BRAND = 48
 EVAL_SEEDS = (101, 202)
-#: Six times the default preset: on the embedded model 300 steps move the palette only a little (0.04 -> 0.21
-#: for ember), probably because it also reads its caption through a pooled-text path attention LoRAs skip.
+#: Six times the default preset: a demo brand's LoRA should show its palette clearly. (Attention-only LoRAs
+#: barely moved the embedded model, which also reads the caption through a pooled-text path; the trainer's
+#: default targets now include that path's time projections, see ``default_lora_targets``.)
 DEMO_STEPS = 1800
 
 

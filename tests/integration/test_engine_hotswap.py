@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from engine_fixtures import fast_cpu, lora_files, sd1_dir  # noqa: F401
+from helpers import DEMO_BRANDS
 
 from studio.engine.adapters import AdapterSpec, HotswapAdapters
 from studio.engine.generate import Engine, GenerationRequest
@@ -59,6 +60,30 @@ def test_slots_give_the_same_pixels_as_plain_adapters(
     slots.activate([])
     assert _run(pipe) == base
     assert slots.resident == ["a", "c"]  # kept in memory for the next switch
+
+
+def test_slots_hold_the_embedded_models_demo_lora() -> None:
+    """The demo LoRAs train the ResNet time projections too (the embedded model's pooled-caption path):
+    the slots cover those layers, and the swapped-in LoRA draws what plain adapters draw."""
+    from safetensors import safe_open
+
+    from studio.engine.models import resolve_model
+
+    ember = DEMO_BRANDS / "ember" / "loras" / "ember-style.safetensors"
+    with safe_open(str(ember), "pt") as f:
+        keys = list(f.keys())
+    assert any("time_emb_proj" in key for key in keys)
+    model = resolve_model("embedded:toyworld").path
+    plain = _pipe(model)
+    base = _run(plain)
+    plain.load_lora_weights(str(ember), adapter_name="ember")
+    with_ember = _run(plain)
+    assert with_ember != base
+
+    pipe = _pipe(model)
+    slots = HotswapAdapters(pipe, slots=1, target_rank=4)
+    slots.activate([AdapterSpec("ember", ember, None, 1.0)])
+    assert _run(pipe) == with_ember
 
 
 def test_slots_refuse_what_they_cannot_hold(sd1_dir: Path, lora_files: dict[str, Path]) -> None:  # noqa: F811
