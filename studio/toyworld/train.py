@@ -705,14 +705,14 @@ def main(argv: list[str] | None = None) -> int:
             facts["latents_seconds"] = round(time.time() - t0)
             _save_facts(work, facts)
         elif s in ("unet", "detail"):
-            if args.force or s == "unet":  # a new unet phase makes the detail phase stale
+            if args.force and s == "unet":
+                (work / "unet_state.safetensors").unlink(missing_ok=True)
+                (work / "curve.jsonl").unlink(missing_ok=True)
+            if args.force or s == "unet":  # the detail phase starts over (from the unet phase's new weights)
                 (work / "detail_state.safetensors").unlink(missing_ok=True)
                 facts = _facts(work)
                 facts.pop("detail", None)
                 _save_facts(work, facts)
-            if args.force and s == "unet":
-                (work / "unet_state.safetensors").unlink(missing_ok=True)
-                (work / "curve.jsonl").unlink(missing_ok=True)
             stage_unet(out, work, args, UnetPhase.from_args(s, args))
         elif s == "controlnet":
             stage_controlnet(out, work, args)

@@ -54,26 +54,6 @@ _MEMORY_TIERS: tuple[tuple[float, int, bool], ...] = (
     (24.0, 4, False),
 )
 
-#: the cross-attention projections: where a UNet reads the caption token by token
-ATTENTION_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
-
-
-def default_lora_targets(unet_config: Any) -> tuple[str, ...]:
-    """The layers a LoRA trains when its config names none: every path by which the caption reaches the
-    image.
-
-    That is the cross-attention projections, plus the ResNet blocks' time projections in a UNet that also
-    pools the caption into its time embedding (``addition_embed_type="text"``, as the embedded toy-world
-    model does): through that path a trigger word scales and shifts every ResNet block, which attention
-    LoRAs never touch. On the embedded model, the ember demo LoRA moved the palette score 0.06 -> 0.18 with
-    attention layers only, 0.07 -> 0.90 with ``time_emb_proj`` too (studio/toyworld/README.md).
-    """
-    get = unet_config.get if isinstance(unet_config, dict) else lambda key: getattr(unet_config, key, None)
-    if get("addition_embed_type") == "text":
-        return (*ATTENTION_TARGETS, "time_emb_proj")
-    return ATTENTION_TARGETS
-
-
 DEFAULT_SAMPLE_PROMPTS = ("{trigger}", "a red circle, {trigger}", "a blue square, {trigger}")
 DEFAULT_SAMPLE_SEEDS = (11, 22)
 
@@ -102,7 +82,7 @@ class TrainConfig:
     sample_seeds: tuple[int, ...] = DEFAULT_SAMPLE_SEEDS
     sample_steps: int = 20
     sample_cfg: float = 5.0
-    target_modules: tuple[str, ...] = ()  # empty: chosen for the base model (see default_lora_targets)
+    target_modules: tuple[str, ...] = ()  # empty: the base model's (engine.adapters.default_lora_targets)
     notes: tuple[str, ...] = field(default=())
 
     def as_dict(self) -> dict[str, Any]:

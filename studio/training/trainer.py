@@ -31,10 +31,11 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from studio.engine.adapters import default_lora_targets
 from studio.errors import ModelError, ValidationError
 from studio.storage import atomic_write_bytes, sha256_file
 from studio.storage.atomic import atomic_writer
-from studio.training.config import TrainConfig, default_lora_targets
+from studio.training.config import TrainConfig
 
 LORA_FILE = "lora.safetensors"
 STATE_FILE = "state.safetensors"
