@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,3 +320,41 @@ def load_controlnet(model: ResolvedModel, device: str, dtype: Any) -> Any:
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelError(f"{model.ref}: cannot load ControlNet ({type(exc).__name__}: {exc})"[:500]) from None
     return controlnet.to(device)
+
+
+#: Latent side a pipeline draws by default when its denoiser's config has no ``sample_size`` (FLUX: diffusers'
+#: ``FluxPipeline.default_sample_size``; SDXL and SD3 pipelines fall back to the same value).
+DEFAULT_LATENT_SIDE = 128
+
+
+def native_resolution(path: str | Path) -> int:
+    """The side in pixels a pipeline folder's model was trained at (its native area is the square of it).
+
+    Read from the folder's configs, as diffusers' pipelines compute their default size: the denoiser's
+    ``sample_size`` (``unet/config.json``, else ``transformer/config.json``; FLUX has none and uses
+    :data:`DEFAULT_LATENT_SIDE`) times the VAE's scale, ``2 ** (len(vae block_out_channels) - 1)``.
+    SD 1.5: 64 × 8 = 512; SDXL, SD3 and FLUX.1: 128 × 8 = 1024; the embedded toy model: 16 × 4 = 64.
+    """
+    folder = Path(path)
+    vae_config = folder / "vae" / "config.json"
+    if not vae_config.is_file():
+        raise ModelError(f"{folder.name}: cannot read the native resolution (vae/config.json is missing)")
+    channels = _read_json(vae_config).get("block_out_channels")
+    if not isinstance(channels, list) or not channels:
+        raise ModelError(f"{vae_config}: block_out_channels is missing or empty")
+    scale = 2 ** (len(channels) - 1)
+    for component in ("unet", "transformer"):
+        config = folder / component / "config.json"
+        if config.is_file():
+            side = _read_json(config).get("sample_size")
+            if side is None:
+                return DEFAULT_LATENT_SIDE * scale
+            if isinstance(side, list | tuple) and len(side) == 2 and all(isinstance(s, int) for s in side):
+                return round(math.sqrt(side[0] * side[1])) * scale  # the side of the same area
+            if not isinstance(side, int) or isinstance(side, bool) or side < 1:
+                raise ModelError(f"{config}: sample_size must be a positive integer, not {side!r}")
+            return side * scale
+    raise ModelError(
+        f"{folder.name}: cannot read the native resolution (neither unet/config.json nor "
+        "transformer/config.json is there)"
+    )
