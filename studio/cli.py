@@ -580,7 +580,7 @@ def datasets_check(
     adapter: Annotated[str | None, typer.Option(help="Adapter whose trigger word to check.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Count, sizes, caption problems and advice before training."""
+    """Count, sizes, caption problems, the aspect-ratio bucket plan and advice before training."""
     check = _services().datasets.check_dataset(_system(), dataset_id, trigger=trigger, adapter=adapter)
     if as_json:
         _print_json(check)
@@ -589,6 +589,10 @@ def datasets_check(
     typer.echo(f"{check.count} image(s); sizes {sizes}; trigger {check.trigger or '-'}")
     for line in check.advice:
         typer.echo(f"- {line}")
+    if check.buckets:
+        typer.echo(f"bucket plan near {check.native}×{check.native} px ({check.model}):")
+        for bucket in check.buckets:
+            typer.echo(f"  {bucket.line}")
     typer.echo("ready to train" if check.ready else "not ready yet")
 
 

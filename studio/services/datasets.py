@@ -18,13 +18,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from studio.config import Settings
 from studio.db.models import Brand, LoraAdapter
 from studio.db.training_models import Dataset, DatasetImage
-from studio.errors import ConflictError, NotFoundError, ValidationError
+from studio.engine.models import native_resolution, resolve_model
+from studio.errors import ConflictError, NotFoundError, StudioError, ValidationError
 from studio.services.audit import record
 from studio.services.permissions import require_admin
-from studio.services.training_views import AddImagesResult, DatasetCheck, DatasetImageView, DatasetView
+from studio.services.training_views import (
+    AddImagesResult,
+    BucketView,
+    DatasetCheck,
+    DatasetImageView,
+    DatasetView,
+)
 from studio.services.views import Actor
 from studio.storage import ContentStore, home_path, stored_path
 from studio.training import datasets as checks
+from studio.training.buckets import BucketPlan, plan_buckets, ratio_label
 
 MIN_IMAGES = 5
 ADVISED_IMAGES = 15
@@ -47,6 +55,23 @@ def _caption(value: str) -> str:
     if len(text) > MAX_CAPTION:
         raise ValidationError("caption", f"at most {MAX_CAPTION} characters")
     return text
+
+
+def _bucket_views(plan: BucketPlan, names: Sequence[str]) -> tuple[BucketView, ...]:
+    """The plan's buckets, most images first, with their images' names."""
+    groups = plan.groups()
+    return tuple(
+        BucketView(
+            width=bucket[0],
+            height=bucket[1],
+            count=len(groups[bucket]),
+            label=ratio_label(*bucket),
+            max_crop_share=plan.max_crop_share(bucket),
+            images=tuple(names[i] for i in groups[bucket]),
+            line=plan.line(bucket),
+        )
+        for bucket in plan.buckets
+    )
 
 
 class DatasetService:
@@ -89,12 +114,14 @@ class DatasetService:
     def check_dataset(
         self, actor: Actor, dataset_id: int, *, trigger: str | None = None, adapter: str | None = None
     ) -> DatasetCheck:
-        """Count, sizes, captions missing or without the trigger word, and advice before training."""
+        """Count, sizes, captions missing or without the trigger word, the aspect-ratio bucket plan at the
+        native resolution of the brand's base model, and advice before training."""
         with self._sessions() as session:
             require_admin(session, actor)
             dataset = self._find(session, dataset_id)
             word = (trigger or "").strip() or self._trigger_of(session, dataset.brand_id, adapter)
             images = list(dataset.images)
+            model = self._model_of(session.get(Brand, dataset.brand_id))
         sizes: dict[str, int] = {}
         for image in images:
             key = f"{image.width}x{image.height}"
@@ -107,8 +134,11 @@ class DatasetService:
             if word and i.caption.strip() and word.lower() not in i.caption.lower()
         )
         sides = [min(i.width, i.height) for i in images]
-        native = 64 if self._settings.base_model.startswith("embedded:") else 512
-        small = tuple(n for n, i in zip(label, images, strict=True) if min(i.width, i.height) < native)
+        native, model_problem = self._native_of(model)
+        plan = plan_buckets([(i.width, i.height) for i in images], native) if native else None
+        small = () if plan is None else tuple(
+            n for n, p in zip(label, plan.placements, strict=True) if p.resized[0] > p.original[0]
+        )  # fmt: skip
         shas = [i.sha256 for i in images]
         duplicates = len(shas) - len(set(shas))
         advice: list[str] = []
@@ -130,12 +160,19 @@ class DatasetService:
             advice.append(
                 f"{len(no_trigger)} caption(s) lack the trigger word {word!r}: apply the caption template."
             )
+        if model_problem:
+            advice.append(f"No bucket plan: the base model's resolution cannot be read ({model_problem}).")
         if small:
             advice.append(
-                f"{len(small)} image(s) are smaller than the model's {native} px: they will be upscaled."
+                f"{len(small)} image(s) are smaller than their bucket near the model's {native}×{native} px: "
+                "they will be upscaled."
             )
-        if len(sizes) > 1:
-            advice.append("Images have different sizes: each is centre-cropped to a square for training.")
+        if plan is not None and len(plan.groups()) > 1:
+            advice.append(
+                f"Mixed shapes: {len(plan.groups())} aspect-ratio buckets near {native}×{native} px; "
+                f"nothing is squashed, at most {plan.max_crop_share():.0%} of an image is cropped "
+                "(see the bucket plan)."
+            )
         if images and not advice:
             advice.append("Looks good: queue the training.")
         ready = bool(images) and not missing and bool(word) and not no_trigger
@@ -152,6 +189,9 @@ class DatasetService:
             duplicates=duplicates,
             advice=tuple(advice),
             ready=ready,
+            model=model,
+            native=native,
+            buckets=() if plan is None else _bucket_views(plan, label),
         )
 
     # ----------------------------------------------------------------------------------------- write
@@ -301,6 +341,20 @@ class DatasetService:
         if dataset is None:
             raise NotFoundError(f"dataset {dataset_id} not found")
         return dataset
+
+    def _model_of(self, brand: Brand | None) -> str:
+        """The base model the brand's LoRAs train on."""
+        # TODO(issue 14, item 5): call studio.services.brand_models.effective_model once it lands; until then
+        # the same rule by hand: the brand's pinned model, else (NULL) the studio default.
+        return (brand.base_model if brand is not None else "") or self._settings.base_model
+
+    @staticmethod
+    def _native_of(model: str) -> tuple[int, str]:
+        """(the model's native side, "") or (0, why it cannot be read)."""
+        try:
+            return native_resolution(resolve_model(model).path), ""
+        except StudioError as exc:
+            return 0, str(exc)
 
     @staticmethod
     def _trigger_of(session: Session, brand_id: int, adapter: str | None) -> str:

@@ -46,8 +46,25 @@ class AddImagesResult:
 
 
 @dataclass(frozen=True)
+class BucketView:
+    """One aspect-ratio bucket of a dataset's plan: its size, its images and how much of them is cropped."""
+
+    width: int
+    height: int
+    count: int
+    label: str  # e.g. "landscape 3:2"
+    max_crop_share: float  # the largest share of a resized image's pixels cut off, 0..1
+    images: tuple[str, ...]  # the images' names, dataset order
+    line: str  # e.g. "1216×832: 3 images (landscape 3:2), crop up to 4%"
+
+
+@dataclass(frozen=True)
 class DatasetCheck:
-    """The dataset check before training: counts, sizes, caption problems and advice."""
+    """The dataset check before training: counts, sizes, caption problems, the bucket plan and advice.
+
+    ``model`` is the base model the check read its ``native`` side from (0 when it could not be read);
+    ``buckets`` is the aspect-ratio plan, most images first.
+    """
 
     dataset_id: int
     count: int
@@ -61,6 +78,9 @@ class DatasetCheck:
     duplicates: int
     advice: tuple[str, ...]
     ready: bool
+    model: str = ""
+    native: int = 0
+    buckets: tuple[BucketView, ...] = ()
 
 
 @dataclass(frozen=True)
