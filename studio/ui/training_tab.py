@@ -76,12 +76,41 @@ def checkpoint_gallery(job: JobView) -> list[tuple[str, str]]:
     return items
 
 
+BUCKET_HELP = (
+    "**Check dataset** also plans the aspect-ratio buckets: each image trains in the bucket nearest its "
+    "shape, with an area near the base model's native size (read from the model). It is resized to cover "
+    "the bucket, never squashed, and the overhang is cropped from the centre; *crop* is the largest share "
+    "cut off."
+)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return html.escape(text).replace("|", "\\|")
+
+
+def bucket_markdown(check: DatasetCheck) -> str:
+    """The bucket plan as a table: bucket, shape, images, crop, files."""
+    if not check.buckets:
+        return ""
+    rows = "\n".join(
+        f"| {b.width}×{b.height} | {b.label} | {b.count} | {b.max_crop_share:.0%} | "
+        f"{_cell(', '.join(b.images[:6]))}{' …' if len(b.images) > 6 else ''} |"
+        for b in check.buckets
+    )
+    return (
+        f"**Bucket plan** near {check.native}×{check.native} px (`{check.model.replace('`', '')}`):\n\n"
+        f"| bucket | shape | images | crop | files |\n| --- | --- | --- | --- | --- |\n{rows}"
+    )
+
+
 def check_markdown(check: DatasetCheck) -> str:
     sizes = ", ".join(f"{k} ×{v}" for k, v in check.sizes.items()) or "—"
     advice = "\n".join(f"- {a}" for a in check.advice)
     verdict = "✅ ready to train" if check.ready else "⚠️ not ready yet"
     head = f"**{check.count} image(s)**, sizes {sizes}, trigger word `{check.trigger or '—'}` — {verdict}"
-    return f"{head}\n\n{advice}"
+    plan = bucket_markdown(check)
+    return f"{head}\n\n{advice}" + (f"\n\n{plan}" if plan else "")
 
 
 def dataset_choices(found: list[DatasetView]) -> list[tuple[str, int]]:
@@ -289,7 +318,8 @@ def render(services: Services) -> dict[str, Any]:
             )  # fmt: skip
             caption_btn = gr.Button("Caption all")
         with gr.Row():
-            check_btn = gr.Button("Check dataset")
+            check_btn = gr.Button("Check dataset", scale=0)
+            gr.Markdown(BUCKET_HELP)
         check_out = gr.Markdown()
 
     with gr.Accordion("2 · Train", open=True):
