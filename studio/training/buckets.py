@@ -23,10 +23,12 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from studio.errors import ValidationError
+
+if TYPE_CHECKING:  # PIL is imported when an image is fitted, not when a plan is made
+    from PIL.Image import Image
 
 #: Named ratios for the human summary (landscape form; portrait ones are the same flipped).
 _RATIO_NAMES: tuple[tuple[int, int], ...] = ((1, 1), (5, 4), (4, 3), (3, 2), (5, 3), (16, 9), (2, 1))
@@ -178,14 +180,16 @@ def plan_buckets(sizes: Sequence[tuple[int, int]], native: int, multiple: int = 
     return BucketPlan(native=native, placements=tuple(place((int(w), int(h)), buckets) for w, h in sizes))
 
 
-def fit_image(image: Image.Image, placement: Placement) -> Image.Image:
+def fit_image(image: Image, placement: Placement) -> Image:
     """Resize ``image`` (bicubic, aspect kept) to ``placement.resized``; crop it to ``placement.bucket``."""
     if image.size != placement.original:
         raise ValidationError(
             "image", f"is {image.size[0]}×{image.size[1]}, but was planned as "
             f"{placement.original[0]}×{placement.original[1]}"
         )  # fmt: skip
-    resized = image.resize(placement.resized, Image.Resampling.BICUBIC)
+    from PIL.Image import Resampling
+
+    resized = image.resize(placement.resized, Resampling.BICUBIC)
     left, top = placement.crop_left, placement.crop_top
     width, height = placement.bucket
     return resized.crop((left, top, left + width, top + height))
