@@ -327,6 +327,29 @@ def load_controlnet(model: ResolvedModel, device: str, dtype: Any) -> Any:
 DEFAULT_LATENT_SIDE = 128
 
 
+def _vae_scale(folder: Path) -> int:
+    """``2 ** (len(vae block_out_channels) - 1)``: pixels per latent pixel."""
+    vae_config = folder / "vae" / "config.json"
+    if not vae_config.is_file():
+        raise ModelError(f"{folder.name}: cannot read the model's sizes (vae/config.json is missing)")
+    channels = _read_json(vae_config).get("block_out_channels")
+    if not isinstance(channels, list) or not channels:
+        raise ModelError(f"{vae_config}: block_out_channels is missing or empty")
+    return 2 ** (len(channels) - 1)
+
+
+def _denoiser_config(folder: Path) -> tuple[Path, dict[str, Any]]:
+    """(path, content) of ``unet/config.json``, else ``transformer/config.json``."""
+    for component in ("unet", "transformer"):
+        config = folder / component / "config.json"
+        if config.is_file():
+            return config, _read_json(config)
+    raise ModelError(
+        f"{folder.name}: cannot read the model's sizes (neither unet/config.json nor "
+        "transformer/config.json is there)"
+    )
+
+
 def native_resolution(path: str | Path) -> int:
     """The side in pixels a pipeline folder's model was trained at (its native area is the square of it).
 
@@ -336,25 +359,33 @@ def native_resolution(path: str | Path) -> int:
     SD 1.5: 64 × 8 = 512; SDXL, SD3 and FLUX.1: 128 × 8 = 1024; the embedded toy model: 16 × 4 = 64.
     """
     folder = Path(path)
-    vae_config = folder / "vae" / "config.json"
-    if not vae_config.is_file():
-        raise ModelError(f"{folder.name}: cannot read the native resolution (vae/config.json is missing)")
-    channels = _read_json(vae_config).get("block_out_channels")
-    if not isinstance(channels, list) or not channels:
-        raise ModelError(f"{vae_config}: block_out_channels is missing or empty")
-    scale = 2 ** (len(channels) - 1)
-    for component in ("unet", "transformer"):
-        config = folder / component / "config.json"
-        if config.is_file():
-            side = _read_json(config).get("sample_size")
-            if side is None:
-                return DEFAULT_LATENT_SIDE * scale
-            if isinstance(side, list | tuple) and len(side) == 2 and all(isinstance(s, int) for s in side):
-                return round(math.sqrt(side[0] * side[1])) * scale  # the side of the same area
-            if not isinstance(side, int) or isinstance(side, bool) or side < 1:
-                raise ModelError(f"{config}: sample_size must be a positive integer, not {side!r}")
-            return side * scale
-    raise ModelError(
-        f"{folder.name}: cannot read the native resolution (neither unet/config.json nor "
-        "transformer/config.json is there)"
-    )
+    scale = _vae_scale(folder)
+    config, data = _denoiser_config(folder)
+    side = data.get("sample_size")
+    if side is None:
+        return DEFAULT_LATENT_SIDE * scale
+    if isinstance(side, list | tuple) and len(side) == 2 and all(isinstance(s, int) for s in side):
+        return round(math.sqrt(side[0] * side[1])) * scale  # the side of the same area
+    if not isinstance(side, int) or isinstance(side, bool) or side < 1:
+        raise ModelError(f"{config}: sample_size must be a positive integer, not {side!r}")
+    return side * scale
+
+
+def size_multiple(path: str | Path) -> int:
+    """The pixel multiple every image side must be for a pipeline folder's model, from its configs: the VAE's
+    scale times the UNet's downsampling (``2 ** (len(down_block_types) - 1)``), or times the transformer's
+    ``patch_size`` (×2 more for FLUX, whose latents are packed 2×2). SD 1.5: 64; SDXL: 32; SD3 and FLUX.1: 16.
+    """
+    folder = Path(path)
+    scale = _vae_scale(folder)
+    config, data = _denoiser_config(folder)
+    if config.parent.name == "unet":
+        blocks = data.get("down_block_types")
+        if not isinstance(blocks, list) or not blocks:
+            raise ModelError(f"{config}: down_block_types is missing or empty")
+        return scale * 2 ** (len(blocks) - 1)
+    patch = data.get("patch_size", 2)
+    if not isinstance(patch, int) or isinstance(patch, bool) or patch < 1:
+        raise ModelError(f"{config}: patch_size must be a positive integer, not {patch!r}")
+    packed = 2 if str(data.get("_class_name", "")).startswith("Flux") else 1
+    return scale * patch * packed

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from studio.config import Settings
 from studio.db.models import Brand, LoraAdapter
 from studio.db.training_models import Dataset, DatasetImage
-from studio.engine.models import native_resolution, resolve_model
+from studio.engine.models import native_resolution, resolve_model, size_multiple
 from studio.errors import ConflictError, NotFoundError, StudioError, ValidationError
 from studio.services.audit import record
 from studio.services.permissions import require_admin
@@ -134,8 +134,10 @@ class DatasetService:
             if word and i.caption.strip() and word.lower() not in i.caption.lower()
         )
         sides = [min(i.width, i.height) for i in images]
-        native, model_problem = self._native_of(model)
-        plan = plan_buckets([(i.width, i.height) for i in images], native) if native else None
+        native, multiple, model_problem = self._sizes_of(model)
+        plan = None
+        if native:  # the same plan the trainer makes (studio.training.trainer)
+            plan = plan_buckets([(i.width, i.height) for i in images], native, model_multiple=multiple)
         small = () if plan is None else tuple(
             n for n, p in zip(label, plan.placements, strict=True) if p.resized[0] > p.original[0]
         )  # fmt: skip
@@ -349,12 +351,13 @@ class DatasetService:
         return (brand.base_model if brand is not None else "") or self._settings.base_model
 
     @staticmethod
-    def _native_of(model: str) -> tuple[int, str]:
-        """(the model's native side, "") or (0, why it cannot be read)."""
+    def _sizes_of(model: str) -> tuple[int, int, str]:
+        """(the model's native side, its size multiple, "") or (0, 0, why they cannot be read)."""
         try:
-            return native_resolution(resolve_model(model).path), ""
+            path = resolve_model(model).path
+            return native_resolution(path), size_multiple(path), ""
         except StudioError as exc:
-            return 0, str(exc)
+            return 0, 0, str(exc)
 
     @staticmethod
     def _trigger_of(session: Session, brand_id: int, adapter: str | None) -> str:

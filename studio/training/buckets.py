@@ -10,8 +10,10 @@ smallest size that covers the bucket (never squashed), and the overhang is cropp
 top-left corner is recorded in the resized image's pixels: SDXL's ``add_time_ids`` take it as
 ``crops_coords_top_left``, with ``original`` as ``original_size``.
 
-Tiny models: the step between bucket sides shrinks to ``min(multiple, native // 4)``
-(:func:`effective_multiple`), so a native-32 test model gets 8-px steps and the embedded 64-px model 16-px.
+The step between bucket sides (:func:`effective_multiple`) is ``multiple`` (64, as kohya), shrunk to
+``native // 4`` for tiny models (a native-32 test model gets 8-px steps, the embedded 64-px model 16-px), then
+rounded up to a multiple of ``model_multiple``: the size the model's VAE and denoiser require
+(``studio.engine.models.size_multiple``), so every bucket is a size the model takes.
 
 A dataset of square images gets one bucket, ``native × native`` (when ``native`` is a multiple of the step),
 with no crop: the same as fitting every image to a native-sized square.
@@ -101,13 +103,16 @@ def ratio_label(width: int, height: int) -> str:
     return f"landscape {a}:{b}" if wide else f"portrait {b}:{a}"
 
 
-def effective_multiple(native: int, multiple: int = 64) -> int:
-    """The step between bucket sides: ``multiple``, shrunk to ``native // 4`` for tiny models."""
+def effective_multiple(native: int, multiple: int = 64, model_multiple: int = 1) -> int:
+    """The step between bucket sides: ``multiple``, shrunk to ``native // 4`` for tiny models, then rounded
+    up to a multiple of ``model_multiple`` (what the model requires)."""
     if native < 8:
         raise ValidationError("native", f"the model's native side must be at least 8 px, not {native}")
-    if multiple < 1:
-        raise ValidationError("multiple", f"must be a positive number of pixels, not {multiple}")
-    return max(1, min(multiple, native // 4))
+    for field, value in (("multiple", multiple), ("model_multiple", model_multiple)):
+        if value < 1:
+            raise ValidationError(field, f"must be a positive number of pixels, not {value}")
+    step = max(1, min(multiple, native // 4))
+    return -(-step // model_multiple) * model_multiple
 
 
 def bucket_sizes(native: int, multiple: int = 64, max_ratio: float = 2.0) -> list[tuple[int, int]]:
@@ -166,17 +171,20 @@ def place(size: tuple[int, int], buckets: Sequence[tuple[int, int]]) -> Placemen
     )
 
 
-def plan_buckets(sizes: Sequence[tuple[int, int]], native: int, multiple: int = 64) -> BucketPlan:
+def plan_buckets(
+    sizes: Sequence[tuple[int, int]], native: int, multiple: int = 64, *, model_multiple: int = 1
+) -> BucketPlan:
     """Place each image (``sizes`` are (width, height), dataset order) for a model of native side ``native``.
 
-    The step between bucket sides is ``min(multiple, native // 4)`` (:func:`effective_multiple`).
+    The step between bucket sides is ``min(multiple, native // 4)`` rounded up to a multiple of
+    ``model_multiple``, the size multiple the model requires (:func:`effective_multiple`).
     """
     for index, size in enumerate(sizes):
         if len(size) != 2 or int(size[0]) < 1 or int(size[1]) < 1:
             raise ValidationError(
                 f"sizes[{index}]", f"expected a positive (width, height), not {tuple(size)}"
             )
-    buckets = bucket_sizes(native, effective_multiple(native, multiple))
+    buckets = bucket_sizes(native, effective_multiple(native, multiple, model_multiple))
     return BucketPlan(native=native, placements=tuple(place((int(w), int(h)), buckets) for w, h in sizes))
 
 

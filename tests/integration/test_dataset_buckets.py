@@ -43,7 +43,12 @@ def _sdxl_shaped(folder: Path) -> Path:
     index["vae"] = ["diffusers", "AutoencoderKL"]
     for name, config in {
         "": index,
-        "unet": {"_class_name": "UNet2DConditionModel", "sample_size": 128, "cross_attention_dim": 2048},
+        "unet": {
+            "_class_name": "UNet2DConditionModel",
+            "sample_size": 128,
+            "cross_attention_dim": 2048,
+            "down_block_types": ["DownBlock2D"] * 3,
+        },
         "vae": {"_class_name": "AutoencoderKL", "block_out_channels": [128, 256, 512, 512]},
     }.items():
         (folder / name).mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
-"""native_resolution on saved tiny pipelines of each family and on the embedded model: the size diffusers'
-own pipeline draws by default, read from the folder's configs."""
+"""native_resolution and size_multiple on saved tiny pipelines of each family and on the embedded model: the
+size diffusers' own pipeline draws by default, and the same numbers as the engine's ``read_model_info`` (what
+generation and the trainer use), read from the folder's configs without torch."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 import pytest
 from engine_fixtures import flux_pipeline, save_pipeline, sd1_pipeline, sd3_pipeline, sdxl_pipeline
 
-from studio.engine.models import native_resolution, resolve_model
+from studio.engine.generate import read_model_info
+from studio.engine.models import native_resolution, resolve_model, size_multiple
 
 
 def _pipeline_default(pipe: Any) -> int:
@@ -30,9 +32,15 @@ def _pipeline_default(pipe: Any) -> int:
 def test_native_resolution_of_tiny_pipelines(family: str, build: Any, expected: int, tmp_path: Path) -> None:
     pipe = build()
     folder = save_pipeline(pipe, tmp_path / family)
-    assert resolve_model(str(folder)).family == family
+    model = resolve_model(str(folder))
+    assert model.family == family
     assert native_resolution(folder) == expected == _pipeline_default(pipe)
+    info = read_model_info(model)
+    assert (native_resolution(folder), size_multiple(folder)) == (info.default_width, info.size_multiple)
 
 
 def test_native_resolution_of_the_embedded_model() -> None:
-    assert native_resolution(resolve_model("embedded:toyworld").path) == 64
+    model = resolve_model("embedded:toyworld")
+    assert (native_resolution(model.path), size_multiple(model.path)) == (64, 16)
+    info = read_model_info(model)
+    assert (info.default_width, info.size_multiple) == (64, 16)

@@ -81,8 +81,15 @@ def test_a_square_dataset_keeps_one_native_bucket_and_no_crop() -> None:
         assert plan.summary() == [f"{native}×{native}: 3 images (square 1:1), no crop"]
 
 
-def test_tiny_models_use_a_smaller_step() -> None:
+def test_tiny_models_use_a_smaller_step_and_every_model_gets_sizes_it_takes() -> None:
     assert effective_multiple(1024) == 64 and effective_multiple(64) == 16 and effective_multiple(32) == 8
+    # the model's own size multiple: SDXL 32, SD3 16, SD 1.5 64, tiny test models 2-4, a hypothetical 24
+    assert [effective_multiple(1024, 64, m) for m in (32, 16, 64)] == [64, 64, 64]
+    assert [effective_multiple(32, 64, m) for m in (2, 4)] == [8, 8]
+    assert effective_multiple(64, 64, 24) == 24 and effective_multiple(1024, 64, 48) == 96
+    plan = plan_buckets(MIXED, 1024, model_multiple=48)
+    assert all(p.bucket[0] % 48 == 0 and p.bucket[1] % 48 == 0 for p in plan.placements)
+    assert all(p.bucket[0] * p.bucket[1] <= 1024 * 1024 for p in plan.placements)
     plan = plan_buckets([(96, 64), (64, 96), (64, 64)], 64)
     assert [p.bucket for p in plan.placements] == [(80, 48), (48, 80), (64, 64)]
     assert all(p.bucket[0] % 16 == 0 and p.bucket[1] % 16 == 0 for p in plan.placements)
