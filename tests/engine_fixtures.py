@@ -409,7 +409,7 @@ def fast_cpu() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def sd1_dir(tmp_path_factory: pytest.TempPathFactory, fast_cpu: None) -> Path:
-    return _once("sd1", tmp_path_factory, lambda d: save_pipeline(sd1_pipeline(), d / "model"))
+    return family_dir("sd1", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -435,3 +435,12 @@ def lora_files(tmp_path_factory: pytest.TempPathFactory, sd1_dir: Path) -> dict[
 
     folder = _once("loras", tmp_path_factory, build)
     return {name: folder / f"{name}.safetensors" for name in ("a", "b", "c", "mismatch")}
+
+
+FAMILY_BUILDERS = {"sd1": sd1_pipeline, "sdxl": sdxl_pipeline, "sd3": sd3_pipeline, "flux": flux_pipeline}
+
+
+def family_dir(family: str, factory: pytest.TempPathFactory) -> Path:
+    """The tiny ``family`` pipeline (sd1, sdxl, sd3, flux) saved as a safetensors folder, once per session."""
+    build = FAMILY_BUILDERS[family]
+    return _once(f"family-{family}", factory, lambda d: save_pipeline(build(), d / "model"))

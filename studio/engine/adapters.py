@@ -535,11 +535,13 @@ def _empty_linear(in_features: int, out_features: int, like: Any) -> Any:
 ATTENTION_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 #: the ResNet blocks' time projections: where a UNet that pools the caption into its time embedding reads it
 POOLED_CAPTION_TARGETS = ("time_emb_proj",)
+#: the MMDiT attention projections (SD3, FLUX): image stream ``to_*``, text stream ``add_*``, ``to_add_out``
+TRANSFORMER_ATTENTION_TARGETS = (*ATTENTION_TARGETS, "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")
 #: layers that compile-mode LoRA slots cover: every layer :func:`default_lora_targets` may name
-HOTSWAP_TARGETS = (*ATTENTION_TARGETS, *POOLED_CAPTION_TARGETS)
+HOTSWAP_TARGETS = (*TRANSFORMER_ATTENTION_TARGETS, *POOLED_CAPTION_TARGETS)
 
 
-def default_lora_targets(unet_config: Mapping[str, Any]) -> tuple[str, ...]:
+def default_lora_targets(denoiser_config: Mapping[str, Any], family: str = "sd1") -> tuple[str, ...]:
     """The layers a LoRA trains when its config names none: every path by which the caption reaches the
     image.
 
@@ -547,9 +549,13 @@ def default_lora_targets(unet_config: Mapping[str, Any]) -> tuple[str, ...]:
     pools the caption into its time embedding (``addition_embed_type="text"``, as the embedded toy-world
     model does): through that path a trigger word scales and shifts every ResNet block, which attention
     LoRAs never touch. On the embedded model, the ember demo LoRA moved the palette score 0.06 -> 0.18 with
-    attention layers only, 0.07 -> 0.90 with ``time_emb_proj`` too (studio/toyworld/README.md).
+    attention layers only, 0.07 -> 0.90 with ``time_emb_proj`` too (studio/toyworld/README.md). The MMDiT
+    families (SD3, FLUX) read the caption in joint attention: both streams' projections, as diffusers'
+    SD3 and FLUX LoRA examples train them.
     """
-    if unet_config.get("addition_embed_type") == "text":
+    if family in ("sd3", "flux"):
+        return TRANSFORMER_ATTENTION_TARGETS
+    if denoiser_config.get("addition_embed_type") == "text":
         return (*ATTENTION_TARGETS, *POOLED_CAPTION_TARGETS)
     return ATTENTION_TARGETS
 

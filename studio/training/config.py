@@ -14,6 +14,7 @@ from typing import Any
 from studio.errors import ValidationError
 
 KINDS = ("style", "subject")
+OPTIMIZERS = ("adamw", "adamw8bit")
 
 LIMITS: dict[str, tuple[float, float]] = {
     "rank": (1, 128),
@@ -54,6 +55,9 @@ _MEMORY_TIERS: tuple[tuple[float, int, bool], ...] = (
     (24.0, 4, False),
 )
 
+#: the model families a worker can train (studio.training.families holds one trainer for each)
+TRAINABLE_FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux")
+
 DEFAULT_SAMPLE_PROMPTS = ("{trigger}", "a red circle, {trigger}", "a blue square, {trigger}")
 DEFAULT_SAMPLE_SEEDS = (11, 22)
 
@@ -78,6 +82,7 @@ class TrainConfig:
     gradient_checkpointing: bool | None = None  # None: on for GPUs with little memory
     mixed_precision: bool | None = None  # None: on for GPUs
     cache_latents: bool = True
+    optimizer: str = "adamw"  # adamw, or adamw8bit (bitsandbytes, GPU only: the [gpu] extra)
     sample_prompts: tuple[str, ...] = DEFAULT_SAMPLE_PROMPTS
     sample_seeds: tuple[int, ...] = DEFAULT_SAMPLE_SEEDS
     sample_steps: int = 20
@@ -140,6 +145,9 @@ def validate(config: TrainConfig) -> TrainConfig:
         if resolution % 8:
             raise ValidationError("resolution", f"must be a multiple of 8, not {resolution}")
         values["resolution"] = resolution
+    if config.optimizer not in OPTIMIZERS:
+        allowed = ", ".join(OPTIMIZERS)
+        raise ValidationError("optimizer", f"must be one of {allowed}, not {config.optimizer!r}")
     if not config.sample_prompts or not config.sample_seeds:
         raise ValidationError("sample_prompts", "at least one sample prompt and one seed are needed")
     if len(config.sample_prompts) * len(config.sample_seeds) > 16:
@@ -212,3 +220,24 @@ def fit_to_memory(config: TrainConfig, device: str, memory_gib: float | None) ->
 def presets() -> list[dict[str, Any]]:
     """The presets with their settings, for the UI's picker."""
     return [{"name": name, "help": PRESET_HELP[name], **values} for name, values in PRESETS.items()]
+
+
+def check_trainable(base_model: str) -> str:
+    """The family of ``base_model`` when a worker can train LoRAs on it.
+
+    Otherwise a ValidationError names the model and its family; it runs at queue time, so nothing is queued
+    that no worker can train.
+    """
+    from studio.engine.models import resolve_model
+    from studio.errors import StudioError
+
+    try:
+        family = resolve_model(base_model).family
+    except StudioError as exc:
+        raise ValidationError("base_model", f"{base_model} cannot be trained: {exc}") from None
+    if family not in TRAINABLE_FAMILIES:
+        raise ValidationError(
+            "base_model",
+            f"{base_model} is a {family} model; LoRA training supports {', '.join(TRAINABLE_FAMILIES)}",
+        )
+    return family

@@ -5,7 +5,7 @@
 For each ``brands/<slug>/brand.toml`` with a style LoRA whose palette uses toy-world colour names, it renders
 training images from the toy world in the brand's palette (its background colour, shapes in its other
 colours), captions them with the trigger word (most captions leave the colours out, so the trigger word
-carries the palette), trains the LoRA with :class:`~studio.training.trainer.LoraTrainer` on the default
+carries the palette), trains the LoRA with :func:`~studio.training.families.make_trainer` on the default
 preset, and writes the ``.safetensors`` file the brand.toml names (atomically). Then it measures:
 
 **palette score** (:func:`studio.palette.palette_score`: the share of an image's pixels whose dominant colour
@@ -166,7 +166,7 @@ def palette_shift(model: str, lora: Path, demo: DemoLora) -> dict[str, Any]:
 def train_one(demo: DemoLora, model: str, work: Path, steps: int | None) -> Path:
     """Train ``demo``'s LoRA; returns the final checkpoint's LoRA file."""
     from studio.training.config import build_config
-    from studio.training.trainer import LoraTrainer
+    from studio.training.families import make_trainer
 
     items = training_images(demo, work / "images")
     config = build_config(
@@ -186,7 +186,7 @@ def train_one(demo: DemoLora, model: str, work: Path, steps: int | None) -> Path
         def on_checkpoint(self, checkpoint: Any) -> None:
             pass
 
-    trainer = LoraTrainer(config, items, out_dir=work / "run", cache_dir=work / "cache", reporter=Print())
+    trainer = make_trainer(config, items, out_dir=work / "run", cache_dir=work / "cache", reporter=Print())
     result = trainer.train()
     assert result.final is not None
     print(f"  {demo.slug}: {result.steps} steps in {result.seconds:.0f} s, final loss {result.loss:.4f}")

@@ -1,23 +1,29 @@
-"""The LoRA trainer: peft LoRA on the UNet's attention projections of an SD-family pipeline.
+"""The LoRA training loop, written once; each model family brings its hooks (:mod:`studio.training.families`).
 
-Shaped like kohya's ``NetworkTrainer``: small hook methods (load the models, cache the dataset, add the LoRA,
-make the optimizer, the loss of one batch, save a checkpoint, draw samples) driven by a validated
-:class:`~studio.training.config.TrainConfig`, and a short :meth:`LoraTrainer.train`.
+Shaped like kohya's ``NetworkTrainer``: :class:`LoraTrainer` owns everything the families share (the dataset
+cache, aspect-ratio buckets, the seeded batch draw, the optimisation step, checkpoints, resume, sample
+images, the driver) and a family subclass overrides only what differs: how the model loads, how captions and
+images are encoded, how noise and the target are made, and how the denoiser predicts.
+Build one with :func:`studio.training.families.make_trainer`, then call :meth:`LoraTrainer.train`.
 
 * Latents (VAE posterior means) and text embeddings are computed once per dataset and cached on disk, keyed by
   the model's content hash, the resolution and every image's sha256 + caption.
-* Each step draws its batch, timesteps and noise from a generator seeded by ``(seed, step)``, so a run resumed
-  from a checkpoint (LoRA weights + optimizer state) continues exactly as if it had never stopped.
-* On a GPU: mixed precision (frozen weights in bf16/fp16, LoRA weights in fp32) and, for small memory,
-  gradient checkpointing.
-* Checkpoints are written atomically: the diffusers-format LoRA (``save_lora_weights``; plain diffusers loads
-  it with ``load_lora_weights``), a training-state file for resuming, and sample images from fixed prompts and
-  seeds. ``alpha / rank`` is folded into ``lora_B`` so every loader reads the file the same way.
+* Images of mixed shapes train in aspect-ratio buckets near the model's native area (never squashed); each
+  batch comes from one bucket, and each image's original size and crop are kept (SDXL's ``add_time_ids``).
+* Each step draws its bucket, batch, timesteps and noise from a generator seeded by ``(seed, step)``, so a run
+  resumed from a checkpoint (LoRA weights + optimizer state) continues exactly as if it had never stopped.
+* On a GPU: mixed precision (frozen weights in bf16/fp16, LoRA weights in fp32), gradient checkpointing, and
+  8-bit AdamW when ``bitsandbytes`` is installed and asked for.
+* Checkpoints are written atomically: the family's diffusers-format LoRA (``save_lora_weights``; the family's
+  plain diffusers pipeline reads it with ``load_lora_weights``), a training-state file for resuming, and
+  sample images from fixed prompts and seeds. ``alpha / rank`` is folded into ``lora_B`` so every loader reads
+  the file the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -26,12 +32,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
-import torch.nn.functional as F
 
-from studio.engine.adapters import default_lora_targets
+from studio.engine.models import native_resolution, resolve_model, size_multiple
 from studio.errors import ModelError, ValidationError
 from studio.storage import atomic_write_bytes, sha256_file
 from studio.storage.atomic import atomic_writer
@@ -39,7 +44,7 @@ from studio.training.config import TrainConfig
 
 LORA_FILE = "lora.safetensors"
 STATE_FILE = "state.safetensors"
-SUPPORTED_PIPELINES = ("StableDiffusionPipeline",)
+_CACHE_FORMAT = "v2"  # v2: per-image latents (buckets), named conditioning tensors, image geometry
 
 
 class TrainingStopped(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -106,11 +111,25 @@ class NullReporter:
 
 
 @dataclass
-class _Cache:
-    latents: torch.Tensor  # (N, C, h, w), already scaled by the VAE's scaling factor
-    embeds: torch.Tensor  # (N, L, D)
-    empty: torch.Tensor  # (1, L, D): the empty caption (caption dropout)
-    pixels: torch.Tensor | None = None  # (N, 3, H, W) in [-1, 1], only without latent caching
+class Batch:
+    """One step's inputs: latents, named conditioning tensors, each image's geometry, the step's generator."""
+
+    latents: torch.Tensor  # (B, C, h, w), scaled as the denoiser expects
+    cond: dict[str, torch.Tensor]  # e.g. "embeds" (B, L, D), "pooled" (B, P)
+    geometry: torch.Tensor  # (B, 6): original h, w, crop top, left, bucket h, w (SDXL's add_time_ids)
+    generator: torch.Generator
+
+
+@dataclass
+class DatasetCache:
+    """The dataset encoded once: per-image latents, conditioning tensors, the empty caption's, geometry."""
+
+    latents: list[torch.Tensor]  # one (C, h, w) per image; shapes differ between buckets
+    cond: dict[str, torch.Tensor]  # name -> (N, ...)
+    empty: dict[str, torch.Tensor]  # name -> (1, ...): the empty caption (caption dropout)
+    geometry: torch.Tensor  # (N, 6)
+    groups: list[list[int]]  # image indices per bucket
+    pixels: list[torch.Tensor] | None = None  # per image (3, H, W) in [-1, 1], only without latent caching
     captions: list[str] = field(default_factory=list)
 
 
@@ -126,7 +145,14 @@ def device_memory_gib(device: str) -> float | None:
 
 
 class LoraTrainer:
-    """Train one LoRA; see the module docstring. Build, then call :meth:`train`."""
+    """Train one LoRA: the shared loop. Subclasses (one per family) set the class attributes and hooks."""
+
+    #: studio family names this trainer handles (sd1, sd2, sdxl, sd3, flux)
+    families: ClassVar[tuple[str, ...]] = ()
+    #: the diffusers pipeline class it loads, samples with and saves LoRAs through
+    pipeline_class: ClassVar[str] = ""
+    #: the pipeline component the LoRA trains: "unet" or "transformer"
+    denoiser_name: ClassVar[str] = "unet"
 
     def __init__(
         self,
@@ -149,99 +175,128 @@ class LoraTrainer:
         self.device = device
         self.reporter: Reporter = reporter or NullReporter()
         self.pipe: Any = None
+        self.model: Any = None  # the ResolvedModel
         self.noise_scheduler: Any = None
         self.weight_dtype = torch.float32
-        self.cache: _Cache | None = None
+        self.cache: DatasetCache | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.params: list[tuple[str, torch.nn.Parameter]] = []
-        self.model_hash = ""
+        self.native = 0  # the model's native side in pixels (its training area is native²)
 
-    # ------------------------------------------------------------------------------------------ hooks
+    # ------------------------------------------------------------------------------ family hooks
+
+    def make_noise_scheduler(self) -> Any:
+        """The scheduler that noises latents for training (from the pipeline's scheduler config)."""
+        raise NotImplementedError
+
+    def encode_prompts(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Captions → named conditioning tensors (N, ...) on the CPU in fp32."""
+        raise NotImplementedError
+
+    def latents_from_posterior(self, mean: torch.Tensor) -> torch.Tensor:
+        """VAE posterior mean → the latents the denoiser is trained on (SD: × scaling factor)."""
+        return mean * self.pipe.vae.config.scaling_factor
+
+    def noisy_input_and_target(
+        self, latents: torch.Tensor, noise: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(noisy latents, timesteps, target, per-sample loss weighting or None), all on the device."""
+        raise NotImplementedError
+
+    def predict(self, noisy: torch.Tensor, timesteps: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The denoiser's output for ``noisy`` at ``timesteps`` (same shape as the target)."""
+        raise NotImplementedError
+
+    def sample_kwargs(self) -> dict[str, Any]:
+        """Extra pipeline arguments for the checkpoint samples."""
+        return {"guidance_scale": self.config.sample_cfg}
+
+    # --------------------------------------------------------------------------------- shared hooks
+
+    @property
+    def denoiser(self) -> Any:
+        return getattr(self.pipe, self.denoiser_name)
 
     def load_models(self) -> None:
         """Load the base pipeline (safetensors only), freeze it and move it to the device."""
-        from diffusers import DDPMScheduler, StableDiffusionPipeline
+        import diffusers
 
-        from studio.engine.models import resolve_model
-
-        resolved = resolve_model(self.config.base_model)
-        index = json.loads((resolved.path / "model_index.json").read_text())
-        if index.get("_class_name") not in SUPPORTED_PIPELINES:
-            raise ModelError(
-                f"{self.config.base_model}: LoRA training supports Stable Diffusion 1.x/2.x pipelines "
-                f"(StableDiffusionPipeline), not {index.get('_class_name')}"
-            )
-        self.model_hash = resolved.content_hash or ""
+        self.model = model = resolve_model(self.config.base_model)
+        if model.family not in self.families:
+            raise ModelError(f"{model.ref}: a {model.family} model, not trained by {type(self).__name__}")
         if self.device == "cpu":
             torch.set_flush_denormal(True)  # denormal floats make CPU matmuls several times slower
         if self.device == "cuda" and self.config.mixed_precision:
             self.weight_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        no_checker = {"safety_checker": None, "requires_safety_checker": False}
+        extra = no_checker if model.family in ("sd1", "sd2") else {}
         try:
-            pipe = StableDiffusionPipeline.from_pretrained(
-                str(resolved.path),
-                dtype=self.weight_dtype,
-                use_safetensors=True,
-                local_files_only=True,
-                safety_checker=None,
-                requires_safety_checker=False,
+            pipe = getattr(diffusers, self.pipeline_class).from_pretrained(
+                str(model.path), dtype=self.weight_dtype, use_safetensors=True, local_files_only=True, **extra
             )
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            message = f"{self.config.base_model}: cannot load ({type(exc).__name__}: {exc})"
+            message = f"{model.ref}: cannot load ({type(exc).__name__}: {exc})"
             raise ModelError(message[:500]) from None
         pipe.set_progress_bar_config(disable=True)
-        for module in (pipe.unet, pipe.vae, pipe.text_encoder):
-            module.requires_grad_(False)
-            module.to(self.device)
-        pipe.vae.eval()
-        pipe.text_encoder.eval()
+        for module in pipe.components.values():
+            if isinstance(module, torch.nn.Module):
+                module.requires_grad_(False)
+                module.to(self.device)
+                module.eval()
         self.pipe = pipe
-        self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+        self.noise_scheduler = self.make_noise_scheduler()
+        self.native = native_resolution(self.model.path)
 
     @property
     def resolution(self) -> int:
-        if self.config.resolution:
-            return self.config.resolution
-        return int(self.pipe.unet.config.sample_size) * int(self.pipe.vae_scale_factor)
+        """The training side: the config's, or the model's native one."""
+        return self.config.resolution or self.native
 
-    def load_pixels(self, items: Sequence[TrainItem]) -> torch.Tensor:
-        """Images → (N, 3, R, R) in [-1, 1]: shorter side resized to R, centre crop."""
-        import numpy as np
-        from PIL import Image, ImageOps
+    def plan(self) -> Any:
+        """The aspect-ratio bucket plan of the dataset at :attr:`resolution`."""
+        from PIL import Image
 
-        size = self.resolution
-        arrays = []
-        for item in items:
+        from studio.training.buckets import plan_buckets
+
+        sizes = []
+        for item in self.items:
             with Image.open(item.path) as img:
-                fitted = ImageOps.fit(img.convert("RGB"), (size, size), Image.Resampling.BICUBIC)
-            arrays.append(np.asarray(fitted, dtype=np.float32) / 127.5 - 1.0)
-        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+                sizes.append(img.size)
+        return plan_buckets(sizes, self.resolution, model_multiple=size_multiple(self.model.path))
+
+    def load_pixels(self, plan: Any) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Images → per image (3, h, w) in [-1, 1] fitted to its bucket, and the geometry rows (N, 6)."""
+        import numpy as np
+        from PIL import Image
+
+        from studio.training.buckets import fit_image
+
+        pixels, geometry = [], []
+        for item, place in zip(self.items, plan.placements, strict=True):
+            with Image.open(item.path) as img:
+                fitted = fit_image(img.convert("RGB"), place)
+            array = np.asarray(fitted, dtype=np.float32) / 127.5 - 1.0
+            pixels.append(torch.from_numpy(array).permute(2, 0, 1).contiguous())
+            (width, height), (bucket_w, bucket_h) = place.original, place.bucket
+            # SDXL conditions on the original size and the crop in the space it was resized to
+            geometry.append([height, width, place.crop_top, place.crop_left, bucket_h, bucket_w])
+        return pixels, torch.tensor(geometry, dtype=torch.float32)
 
     @torch.no_grad()
-    def encode_prompts(self, captions: Sequence[str]) -> torch.Tensor:
-        """Captions → text-encoder hidden states (N, L, D) on the CPU in fp32."""
-        tok = self.pipe.tokenizer
-        ids = tok(
-            list(captions), padding="max_length", max_length=tok.model_max_length, truncation=True,
-            return_tensors="pt",
-        ).input_ids  # fmt: skip
-        out = []
-        for chunk in ids.split(64):
-            out.append(self.pipe.text_encoder(chunk.to(self.device))[0].float().cpu())
-        return torch.cat(out)
-
-    @torch.no_grad()
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pixels in [-1, 1] → scaled VAE latents (posterior means)."""
+    def encode_images(self, pixels: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """Same-size pixels in [-1, 1] → training latents (posterior means)."""
         vae = self.pipe.vae
+        stacked = torch.stack(list(pixels)) if not isinstance(pixels, torch.Tensor) else pixels
         out = []
-        for chunk in pixels.split(16):
+        for chunk in stacked.split(16):
             dist = vae.encode(chunk.to(self.device, dtype=vae.dtype)).latent_dist
-            out.append((dist.mean * vae.config.scaling_factor).float().cpu())
+            out.append(self.latents_from_posterior(dist.mean).float().cpu())
         return torch.cat(out)
 
     def _cache_key(self) -> str:
         digest = hashlib.sha256()
-        digest.update(f"{self.model_hash}|{self.resolution}|v1".encode())
+        model_hash = (self.model.content_hash or "") if self.model else ""
+        digest.update(f"{model_hash}|{self.resolution}|{_CACHE_FORMAT}".encode())
         for item in self.items:
             sha = item.sha256 or sha256_file(item.path)
             digest.update(f"|{sha}|{item.caption}".encode())
@@ -252,45 +307,57 @@ class LoraTrainer:
         from safetensors.torch import load_file, save
 
         captions = [item.caption for item in self.items]
+        plan = self.plan()
+        groups = [list(indices) for indices in plan.groups().values()]
+        if len(groups) > 1:
+            self.reporter.on_status("buckets: " + "; ".join(plan.summary()))
         if not self.config.cache_latents:
-            self.cache = _Cache(
-                latents=torch.empty(0),
-                embeds=torch.empty(0),
-                empty=self.encode_prompts([""]),
-                pixels=self.load_pixels(self.items),
-                captions=captions,
+            pixels, geometry = self.load_pixels(plan)
+            self.cache = DatasetCache(
+                [], {}, self.encode_prompts([""]), geometry, groups, pixels=pixels, captions=captions
             )
             return
         path = self.cache_dir / f"{self._cache_key()}.safetensors" if self.cache_dir else None
         if path is not None and path.is_file():
             try:
                 data = load_file(str(path))
-                self.cache = _Cache(data["latents"], data["embeds"], data["empty"], captions=captions)
+                latents = [data[f"latent.{i}"] for i in range(len(self.items))]
+                cond = {k[len("cond.") :]: v for k, v in data.items() if k.startswith("cond.")}
+                empty = {k[len("empty.") :]: v for k, v in data.items() if k.startswith("empty.")}
+                self.cache = DatasetCache(latents, cond, empty, data["geometry"], groups, captions=captions)
                 self.reporter.on_status("using the cached latents and text embeddings")
                 return
             except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt
                 path.unlink(missing_ok=True)
         self.reporter.on_status(f"caching latents and text embeddings of {len(self.items)} images")
-        latents = self.encode_images(self.load_pixels(self.items))
-        embeds = self.encode_prompts(captions)
-        empty = self.encode_prompts([""])
-        self.cache = _Cache(latents, embeds, empty, captions=captions)
+        pixels, geometry = self.load_pixels(plan)
+        latents: list[torch.Tensor] = [torch.empty(0)] * len(self.items)
+        for indices in groups:  # one VAE batch per bucket: images of one size
+            for index, latent in zip(indices, self.encode_images([pixels[i] for i in indices]), strict=True):
+                latents[index] = latent
+        cond, empty = self.encode_prompts(captions), self.encode_prompts([""])
+        self.cache = DatasetCache(latents, cond, empty, geometry, groups, captions=captions)
         if path is not None:
-            blob = save({"latents": latents.contiguous(), "embeds": embeds.contiguous(), "empty": empty})
-            atomic_write_bytes(path, blob)
+            tensors = {f"latent.{i}": latent.contiguous() for i, latent in enumerate(latents)}
+            tensors.update({f"cond.{k}": v.contiguous() for k, v in cond.items()})
+            tensors.update({f"empty.{k}": v.contiguous() for k, v in empty.items()})
+            tensors["geometry"] = geometry
+            atomic_write_bytes(path, save(tensors))
 
     @property
     def target_modules(self) -> tuple[str, ...]:
-        """The layers the LoRA trains: the config's, or the base model's (:func:`default_lora_targets`)."""
-        return self.config.target_modules or default_lora_targets(self.pipe.unet.config)
+        """The layers the LoRA trains: the config's, or the family's (:func:`default_lora_targets`)."""
+        from studio.engine.adapters import default_lora_targets
+
+        return self.config.target_modules or default_lora_targets(self.denoiser.config, self.model.family)
 
     def add_lora(self) -> None:
-        """Add a peft LoRA to the UNet's :attr:`target_modules`; only its weights train (in fp32)."""
+        """Add a peft LoRA to the denoiser's :attr:`target_modules`; only its weights train (in fp32)."""
         from peft import LoraConfig
 
-        unet = self.pipe.unet
+        denoiser = self.denoiser
         torch.manual_seed(self.config.seed)
-        unet.add_adapter(
+        denoiser.add_adapter(
             LoraConfig(
                 r=self.config.rank,
                 lora_alpha=self.config.alpha,
@@ -298,63 +365,76 @@ class LoraTrainer:
                 target_modules=list(self.target_modules),
             )
         )
-        self.params = [(n, p) for n, p in unet.named_parameters() if p.requires_grad]
+        self.params = [(n, p) for n, p in denoiser.named_parameters() if p.requires_grad]
+        if not self.params:
+            targets = list(self.target_modules)
+            raise ModelError(f"{self.model.ref}: no layer matches the LoRA targets {targets}")
         for _, param in self.params:
             param.data = param.data.float()
         if self.config.gradient_checkpointing:
-            unet.enable_gradient_checkpointing()
-        unet.train()
+            denoiser.enable_gradient_checkpointing()
+        denoiser.train()
 
     def make_optimizer(self) -> torch.optim.Optimizer:
-        """AdamW on the LoRA weights."""
-        return torch.optim.AdamW([p for _, p in self.params], lr=self.config.learning_rate, weight_decay=1e-2)
+        """AdamW on the LoRA weights (bitsandbytes' 8-bit AdamW on a GPU when asked for and installed)."""
+        params = [p for _, p in self.params]
+        if self.config.optimizer == "adamw8bit" and self.device == "cuda":
+            try:
+                import bitsandbytes as bnb
+            except ImportError:
+                raise ModelError(
+                    "optimizer adamw8bit needs bitsandbytes: pip install 'brand-studio[gpu]'"
+                ) from None
+            return bnb.optim.AdamW8bit(params, lr=self.config.learning_rate, weight_decay=1e-2)
+        return torch.optim.AdamW(params, lr=self.config.learning_rate, weight_decay=1e-2)
 
-    def batch_for_step(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
-        """The step's (latents, text embeddings, generator): a seeded draw, the same after a resume."""
+    def batch_for_step(self, step: int) -> Batch:
+        """The step's batch: a seeded draw of one bucket and images in it, the same after a resume."""
         assert self.cache is not None
+        cache = self.cache
         gen = _step_generator(self.config.seed, step)
-        count = len(self.items)
-        index = torch.randint(count, (self.config.batch_size,), generator=gen)
+        groups = cache.groups
+        if len(groups) == 1:
+            members = groups[0]
+        else:  # a bucket in proportion to its images
+            weights = torch.tensor([len(g) for g in groups], dtype=torch.float64)
+            members = groups[int(torch.multinomial(weights, 1, generator=gen))]
+        picks = torch.randint(len(members), (self.config.batch_size,), generator=gen)
+        index = torch.tensor(members)[picks]
         if self.config.cache_latents:
-            latents = self.cache.latents[index]
-            embeds = self.cache.embeds[index]
+            latents = torch.stack([cache.latents[i] for i in index.tolist()])
+            cond = {name: tensor[index] for name, tensor in cache.cond.items()}
         else:  # the slow path the cache avoids: encode this batch now
-            assert self.cache.pixels is not None
-            latents = self.encode_images(self.cache.pixels[index])
-            embeds = self.encode_prompts([self.cache.captions[i] for i in index.tolist()])
+            assert cache.pixels is not None
+            latents = self.encode_images([cache.pixels[i] for i in index.tolist()])
+            cond = self.encode_prompts([cache.captions[i] for i in index.tolist()])
         if self.config.caption_dropout > 0:
             drop = torch.rand(len(index), generator=gen) < self.config.caption_dropout
-            embeds = torch.where(drop[:, None, None], self.cache.empty.expand_as(embeds), embeds)
-        return latents, embeds, gen
+            for name, tensor in cond.items():
+                mask = drop.view(-1, *([1] * (tensor.ndim - 1)))
+                cond[name] = torch.where(mask, cache.empty[name].expand_as(tensor), tensor)
+        return Batch(latents, cond, cache.geometry[index], gen)
 
-    def loss_for_batch(
-        self, latents: torch.Tensor, embeds: torch.Tensor, gen: torch.Generator
-    ) -> torch.Tensor:
-        """The denoising loss: noise (epsilon) or velocity (v-prediction) target, MSE."""
-        sched = self.noise_scheduler
-        noise = torch.randn(latents.shape, generator=gen)
-        timesteps = torch.randint(0, sched.config.num_train_timesteps, (latents.shape[0],), generator=gen)
-        latents, noise, timesteps = latents.to(self.device), noise.to(self.device), timesteps.to(self.device)
-        noisy = sched.add_noise(latents, noise, timesteps)
-        if sched.config.prediction_type == "v_prediction":
-            target = sched.get_velocity(latents, noise, timesteps)
-        else:
-            target = noise
+    def loss_for_batch(self, batch: Batch) -> torch.Tensor:
+        """The family's denoising loss of one batch: (weighted) MSE between prediction and target."""
+        noise = torch.randn(batch.latents.shape, generator=batch.generator)
+        latents, noise = batch.latents.to(self.device), noise.to(self.device)
+        noisy, timesteps, target, weighting = self.noisy_input_and_target(latents, noise, batch.generator)
         with torch.autocast(
             device_type="cuda" if self.device == "cuda" else "cpu",
             dtype=self.weight_dtype,
             enabled=self.weight_dtype != torch.float32,
         ):
-            pred = self.pipe.unet(
-                noisy.to(self.weight_dtype), timesteps, embeds.to(self.device, self.weight_dtype)
-            ).sample
-        return F.mse_loss(pred.float(), target.float())
+            pred = self.predict(noisy.to(self.weight_dtype), timesteps, batch)
+        error = (pred.float() - target.float()) ** 2
+        if weighting is not None:
+            error = weighting.float() * error
+        return error.mean()
 
     def training_step(self, step: int) -> float:
         """One optimisation step; returns the loss."""
         assert self.optimizer is not None
-        latents, embeds, gen = self.batch_for_step(step)
-        loss = self.loss_for_batch(latents, embeds, gen)
+        loss = self.loss_for_batch(self.batch_for_step(step))
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for _, p in self.params], 1.0)
         self.optimizer.step()
@@ -364,7 +444,7 @@ class LoraTrainer:
     # ----------------------------------------------------------------------------------- checkpoints
 
     def lora_state_dict(self) -> dict[str, torch.Tensor]:
-        """The LoRA in diffusers' peft naming (``unet.…lora_A/B.weight``), alpha/rank folded into ``lora_B``.
+        """The LoRA in diffusers' peft naming (``…lora_A/B.weight``), alpha/rank folded into ``lora_B``.
 
         The keys are kept as peft names them: ``convert_state_dict_to_diffusers`` would rename only the
         attention layers (``…to_q.lora.down.weight``), and diffusers silently drops that part of a file that
@@ -374,34 +454,42 @@ class LoraTrainer:
 
         scale = self.config.alpha / self.config.rank
         out = {}
-        for key, value in get_peft_model_state_dict(self.pipe.unet).items():
+        for key, value in get_peft_model_state_dict(self.denoiser).items():
             tensor = value.detach().float().cpu()
             out[key] = (tensor * scale if ".lora_B." in key else tensor).contiguous()
         return out
 
+    def save_lora(self, folder: Path) -> Path:
+        """Write the LoRA with the family pipeline's ``save_lora_weights``; returns the file."""
+        import diffusers
+
+        getattr(diffusers, self.pipeline_class).save_lora_weights(
+            folder,
+            **{f"{self.denoiser_name}_lora_layers": self.lora_state_dict()},
+            weight_name=LORA_FILE,
+            safe_serialization=True,
+        )
+        return folder / LORA_FILE
+
     def save_checkpoint(self, step: int, loss: float | None) -> Checkpoint:
         """Write the LoRA, training state and samples for ``step``; each file lands whole or not at all."""
-        from diffusers import StableDiffusionPipeline
         from safetensors.torch import save
 
         folder = self.out_dir / f"step-{step:06d}"
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.out_dir, prefix=".staging-"))
         try:
-            StableDiffusionPipeline.save_lora_weights(
-                staging,
-                unet_lora_layers=self.lora_state_dict(),
-                weight_name=LORA_FILE,
-                safe_serialization=True,
-            )
-            with open(staging / LORA_FILE, "rb") as fh:
+            written = self.save_lora(staging)
+            with open(written, "rb") as fh:
                 os.fsync(fh.fileno())
-            os.replace(staging / LORA_FILE, folder / LORA_FILE)
+            os.replace(written, folder / LORA_FILE)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         state = self._training_state()
+        config = json.dumps(self.config.as_dict())
+        metadata = {"step": str(step), "config": config, "family": self.model.family}
         with atomic_writer(folder / STATE_FILE) as fh:
-            fh.write(save(state, metadata={"step": str(step), "config": json.dumps(self.config.as_dict())}))
+            fh.write(save(state, metadata=metadata))
         samples = self.sample_images(step)
         lora_path = folder / LORA_FILE
         return Checkpoint(step, lora_path, sha256_file(lora_path), folder / STATE_FILE, tuple(samples), loss)
@@ -439,19 +527,8 @@ class LoraTrainer:
     @torch.no_grad()
     def sample_images(self, step: int) -> list[Path]:
         """Images from the fixed sample prompts and seeds, with the LoRA as it is now."""
-        from diffusers import StableDiffusionPipeline
-
-        from studio.storage.atomic import atomic_write_bytes as write
-
-        pipe = self.pipe
-        unet = pipe.unet
-        unet.eval()
-        sampler = StableDiffusionPipeline(
-            vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=unet,
-            scheduler=pipe.scheduler, safety_checker=None, feature_extractor=None,
-            requires_safety_checker=False,
-        )  # fmt: skip
-        sampler.set_progress_bar_config(disable=True)
+        denoiser = self.denoiser
+        denoiser.eval()
         prompts = self.config.sample_prompts_for_trigger()
         folder = self.samples_dir / f"step-{step:06d}"
         paths = []
@@ -462,24 +539,22 @@ class LoraTrainer:
                     dtype=self.weight_dtype,
                     enabled=self.weight_dtype != torch.float32,
                 ):
-                    images = sampler(
+                    images = self.pipe(
                         prompts,
                         num_inference_steps=self.config.sample_steps,
-                        guidance_scale=self.config.sample_cfg,
                         height=self.resolution,
                         width=self.resolution,
                         generator=[torch.Generator().manual_seed(seed) for _ in prompts],
+                        **self.sample_kwargs(),
                     ).images
                 for number, image in enumerate(images):
-                    import io
-
                     buffer = io.BytesIO()
                     image.save(buffer, format="PNG")
                     path = folder / f"p{number}-s{seed}.png"
-                    write(path, buffer.getvalue())
+                    atomic_write_bytes(path, buffer.getvalue())
                     paths.append(path)
         finally:
-            unet.train()
+            denoiser.train()
         return paths
 
     # ---------------------------------------------------------------------------------------- driver
@@ -510,24 +585,3 @@ class LoraTrainer:
                 final = self.save_checkpoint(step, loss)
                 self.reporter.on_checkpoint(final)
         return TrainResult(total, final, time.perf_counter() - started, loss, self.config)
-
-
-def export_kohya(lora_path: Path, out_path: Path) -> Path:
-    """Convert a diffusers-format LoRA file to the kohya format (``lora_unet_…lora_down/up`` + alpha)."""
-    from diffusers.utils import convert_state_dict_to_kohya
-    from safetensors.torch import load_file, save
-
-    from studio.storage import validate_safetensors
-
-    validate_safetensors(lora_path)
-    state = load_file(str(lora_path))
-    peft_like = {
-        k.replace(".lora.down.", ".lora_A.").replace(".lora.up.", ".lora_B."): v
-        for k, v in state.items()
-        if any(part in k for part in (".lora.down.", ".lora.up.", ".lora_A.", ".lora_B."))
-    }
-    if not peft_like:
-        raise ValidationError(str(lora_path), "not a diffusers-format LoRA (no lora_A/lora_B keys)")
-    kohya = {k: v.contiguous() for k, v in convert_state_dict_to_kohya(peft_like).items()}
-    atomic_write_bytes(Path(out_path), save(kohya, metadata={"ss_network_module": "networks.lora"}))
-    return Path(out_path)

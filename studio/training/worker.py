@@ -149,13 +149,27 @@ class JobReporter:
             raise TrainingStopped("lost")
 
 
+def out_of_memory_message(job_id: int, config: Any) -> str:
+    """What to lower after a CUDA out-of-memory, by setting name; the job resumes from its checkpoint."""
+    if config is None:
+        return f"out of GPU memory while loading the model; free the GPU, then resume job {job_id}"
+    settings = [f"batch size {config.batch_size} → lower it", f"resolution {config.resolution or 'native'}"]
+    if not config.gradient_checkpointing:
+        settings.append("turn on gradient checkpointing")
+    return (
+        f"out of GPU memory: {'; '.join(settings)} (expert panel), then resume job {job_id} from its last "
+        f"checkpoint (studio jobs resume {job_id})"
+    )
+
+
 def run_job(queue: JobQueue, settings: Settings, job: ClaimedJob) -> str:
     """Run one claimed job to a final state; returns that state (or ``lost``)."""
     import torch
 
     from studio.engine.devices import choose_device
     from studio.training.config import TrainConfig, fit_to_memory
-    from studio.training.trainer import LoraTrainer, TrainingStopped, TrainItem, device_memory_gib
+    from studio.training.families import make_trainer
+    from studio.training.trainer import TrainingStopped, TrainItem, device_memory_gib
 
     out_dir, samples_dir, cache_dir = job_dirs(settings, job.id)
     clean_partial_files(out_dir)
@@ -183,7 +197,7 @@ def run_job(queue: JobQueue, settings: Settings, job: ClaimedJob) -> str:
                 state = home_path(settings.home, stored) if stored else None
                 if state is None or not state.is_file():
                     raise StudioError(f"cannot resume: the training state of step {start} is missing")
-            trainer = LoraTrainer(
+            trainer = make_trainer(
                 config, items, out_dir=out_dir, samples_dir=samples_dir, cache_dir=cache_dir,
                 device=device, reporter=reporter,
             )  # fmt: skip
@@ -203,12 +217,7 @@ def run_job(queue: JobQueue, settings: Settings, job: ClaimedJob) -> str:
         return "lost"
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
-        batch = config.batch_size if config else "?"
-        message = (
-            f"out of GPU memory at batch {batch}: pick a smaller preset or lower the batch size or "
-            "resolution in the expert panel, then queue it again"
-        )
-        queue.finish(job.id, job.worker_id, "failed", message)
+        queue.finish(job.id, job.worker_id, "failed", out_of_memory_message(job.id, config))
         return "failed"
     except StudioError as error:
         queue.finish(job.id, job.worker_id, "failed", f"failed: {error}")

@@ -195,7 +195,8 @@ def test_gpu_mixed_precision_and_gradient_checkpointing(tmp_path: Path, sd1_dir:
     from diffusers import StableDiffusionPipeline
 
     from studio.training.config import build_config, fit_to_memory
-    from studio.training.trainer import LoraTrainer, TrainItem, device_memory_gib
+    from studio.training.families import make_trainer
+    from studio.training.trainer import TrainItem, device_memory_gib
 
     items = []
     for i, colour in enumerate(("orange", "yellow", "red", "blue")):
@@ -206,7 +207,7 @@ def test_gpu_mixed_precision_and_gradient_checkpointing(tmp_path: Path, sd1_dir:
     config = build_config(str(sd1_dir), preset="quick", trigger="gpustyle", overrides=overrides)
     config = fit_to_memory(config, "cuda", device_memory_gib("cuda"))
     assert config.mixed_precision and config.gradient_checkpointing
-    trainer = LoraTrainer(config, items, out_dir=tmp_path / "run", device="cuda")
+    trainer = make_trainer(config, items, out_dir=tmp_path / "run", device="cuda")
     result = trainer.train()
     assert trainer.weight_dtype in (torch.bfloat16, torch.float16)
     assert all(p.dtype == torch.float32 and p.is_cuda for _, p in trainer.params)
@@ -222,7 +223,8 @@ def test_a_lora_with_targets_beyond_attention_is_saved_whole(tmp_path: Path, sd1
     from safetensors import safe_open
 
     from studio.training.config import build_config
-    from studio.training.trainer import LoraTrainer, TrainItem
+    from studio.training.families import make_trainer
+    from studio.training.trainer import TrainItem
 
     items = []
     for i, colour in enumerate(("orange", "yellow")):
@@ -232,7 +234,7 @@ def test_a_lora_with_targets_beyond_attention_is_saved_whole(tmp_path: Path, sd1
     targets = ["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2", "ff.net.2"]
     overrides = {"steps": 2, "checkpoint_every": 2, "target_modules": targets, **FAST}
     config = build_config(str(sd1_dir), preset="quick", trigger="widestyle", overrides=overrides)
-    trainer = LoraTrainer(config, items, out_dir=tmp_path / "run")
+    trainer = make_trainer(config, items, out_dir=tmp_path / "run")
     result = trainer.train()
     assert result.final is not None
     trained = {name for name, module in trainer.pipe.unet.named_modules() if hasattr(module, "lora_A")}
@@ -261,7 +263,8 @@ def test_default_targets_cover_every_path_the_caption_takes(
     from safetensors import safe_open
 
     from studio.training.config import build_config
-    from studio.training.trainer import LoraTrainer, TrainItem
+    from studio.training.families import make_trainer
+    from studio.training.trainer import TrainItem
 
     path = tmp_path / "0.png"
     world.render(world.Scene("orange", "square", "teal", "left")).save(path)
@@ -269,9 +272,46 @@ def test_default_targets_cover_every_path_the_caption_takes(
     overrides = {"steps": 1, "checkpoint_every": 1, **FAST}
     config = build_config(base, preset="quick", trigger="widestyle", overrides=overrides)
     assert config.target_modules == ()
-    result = LoraTrainer(config, [TrainItem(path, "a square, widestyle")], out_dir=tmp_path / "run").train()
+    result = make_trainer(config, [TrainItem(path, "a square, widestyle")], out_dir=tmp_path / "run").train()
     assert result.final is not None
     with safe_open(str(result.final.lora_path), "pt") as f:
         keys = list(f.keys())
     layers = {k.split(".lora_")[0].rsplit(".", 1)[-1] for k in keys}
     assert layers == {"to_q", "to_k", "to_v", "0"} | extra, layers  # "0": to_out.0
+
+
+def test_out_of_gpu_memory_fails_the_job_resumably_and_the_worker_goes_on(
+    tservices: Any, tdataset: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CUDA out-of-memory at step 3 (injected: this machine has no GPU) fails the job with a message that
+    names the settings to lower; the same worker then resumes it from its step-2 checkpoint to the end."""
+    from studio.training.trainer import LoraTrainer
+
+    training = tservices.training
+    job = training.queue_training(
+        SYSTEM, "lagoon", "lagoon-style", tdataset, steps=4, checkpoint_every=2, **FAST
+    )
+    original = LoraTrainer.training_step
+    calls = {"n": 0}
+
+    def exploding(self: LoraTrainer, step: int) -> float:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, step)
+
+    monkeypatch.setattr(LoraTrainer, "training_step", exploding)
+    worker = Worker(tservices.settings)
+    try:
+        assert worker.run_once() == "failed"
+        failed = training.get_job(SYSTEM, job.id)
+        assert failed.status == "failed" and failed.step == 2
+        assert "out of GPU memory" in failed.message and "batch size" in failed.message
+        assert f"resume job {job.id}" in failed.message
+        resumed = training.resume(SYSTEM, job.id)
+        assert resumed.resume_from == 2
+        assert worker.run_once() == "succeeded"  # the worker survived and finishes the job
+    finally:
+        worker.close()
+    done = training.get_job(SYSTEM, job.id)
+    assert done.status == "succeeded" and [c.step for c in done.checkpoints] == [2, 4]
