@@ -233,3 +233,40 @@ def test_a_model_no_worker_can_train_is_refused_at_queue_time(tmp_path: Path, st
         assert services.training.list_jobs(SYSTEM) == []
     finally:
         services.close()
+
+
+def test_mixed_shapes_train_in_buckets_with_sdxl_size_conditioning(
+    tmp_path_factory: pytest.TempPathFactory,
+    fast_cpu: None,  # noqa: F811
+) -> None:
+    """Landscape, portrait and square images train unsquashed in their own buckets; every batch comes from one
+    bucket, and SDXL's add_time_ids get each image's original size and crop."""
+    model = family_dir("sdxl", tmp_path_factory)
+    work = tmp_path_factory.mktemp("buckets")
+    items = []
+    for i, size in enumerate([(60, 40), (62, 40), (40, 60), (40, 40), (64, 36), (36, 64)]):
+        path = work / f"{i}.png"
+        Image.new("RGB", size, (40 * i, 128, 128)).save(path)
+        items.append(TrainItem(path, "a teal background, brand"))
+    trainer = _trainer(model, items, work / "run", steps=6, checkpoint_every=6)
+    trainer.setup()
+    cache = trainer.cache
+    assert cache is not None and len(cache.groups) >= 3
+    shapes = {tuple(latent.shape) for latent in cache.latents}
+    assert len(shapes) == len(cache.groups)  # one latent size per bucket
+    for index, item in enumerate(items):
+        with Image.open(item.path) as img:
+            width, height = img.size
+        original_h, original_w, crop_top, crop_left, bucket_h, bucket_w = cache.geometry[index].tolist()
+        assert (original_w, original_h) == (width, height)
+        latent_h, latent_w = cache.latents[index].shape[-2:]
+        assert (bucket_w / latent_w, bucket_h / latent_h) == (2, 2)  # the ×2 VAE of the tiny model
+        assert abs(bucket_w / bucket_h - width / height) < 0.35  # aspect kept within a bucket step
+        assert crop_top >= 0 and crop_left >= 0
+    for step in range(1, 7):
+        batch = trainer.batch_for_step(step)
+        assert batch.latents.shape[0] == 2  # stacked: every image of the batch has its bucket's size
+        buckets = {tuple(row[-2:]) for row in batch.geometry.tolist()}
+        assert len(buckets) == 1
+    result = trainer.train()
+    assert result.loss is not None and np.isfinite(result.loss)
