@@ -40,6 +40,7 @@ def alembic_config(settings: Settings) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
     cfg.attributes["configure_logging"] = False
+    cfg.attributes["studio_base_model"] = settings.base_model  # the studio default, for data migrations
     return cfg
 
 

@@ -79,7 +79,9 @@ class Brand(Base):
     default_cfg: Mapped[float] = mapped_column(Float, default=7.0)
     default_steps: Mapped[int] = mapped_column(Integer, default=20)
     default_sampler: Mapped[str] = mapped_column(String(32), default="Euler a")
-    base_model: Mapped[str] = mapped_column(String(300))
+    #: the model an admin pinned; None = the studio default (follows STUDIO_BASE_MODEL), see
+    #: :func:`studio.services.brand_models.effective_model`
+    base_model: Mapped[str | None] = mapped_column(String(300), nullable=True)
     source_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -150,7 +152,10 @@ class LoraVersion(Base):
     file_path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: the model it was trained on (published) or added for (upload, sync)
     base_model: Mapped[str] = mapped_column(String(300))
+    #: that model's family (sd1, sd2, sdxl, sd3, flux); None = unknown (rows from before it was recorded)
+    family: Mapped[str | None] = mapped_column(String(16), nullable=True)
     source_job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     published: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

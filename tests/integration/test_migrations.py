@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -102,3 +103,64 @@ def test_migrations_render_for_postgresql(tmp_path: Path, capsys) -> None:  # no
     assert "CREATE TABLE lora_versions" in sql
     assert "ALTER TABLE lora_adapters ADD CONSTRAINT fk_lora_adapters_active_version_id_lora_versions" in sql
     assert "PRAGMA" not in sql
+
+
+def test_brand_models_become_the_default_unless_their_brand_file_pins_one(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """0006: ``brands.base_model`` NULL = the studio default. A row keeps its model only when its brand.toml
+    names one (before, the setting was copied into every other row). The brands' children survive (no table
+    rebuild); the downgrade writes the studio default back into the rows that follow it."""
+    settings = dataclasses.replace(settings, base_model="org/studio-default")
+    migrate.upgrade(settings, "0005")
+    folders = {}
+    for slug, text in (("pinned", 'base_model = "org/pinned"\n'), ("plain", 'slug = "plain"\n')):
+        folders[slug] = tmp_path / slug
+        folders[slug].mkdir()
+        (folders[slug] / "brand.toml").write_text(text)
+    conn = sqlite3.connect(settings.sqlite_path)
+    for slug, model, source in (
+        ("made", "embedded:toyworld", None),
+        ("pinned", "org/pinned", str(folders["pinned"])),
+        ("plain", "embedded:toyworld", str(folders["plain"])),
+    ):
+        conn.execute(
+            "insert into brands (slug, name, description, palette, style_template, negative_prompt,"
+            " banned_terms, size_presets, default_cfg, default_steps, default_sampler, base_model,"
+            " source_path, created_at, updated_at) values (?, ?, '', '[]', '{prompt}', '', '[]', '[]', 7, 20,"
+            " 'Euler', ?, ?, '2026-01-01', '2026-01-01')",
+            (slug, slug, model, source),
+        )
+    conn.execute(
+        "insert into lora_adapters (brand_id, name, kind, trigger_words, default_weight, created_at)"
+        " values (1, 'shine', 'style', '[]', 1, '2026-01-01')"
+    )
+    conn.execute(
+        "insert into lora_versions (adapter_id, file_path, sha256, base_model, published, created_at)"
+        " values (1, 'loras/x.safetensors', 'ab', 'embedded:toyworld', 1, '2026-01-01')"
+    )
+    conn.commit()
+    conn.close()
+
+    def read(query: str) -> list[tuple[object, ...]]:
+        with sqlite3.connect(settings.sqlite_path) as db:
+            return db.execute(query).fetchall()
+
+    migrate.upgrade(settings)
+    assert read("select slug, base_model from brands order by slug") == [
+        ("made", None),
+        ("pinned", "org/pinned"),
+        ("plain", None),
+    ]
+    assert read("select name from lora_adapters") == [("shine",)]
+    assert read("select base_model, family from lora_versions") == [("embedded:toyworld", None)]
+
+    command.downgrade(migrate.alembic_config(settings), "0005")
+    assert read("select slug, base_model from brands order by slug") == [
+        ("made", "org/studio-default"),
+        ("pinned", "org/pinned"),
+        ("plain", "org/studio-default"),
+    ]
+    assert "family" not in {row[1] for row in read("pragma table_info(lora_versions)")}
+    assert read("select count(*) from lora_versions") == [(1,)]
+    assert migrate.upgrade(settings).to_revision == migrate.head_revision(settings)
