@@ -181,7 +181,7 @@ def brands_list(as_json: JsonFlag = False) -> None:
     for b in brands:
         typer.echo(
             f"{b.slug:16} {b.name:24} {' '.join(b.palette)}  loras={b.lora_count} "
-            f"templates={b.template_count}"
+            f"templates={b.template_count}  model={b.model_label}"
         )
 
 
@@ -193,18 +193,32 @@ def brands_show(slug: str, as_json: JsonFlag = False) -> None:
     if as_json:
         _print_json(brand)
         return
-    typer.echo(f"{brand.name} ({brand.slug}) — base model {brand.base_model}")
+    typer.echo(f"{brand.name} ({brand.slug}) — base model {brand.model_label}")
     typer.echo(f"palette: {' '.join(brand.palette)}")
     typer.echo(f"style: {brand.style_template}")
     typer.echo(f"defaults: cfg {brand.default_cfg:g}, {brand.default_steps} steps, {brand.default_sampler}")
     for preset in brand.size_presets:
         typer.echo(f"size: {preset.name} ({preset.channel}) {preset.width}x{preset.height}")
     for a in brand.adapters:
-        state = f"active {a.active_version.sha256[:12]}" if a.active_version else "no file yet"
+        version = a.active_version
+        state = "no file yet"
+        if version is not None:
+            state = f"active {version.sha256[:12]} (made for {version.family or 'an unknown family'})"
         typer.echo(f"lora: {a.name} [{a.kind}] weight {a.default_weight:g}, {state}")
     for t in brand.templates:
         typer.echo(f"template: {t.name} [{t.preprocessor}] scale {t.conditioning_scale:g}")
     typer.echo(f"members: {', '.join(brand.members) or '(none)'}")
+
+
+@brands_app.command("set-model")
+@_handled
+def brands_set_model(
+    slug: str,
+    model: Annotated[str, typer.Argument(help="A model reference to pin, or 'default' (STUDIO_BASE_MODEL).")],
+) -> None:
+    """Pin brand SLUG's base model, or let it follow the studio default with 'default'."""
+    brand = _services().brands.set_model(_system(), slug, model)
+    typer.echo(f"{slug}: base model {brand.model_label}")
 
 
 @brands_app.command("export")

@@ -134,7 +134,7 @@ class BrandSpec:
     palette: tuple[str, ...]
     style_template: str
     description: str = ""
-    base_model: str | None = None
+    base_model: str | None = None  # a pinned model; None = the studio default (follows STUDIO_BASE_MODEL)
     palette_threshold: float | None = None
     negative_prompt: str = ""
     banned_terms: tuple[str, ...] = ()
@@ -285,9 +285,10 @@ def spec_from_mapping(
         raise check.fail("name", "is required")
     name = check.string(data["name"], "name", required=True, max_len=200)
     description = check.string(data.get("description", ""), "description", max_len=5000)
-    base_model = None
+    base_model = None  # absent or "default": the studio default (follows STUDIO_BASE_MODEL)
     if data.get("base_model") is not None:
         base_model = check.string(data["base_model"], "base_model", required=True, max_len=300)
+        base_model = None if base_model.strip().lower() == "default" else base_model
 
     if "palette" not in data:
         raise check.fail("palette", "is required (a list of #rrggbb colours)")

@@ -18,6 +18,7 @@ from studio.errors import ConflictError, NotFoundError, ValidationError
 from studio.services import brand_files
 from studio.services.audit import record
 from studio.services.brand_files import BrandSpec, LoraSpec, SizePreset, TemplateSpec
+from studio.services.brand_models import Families, check_model, effective_model, model_choice
 from studio.services.permissions import actor_user, readable_brand, require_admin
 from studio.services.views import (
     Actor,
@@ -119,9 +120,10 @@ class BrandService:
                     name=b.name,
                     description=b.description,
                     palette=tuple(b.palette),
-                    base_model=b.base_model,
+                    base_model=effective_model(b, self._settings),
                     lora_count=len(b.adapters),
                     template_count=len(b.templates),
+                    model_pinned=b.base_model is not None,
                 )
                 for b in repo.brands_visible_to(session, only_member_of)
             ]
@@ -148,7 +150,9 @@ class BrandService:
             require_admin(session, actor)
             if repo.brand_by_slug(session, spec.slug) is not None:
                 raise ConflictError(f"brand {spec.slug!r} already exists")
-            brand = Brand(slug=spec.slug, base_model=self._settings.base_model)
+            if spec.base_model is not None:
+                check_model(spec.base_model, "base_model")
+            brand = Brand(slug=spec.slug)
             self._apply(brand, spec)
             session.add(brand)
             session.flush()
@@ -163,6 +167,8 @@ class BrandService:
         with self._sessions.begin() as session:
             require_admin(session, actor)
             brand = self._find(session, slug)
+            if spec.base_model is not None and spec.base_model != brand.base_model:
+                check_model(spec.base_model, "base_model")
             changed = self._apply(brand, spec)
             if changed:
                 brand.updated_at = utcnow()
@@ -194,6 +200,19 @@ class BrandService:
                 record(session, actor, "brand.revoked", slug, user=username)
             return self._view(brand, with_members=True)
 
+    def set_model(self, actor: Actor, slug: str, model: str | None) -> BrandView:
+        """Pin the brand's base model, or with None / blank / ``default`` let it follow the studio default
+        (admins only). A pinned model must resolve (ValidationError naming it otherwise)."""
+        pin = model_choice(model)
+        with self._sessions.begin() as session:
+            require_admin(session, actor)
+            brand = self._find(session, slug)
+            family = check_model(pin, "model") if pin is not None else None
+            if _set(brand, "base_model", pin):
+                brand.updated_at = utcnow()
+                record(session, actor, "brand.model_set", slug, model=pin, family=family)
+            return self._view(brand, with_members=True)
+
     def upload_lora(
         self,
         actor: Actor,
@@ -206,12 +225,15 @@ class BrandService:
         default_weight: float = 1.0,
         filename: str | None = None,
         source_job_id: int | None = None,
+        base_model: str | None = None,
+        family: str | None = None,
     ) -> LoraAdapterView:
         """Add a ``.safetensors`` file as a new active version of the brand's LoRA ``name`` (admins only).
 
         The adapter is created if needed (else its kind/trigger words/weight are updated). ``filename`` is the
         uploaded file's original name, used for the extension check and in errors. The same file twice makes
-        no new version. ``source_job_id`` records the training job a published checkpoint came from.
+        no new version. ``source_job_id`` records the training job a published checkpoint came from;
+        ``base_model`` and ``family`` the model it was trained on (default: the brand's model, its family).
         """
         label = filename or Path(file).name
         entry = {
@@ -238,10 +260,12 @@ class BrandService:
             _set(adapter, "trigger_words", list(spec.trigger_words))
             _set(adapter, "default_weight", spec.default_weight)
             session.flush()
-            job = source_job_id
+            model = base_model or effective_model(brand, self._settings)
+            made_for = family or Families()(model)
             version = self._add_version(
-                session, adapter, stored.sha256, stored.path, info.lora_rank, brand, source_job_id=job
-            )
+                session, adapter, stored.sha256, stored.path, info.lora_rank, (model, made_for),
+                source_job_id=source_job_id,
+            )  # fmt: skip
             record(
                 session,
                 actor,
@@ -293,10 +317,11 @@ class BrandService:
                 )
             seen[item.spec.slug] = item.source
         results = []
+        families = Families()
         with self._sessions.begin() as session:
             require_admin(session, actor)
             for item in checked:
-                results.append(self._sync_one(session, actor, item))
+                results.append(self._sync_one(session, actor, item, families))
         return SyncReport(results=tuple(results))
 
     def export_brand(self, actor: Actor, slug: str, out_dir: Path) -> Path:
@@ -335,6 +360,11 @@ class BrandService:
         folder = brand_file.parent.resolve()
         source = str(brand_file)
         warnings: list[str] = []
+        if spec.base_model is not None:
+            try:
+                check_model(spec.base_model, "base_model")
+            except ValidationError as exc:
+                warnings.append(f"{exc} (generating with this brand fails until it is there)")
         loras = []
         for lora in spec.loras:
             path = folder / lora.file
@@ -377,18 +407,21 @@ class BrandService:
         checked = engine.check_controlnet(ref, spec.base_model or self._settings.base_model, field=key)
         return replace(template, controlnet_model=checked)
 
-    def _sync_one(self, session: Session, actor: Actor, item: _CheckedBrand) -> BrandSyncResult:
+    def _sync_one(
+        self, session: Session, actor: Actor, item: _CheckedBrand, families: Families
+    ) -> BrandSyncResult:
         spec = item.spec
         brand = repo.brand_by_slug(session, spec.slug)
         created = brand is None
         if brand is None:
-            brand = Brand(slug=spec.slug, base_model=self._settings.base_model)
+            brand = Brand(slug=spec.slug)
             session.add(brand)
         changed = self._apply(brand, spec)
         changed += ["source_path"] if _set(brand, "source_path", str(item.folder)) else []
         session.flush()
+        model = effective_model(brand, self._settings)
         for lora in item.loras:
-            changed += self._sync_lora(session, brand, lora)
+            changed += self._sync_lora(session, brand, lora, (model, families(model)))
         for template in item.templates:
             changed += self._sync_template(brand, template)
         if created:
@@ -410,7 +443,9 @@ class BrandService:
             )
         return BrandSyncResult(slug=spec.slug, status=status, source=item.source, warnings=item.warnings)
 
-    def _sync_lora(self, session: Session, brand: Brand, item: _CheckedLora) -> list[str]:
+    def _sync_lora(
+        self, session: Session, brand: Brand, item: _CheckedLora, made_for: tuple[str, str | None]
+    ) -> list[str]:
         spec, changed = item.spec, []
         adapter = next((a for a in brand.adapters if a.name == spec.name), None)
         if adapter is None:
@@ -430,9 +465,7 @@ class BrandService:
             current = adapter.active_version
             if current is None or current.sha256 != item.sha256:
                 stored = self._loras.put_file(item.path, ".safetensors", sha256=item.sha256)
-                self._add_version(
-                    session, adapter, stored.sha256, stored.path, item.rank, brand, published=True
-                )
+                self._add_version(session, adapter, stored.sha256, stored.path, item.rank, made_for)
                 changed.append(f"lora:{spec.name}.version")
         return changed
 
@@ -476,18 +509,21 @@ class BrandService:
         sha256: str,
         stored_path: Path,
         rank: int | None,
-        brand: Brand,
+        made_for: tuple[str, str | None],
         *,
         published: bool = True,
         source_job_id: int | None = None,
     ) -> LoraVersion:
+        """A new version (or the existing one with this file) made active; ``made_for`` is the (model,
+        family) it was trained on or added for."""
         version = next((v for v in adapter.versions if v.sha256 == sha256), None)
         if version is None:
             version = LoraVersion(
                 file_path=self._rel(stored_path),
                 sha256=sha256,
                 rank=rank,
-                base_model=brand.base_model,
+                base_model=made_for[0],
+                family=made_for[1],
                 published=published,
                 source_job_id=source_job_id,
             )
@@ -510,7 +546,7 @@ class BrandService:
             "default_cfg": spec.default_cfg,
             "default_steps": spec.default_steps,
             "default_sampler": spec.default_sampler,
-            "base_model": spec.base_model or self._settings.base_model,
+            "base_model": spec.base_model,
         }
         return [name for name in _BRAND_FIELDS if _set(brand, name, values[name])]
 
@@ -579,6 +615,7 @@ class BrandService:
             sha256=v.sha256,
             rank=v.rank,
             base_model=v.base_model,
+            family=v.family,
             source_job_id=v.source_job_id,
             published=v.published,
             created_at=v.created_at,
@@ -632,7 +669,8 @@ class BrandService:
             default_cfg=brand.default_cfg,
             default_steps=brand.default_steps,
             default_sampler=brand.default_sampler,
-            base_model=brand.base_model,
+            base_model=effective_model(brand, self._settings),
+            model_pinned=brand.base_model is not None,
             source_path=brand.source_path,
             created_at=brand.created_at,
             updated_at=brand.updated_at,

@@ -2,7 +2,9 @@
 
 Checks: SQLite ``PRAGMA integrity_check``; image rows whose file is missing; files in the images folder that
 no row names (a crash between writing a PNG and committing its row leaves one); half-written temporary files
-of atomic writes (``.<name>.<random>.tmp``) anywhere under the data folder. ``fix`` removes orphan files and
+of atomic writes (``.<name>.<random>.tmp``) anywhere under the data folder; brands whose active LoRAs were
+made for another model family than the brand's model (pin a model or publish new LoRAs: ``fix`` leaves them
+alone). ``fix`` removes orphan files and
 temporary files older than ``grace_s`` (younger ones may belong to a save in progress) and never deletes rows.
 """
 
@@ -17,7 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from studio.config import Settings
 from studio.db.generation_models import Image
+from studio.db.models import Brand
 from studio.services.audit import record
+from studio.services.brand_models import Families
 from studio.services.permissions import require_admin
 from studio.services.views import Actor
 
@@ -34,12 +38,15 @@ class DoctorReport:
     temp_files: tuple[str, ...]
     removed: tuple[str, ...] = field(default=())
     skipped_young: int = 0
+    #: (brand slug, LoRA name, why it does not fit the brand's model)
+    lora_misfits: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
         """True when nothing is wrong (after a fix: nothing is left to fix)."""
         left_orphans = set(self.orphan_files) | set(self.temp_files)
-        return self.integrity == "ok" and not self.missing_files and not (left_orphans - set(self.removed))
+        left = left_orphans - set(self.removed)
+        return self.integrity == "ok" and not self.missing_files and not left and not self.lora_misfits
 
     def lines(self) -> list[str]:
         """A human-readable report."""
@@ -47,10 +54,12 @@ class DoctorReport:
         out += [f"missing file: image #{i} -> {p}" for i, p in self.missing_files]
         out += [f"orphan file (no row): {p}" for p in self.orphan_files]
         out += [f"half-written temporary file: {p}" for p in self.temp_files]
+        out += [f"LoRA does not fit its brand: {b} / {n}: {why}" for b, n, why in self.lora_misfits]
         out += [f"removed: {p}" for p in self.removed]
         if self.skipped_young:
             out.append(f"left {self.skipped_young} recent file(s) alone (a save may be in progress)")
-        out.append("ok" if self.ok else "problems found" + ("" if self.removed else " (run with --fix)"))
+        fixable = (set(self.orphan_files) | set(self.temp_files)) - set(self.removed)
+        out.append("ok" if self.ok else "problems found" + (" (run with --fix)" if fixable else ""))
         return out
 
 
@@ -74,6 +83,7 @@ class DoctorService:
             require_admin(session, actor)
             integrity = self._integrity(session)
             rows = session.execute(select(Image.id, Image.file_path)).all()
+            misfits = self._lora_misfits(session)
         known = {path for _, path in rows}
         missing = tuple((image_id, path) for image_id, path in rows if not (images_dir / path).is_file())
         temp = sorted(p for p in home.rglob("*.tmp") if p.is_file() and is_temp_file(p))
@@ -99,11 +109,21 @@ class DoctorService:
             temp_files=tuple(p.relative_to(home).as_posix() for p in temp),
             removed=tuple(removed),
             skipped_young=young,
+            lora_misfits=misfits,
         )
         if fix:
             with self._sessions.begin() as session:
                 record(session, actor, "doctor.fix", None, removed=list(removed), ok=report.ok)
         return report
+
+    def _lora_misfits(self, session: Session) -> tuple[tuple[str, str, str], ...]:
+        """Each brand's active LoRAs made for another family than the brand's model."""
+        families = Families()
+        return tuple(
+            (brand.slug, name, why)
+            for brand in session.scalars(select(Brand).order_by(Brand.slug))
+            for name, why in families.lora_misfits(brand, self._settings).items()
+        )
 
     def _integrity(self, session: Session) -> str:
         if session.get_bind().dialect.name != "sqlite":

@@ -32,6 +32,7 @@ from studio.db.models import Brand, ControlTemplate, LoraAdapter, LoraVersion, U
 from studio.errors import ModelError, NotFoundError, StudioError, ValidationError
 from studio.services import audit
 from studio.services.brand_files import SAMPLERS, banned_term_in
+from studio.services.brand_models import Families, effective_model
 from studio.services.permissions import readable_brand, require_role
 from studio.services.views import Actor
 from studio.services.visibility import visible_image
@@ -152,7 +153,11 @@ class GenerationResult:
 
 @dataclass(frozen=True)
 class GenerationOptions:
-    """What the Generate form offers for a brand (defaults, sizes, LoRAs with weights, templates)."""
+    """What the Generate form offers for a brand (defaults, sizes, LoRAs with weights, templates).
+
+    ``lora_issues`` / ``template_issues``: (name, reason) of the LoRAs and templates that do not fit the
+    brand's model (``base_model``, of ``model_family``); the form shows them disabled with the reason.
+    """
 
     brand_slug: str
     brand_name: str
@@ -166,6 +171,10 @@ class GenerationOptions:
     templates: tuple[tuple[str, Path | None], ...]
     #: (name, small RGB image of the control map or source), for pickers that cannot read files
     thumbnails: tuple[tuple[str, Any], ...] = ()
+    base_model: str = ""
+    model_family: str | None = None
+    lora_issues: tuple[tuple[str, str], ...] = ()
+    template_issues: tuple[tuple[str, str], ...] = ()
 
 
 # ----------------------------------------------------------------------------------------- the plan
@@ -262,6 +271,7 @@ class GenerationService:
         self._engines = engines
         self._controlnets = dict(controlnets or {})
         self._template_store = ContentStore(settings.templates_dir)
+        self._controlnet_checks: dict[tuple[str, str], str | None] = {}
 
     @property
     def engine(self) -> Engine:
@@ -273,13 +283,16 @@ class GenerationService:
         """Defaults, sizes, LoRAs and templates of a brand the actor may generate with."""
         with self._sessions() as session:
             _, row = self._brand_for_generation(session, actor, brand)
+            model = effective_model(row, self._settings)
+            families = self._families()
+            template_issues = {t.name: self._template_problem(t, model) for t in row.templates}
             return GenerationOptions(
                 brand_slug=row.slug,
                 brand_name=row.name,
                 default_cfg=row.default_cfg,
                 default_steps=row.default_steps,
                 default_sampler=row.default_sampler,
-                samplers=self._samplers(row.base_model),
+                samplers=self._samplers(model),
                 sizes=tuple((p["name"], int(p["width"]), int(p["height"])) for p in row.size_presets),
                 default_size=row.default_size,
                 loras=tuple(
@@ -295,7 +308,39 @@ class GenerationService:
                     (t.name, _thumbnail(self._home_path(t.control_image_path or t.source_image_path)))
                     for t in row.templates
                 ),
+                base_model=model,
+                model_family=families(model),
+                lora_issues=tuple(families.lora_misfits(row, self._settings).items()),
+                template_issues=tuple((n, why) for n, why in template_issues.items() if why is not None),
             )
+
+    def _families(self) -> Families:
+        """Family lookups through the engine's cache of resolved models."""
+        return Families(lambda ref: self.engine.model_info(ref).family)
+
+    def _template_problem(self, template: ControlTemplate, model: str) -> str | None:
+        """Why ``template`` cannot be used with ``model``: its ControlNet is for another family, or the model
+        has no ControlNet of its own; None when it can."""
+        engine = self.engine
+        ref = template.controlnet_model
+        try:
+            family = engine.model_info(model).family
+        except StudioError:
+            return None  # the model itself is missing: generation says so
+        if not ref:
+            try:
+                self.controlnet_for(engine, model)
+            except StudioError as exc:
+                return str(exc)
+            return None
+        key = (ref, family)
+        if key not in self._controlnet_checks:
+            try:
+                engine.pipelines.check_controlnet(ref, family)
+                self._controlnet_checks[key] = None
+            except StudioError as exc:
+                self._controlnet_checks[key] = f"its ControlNet does not fit: {exc}"
+        return self._controlnet_checks[key]
 
     def _samplers(self, base_model: str) -> tuple[str, ...]:
         """The samplers the brand's model can use (all known names when the model cannot be read)."""
@@ -490,15 +535,16 @@ class GenerationService:
         term = banned_term_in(prompt, brand.banned_terms)
         if term is not None:
             raise ValidationError("prompt", f"contains {term!r}, a term banned by brand {brand.slug}")
-        loras = self._loras(brand, request.loras)
-        templates = self._templates(brand, request.templates)
+        model = effective_model(brand, self._settings)
+        loras = self._loras(brand, request.loras, self._families().lora_misfits(brand, self._settings))
+        templates = self._templates(brand, request.templates, model)
         width, height = self._size(brand, request)
         trigger_words = [w for lora in loras for w in lora.trigger_words]
         return _Plan(
             user_id=self._user_id(session, user),
             brand_id=brand.id,
             brand_slug=brand.slug,
-            base_model=brand.base_model,
+            base_model=model,
             palette=tuple(brand.palette),
             palette_threshold=brand.palette_threshold,
             prompt=prompt,
@@ -530,7 +576,11 @@ class GenerationService:
             raise ValidationError("user", "no user to record as the author; pass --user NAME")
         return int(first_admin)
 
-    def _loras(self, brand: Brand, weights: Mapping[str, float]) -> tuple[_LoraUse, ...]:
+    def _loras(
+        self, brand: Brand, weights: Mapping[str, float], misfits: Mapping[str, str]
+    ) -> tuple[_LoraUse, ...]:
+        """The LoRAs to use; one that does not fit the brand's model (``misfits``: name → reason) is left
+        out, or refused when asked for by name with a weight above 0."""
         adapters = {a.name: a for a in brand.adapters}
         for name in weights:
             if name not in adapters:
@@ -544,6 +594,13 @@ class GenerationService:
             if weight == 0.0 or version is None:
                 if adapter.name in weights and version is None and weight > 0:
                     raise ValidationError(f"loras.{adapter.name}", "has no file yet (train or upload one)")
+                continue
+            reason = misfits.get(adapter.name)
+            if reason is not None:
+                if adapter.name in weights:
+                    raise ValidationError(
+                        f"loras.{adapter.name}", f"LoRA {adapter.name} cannot be used: {reason}"
+                    )
                 continue
             uses.append(self._lora_use(adapter, version, weight))
         return tuple(uses)
@@ -561,7 +618,7 @@ class GenerationService:
             trigger_words=tuple(adapter.trigger_words),
         )
 
-    def _templates(self, brand: Brand, names: Sequence[str]) -> tuple[_TemplateUse, ...]:
+    def _templates(self, brand: Brand, names: Sequence[str], model: str) -> tuple[_TemplateUse, ...]:
         by_name = {t.name: t for t in brand.templates}
         uses = []
         for name in dict.fromkeys(n for n in names if n):
@@ -571,6 +628,9 @@ class GenerationService:
                 raise ValidationError(
                     "templates", f"brand {brand.slug} has no template {name!r} (it has: {known})"
                 )
+            problem = self._template_problem(template, model)
+            if problem is not None:
+                raise ValidationError("templates", f"template {name} cannot be used: {problem}")
             uses.append(
                 _TemplateUse(
                     template_id=template.id,

@@ -19,6 +19,7 @@ from studio.db.models import Brand, ControlTemplate
 from studio.errors import ConflictError, ValidationError
 from studio.services import audit
 from studio.services.brand_files import NAME_RE
+from studio.services.brand_models import effective_model
 from studio.services.generation import EngineProvider, control_map_size
 from studio.services.permissions import readable_brand, require_admin
 from studio.services.views import Actor, ControlTemplateView
@@ -64,7 +65,7 @@ class TemplateService:
     ) -> PILImage:
         """The control map ``preprocessor`` makes from ``image`` at the brand model's size; writes nothing."""
         with self._sessions() as session:
-            base_model = self._brand(session, actor, brand).base_model
+            base_model = effective_model(self._brand(session, actor, brand), self._settings)
         if image is None:
             raise ValidationError("image", "upload an image first")
         return self._control_map(image, preprocessor, base_model, params)
@@ -92,7 +93,7 @@ class TemplateService:
         name = (name or "").strip()
         with self._sessions() as session:
             row = self._brand(session, actor, brand)
-            base_model, brand_id, slug = row.base_model, row.id, row.slug
+            base_model, brand_id, slug = effective_model(row, self._settings), row.id, row.slug
             if not NAME_RE.match(name):
                 raise ValidationError("name", "use 1-64 lowercase letters, digits, '-' or '_'")
             if any(t.name == name for t in row.templates):

@@ -20,7 +20,7 @@ from studio.config import Settings
 from studio.db.models import Brand, LoraAdapter, LoraVersion
 from studio.db.training_models import Dataset, Job
 from studio.errors import ConflictError, NotFoundError, ValidationError
-from studio.services import brand_files
+from studio.services import brand_files, brand_models
 from studio.services.audit import record
 from studio.services.brands import BrandService
 from studio.services.permissions import require_admin
@@ -93,7 +93,11 @@ class TrainingService:
             if not word:
                 raise ValidationError("trigger", "give a trigger word for a new adapter (e.g. acmestyle)")
             config = training_config.build_config(
-                brand.base_model, preset=preset, kind=chosen_kind, trigger=word, overrides=expert
+                brand_models.effective_model(brand, self._settings),
+                preset=preset,
+                kind=chosen_kind,
+                trigger=word,
+                overrides=expert,
             )
             items = [[i.file_path, i.caption.strip() or word, i.sha256] for i in dataset.images]
             job = self._queue.enqueue(
@@ -192,10 +196,12 @@ class TrainingService:
             kind = existing.kind if existing else train.get("kind", "style")
             triggers = list(existing.trigger_words) if existing else [train.get("trigger", "")]
             weight = existing.default_weight if existing else 1.0
+            base_model = str(train.get("base_model") or brand_models.effective_model(brand, self._settings))
+        family = train.get("family") or brand_models.Families()(base_model)  # what it was trained on
         view = self._brands.upload_lora(
             actor, slug, path, name=name, kind=kind, trigger_words=[t for t in triggers if t],
             default_weight=weight, filename=f"job-{job_id}-step-{ckpt_step}.safetensors",
-            source_job_id=job_id,
+            source_job_id=job_id, base_model=base_model, family=family,
         )  # fmt: skip
         assert view.active_version is not None
         with self._sessions.begin() as session:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.services.brand_files import SizePreset
+from studio.services.brand_models import model_label
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class LoraVersionView:
     source_job_id: int | None
     published: bool
     created_at: datetime
+    family: str | None = None  # of the model it was trained on / added for; None = unknown
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,14 @@ class BrandSummary:
     name: str
     description: str
     palette: tuple[str, ...]
-    base_model: str
+    base_model: str  # the effective model (pinned, else the studio default)
     lora_count: int
     template_count: int
+    model_pinned: bool = False
+
+    @property
+    def model_label(self) -> str:
+        return model_label(self.base_model, self.model_pinned)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +121,7 @@ class BrandSummary:
             "description": self.description,
             "palette": list(self.palette),
             "base_model": self.base_model,
+            "model_pinned": self.model_pinned,
             "loras": self.lora_count,
             "templates": self.template_count,
         }
@@ -137,13 +145,19 @@ class BrandView:
     default_cfg: float
     default_steps: int
     default_sampler: str
-    base_model: str
+    base_model: str  # the effective model: pinned (``model_pinned``), else the studio default
     source_path: str | None
     created_at: datetime
     updated_at: datetime
     adapters: tuple[LoraAdapterView, ...] = ()
     templates: tuple[ControlTemplateView, ...] = ()
     members: tuple[str, ...] = ()
+    model_pinned: bool = False
+
+    @property
+    def model_label(self) -> str:
+        """``<model> (pinned)`` or ``<model> (default (follows STUDIO_BASE_MODEL))``."""
+        return model_label(self.base_model, self.model_pinned)
 
     def size(self, name: str | None = None) -> SizePreset | None:
         """The named size preset (default: the brand's default size)."""

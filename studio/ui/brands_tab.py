@@ -49,8 +49,10 @@ def spec_from_form(
     cfg: float,
     steps: float,
     sampler: str,
+    base_model: str = "",
 ) -> BrandSpec:
-    """The brand form's fields → a validated :class:`BrandSpec` (errors name the field)."""
+    """The brand form's fields → a validated :class:`BrandSpec` (errors name the field); a blank base model
+    is the studio default."""
     data: dict[str, Any] = {
         "slug": (slug or "").strip(),
         "name": (name or "").strip(),
@@ -62,6 +64,8 @@ def spec_from_form(
         "sizes": parse_sizes(sizes),
         "defaults": {"cfg": float(cfg), "steps": int(steps), "sampler": sampler},
     }
+    if (base_model or "").strip():
+        data["base_model"] = base_model.strip()
     return spec_from_mapping(data, source="brand form")
 
 
@@ -72,7 +76,8 @@ def brand_details_html(brand: BrandView) -> str:
         f"<li><b>{esc(a.name)}</b> ({esc(a.kind)}), trigger: <code>{esc(', '.join(a.trigger_words) or '-')}"
         f"</code>, weight {a.default_weight:g}, "
         + (
-            f"active version #{a.active_version.id} <code>{a.active_version.sha256[:12]}</code>"
+            f"active version #{a.active_version.id} <code>{a.active_version.sha256[:12]}</code>, "
+            f"made for {esc(a.active_version.family or 'an unknown family')}"
             if a.active_version
             else "<em>no file yet</em>"
         )
@@ -97,7 +102,8 @@ def brand_details_html(brand: BrandView) -> str:
         f"<b>Banned terms:</b> {esc(', '.join(brand.banned_terms) or '-')}<br>"
         f"<b>Defaults:</b> CFG {brand.default_cfg:g}, {brand.default_steps} steps, "
         f"{esc(brand.default_sampler)}"
-        f"<br><b>Sizes:</b> {sizes or '-'}<br><b>Base model:</b> <code>{esc(brand.base_model)}</code></p>"
+        f"<br><b>Sizes:</b> {sizes or '-'}<br><b>Base model:</b> <code>{esc(brand.base_model)}</code> "
+        f"({'pinned' if brand.model_pinned else 'default: follows STUDIO_BASE_MODEL'})</p>"
         f"<p><b>LoRAs</b></p><ul>{loras or '<li><em>none</em></li>'}</ul>"
         f"<p><b>Layout templates</b></p><ul>{templates or '<li><em>none</em></li>'}</ul>"
         + (f"<p><b>Members:</b> {members}</p>" if brand.members else "")
@@ -111,7 +117,10 @@ def render(services: Services) -> dict[str, Any]:
     def list_rows(request: gr.Request) -> tuple[list[list[Any]], Any]:
         with shown_to_user():
             summaries = brands.list_brands(actor_of(request))
-        rows = [[b.slug, b.name, ", ".join(b.palette), b.lora_count, b.template_count] for b in summaries]
+        rows = [
+            [b.slug, b.name, ", ".join(b.palette), b.lora_count, b.template_count, b.model_label]
+            for b in summaries
+        ]
         return rows, gr.update(choices=[b.slug for b in summaries])
 
     def show_brand(slug: str | None, request: gr.Request) -> str:
@@ -137,6 +146,7 @@ def render(services: Services) -> dict[str, Any]:
             b.default_cfg,
             b.default_steps,
             b.default_sampler,
+            b.base_model if b.model_pinned else "",
         )
 
     def brand_form_handler(save: Callable[[Actor, BrandSpec], BrandView], done: str) -> Callable[..., str]:
@@ -154,11 +164,12 @@ def render(services: Services) -> dict[str, Any]:
             cfg: float,
             steps: float,
             sampler: str,
+            base_model: str,
             request: gr.Request,
         ) -> str:
             fields = (slug, name, description, palette, style_template, negative_prompt, banned_terms, sizes)
             with shown_to_user():
-                view = save(actor_of(request), spec_from_form(*fields, cfg, steps, sampler))
+                view = save(actor_of(request), spec_from_form(*fields, cfg, steps, sampler, base_model))
             gr.Info(f"Brand {view.slug} {done}.")
             return brand_details_html(view)
 
@@ -247,7 +258,9 @@ def render(services: Services) -> dict[str, Any]:
         brand_pick = gr.Dropdown(label="Brand", choices=[], interactive=True, scale=3)
         refresh = gr.Button("Refresh", scale=1)
     table = gr.Dataframe(
-        headers=["slug", "name", "palette", "LoRAs", "templates"], label="Your brands", interactive=False
+        headers=["slug", "name", "palette", "LoRAs", "templates", "base model"],
+        label="Your brands",
+        interactive=False,
     )
     details = gr.HTML()
 
@@ -274,6 +287,11 @@ def render(services: Services) -> dict[str, Any]:
             f_cfg = gr.Slider(1, 20, value=7.0, step=0.5, label="Default CFG scale")
             f_steps = gr.Slider(1, 150, value=20, step=1, label="Default steps")
             f_sampler = gr.Dropdown(list(SAMPLERS), value="Euler a", label="Default sampler")
+        f_base_model = gr.Textbox(
+            label="Base model",
+            info=f"empty = studio default ({services.settings.base_model}); or pin a diffusers folder on the "
+            "server, a downloaded Hugging Face repo id (org/name) or embedded:<name>",
+        )
         with gr.Row():
             create_btn = gr.Button("Create brand", variant="primary")
             save_btn = gr.Button("Save changes")
@@ -289,6 +307,7 @@ def render(services: Services) -> dict[str, Any]:
             f_cfg,
             f_steps,
             f_sampler,
+            f_base_model,
         ]
 
     with gr.Accordion("Upload a LoRA (admin)", open=False, visible=False) as lora_form:

@@ -121,10 +121,61 @@ def _size_name(options: GenerationOptions, width: int | None, height: int | None
     return f"{width}x{height}"
 
 
+def _availability(options: GenerationOptions) -> str:
+    """The brand's model, and the LoRAs and templates shown disabled because they do not fit it."""
+    family = f" ({options.model_family})" if options.model_family else ""
+    lines = [f"**Model:** `{options.base_model}`{family}"] if options.base_model else []
+    lines += [f"- LoRA **{name}** is disabled: {why}" for name, why in options.lora_issues]
+    lines += [f"- Template **{name}** is disabled: {why}" for name, why in options.template_issues]
+    return "\n".join(lines)
+
+
 def _final_prompt(result: GenerationResult) -> str:
     return (
         f"**Prompt sent:** {result.prompt}\n\n**Negative prompt sent:** {result.negative_prompt or '(none)'}"
     )
+
+
+def form_updates(options: GenerationOptions, ask: GenerateInput | None) -> list[Any]:
+    """cfg, steps, sampler, size, LoRA names, templates, thumbnails, the model note and the LoRA sliders:
+    the brand's defaults, or ``ask``'s values where it has them (a remix). LoRAs and templates that do
+    not fit the brand's model are disabled (weight 0) or left out of the choices, with the reason."""
+    ask = ask or GenerateInput(brand=options.brand_slug, prompt="")
+    loras = options.loras[:MAX_LORA_SLIDERS]
+    off = dict(options.lora_issues)
+    blocked = dict(options.template_issues)
+    usable = [name for name, _ in options.templates if name not in blocked]
+    lora_updates = [
+        gr.update(
+            visible=True,
+            value=0.0 if name in off else float(ask.loras.get(name, weight)),
+            label=f"LoRA {name}"
+            + (f" ({', '.join(words)})" if words else "")
+            + (" (disabled)" if name in off else ""),
+            interactive=name not in off,
+            info=f"Disabled: {off[name]}" if name in off else "",
+        )
+        if i < len(loras)
+        else gr.update(visible=False)
+        for i, (name, weight, words) in enumerate(list(loras) + [("", 0.0, ())] * MAX_LORA_SLIDERS)
+    ][:MAX_LORA_SLIDERS]
+    sizes = [name for name, _, _ in options.sizes]
+    default_size = options.default_size if options.default_size in sizes else None
+    size_value = ask.size or _size_name(options, ask.width, ask.height) or default_size
+    if size_value and size_value not in sizes:
+        sizes.append(size_value)
+    cfg_value = options.default_cfg if ask.cfg is None else ask.cfg
+    return [
+        gr.update(value=min(max(cfg_value, 1), 20)),
+        gr.update(value=options.default_steps if ask.steps is None else ask.steps),
+        gr.update(choices=list(options.samplers), value=ask.sampler or options.default_sampler),
+        gr.update(choices=sizes, value=size_value),
+        [name for name, _, _ in loras],
+        gr.update(choices=usable, value=[t for t in ask.templates if t in usable]),
+        [(image, name) for name, image in options.thumbnails if image is not None and name in usable],
+        _availability(options),
+        *lora_updates,
+    ]
 
 
 def render(services: Services) -> dict[str, Any]:
@@ -178,6 +229,7 @@ def render(services: Services) -> dict[str, Any]:
                 format="png",
                 interactive=False,
             )
+            availability = gr.Markdown()
             with gr.Row():
                 generate_btn = gr.Button("Generate", variant="primary")
                 sweep_btn = gr.Button("CFG sweep")
@@ -191,38 +243,6 @@ def render(services: Services) -> dict[str, Any]:
         with shown_to_user():
             choices = [(b.name, b.slug) for b in services.brands.list_brands(actor_of(request))]
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
-
-    def form_updates(options: GenerationOptions, ask: GenerateInput | None) -> list[Any]:
-        """cfg, steps, sampler, size, LoRA names, templates, thumbnails and the LoRA sliders: the brand's
-        defaults, or ``ask``'s values where it has them (a remix)."""
-        ask = ask or GenerateInput(brand=options.brand_slug, prompt="")
-        loras = options.loras[:MAX_LORA_SLIDERS]
-        lora_updates = [
-            gr.update(
-                visible=True,
-                value=float(ask.loras.get(name, weight)),
-                label=f"LoRA {name}" + (f" ({', '.join(words)})" if words else ""),
-            )
-            if i < len(loras)
-            else gr.update(visible=False)
-            for i, (name, weight, words) in enumerate(list(loras) + [("", 0.0, ())] * MAX_LORA_SLIDERS)
-        ][:MAX_LORA_SLIDERS]
-        sizes = [name for name, _, _ in options.sizes]
-        default_size = options.default_size if options.default_size in sizes else None
-        size_value = ask.size or _size_name(options, ask.width, ask.height) or default_size
-        if size_value and size_value not in sizes:
-            sizes.append(size_value)
-        cfg_value = options.default_cfg if ask.cfg is None else ask.cfg
-        return [
-            gr.update(value=min(max(cfg_value, 1), 20)),
-            gr.update(value=options.default_steps if ask.steps is None else ask.steps),
-            gr.update(choices=list(options.samplers), value=ask.sampler or options.default_sampler),
-            gr.update(choices=sizes, value=size_value),
-            [name for name, _, _ in loras],
-            gr.update(choices=[name for name, _ in options.templates], value=list(ask.templates)),
-            [(image, name) for name, image in options.thumbnails if image is not None],
-            *lora_updates,
-        ]
 
     def brand_changed(slug: str | None, pending: GenerateInput | None, request: gr.Request) -> list[Any]:
         """The brand's options and defaults; after a remix of this brand, the remix's values instead.
@@ -240,6 +260,7 @@ def render(services: Services) -> dict[str, Any]:
                 [],
                 gr.update(choices=[]),
                 [],
+                "",
                 *hidden,
             ]
         with shown_to_user():
@@ -345,7 +366,7 @@ def render(services: Services) -> dict[str, Any]:
         *sliders,
     ]
     outputs = [gallery, final_prompt, details]
-    form = [cfg, steps, sampler, size, lora_names, templates, thumbs, *sliders]
+    form = [cfg, steps, sampler, size, lora_names, templates, thumbs, availability, *sliders]
     brand.change(brand_changed, [brand, pending_remix], form, api_visibility="private")
     brand.input(lambda: None, None, pending_remix, api_visibility="private", queue=False)
     dice.click(lambda: str(random.randrange(2**32)), None, seed, api_visibility="private", queue=False)
