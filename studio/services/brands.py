@@ -251,6 +251,8 @@ class BrandService:
         with self._sessions.begin() as session:
             require_admin(session, actor)
             brand = self._find(session, slug)
+            model = base_model or effective_model(brand, self._settings)
+            made_for = family or Families()(model)  # read before the first write: it may hash a folder
             stored = self._loras.put_file(path, ".safetensors")
             adapter = next((a for a in brand.adapters if a.name == spec.name), None)
             if adapter is None:
@@ -260,8 +262,6 @@ class BrandService:
             _set(adapter, "trigger_words", list(spec.trigger_words))
             _set(adapter, "default_weight", spec.default_weight)
             session.flush()
-            model = base_model or effective_model(brand, self._settings)
-            made_for = family or Families()(model)
             version = self._add_version(
                 session, adapter, stored.sha256, stored.path, info.lora_rank, (model, made_for),
                 source_job_id=source_job_id,
@@ -318,6 +318,8 @@ class BrandService:
             seen[item.spec.slug] = item.source
         results = []
         families = Families()
+        for item in checked:  # looked up before the transaction: a lookup may hash a model folder
+            families(item.spec.base_model or self._settings.base_model)
         with self._sessions.begin() as session:
             require_admin(session, actor)
             for item in checked:
