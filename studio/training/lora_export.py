@@ -7,11 +7,19 @@ sd1, sd2   ``lora_unet_<diffusers module path, dots as underscores>`` (sd-script
            diffusers' module names)
 sdxl       ``lora_unet_input_blocks_<n>_1_…`` / ``middle_block_1_…`` / ``output_blocks_<n>_1_…``: the
            original (SGM) UNet's block numbering, as sd-scripts' SDXL trainer writes it
+sd3        ``lora_unet_joint_blocks_<i>_x_block_attn_qkv`` / ``…_attn_proj`` / ``…_context_block_attn_qkv``:
+           the original MMDiT's fused q/k/v layers (sd-scripts' ``lora_sd3``)
+flux       ``lora_unet_double_blocks_<i>_img_attn_qkv`` / ``…_txt_attn_qkv`` / ``…_img_attn_proj`` and
+           ``lora_unet_single_blocks_<i>_linear1`` (q, k, v and the MLP input fused) / ``…_linear2``
+           (sd-scripts' ``lora_flux``; diffusers reads them with its kohya FLUX converter)
 =========  ============================================================================================
 
-The studio folds ``alpha / rank`` into ``lora_up``, so each module's ``alpha`` is written equal to its rank
-(a scale of 1). Metadata names the network module, the base model version (``ss_base_model_version``) and
-the rank, so A1111 and the kohya tools know the family.
+Where the original model fuses layers that diffusers keeps apart (q, k and v; FLUX's ``linear1``), the parts'
+LoRAs are joined exactly: ``lora_down`` stacks each part's down matrix, ``lora_up`` is block-diagonal with one
+block per part (a part that was not trained gets a zero block of the same rank), so the fused layer's update
+is the parts' updates one above the other. The studio folds ``alpha / rank`` into ``lora_up``, so each
+module's ``alpha`` is its rank (a scale of 1). Metadata names the network module, the base model version
+(``ss_base_model_version``) and the rank, so A1111 and the kohya tools know the family.
 """
 
 from __future__ import annotations
@@ -27,8 +35,9 @@ from studio.errors import ValidationError
 from studio.storage import atomic_write_bytes
 
 #: sd-scripts' ``ss_base_model_version`` per studio family
-BASE_MODEL_VERSIONS = {"sd1": "sd_v1", "sd2": "sd_v2", "sdxl": "sdxl_base_v1-0"}
-KOHYA_FAMILIES = tuple(BASE_MODEL_VERSIONS)
+BASE_MODEL_VERSIONS = {
+    "sd1": "sd_v1", "sd2": "sd_v2", "sdxl": "sdxl_base_v1-0", "sd3": "sd3", "flux": "flux1",
+}  # fmt: skip
 _PAIR = re.compile(r"^(?P<module>.+)\.(?P<part>lora_A|lora_B|lora\.down|lora\.up)\.weight$")
 
 
@@ -74,22 +83,110 @@ def sgm_unet_path(path: str, layers_per_block: int) -> str:
     raise ValidationError("lora", f"kohya export of SDXL LoRAs covers attention layers, not {path}")
 
 
+#: diffusers layer (inside a block) → (sd-scripts layer, part of the fused layer or None), per MMDiT family
+_SD3_JOINT = {
+    "attn.to_q": ("x_block_attn_qkv", 0), "attn.to_k": ("x_block_attn_qkv", 1),
+    "attn.to_v": ("x_block_attn_qkv", 2), "attn.to_out.0": ("x_block_attn_proj", None),
+    "attn2.to_q": ("x_block_attn2_qkv", 0), "attn2.to_k": ("x_block_attn2_qkv", 1),
+    "attn2.to_v": ("x_block_attn2_qkv", 2), "attn2.to_out.0": ("x_block_attn2_proj", None),
+    "attn.add_q_proj": ("context_block_attn_qkv", 0), "attn.add_k_proj": ("context_block_attn_qkv", 1),
+    "attn.add_v_proj": ("context_block_attn_qkv", 2), "attn.to_add_out": ("context_block_attn_proj", None),
+}  # fmt: skip
+_FLUX_DOUBLE = {
+    "attn.to_q": ("img_attn_qkv", 0), "attn.to_k": ("img_attn_qkv", 1), "attn.to_v": ("img_attn_qkv", 2),
+    "attn.to_out.0": ("img_attn_proj", None), "attn.add_q_proj": ("txt_attn_qkv", 0),
+    "attn.add_k_proj": ("txt_attn_qkv", 1), "attn.add_v_proj": ("txt_attn_qkv", 2),
+    "attn.to_add_out": ("txt_attn_proj", None), "ff.net.0.proj": ("img_mlp_0", None),
+    "ff.net.2": ("img_mlp_2", None), "ff_context.net.0.proj": ("txt_mlp_0", None),
+    "ff_context.net.2": ("txt_mlp_2", None),
+}  # fmt: skip
+_FLUX_SINGLE = {
+    "attn.to_q": ("linear1", 0), "attn.to_k": ("linear1", 1), "attn.to_v": ("linear1", 2),
+    "proj_mlp": ("linear1", 3), "proj_out": ("linear2", None),
+}  # fmt: skip
+
+
+def mmdit_kohya_name(path: str, family: str) -> tuple[str, int | None]:
+    """A diffusers SD3/FLUX transformer layer → (sd-scripts module name, part index in a fused layer)."""
+    patterns: list[tuple[str, str, Mapping[str, tuple[str, int | None]]]] = (
+        [(r"^transformer_blocks\.(\d+)\.(.+)$", "joint_blocks", _SD3_JOINT)]
+        if family == "sd3"
+        else [
+            (r"^transformer_blocks\.(\d+)\.(.+)$", "double_blocks", _FLUX_DOUBLE),
+            (r"^single_transformer_blocks\.(\d+)\.(.+)$", "single_blocks", _FLUX_SINGLE),
+        ]
+    )
+    for pattern, block, table in patterns:
+        match = re.match(pattern, path)
+        if match and match[2] in table:
+            name, part = table[match[2]]
+            return f"lora_unet_{block}_{match[1]}_{name}", part
+    raise ValidationError("lora", f"kohya export of {family} LoRAs does not cover the layer {path}")
+
+
+def fused_part_sizes(name: str, family: str, config: Mapping[str, Any]) -> list[int]:
+    """Output sizes of the parts of a fused sd-scripts layer (q, k, v; FLUX ``linear1`` adds the MLP)."""
+    inner = int(config.get("num_attention_heads", 0)) * int(config.get("attention_head_dim", 0))
+    if inner <= 0:
+        raise ValidationError("model", f"the {family} transformer config lacks its attention sizes")
+    if name.endswith("_linear1"):
+        return [inner, inner, inner, int(inner * float(config.get("mlp_ratio", 4.0)))]
+    return [inner, inner, inner]
+
+
+def fuse_parts(
+    parts: Mapping[int, tuple[torch.Tensor, torch.Tensor]], sizes: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LoRA for a fused layer from its parts' LoRAs: stacked downs, block-diagonal ups (zero blocks for
+    parts without a LoRA), all parts at the largest rank (smaller ones padded with zeros)."""
+    rank = max(down.shape[0] for down, _ in parts.values())
+    some_down = next(iter(parts.values()))[0]
+    downs, ups = [], torch.zeros(sum(sizes), rank * len(sizes), dtype=some_down.dtype)
+    for index, size in enumerate(sizes):
+        down = torch.zeros(rank, some_down.shape[1], dtype=some_down.dtype)
+        if index in parts:
+            part_down, part_up = parts[index]
+            if part_up.shape[0] != size:
+                raise ValidationError("lora", f"part {index} has {part_up.shape[0]} outputs, expected {size}")
+            down[: part_down.shape[0]] = part_down
+            row = sum(sizes[:index])
+            ups[row : row + size, index * rank : index * rank + part_down.shape[0]] = part_up
+        downs.append(down)
+    return torch.cat(downs), ups
+
+
 def kohya_state_dict(
-    modules: Mapping[str, tuple[torch.Tensor, torch.Tensor]], family: str, unet_config: Mapping[str, Any]
+    modules: Mapping[str, tuple[torch.Tensor, torch.Tensor]], family: str, config: Mapping[str, Any]
 ) -> dict[str, torch.Tensor]:
-    """The kohya tensors (``lora_down``, ``lora_up``, ``alpha`` = rank) for a diffusers LoRA of ``family``."""
-    if family not in KOHYA_FAMILIES:
-        raise ValidationError(
-            "family", f"kohya export supports {', '.join(KOHYA_FAMILIES)} LoRAs so far, not {family}"
-        )
-    out: dict[str, torch.Tensor] = {}
+    """The kohya tensors (``lora_down``, ``lora_up``, ``alpha`` = rank) for a diffusers LoRA of ``family``.
+
+    ``config`` is the denoiser's config (UNet or transformer ``config.json``).
+    """
+    if family not in BASE_MODEL_VERSIONS:
+        supported = ", ".join(BASE_MODEL_VERSIONS)
+        raise ValidationError("family", f"kohya export supports {supported}, not {family}")
+    expected = "transformer" if family in ("sd3", "flux") else "unet"
+    pairs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    fused: dict[str, dict[int, tuple[torch.Tensor, torch.Tensor]]] = {}
     for module, (down, up) in modules.items():
         component, _, path = module.partition(".")
-        if component != "unet":
-            raise ValidationError("lora", f"kohya export covers UNet layers, not {module}")
-        if family == "sdxl":
-            path = sgm_unet_path(path, int(unet_config.get("layers_per_block", 2)))
-        name = "lora_unet_" + path.replace(".", "_")
+        if component != expected:
+            raise ValidationError("lora", f"kohya export of {family} covers {expected} layers, not {module}")
+        if family in ("sd3", "flux"):
+            name, part = mmdit_kohya_name(path, family)
+            if part is not None:
+                fused.setdefault(name, {})[part] = (down, up)
+                continue
+        elif family == "sdxl":
+            sgm = sgm_unet_path(path, int(config.get("layers_per_block", 2)))
+            name = "lora_unet_" + sgm.replace(".", "_")
+        else:
+            name = "lora_unet_" + path.replace(".", "_")
+        pairs[name] = (down, up)
+    for name, parts in fused.items():
+        pairs[name] = fuse_parts(parts, fused_part_sizes(name, family, config))
+    out: dict[str, torch.Tensor] = {}
+    for name, (down, up) in sorted(pairs.items()):
         out[f"{name}.lora_down.weight"] = down.contiguous()
         out[f"{name}.lora_up.weight"] = up.contiguous()
         out[f"{name}.alpha"] = torch.tensor(float(down.shape[0]))
@@ -105,10 +202,11 @@ def export_kohya(lora_path: Path, out_path: Path, base_model: str) -> Path:
     from studio.engine.models import resolve_model
 
     model = resolve_model(base_model)
-    unet_file = model.path / "unet" / "config.json"
-    unet_config = json.loads(unet_file.read_text(encoding="utf-8")) if unet_file.is_file() else {}
+    denoiser = "transformer" if model.family in ("sd3", "flux") else "unet"
+    config_file = model.path / denoiser / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
     modules = read_diffusers_lora(Path(lora_path))
-    tensors = kohya_state_dict(modules, model.family, unet_config)
+    tensors = kohya_state_dict(modules, model.family, config)
     ranks = sorted({int(down.shape[0]) for down, _ in modules.values()})
     metadata = {
         "ss_network_module": "networks.lora",

@@ -164,26 +164,43 @@ def test_stopping_after_step_4_and_resuming_gives_the_same_lora(trained: dict[st
         assert torch.equal(full[key], again[key]), key
 
 
-@pytest.mark.parametrize("family", ["sd1", "sdxl"])
+@pytest.mark.parametrize("family", ["sd1", "sdxl", "flux"])
 def test_kohya_export_read_by_diffusers_converter_gives_the_same_pixels(
     trained: dict[str, Any], family: str
 ) -> None:
+    """The export, read back through diffusers' converter for kohya files, draws the LoRA's own pixels.
+
+    diffusers' kohya FLUX converter is written for FLUX.1's sizes (its single blocks' fused ``linear1`` is
+    split at 3072 wide), so on the tiny FLUX the round trip covers the double blocks; the single blocks'
+    fusion is checked by :func:`test_fused_kohya_layers_carry_the_parts_updates`.
+    """
+    from safetensors.torch import save_file
+
     from studio.training.lora_export import export_kohya
 
     run = trained[family]
     lora = run["result"].final.lora_path
+    if family == "flux":
+        tensors = load_file(str(lora)).items()
+        double = {k: v for k, v in tensors if k.startswith("transformer.transformer_blocks.")}
+        lora = run["work"] / "double-blocks.safetensors"
+        save_file(double, str(lora))
     kohya = export_kohya(lora, run["work"] / "kohya.safetensors", str(run["model"]))
     keys = load_file(str(kohya)).keys()
     assert all(k.startswith("lora_unet_") for k in keys)
     if family == "sdxl":  # the original UNet's block names, as sd-scripts writes SDXL LoRAs
         assert any(k.startswith("lora_unet_input_blocks_") for k in keys)
         assert not any("down_blocks" in k or "up_blocks" in k for k in keys)
+    if family == "flux":  # the original FLUX's fused q/k/v layers
+        assert "lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight" in keys
+        assert "lora_unet_double_blocks_0_txt_attn_qkv.lora_up.weight" in keys
     native = _plain(family, run["model"])
     native.load_lora_weights(str(lora), adapter_name="native")
     converted = _plain(family, run["model"])
     converted.load_lora_weights(str(kohya), adapter_name="kohya")  # diffusers' non-diffusers converter
     def lora_layers(pipe: Any) -> set[str]:
-        return {name for name, module in pipe.unet.named_modules() if hasattr(module, "lora_A")}
+        denoiser = pipe.transformer if family == "flux" else pipe.unet
+        return {name for name, module in denoiser.named_modules() if hasattr(module, "lora_A")}
 
     assert lora_layers(converted) == lora_layers(native) != set()
     assert np.array_equal(_draw(native), _draw(converted))
@@ -270,3 +287,51 @@ def test_mixed_shapes_train_in_buckets_with_sdxl_size_conditioning(
         assert len(buckets) == 1
     result = trainer.train()
     assert result.loss is not None and np.isfinite(result.loss)
+
+
+@pytest.mark.parametrize("family", ["sd3", "flux"])
+def test_fused_kohya_layers_carry_the_parts_updates(trained: dict[str, Any], family: str) -> None:
+    """Where the original model fuses layers (q/k/v; FLUX's single-block linear1 with the MLP input), each
+    exported layer's update (up @ down · alpha/rank) is the diffusers parts' updates stacked, zeros for an
+    untrained part; every other layer's update is its own."""
+    import re
+
+    from studio.training.lora_export import export_kohya, read_diffusers_lora
+
+    run = trained[family]
+    lora = run["result"].final.lora_path
+    kohya = load_file(str(export_kohya(lora, run["work"] / f"kohya-{family}.safetensors", str(run["model"]))))
+    parts = read_diffusers_lora(lora)
+    config = run["trainer"].denoiser.config
+    inner = config.num_attention_heads * config.attention_head_dim
+
+    def update(name: str) -> torch.Tensor:
+        down, up = kohya[f"{name}.lora_down.weight"], kohya[f"{name}.lora_up.weight"]
+        return up @ down * (kohya[f"{name}.alpha"] / down.shape[0])
+
+    def part(path: str, rows: int, columns: int) -> torch.Tensor:
+        if f"transformer.{path}" not in parts:
+            return torch.zeros(rows, columns)
+        down, up = parts[f"transformer.{path}"]
+        return up @ down
+
+    names = {k.rsplit(".", 2)[0] for k in kohya}
+    pattern = r"lora_unet_(joint_blocks_\d+_(x|context)_block_attn_(qkv|proj))$" if family == "sd3" else (
+        r"lora_unet_(double_blocks_\d+_(img|txt)_attn_(qkv|proj)|single_blocks_\d+_linear1)$"
+    )
+    assert names and all(re.match(pattern, n) for n in names), sorted(names)
+    block = "joint_blocks" if family == "sd3" else "double_blocks"
+    image_qkv = "x_block_attn_qkv" if family == "sd3" else "img_attn_qkv"
+    columns = kohya[f"lora_unet_{block}_0_{image_qkv}.lora_down.weight"].shape[1]
+    stacked = torch.cat([part(f"transformer_blocks.0.attn.to_{x}", inner, columns) for x in "qkv"])
+    assert torch.allclose(update(f"lora_unet_{block}_0_{image_qkv}"), stacked, atol=1e-6)
+    proj = "x_block_attn_proj" if family == "sd3" else "img_attn_proj"
+    down, up = parts["transformer.transformer_blocks.0.attn.to_out.0"]
+    assert torch.allclose(update(f"lora_unet_{block}_0_{proj}"), up @ down, atol=1e-6)
+    if family == "flux":
+        mlp = int(inner * 4)
+        stacked = torch.cat(
+            [part(f"single_transformer_blocks.0.attn.to_{x}", inner, columns) for x in "qkv"]
+            + [torch.zeros(mlp, columns)]
+        )
+        assert torch.allclose(update("lora_unet_single_blocks_0_linear1"), stacked, atol=1e-6)
