@@ -99,6 +99,7 @@ class TrainingService:
                 trigger=word,
                 overrides=expert,
             )
+            training_config.check_trainable(config.base_model)  # refuse now what no worker can train
             items = [[i.file_path, i.caption.strip() or word, i.sha256] for i in dataset.images]
             job = self._queue.enqueue(
                 session,
@@ -225,9 +226,10 @@ class TrainingService:
                     f"job {job_id} has no checkpoint{'' if step is None else f' at step {step}'}"
                 )
             path = self._abs(chosen.file_path)
-        from studio.training.trainer import export_kohya
+            base_model = str(job.config["train"]["base_model"])
+        from studio.training.lora_export import export_kohya
 
-        return export_kohya(path, Path(out_path))
+        return export_kohya(path, Path(out_path), base_model)
 
     # ------------------------------------------------------------------------------------- internals
 
