@@ -15,6 +15,7 @@ from studio.errors import ValidationError
 
 KINDS = ("style", "subject")
 OPTIMIZERS = ("adamw", "adamw8bit")
+QUANTIZATIONS = ("none", "int8")
 
 LIMITS: dict[str, tuple[float, float]] = {
     "rank": (1, 128),
@@ -83,6 +84,7 @@ class TrainConfig:
     mixed_precision: bool | None = None  # None: on for GPUs
     cache_latents: bool = True
     optimizer: str = "adamw"  # adamw, or adamw8bit (bitsandbytes, GPU only: the [gpu] extra)
+    quantize_base: str = "none"  # none, or int8: the frozen denoiser in int8 (torchao; FLUX on a 24 GB card)
     sample_prompts: tuple[str, ...] = DEFAULT_SAMPLE_PROMPTS
     sample_seeds: tuple[int, ...] = DEFAULT_SAMPLE_SEEDS
     sample_steps: int = 20
@@ -148,6 +150,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     if config.optimizer not in OPTIMIZERS:
         allowed = ", ".join(OPTIMIZERS)
         raise ValidationError("optimizer", f"must be one of {allowed}, not {config.optimizer!r}")
+    if config.quantize_base not in QUANTIZATIONS:
+        allowed = ", ".join(QUANTIZATIONS)
+        raise ValidationError("quantize_base", f"must be one of {allowed}, not {config.quantize_base!r}")
     if not config.sample_prompts or not config.sample_seeds:
         raise ValidationError("sample_prompts", "at least one sample prompt and one seed are needed")
     if len(config.sample_prompts) * len(config.sample_seeds) > 16:

@@ -12,8 +12,8 @@ Build one with :func:`studio.training.families.make_trainer`, then call :meth:`L
   batch comes from one bucket, and each image's original size and crop are kept (SDXL's ``add_time_ids``).
 * Each step draws its bucket, batch, timesteps and noise from a generator seeded by ``(seed, step)``, so a run
   resumed from a checkpoint (LoRA weights + optimizer state) continues exactly as if it had never stopped.
-* On a GPU: mixed precision (frozen weights in bf16/fp16, LoRA weights in fp32), gradient checkpointing, and
-  8-bit AdamW when ``bitsandbytes`` is installed and asked for.
+* On a GPU: mixed precision (frozen weights in bf16/fp16, LoRA weights in fp32), gradient checkpointing,
+  8-bit AdamW (``bitsandbytes``) and an int8 frozen denoiser (``torchao``) when asked for.
 * Checkpoints are written atomically: the family's diffusers-format LoRA (``save_lora_weights``; the family's
   plain diffusers pipeline reads it with ``load_lora_weights``), a training-state file for resuming, and
   sample images from fixed prompts and seeds. ``alpha / rank`` is folded into ``lora_B`` so every loader reads
@@ -244,8 +244,21 @@ class LoraTrainer:
                 module.to(self.device)
                 module.eval()
         self.pipe = pipe
+        if self.config.quantize_base != "none":
+            self.quantize_denoiser()
         self.noise_scheduler = self.make_noise_scheduler()
         self.native = native_resolution(self.model.path)
+
+    def quantize_denoiser(self) -> None:
+        """Store the frozen denoiser's linear weights in int8 (torchao weight-only); the LoRA trains on top in
+        fp32. About halves a bf16 FLUX transformer's memory (24 → 12 GB), at some speed and quality cost."""
+        try:
+            from torchao.quantization import Int8WeightOnlyConfig, quantize_
+        except ImportError:
+            raise ModelError(
+                "quantize_base int8 needs torchao: pip install 'brand-studio[gpu]'"
+            ) from None
+        quantize_(self.denoiser, Int8WeightOnlyConfig())
 
     @property
     def resolution(self) -> int:

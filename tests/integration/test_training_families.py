@@ -335,3 +335,25 @@ def test_fused_kohya_layers_carry_the_parts_updates(trained: dict[str, Any], fam
             + [torch.zeros(mlp, columns)]
         )
         assert torch.allclose(update("lora_unet_single_blocks_0_linear1"), stacked, atol=1e-6)
+
+
+def test_an_int8_frozen_flux_base_trains_a_lora_plain_diffusers_loads(
+    tmp_path_factory: pytest.TempPathFactory,
+    fast_cpu: None,  # noqa: F811
+) -> None:
+    """quantize_base int8 (torchao weight-only; for FLUX on a 24 GB card): the frozen linear weights are int8,
+    the LoRA trains in fp32 on top, and its file is an ordinary diffusers LoRA."""
+    model = family_dir("flux", tmp_path_factory)
+    work = tmp_path_factory.mktemp("int8")
+    trainer = _trainer(model, _dataset(work / "data"), work / "run", steps=2, checkpoint_every=2,
+                       quantize_base="int8")  # fmt: skip
+    result = trainer.train()
+    weight = trainer.denoiser.transformer_blocks[0].attn.to_q.base_layer.weight
+    assert "Int8" in type(weight).__name__
+    assert all(p.dtype == torch.float32 for _, p in trainer.params)
+    assert result.loss is not None and np.isfinite(result.loss)
+    plain = _plain("flux", model)
+    base = _draw(plain)
+    plain.load_lora_weights(str(result.final.lora_path), adapter_name="int8")
+    assert "int8" in plain.get_list_adapters()["transformer"]
+    assert not np.array_equal(_draw(plain), base)
