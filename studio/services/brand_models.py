@@ -81,13 +81,15 @@ class Families:
 
     def lora_misfits(self, brand: Brand, settings: Settings) -> dict[str, str]:
         """Adapter name → why its active version does not fit the brand's model (fitting ones left out)."""
+        active = [(a.name, a.active_version) for a in brand.adapters if a.active_version is not None]
+        if not active:
+            return {}
         family = self(effective_model(brand, settings))
         reasons = {}
-        for adapter in brand.adapters:
-            version = adapter.active_version
-            reason = misfit(self.of_version(version), family) if version is not None else None
+        for name, version in active:
+            reason = misfit(self.of_version(version), family)
             if reason is not None:
-                reasons[adapter.name] = reason
+                reasons[name] = reason
         return reasons
 
 
