@@ -324,7 +324,7 @@ class GenerationService:
         engine = self.engine
         ref = template.controlnet_model
         try:
-            family = engine.model_info(model).family
+            engine.model_info(model)
         except StudioError:
             return None  # the model itself is missing: generation says so
         if not ref:
@@ -333,13 +333,13 @@ class GenerationService:
             except StudioError as exc:
                 return str(exc)
             return None
-        key = (ref, family)
-        if key not in self._controlnet_checks:
+        key = (ref, model)
+        if key not in self._controlnet_checks:  # resolving a ControlNet hashes its folder: once per pair
             try:
-                engine.pipelines.check_controlnet(ref, family)
+                engine.check_controlnet(ref, model, field="controlnet")
                 self._controlnet_checks[key] = None
-            except StudioError as exc:
-                self._controlnet_checks[key] = f"its ControlNet does not fit: {exc}"
+            except ValidationError as exc:
+                self._controlnet_checks[key] = str(exc).partition(": ")[2]
         return self._controlnet_checks[key]
 
     def _samplers(self, base_model: str) -> tuple[str, ...]:
