@@ -262,10 +262,10 @@ class BrandService:
             _set(adapter, "trigger_words", list(spec.trigger_words))
             _set(adapter, "default_weight", spec.default_weight)
             session.flush()
+            made, job = (model, made_for), source_job_id
             version = self._add_version(
-                session, adapter, stored.sha256, stored.path, info.lora_rank, (model, made_for),
-                source_job_id=source_job_id,
-            )  # fmt: skip
+                session, adapter, stored.sha256, stored.path, info.lora_rank, made, source_job_id=job
+            )
             record(
                 session,
                 actor,
