@@ -131,6 +131,7 @@ class DatasetCache:
     groups: list[list[int]]  # image indices per bucket
     pixels: list[torch.Tensor] | None = None  # per image (3, H, W) in [-1, 1], only without latent caching
     captions: list[str] = field(default_factory=list)
+    samples: dict[str, torch.Tensor] = field(default_factory=dict)  # the sample prompts, encoded
 
 
 def _step_generator(seed: int, step: int) -> torch.Generator:
@@ -153,6 +154,8 @@ class LoraTrainer:
     pipeline_class: ClassVar[str] = ""
     #: the pipeline component the LoRA trains: "unet" or "transformer"
     denoiser_name: ClassVar[str] = "unet"
+    #: whether the pipeline takes negative prompt embeddings (classifier-free guidance); FLUX does not
+    takes_negative_embeds: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -208,8 +211,18 @@ class LoraTrainer:
         raise NotImplementedError
 
     def sample_kwargs(self) -> dict[str, Any]:
-        """Extra pipeline arguments for the checkpoint samples."""
-        return {"guidance_scale": self.config.sample_cfg}
+        """Pipeline arguments for the checkpoint samples: guidance and the prompts' cached embeddings, so the
+        text encoders are not needed (nor kept on the GPU) after caching."""
+        assert self.cache is not None
+        kwargs: dict[str, Any] = {"guidance_scale": self.config.sample_cfg}
+        count = len(self.config.sample_prompts_for_trigger())
+        names = {"embeds": "prompt_embeds", "pooled": "pooled_prompt_embeds"}
+        for key, tensor in self.cache.samples.items():
+            kwargs[names[key]] = tensor.to(self.device, self.weight_dtype)
+            if self.takes_negative_embeds:
+                empty = self.cache.empty[key].expand(count, *tensor.shape[1:])
+                kwargs[f"negative_{names[key]}"] = empty.to(self.device, self.weight_dtype)
+        return kwargs
 
     # --------------------------------------------------------------------------------- shared hooks
 
@@ -320,6 +333,7 @@ class LoraTrainer:
         from safetensors.torch import load_file, save
 
         captions = [item.caption for item in self.items]
+        samples = self.encode_prompts(self.config.sample_prompts_for_trigger())
         plan = self.plan()
         groups = [list(indices) for indices in plan.groups().values()]
         if len(groups) > 1:
@@ -327,7 +341,7 @@ class LoraTrainer:
         if not self.config.cache_latents:
             pixels, geometry = self.load_pixels(plan)
             self.cache = DatasetCache(
-                [], {}, self.encode_prompts([""]), geometry, groups, pixels=pixels, captions=captions
+                [], {}, self.encode_prompts([""]), geometry, groups, pixels, captions, samples
             )
             return
         path = self.cache_dir / f"{self._cache_key()}.safetensors" if self.cache_dir else None
@@ -337,8 +351,11 @@ class LoraTrainer:
                 latents = [data[f"latent.{i}"] for i in range(len(self.items))]
                 cond = {k[len("cond.") :]: v for k, v in data.items() if k.startswith("cond.")}
                 empty = {k[len("empty.") :]: v for k, v in data.items() if k.startswith("empty.")}
-                self.cache = DatasetCache(latents, cond, empty, data["geometry"], groups, captions=captions)
+                self.cache = DatasetCache(
+                    latents, cond, empty, data["geometry"], groups, captions=captions, samples=samples
+                )
                 self.reporter.on_status("using the cached latents and text embeddings")
+                self.release_text_encoders()
                 return
             except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt
                 path.unlink(missing_ok=True)
@@ -349,13 +366,24 @@ class LoraTrainer:
             for index, latent in zip(indices, self.encode_images([pixels[i] for i in indices]), strict=True):
                 latents[index] = latent
         cond, empty = self.encode_prompts(captions), self.encode_prompts([""])
-        self.cache = DatasetCache(latents, cond, empty, geometry, groups, captions=captions)
+        self.cache = DatasetCache(latents, cond, empty, geometry, groups, captions=captions, samples=samples)
+        self.release_text_encoders()
         if path is not None:
             tensors = {f"latent.{i}": latent.contiguous() for i, latent in enumerate(latents)}
             tensors.update({f"cond.{k}": v.contiguous() for k, v in cond.items()})
             tensors.update({f"empty.{k}": v.contiguous() for k, v in empty.items()})
             tensors["geometry"] = geometry
             atomic_write_bytes(path, save(tensors))
+
+    def release_text_encoders(self) -> None:
+        """On a GPU, move the text encoders to the CPU once every caption is cached (FLUX's T5 alone is
+        about 9.5 GB in bf16); training and the samples use the cached embeddings."""
+        if self.device != "cuda":
+            return
+        for name, module in self.pipe.components.items():
+            if name.startswith("text_encoder") and isinstance(module, torch.nn.Module):
+                module.to("cpu")
+        torch.cuda.empty_cache()
 
     @property
     def target_modules(self) -> tuple[str, ...]:
@@ -553,7 +581,6 @@ class LoraTrainer:
                     enabled=self.weight_dtype != torch.float32,
                 ):
                     images = self.pipe(
-                        prompts,
                         num_inference_steps=self.config.sample_steps,
                         height=self.resolution,
                         width=self.resolution,

@@ -18,6 +18,7 @@ class FluxTrainer(FlowMatchingTrainer):
     families = ("flux",)
     pipeline_class = "FluxPipeline"
     denoiser_name = "transformer"
+    takes_negative_embeds = False
     weighting_scheme = "none"
     #: the distilled guidance a guidance-embedding (dev) model is trained at; 1.0 as kohya and ai-toolkit do
     train_guidance: ClassVar[float] = 1.0
