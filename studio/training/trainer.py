@@ -22,7 +22,6 @@ Build one with :func:`studio.training.families.make_trainer`, then call :meth:`L
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -30,9 +29,9 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import torch
 
@@ -41,73 +40,24 @@ from studio.errors import ModelError, ValidationError
 from studio.storage import atomic_write_bytes, sha256_file
 from studio.storage.atomic import atomic_writer
 from studio.training.config import TrainConfig
+from studio.training.dataset_cache import DatasetCache, cache_key, load_cache, save_cache
+from studio.training.run_types import (
+    Checkpoint,
+    NullReporter,
+    Reporter,
+    TrainingStopped,
+    TrainItem,
+    TrainResult,
+)
+from studio.training.training_state import restore_training_state, training_state
+
+__all__ = [
+    "Batch", "Checkpoint", "LoraTrainer", "NullReporter", "Reporter", "TrainItem", "TrainResult",
+    "TrainingStopped", "device_memory_gib",
+]  # fmt: skip
 
 LORA_FILE = "lora.safetensors"
 STATE_FILE = "state.safetensors"
-_CACHE_FORMAT = "v2"  # v2: per-image latents (buckets), named conditioning tensors, image geometry
-
-
-class TrainingStopped(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """Raised by a reporter to stop training (``reason``: cancelled or lost)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-@dataclass(frozen=True)
-class TrainItem:
-    """One training image and its caption."""
-
-    path: Path
-    caption: str
-    sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """Files written at ``step`` (paths absolute)."""
-
-    step: int
-    lora_path: Path
-    sha256: str
-    state_path: Path
-    sample_paths: tuple[Path, ...]
-    loss: float | None
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What a finished run produced."""
-
-    steps: int
-    final: Checkpoint | None
-    seconds: float
-    loss: float | None
-    config: TrainConfig
-
-
-class Reporter(Protocol):
-    """Receives progress; raising :class:`TrainingStopped` from ``on_step`` stops the run."""
-
-    def on_status(self, message: str) -> None: ...
-
-    def on_step(self, step: int, loss: float) -> None: ...
-
-    def on_checkpoint(self, checkpoint: Checkpoint) -> None: ...
-
-
-class NullReporter:
-    """Ignores everything (benchmarks, scripts)."""
-
-    def on_status(self, message: str) -> None:
-        pass
-
-    def on_step(self, step: int, loss: float) -> None:
-        pass
-
-    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
-        pass
 
 
 @dataclass
@@ -118,20 +68,6 @@ class Batch:
     cond: dict[str, torch.Tensor]  # e.g. "embeds" (B, L, D), "pooled" (B, P)
     geometry: torch.Tensor  # (B, 6): original h, w, crop top, left, bucket h, w (SDXL's add_time_ids)
     generator: torch.Generator
-
-
-@dataclass
-class DatasetCache:
-    """The dataset encoded once: per-image latents, conditioning tensors, the empty caption's, geometry."""
-
-    latents: list[torch.Tensor]  # one (C, h, w) per image; shapes differ between buckets
-    cond: dict[str, torch.Tensor]  # name -> (N, ...)
-    empty: dict[str, torch.Tensor]  # name -> (1, ...): the empty caption (caption dropout)
-    geometry: torch.Tensor  # (N, 6)
-    groups: list[list[int]]  # image indices per bucket
-    pixels: list[torch.Tensor] | None = None  # per image (3, H, W) in [-1, 1], only without latent caching
-    captions: list[str] = field(default_factory=list)
-    samples: dict[str, torch.Tensor] = field(default_factory=dict)  # the sample prompts, encoded
 
 
 def _step_generator(seed: int, step: int) -> torch.Generator:
@@ -319,19 +255,8 @@ class LoraTrainer:
             out.append(self.latents_from_posterior(dist.mean).float().cpu())
         return torch.cat(out)
 
-    def _cache_key(self) -> str:
-        digest = hashlib.sha256()
-        model_hash = (self.model.content_hash or "") if self.model else ""
-        digest.update(f"{model_hash}|{self.resolution}|{_CACHE_FORMAT}".encode())
-        for item in self.items:
-            sha = item.sha256 or sha256_file(item.path)
-            digest.update(f"|{sha}|{item.caption}".encode())
-        return digest.hexdigest()
-
     def cache_dataset(self) -> None:
         """Compute latents and text embeddings once per dataset (read from the disk cache when present)."""
-        from safetensors.torch import load_file, save
-
         captions = [item.caption for item in self.items]
         samples = self.encode_prompts(self.config.sample_prompts_for_trigger())
         plan = self.plan()
@@ -344,21 +269,22 @@ class LoraTrainer:
                 [], {}, self.encode_prompts([""]), geometry, groups, pixels, captions, samples
             )
             return
-        path = self.cache_dir / f"{self._cache_key()}.safetensors" if self.cache_dir else None
+        path = None
+        if self.cache_dir is not None:
+            key = cache_key(self.model.content_hash or "", self.resolution, self.items)
+            path = self.cache_dir / f"{key}.safetensors"
         if path is not None and path.is_file():
             try:
-                data = load_file(str(path))
-                latents = [data[f"latent.{i}"] for i in range(len(self.items))]
-                cond = {k[len("cond.") :]: v for k, v in data.items() if k.startswith("cond.")}
-                empty = {k[len("empty.") :]: v for k, v in data.items() if k.startswith("empty.")}
+                latents, cond, empty, geometry = load_cache(path, len(self.items))
+            except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt
+                path.unlink(missing_ok=True)
+            else:
                 self.cache = DatasetCache(
-                    latents, cond, empty, data["geometry"], groups, captions=captions, samples=samples
+                    latents, cond, empty, geometry, groups, captions=captions, samples=samples
                 )
                 self.reporter.on_status("using the cached latents and text embeddings")
                 self.release_text_encoders()
                 return
-            except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt
-                path.unlink(missing_ok=True)
         self.reporter.on_status(f"caching latents and text embeddings of {len(self.items)} images")
         pixels, geometry = self.load_pixels(plan)
         latents: list[torch.Tensor] = [torch.empty(0)] * len(self.items)
@@ -369,11 +295,7 @@ class LoraTrainer:
         self.cache = DatasetCache(latents, cond, empty, geometry, groups, captions=captions, samples=samples)
         self.release_text_encoders()
         if path is not None:
-            tensors = {f"latent.{i}": latent.contiguous() for i, latent in enumerate(latents)}
-            tensors.update({f"cond.{k}": v.contiguous() for k, v in cond.items()})
-            tensors.update({f"empty.{k}": v.contiguous() for k, v in empty.items()})
-            tensors["geometry"] = geometry
-            atomic_write_bytes(path, save(tensors))
+            save_cache(path, self.cache)
 
     def release_text_encoders(self) -> None:
         """On a GPU, move the text encoders to the CPU once every caption is cached (FLUX's T5 alone is
@@ -526,7 +448,8 @@ class LoraTrainer:
             os.replace(written, folder / LORA_FILE)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        state = self._training_state()
+        assert self.optimizer is not None
+        state = training_state(self.params, self.optimizer)
         config = json.dumps(self.config.as_dict())
         metadata = {"step": str(step), "config": config, "family": self.model.family}
         with atomic_writer(folder / STATE_FILE) as fh:
@@ -535,35 +458,10 @@ class LoraTrainer:
         lora_path = folder / LORA_FILE
         return Checkpoint(step, lora_path, sha256_file(lora_path), folder / STATE_FILE, tuple(samples), loss)
 
-    def _training_state(self) -> dict[str, torch.Tensor]:
-        assert self.optimizer is not None
-        state: dict[str, torch.Tensor] = {}
-        for name, param in self.params:
-            state[f"param::{name}"] = param.detach().float().cpu().contiguous()
-            opt = self.optimizer.state.get(param, {})
-            for key in ("exp_avg", "exp_avg_sq", "step"):
-                if key in opt:
-                    state[f"{key}::{name}"] = torch.as_tensor(opt[key]).detach().float().cpu().reshape(-1)
-        return state
-
     def load_training_state(self, path: Path) -> None:
         """Restore LoRA weights and optimizer moments from a checkpoint's state file."""
-        from safetensors.torch import load_file
-
         assert self.optimizer is not None
-        data = load_file(str(path))
-        for name, param in self.params:
-            key = f"param::{name}"
-            if key not in data or data[key].shape != param.shape:
-                raise ValidationError(str(path), f"does not match this LoRA ({name})")
-            with torch.no_grad():
-                param.copy_(data[key].to(param.device))
-            if f"exp_avg::{name}" in data:
-                self.optimizer.state[param] = {
-                    "exp_avg": data[f"exp_avg::{name}"].reshape(param.shape).to(param.device),
-                    "exp_avg_sq": data[f"exp_avg_sq::{name}"].reshape(param.shape).to(param.device),
-                    "step": data[f"step::{name}"].reshape(()).clone(),
-                }
+        restore_training_state(path, self.params, self.optimizer)
 
     @torch.no_grad()
     def sample_images(self, step: int) -> list[Path]:
