@@ -20,6 +20,7 @@ from studio.db.models import Brand, LoraAdapter
 from studio.db.training_models import Dataset, DatasetImage
 from studio.engine.models import native_resolution, resolve_model, size_multiple
 from studio.errors import ConflictError, NotFoundError, StudioError, ValidationError
+from studio.services import brand_models
 from studio.services.audit import record
 from studio.services.permissions import require_admin
 from studio.services.training_views import (
@@ -346,9 +347,9 @@ class DatasetService:
 
     def _model_of(self, brand: Brand | None) -> str:
         """The base model the brand's LoRAs train on."""
-        # TODO(issue 14, item 5): call studio.services.brand_models.effective_model once it lands; until then
-        # the same rule by hand: the brand's pinned model, else (NULL) the studio default.
-        return (brand.base_model if brand is not None else "") or self._settings.base_model
+        if brand is None:
+            return self._settings.base_model
+        return brand_models.effective_model(brand, self._settings)
 
     @staticmethod
     def _sizes_of(model: str) -> tuple[int, int, str]:
