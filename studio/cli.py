@@ -610,6 +610,16 @@ def datasets_check(
     typer.echo("ready to train" if check.ready else "not ready yet")
 
 
+def _expert_help() -> dict[str, str]:
+    """The expert settings' help lines (no torch: the training service's constants)."""
+    from studio.services.training import EXPERT_HELP
+
+    return EXPERT_HELP
+
+
+_EXPERT = _expert_help()
+
+
 @app.command("train")
 @_handled
 def train(
@@ -622,14 +632,33 @@ def train(
     rank: Annotated[int | None, typer.Option(help="LoRA rank (overrides the preset).")] = None,
     trigger: Annotated[str | None, typer.Option(help="Trigger word (default: the adapter's).")] = None,
     priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
+    batch_size: Annotated[int | None, typer.Option(help=_EXPERT["batch_size"])] = None,
+    resolution: Annotated[int | None, typer.Option(help=_EXPERT["resolution"])] = None,
+    learning_rate: Annotated[float | None, typer.Option(help=_EXPERT["learning_rate"])] = None,
+    gradient_checkpointing: Annotated[
+        bool | None,
+        typer.Option(
+            "--gradient-checkpointing/--no-gradient-checkpointing",
+            help=_EXPERT["gradient_checkpointing"],
+            show_default=False,
+        ),
+    ] = None,
+    optimizer: Annotated[str | None, typer.Option(help=_EXPERT["optimizer"])] = None,
+    quantize_base: Annotated[str | None, typer.Option(help=_EXPERT["quantize_base"])] = None,
 ) -> None:
     """Queue a LoRA training job (a worker runs it: `studio worker`, or the web app's own)."""
     job = _services().training.queue_training(
         _system(), brand, adapter, dataset, kind=kind, preset=preset, trigger=trigger, priority=priority,
-        steps=steps, rank=rank,
+        steps=steps, rank=rank, batch_size=batch_size, resolution=resolution, learning_rate=learning_rate,
+        gradient_checkpointing=gradient_checkpointing, optimizer=optimizer, quantize_base=quantize_base,
     )  # fmt: skip
-    rank_used = job.config["rank"]
-    typer.echo(f"queued job {job.id}: {job.total_steps} steps, rank {rank_used}, preset {job.preset}")
+    config = job.config
+    typer.echo(
+        f"queued job {job.id}: {job.total_steps} steps, rank {config['rank']}, preset {job.preset}, "
+        f"batch {config['batch_size']}, lr {config['learning_rate']:g}, "
+        f"resolution {config['resolution'] or 'native'}, optimizer {config['optimizer']}, "
+        f"base {config['quantize_base']}"
+    )
 
 
 @jobs_app.command("list")

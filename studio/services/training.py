@@ -31,7 +31,16 @@ from studio.training import config as training_config
 from studio.training.queue import JobQueue
 
 PUBLISHABLE = ("succeeded", "cancelled", "interrupted")
-EXPERT_FIELDS = ("rank", "alpha", "learning_rate", "steps", "batch_size", "resolution", "checkpoint_every")
+EXPERT_FIELDS = (
+    "rank", "alpha", "learning_rate", "steps", "batch_size", "resolution", "checkpoint_every",
+    "gradient_checkpointing", "optimizer", "quantize_base",
+)  # fmt: skip
+#: sample images of each checkpoint (prompts with {trigger}, seeds, denoising steps)
+SAMPLE_FIELDS = ("sample_steps", "sample_prompts", "sample_seeds")
+#: one line of help per expert setting (the CLI's --help, the Training tab's expert panel)
+EXPERT_HELP = training_config.EXPERT_HELP
+OPTIMIZERS = training_config.OPTIMIZERS
+QUANTIZATIONS = training_config.QUANTIZATIONS
 
 
 class TrainingService:
@@ -65,12 +74,13 @@ class TrainingService:
     ) -> JobView:
         """Queue a LoRA training job for ``brand_slug``'s adapter ``adapter`` on a dataset of that brand.
 
-        ``expert`` may set rank, alpha, learning_rate, steps, batch_size, resolution, checkpoint_every (None
-        keeps the preset's value). The adapter is created when the job is published, if it does not exist.
+        ``expert`` may set :data:`EXPERT_FIELDS` (rank, alpha, learning_rate, steps, batch_size, resolution,
+        checkpoint_every, gradient_checkpointing, optimizer, quantize_base) and :data:`SAMPLE_FIELDS`; None
+        keeps the preset's value (for gradient_checkpointing: decided by the worker from its GPU's memory).
+        Bad values raise a ValidationError naming the field, and nothing is queued. The adapter is created
+        when the job is published, if it does not exist.
         """
-        unknown = sorted(
-            set(expert) - set(EXPERT_FIELDS) - {"sample_steps", "sample_prompts", "sample_seeds"}
-        )
+        unknown = sorted(set(expert) - set(EXPERT_FIELDS) - set(SAMPLE_FIELDS))
         if unknown:
             raise ValidationError("config", f"unknown setting(s): {', '.join(unknown)}")
         name = brand_files.lora_from_mapping(

@@ -59,6 +59,25 @@ _MEMORY_TIERS: tuple[tuple[float, int, bool], ...] = (
 #: the model families a worker can train (studio.training.families holds one trainer for each)
 TRAINABLE_FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux")
 
+#: One line per expert setting, for the CLI's --help and the Training tab's expert panel.
+EXPERT_HELP: dict[str, str] = {
+    "rank": "LoRA rank: more capacity (and a bigger file) as it grows; 4-16 for a style.",
+    "alpha": "LoRA alpha: scales the update; usually equal to the rank.",
+    "learning_rate": "Learning rate of the LoRA weights (1e-4 to 1e-3 is usual).",
+    "steps": "Training steps.",
+    "batch_size": "Images per step; lower it if the GPU runs out of memory.",
+    "resolution": "Training side in pixels, a multiple of 8 (not set: the model's own, e.g. 1024 for SDXL).",
+    "checkpoint_every": "Save a checkpoint (LoRA + sample images) every N steps.",
+    "gradient_checkpointing": (
+        "Recompute activations in the backward pass: much less GPU memory, about 20-30% slower "
+        "(auto: on for GPUs with little memory)."
+    ),
+    "optimizer": "adamw; adamw8bit keeps the optimizer state in 8 bits: needs bitsandbytes, GPU only.",
+    "quantize_base": (
+        "none; int8: the frozen base in int8 (torchao) — FLUX on a 24 GB GPU (the LoRA still trains in fp32)."
+    ),
+}
+
 DEFAULT_SAMPLE_PROMPTS = ("{trigger}", "a red circle, {trigger}", "a blue square, {trigger}")
 DEFAULT_SAMPLE_SEEDS = (11, 22)
 
@@ -147,6 +166,10 @@ def validate(config: TrainConfig) -> TrainConfig:
         if resolution % 8:
             raise ValidationError("resolution", f"must be a multiple of 8, not {resolution}")
         values["resolution"] = resolution
+    for name in ("gradient_checkpointing", "mixed_precision"):
+        value = getattr(config, name)
+        if value is not None and not isinstance(value, bool):
+            raise ValidationError(name, f"must be true or false (or empty: auto), not {value!r}")
     if config.optimizer not in OPTIMIZERS:
         allowed = ", ".join(OPTIMIZERS)
         raise ValidationError("optimizer", f"must be one of {allowed}, not {config.optimizer!r}")

@@ -11,12 +11,15 @@ import gradio as gr
 import pandas as pd
 
 from studio.services.container import Services
+from studio.services.training import EXPERT_HELP, OPTIMIZERS, QUANTIZATIONS
 from studio.services.training_views import DatasetCheck, DatasetView, JobView
 from studio.ui.common import actor_of, shown_to_user
 
 JOB_HEADERS = ["id", "status", "brand", "adapter", "progress", "loss", "message"]
 CAPTION_HEADERS = ["id", "file", "caption"]
 ACTIVE = ("queued", "running")
+#: the expert panel's gradient checkpointing choice → the setting (None: the worker decides from its GPU)
+CHECKPOINTING = {"auto": None, "on": True, "off": False}
 
 
 def job_rows(jobs: list[JobView]) -> list[list[Any]]:
@@ -57,9 +60,16 @@ def job_html(job: JobView) -> str:
         f"ETA {format_eta(job.eta_seconds)}<br>"
         f"preset {esc(job.preset)}, rank {config.get('rank')}, alpha {config.get('alpha')}, "
         f"lr {config.get('learning_rate')}, batch {config.get('batch_size')}, "
+        f"resolution {config.get('resolution') or 'native'}, optimizer {esc(str(config.get('optimizer')))}, "
+        f"base {esc(str(config.get('quantize_base')))}, gradient checkpointing "
+        f"{_on_off(config.get('gradient_checkpointing'))}, "
         f"trigger <code>{esc(str(config.get('trigger', '')))}</code><br>"
         f"<em>{esc(job.message)}</em></p>"
     )
+
+
+def _on_off(value: Any) -> str:
+    return {True: "on", False: "off"}.get(value, "auto") if isinstance(value, bool) else "auto"
 
 
 def loss_frame(job: JobView) -> pd.DataFrame:
@@ -217,7 +227,7 @@ def render(services: Services) -> dict[str, Any]:
     def queue(
         brand: str | None, dataset_id: int | None, adapter: str, kind: str, trigger: str, preset: str,
         expert: bool, rank: float, alpha: float, lr: float, steps: float, batch: float, resolution: float,
-        every: float, request: gr.Request,
+        every: float, checkpointing: str, optimizer: str, quantize: str, request: gr.Request,
     ) -> tuple[Any, ...]:  # fmt: skip
         if not brand or not dataset_id:
             raise gr.Error("Pick a brand and a dataset first.")
@@ -225,7 +235,9 @@ def render(services: Services) -> dict[str, Any]:
         if expert:
             overrides = {
                 "rank": rank, "alpha": alpha, "learning_rate": lr, "steps": steps, "batch_size": batch,
-                "resolution": int(resolution) or None, "checkpoint_every": every,
+                "resolution": int(resolution or 0) or None, "checkpoint_every": every,
+                "gradient_checkpointing": CHECKPOINTING.get(checkpointing, checkpointing),
+                "optimizer": optimizer, "quantize_base": quantize,
             }  # fmt: skip
         with shown_to_user():
             job = training.queue_training(
@@ -333,15 +345,39 @@ def render(services: Services) -> dict[str, Any]:
         with gr.Accordion("Expert settings", open=False):
             expert = gr.Checkbox(label="Use these instead of the preset", value=False)
             first = presets[[p["name"] for p in presets].index("default")]
+            helps = EXPERT_HELP
             with gr.Row():
-                rank = gr.Slider(1, 128, value=first["rank"], step=1, label="Rank")
-                alpha = gr.Slider(0.5, 256, value=first["alpha"], step=0.5, label="Alpha")
-                lr = gr.Number(value=first["learning_rate"], label="Learning rate")
+                rank = gr.Slider(1, 128, value=first["rank"], step=1, label="Rank", info=helps["rank"])
+                alpha = gr.Slider(
+                    0.5, 256, value=first["alpha"], step=0.5, label="Alpha", info=helps["alpha"]
+                )
+                lr = gr.Number(
+                    value=first["learning_rate"], label="Learning rate", info=helps["learning_rate"]
+                )
             with gr.Row():
-                steps = gr.Slider(1, 20000, value=first["steps"], step=1, label="Steps")
-                batch = gr.Slider(1, 64, value=first["batch_size"], step=1, label="Batch size")
-                resolution = gr.Number(value=0, label="Resolution (0 = the model's own)", precision=0)
-                every = gr.Slider(1, 5000, value=first["checkpoint_every"], step=1, label="Checkpoint every")
+                steps = gr.Slider(1, 20000, value=first["steps"], step=1, label="Steps", info=helps["steps"])
+                batch = gr.Slider(
+                    1, 64, value=first["batch_size"], step=1, label="Batch size", info=helps["batch_size"]
+                )
+                resolution = gr.Number(
+                    value=0, label="Resolution (0 = the model's own)", precision=0, info=helps["resolution"]
+                )
+                every = gr.Slider(
+                    1, 5000, value=first["checkpoint_every"], step=1, label="Checkpoint every",
+                    info=helps["checkpoint_every"],
+                )  # fmt: skip
+            with gr.Row():
+                checkpointing = gr.Radio(
+                    list(CHECKPOINTING), value="auto", label="Gradient checkpointing",
+                    info=helps["gradient_checkpointing"],
+                )  # fmt: skip
+                optimizer = gr.Radio(
+                    list(OPTIMIZERS), value="adamw", label="Optimizer", info=helps["optimizer"]
+                )
+                quantize = gr.Radio(
+                    list(QUANTIZATIONS), value="none", label="Quantize the frozen base",
+                    info=helps["quantize_base"],
+                )  # fmt: skip
         queue_btn = gr.Button("Queue training", variant="primary")
 
     with gr.Accordion("3 · Jobs", open=True):
@@ -402,6 +438,9 @@ def render(services: Services) -> dict[str, Any]:
             batch,
             resolution,
             every,
+            checkpointing,
+            optimizer,
+            quantize,
         ],
         job_id,
         api_name="queue_training",

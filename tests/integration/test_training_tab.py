@@ -40,7 +40,7 @@ def test_admin_builds_a_dataset_and_queues_training(services: Any, demo_server: 
     assert "3 image(s)" in report and "ready to train" in report
     job_id = ada.predict(
         "lagoon", dataset_id, "lagoon-style", "style", "", "quick",
-        True, 2, 2, 0.001, 5, 1, 0, 5, api_name="/queue_training",
+        True, 2, 2, 0.001, 5, 1, 0, 5, "auto", "adamw", "none", api_name="/queue_training",
     )  # fmt: skip
     job = services.training.get_job(SYSTEM, int(job_id))
     assert (job.status, job.total_steps, job.config["rank"]) == ("queued", 5, 2)
