@@ -71,7 +71,7 @@ _TOP_KEYS = (
 )
 _DEFAULTS_KEYS = ("cfg", "steps", "sampler", "size")
 _SIZE_KEYS = ("name", "channel", "width", "height")
-_LORA_KEYS = ("name", "file", "kind", "trigger_words", "default_weight")
+_LORA_KEYS = ("name", "file", "kind", "trigger_words", "default_weight", "base_model")
 _TEMPLATE_KEYS = (
     "name",
     "image",
@@ -98,13 +98,19 @@ class SizePreset:
 
 @dataclass(frozen=True)
 class LoraSpec:
-    """A LoRA entry of a brand file; ``file`` is relative to the brand's folder."""
+    """A LoRA entry of a brand file; ``file`` is relative to the brand's folder.
+
+    ``base_model``: the model the file was trained on (a hub id, a folder or ``embedded:…``); sync records
+    its family with the version, so the LoRA shows as not fitting when the brand's model is of another
+    family. None: made for the brand's own model.
+    """
 
     name: str
     file: str
     kind: str = "style"
     trigger_words: tuple[str, ...] = ()
     default_weight: float = 1.0
+    base_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -261,6 +267,7 @@ def lora_from_mapping(entry: Mapping[str, Any], source: str = "lora", key: str =
         kind=kind,
         trigger_words=check.string_list(entry.get("trigger_words", []), f"{prefix}trigger_words"),
         default_weight=check.number(entry.get("default_weight", 1.0), f"{prefix}default_weight", -2.0, 2.0),
+        base_model=check.string(entry.get("base_model", ""), f"{prefix}base_model") or None,
     )
 
 
@@ -513,6 +520,8 @@ def render_brand_toml(spec: BrandSpec) -> str:
             f"trigger_words = {_toml_value(list(lora.trigger_words))}",
             f"default_weight = {_toml_value(lora.default_weight)}",
         ]
+        if lora.base_model:
+            lines.append(f"base_model = {_toml_value(lora.base_model)}")
     for t in spec.templates:
         lines += [
             "",

@@ -320,6 +320,8 @@ class BrandService:
         families = Families()
         for item in checked:  # looked up before the transaction: a lookup may hash a model folder
             families(item.spec.base_model or self._settings.base_model)
+            for lora in item.spec.loras:
+                families(lora.base_model)
         with self._sessions.begin() as session:
             require_admin(session, actor)
             for item in checked:
@@ -423,7 +425,8 @@ class BrandService:
         session.flush()
         model = effective_model(brand, self._settings)
         for lora in item.loras:
-            changed += self._sync_lora(session, brand, lora, (model, families(model)))
+            made_on = lora.spec.base_model or model  # the file's own model, when brand.toml names it
+            changed += self._sync_lora(session, brand, lora, (made_on, families(made_on)))
         for template in item.templates:
             changed += self._sync_template(brand, template)
         if created:

@@ -314,3 +314,25 @@ def test_publish_records_the_family_of_the_model_the_job_trained(studio: Studio,
     adapter = next(a for a in services.brands.get_brand(SYSTEM, "lagoon").adapters if a.name == "lagoon-new")
     assert adapter.active_version is not None
     assert (adapter.active_version.base_model, adapter.active_version.family) == ("embedded:toyworld", "sd1")
+
+
+def test_demo_loras_synced_on_another_family_show_as_not_fitting(studio: Studio, sdxl_model: Path) -> None:
+    """brand.toml's ``base_model`` of a LoRA names the model its file was made for: the demo brands' LoRAs
+    (the embedded model, an SD1-family UNet), synced while the studio runs an SDXL folder, are recorded as
+    sd1 LoRAs, shown disabled with the reason, and left out of a generation that does not name them."""
+    services = studio.start(base_model=str(sdxl_model))
+    services.brands.sync(SYSTEM, DEMO_BRANDS)
+    lagoon = services.brands.get_brand(SYSTEM, "lagoon")
+    adapter = next(a for a in lagoon.adapters if a.name == "lagoon-style")
+    assert adapter.active_version is not None
+    assert (adapter.active_version.base_model, adapter.active_version.family) == ("embedded:toyworld", "sd1")
+    services.users.add_user(SYSTEM, "mia", ["marketer"], PASSWORD)
+    services.brands.grant(SYSTEM, "lagoon", "mia")
+    options = services.generation.options(Actor.user("mia"), "lagoon")
+    assert options.lora_issues == (("lagoon-style", "made for sd1, this brand's model is sdxl"),)
+    preview = services.generation.preview(Actor.user("mia"), "lagoon", "a red circle")
+    assert preview.loras == ()  # not asked for by name: left out
+    assert services.doctor.check(SYSTEM).lora_misfits == (
+        ("ember", "ember-style", "made for sd1, this brand's model is sdxl"),
+        ("lagoon", "lagoon-style", "made for sd1, this brand's model is sdxl"),
+    )
