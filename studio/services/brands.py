@@ -556,6 +556,7 @@ class BrandService:
         return [name for name in _BRAND_FIELDS if _set(brand, name, values[name])]
 
     def _spec(self, brand: Brand) -> BrandSpec:
+        model = effective_model(brand, self._settings)
         return BrandSpec(
             slug=brand.slug,
             name=brand.name,
@@ -578,6 +579,7 @@ class BrandService:
                     kind=a.kind,
                     trigger_words=tuple(a.trigger_words),
                     default_weight=a.default_weight,
+                    base_model=_made_for_other(a, model),
                 )
                 for a in brand.adapters
             ),
@@ -697,3 +699,12 @@ class BrandService:
         if user is None:
             raise NotFoundError(f"user {username!r} not found")
         return user
+
+
+def _made_for_other(adapter: LoraAdapter, model: str) -> str | None:
+    """The model the adapter's active version was made for, when it is not the brand's ``model`` (brand.toml
+    records it then, so a sync elsewhere keeps the LoRA's family)."""
+    version = adapter.active_version
+    if version is None or not version.base_model or version.base_model == model:
+        return None
+    return version.base_model

@@ -316,7 +316,9 @@ def test_publish_records_the_family_of_the_model_the_job_trained(studio: Studio,
     assert (adapter.active_version.base_model, adapter.active_version.family) == ("embedded:toyworld", "sd1")
 
 
-def test_demo_loras_synced_on_another_family_show_as_not_fitting(studio: Studio, sdxl_model: Path) -> None:
+def test_demo_loras_synced_on_another_family_show_as_not_fitting(
+    studio: Studio, sdxl_model: Path, tmp_path: Path
+) -> None:
     """brand.toml's ``base_model`` of a LoRA names the model its file was made for: the demo brands' LoRAs
     (the embedded model, an SD1-family UNet), synced while the studio runs an SDXL folder, are recorded as
     sd1 LoRAs, shown disabled with the reason, and left out of a generation that does not name them."""
@@ -336,3 +338,5 @@ def test_demo_loras_synced_on_another_family_show_as_not_fitting(studio: Studio,
         ("ember", "ember-style", "made for sd1, this brand's model is sdxl"),
         ("lagoon", "lagoon-style", "made for sd1, this brand's model is sdxl"),
     )
+    out = services.brands.export_brand(SYSTEM, "lagoon", tmp_path / "out")  # the export keeps the record
+    assert tomllib.loads((out / "brand.toml").read_text())["loras"][0]["base_model"] == "embedded:toyworld"
