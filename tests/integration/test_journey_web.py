@@ -125,6 +125,7 @@ def test_web_train_publish_generate(family: str, studio: Any, tmp_path: Path) ->
             show = next(d for d in config["dependencies"] if (d.get("api_name") or "").startswith("show_job"))
             job_view = _outputs(config, show, page.call(show["id"], [job_id]))
         assert "<b>succeeded</b>" in job_view["html"] and "step 2 of 2" in job_view["html"]
+        assert "resolution 32, optimizer adamw, base none, gradient checkpointing off" in job_view["html"]
         samples = job_view["Checkpoint samples (fixed prompts and seeds)"]
         assert samples and all("step 2" in item["caption"] for item in samples)
         assert job_view["Checkpoint step to publish"]["choices"] == [["2", 2]]
