@@ -51,3 +51,19 @@ def safetensors_bytes(rank: int = 4, dim: int = 8, seed: int = 0) -> bytes:
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
     return struct.pack("<Q", len(raw)) + raw + data
+
+
+def training_images(folder: Path, count: int = 5, side: int = 32) -> list[Path]:
+    """``count`` small PNGs to train on, named ``orange_square_<i>.png``: an orange square on a teal ground,
+    moving a little from image to image."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        image = Image.new("RGB", (side, side), (0, 128, 128))
+        image.paste(Image.new("RGB", (side // 2, side // 2), (245, 135, 25 + 10 * i)), (4 + 2 * i, 8))
+        path = folder / f"orange_square_{i}.png"
+        image.save(path)
+        paths.append(path)
+    return paths

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from engine_fixtures import family_dir, fast_cpu  # noqa: F401
-from helpers import DEMO_BRANDS
+from helpers import DEMO_BRANDS, training_images
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -22,19 +22,6 @@ from studio.engine.recipe import read_recipe
 pytestmark = pytest.mark.usefixtures("fast_cpu")
 #: the native side of each tiny folder (×2 VAE): SDXL's UNet sample size 16, FLUX's default 128 latents
 NATIVE = {"sdxl": 32, "flux": 256}
-
-
-def dataset_images(folder: Path, count: int = 5, side: int = 32) -> list[Path]:
-    """``count`` small images: an orange disc on a teal ground, moving a little from image to image."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(count):
-        image = Image.new("RGB", (side, side), (0, 128, 128))
-        image.paste(Image.new("RGB", (side // 2, side // 2), (245, 135, 25 + 10 * i)), (4 + 2 * i, 8))
-        path = folder / f"orange_square_{i}.png"
-        image.save(path)
-        paths.append(path)
-    return paths
 
 
 @pytest.mark.parametrize("family", ["sdxl", "flux"])
@@ -59,7 +46,7 @@ def test_cli_train_publish_generate(
     cli("brands", "sync", str(DEMO_BRANDS))
     assert f"{model} (default" in cli("brands", "show", "lagoon")  # the brand follows STUDIO_BASE_MODEL
     assert "dataset 1 created" in cli("datasets", "create", "lagoon", "orange")
-    files = [str(p) for p in dataset_images(tmp_path / "images")]
+    files = [str(p) for p in training_images(tmp_path / "images")]
     assert "added 5 image(s)" in cli("datasets", "add", "1", *files)
     captions = cli(
         "datasets", "caption", "1", "--template", "{filename}, {trigger}", "--trigger", "orangesty"

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 from engine_fixtures import family_dir, fast_cpu  # noqa: F401
 from gradio_http import GradioSession, Outcome
-from helpers import DEMO_BRANDS
+from helpers import DEMO_BRANDS, training_images
 from live_server import serve_ui
-from test_journey_cli import dataset_images
 
 from studio.config import Settings
 from studio.engine.recipe import read_recipe
@@ -98,7 +97,7 @@ def test_web_train_publish_generate(family: str, studio: Any, tmp_path: Path) ->
         # the admin, in the Training tab: a dataset, images, captions, the check, a job from the expert panel
         ada = Client(url, auth=("ada", PASSWORD), verbose=False)
         dataset_id = ada.predict("lagoon", "orange", api_name="/create_dataset")["value"]
-        files = [handle_file(str(p)) for p in dataset_images(tmp_path / "images")]
+        files = [handle_file(str(p)) for p in training_images(tmp_path / "images")]
         _, note, _ = ada.predict(dataset_id, files, api_name="/add_images")
         assert "Added 5 image(s)" in note
         table = ada.predict(
