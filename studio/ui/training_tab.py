@@ -69,7 +69,8 @@ def job_html(job: JobView) -> str:
 
 
 def _on_off(value: Any) -> str:
-    return {True: "on", False: "off"}.get(value, "auto") if isinstance(value, bool) else "auto"
+    """A stored gradient checkpointing setting as the expert panel names it."""
+    return "auto" if value is None else ("on" if value else "off")
 
 
 def loss_frame(job: JobView) -> pd.DataFrame:
