@@ -141,8 +141,9 @@ def form_updates(options: GenerationOptions, ask: GenerateInput | None) -> list[
     the brand's defaults, or ``ask``'s values where it has them (a remix). LoRAs and templates that do
     not fit the brand's model are disabled (weight 0) or left out of the choices, with the reason."""
     ask = ask or GenerateInput(brand=options.brand_slug, prompt="")
-    loras = options.loras[:MAX_LORA_SLIDERS]
     off = dict(options.lora_issues)
+    # the LoRAs that fit the brand's model first: the disabled ones never take a slider from a usable one
+    loras = sorted(options.loras, key=lambda lora: lora[0] in off)[:MAX_LORA_SLIDERS]
     blocked = dict(options.template_issues)
     usable = [name for name, _ in options.templates if name not in blocked]
     lora_updates = [

@@ -340,3 +340,24 @@ def test_demo_loras_synced_on_another_family_show_as_not_fitting(
     )
     out = services.brands.export_brand(SYSTEM, "lagoon", tmp_path / "out")  # the export keeps the record
     assert tomllib.loads((out / "brand.toml").read_text())["loras"][0]["base_model"] == "embedded:toyworld"
+
+
+def test_generate_tab_gives_usable_loras_the_sliders_first() -> None:
+    """A brand kept four LoRAs made for its old model and gained one for its new model: the new one gets a
+    slider (the Generate tab has four), the disabled ones fill the rest."""
+    from studio.services.generation import GenerationOptions
+    from studio.ui.generate_tab import MAX_LORA_SLIDERS, form_updates
+
+    old = [(f"old-{i}", 0.8, ()) for i in range(MAX_LORA_SLIDERS)]
+    options = GenerationOptions(
+        brand_slug="tide", brand_name="Tide", default_cfg=5.0, default_steps=2, default_sampler="Euler",
+        samplers=("Euler",), sizes=(("square", 32, 32),), default_size="square",
+        loras=(*old, ("fresh", 1.0, ("freshsty",))), templates=(), base_model="/models/sdxl",
+        model_family="sdxl", lora_issues=tuple((name, "made for sd1") for name, _, _ in old),
+    )  # fmt: skip
+    updates = form_updates(options, None)
+    names, sliders = updates[4], updates[-MAX_LORA_SLIDERS:]
+    assert names == ["fresh", "old-0", "old-1", "old-2"]
+    first = sliders[0]
+    assert (first["label"], first["interactive"], first["value"]) == ("LoRA fresh (freshsty)", True, 1.0)
+    assert all(s["interactive"] is False and s["value"] == 0.0 for s in sliders[1:])
