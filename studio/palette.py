@@ -11,8 +11,14 @@ How the score is made:
    family; 2.3 is "just noticeable", 10+ is "a different shade");
 4. **score** = the share of pixels whose dominant colour matches (0–1); the image is **flagged** off-palette
    when the score is below the brand's ``palette_threshold`` (default :data:`DEFAULT_THRESHOLD`);
-5. **misses** = the dominant colours covering at least :data:`MIN_MISS_SHARE` of the image that matched no
-   palette colour, largest first, each with its nearest palette colour and distance.
+5. **misses** = the dominant colours that matched no palette colour, near-identical ones merged
+   (:func:`merge_misses`: CIEDE2000 below :data:`MERGE_DELTA_E`), each group covering at least
+   :data:`MIN_MISS_SHARE` of the image, largest first, each with its nearest palette colour and distance.
+
+Why merge: k-means splits one large area (a white background, a blue sky) into several clusters a few
+CIEDE2000 apart, which a reviewer would read as "several near-identical whites". Below 10, two colours are
+the same shade to the eye (2.3 is "just noticeable", 10+ "a different shade"), so clusters closer than
+:data:`MERGE_DELTA_E` are reported as one colour: their share-weighted mean in CIELAB, their shares added.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ DOMINANT_COLOURS = 8
 KMEANS_ROUNDS = 5
 MATCH_DELTA_E = 15.0
 MIN_MISS_SHARE = 0.05
+MERGE_DELTA_E = 10.0
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -161,15 +168,84 @@ def palette_score(image: Image.Image, palette: Sequence[str], threshold: float |
     shares = np.array([share for _, share in dominant])
     matched = nearest_distance <= MATCH_DELTA_E
     score = float(shares[matched].sum())
-    misses = tuple(
+    unmatched = [
         PaletteMiss(
             colour=_to_hex(dominant[i][0]),
-            share=round(float(shares[i]), 4),
+            share=float(shares[i]),
             nearest=targets[int(nearest[i])],
-            delta_e=round(float(nearest_distance[i]), 2),
+            delta_e=float(nearest_distance[i]),
         )
         for i in range(len(dominant))
-        if not matched[i] and shares[i] >= MIN_MISS_SHARE
-    )
+        if not matched[i]
+    ]
+    misses = tuple(miss for miss in merge_misses(unmatched, targets) if miss.share >= MIN_MISS_SHARE)
     score = round(min(1.0, max(0.0, score)), 4)
     return PaletteScore(score=score, flagged=score < limit, threshold=limit, misses=misses)
+
+
+def merge_misses(
+    misses: Sequence[PaletteMiss], palette: Sequence[str] | None = None, within: float = MERGE_DELTA_E
+) -> tuple[PaletteMiss, ...]:
+    """Near-identical missed colours as one: largest share first, each colour joins the first group whose
+    leading (largest) colour is less than ``within`` CIEDE2000 from it, else it leads a new group.
+
+    A group is reported as its share-weighted mean in CIELAB with the shares added, and its nearest colour of
+    ``palette`` (hex values or toy-world colour names) with the distance; without ``palette``, of the colours
+    the misses named as nearest (for misses already stored). Shares are rounded to 4 decimals, distances to
+    2; the order is largest share first.
+    """
+    if not misses:
+        return ()
+    ordered = sorted(misses, key=lambda miss: miss.share, reverse=True)
+    labs = _lab(np.array([hex_to_rgb(miss.colour) for miss in ordered]))
+    apart = np.atleast_2d(colour.delta_E(labs[:, None, :], labs[None, :, :], method="CIE 2000"))
+    leaders: list[int] = []
+    group = np.zeros(len(ordered), dtype=np.int64)
+    for i in range(len(ordered)):
+        leader = next((g for g, j in enumerate(leaders) if apart[i, j] < within), None)
+        if leader is None:
+            leaders.append(i)
+            leader = len(leaders) - 1
+        group[i] = leader
+    shares = np.array([miss.share for miss in ordered])
+    totals = np.bincount(group, weights=shares)
+    sums = np.stack([np.bincount(group, weights=labs[:, k] * shares) for k in range(3)], axis=1)
+    means = sums / np.maximum(totals, 1e-12)[:, None]
+    srgb = np.clip(np.round(np.atleast_2d(colour.XYZ_to_sRGB(colour.Lab_to_XYZ(means))) * 255), 0, 255)
+    candidates = list(
+        dict.fromkeys([_palette_hex(c) for c in palette] if palette else [m.nearest for m in ordered])
+    )
+    candidate_lab = _lab(np.array([hex_to_rgb(c) for c in candidates]))
+    # distances from the colours as reported (rounded to sRGB), so the numbers agree with the swatches
+    distances = np.atleast_2d(
+        colour.delta_E(_lab(srgb)[:, None, :], candidate_lab[None, :, :], method="CIE 2000")
+    )
+    merged = [
+        PaletteMiss(
+            colour=_to_hex(srgb[g]),
+            share=round(float(totals[g]), 4),
+            nearest=candidates[int(distances[g].argmin())],
+            delta_e=round(float(distances[g].min()), 2),
+        )
+        for g in range(len(leaders))
+    ]
+    return tuple(sorted(merged, key=lambda miss: miss.share, reverse=True))
+
+
+def merge_missed(misses: Sequence[dict[str, Any]], within: float = MERGE_DELTA_E) -> list[dict[str, Any]]:
+    """:func:`merge_misses` on stored misses (``PaletteMiss.as_dict()`` rows, as images keep them)."""
+    if len(misses) < 2:
+        return [dict(miss) for miss in misses]
+    try:
+        parsed = [
+            PaletteMiss(
+                colour=_palette_hex(str(m["colour"])),
+                share=float(m.get("share", 0.0)),
+                nearest=_palette_hex(str(m.get("nearest") or m["colour"])),
+                delta_e=float(m.get("delta_e", 0.0)),
+            )
+            for m in misses
+        ]
+    except (KeyError, TypeError, ValueError):  # not what palette_score stores: shown as it is
+        return [dict(miss) for miss in misses]
+    return [miss.as_dict() for miss in merge_misses(parsed, within=within)]
