@@ -29,23 +29,37 @@ from studio.engine import samplers as sampler_registry
 from studio.engine.adapters import AdapterManager, AdapterSpec
 from studio.engine.control import fit_to_size, image_sha256, load_image
 from studio.engine.devices import DeviceChoice, choose_device
+from studio.engine.limits import (  # noqa: F401 (re-exported: the limits were defined here)
+    MAX_BATCH,
+    MAX_CFG,
+    MAX_CONTROLS,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_SIDE,
+    MAX_STEPS,
+    MIN_CFG,
+)
 from studio.engine.models import ResolvedModel, resolve_model
 from studio.engine.pipelines import LoadedModel, PipelineCache, free_memory
 from studio.engine.recipe import ControlEntry, LoraEntry, Recipe, library_versions
+from studio.engine.tokens import TokenCount, count_tokens, known_words
 from studio.errors import ModelError, NotFoundError, StudioError, ValidationError
-
-MAX_PROMPT_CHARS = 2000
-MIN_CFG, MAX_CFG = 1.0, 30.0
-MAX_STEPS = 150
-MAX_SIDE = 4096
-MAX_CONTROLS = 4
-MAX_SEED = 2**32 - 1
 
 ProgressCallback = Callable[[int, int], None]
 
 
 class GenerationCancelled(StudioError):
-    """The request was cancelled (within one denoising step); no images are returned."""
+    """The request was cancelled (within one denoising step).
+
+    ``images`` holds the images of the batch that were finished before the cancel (with their recipes;
+    empty when none was), ``requested`` the batch size asked for."""
+
+    def __init__(
+        self, message: str, images: tuple[GeneratedImage, ...] = (), requested: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.images = images
+        self.requested = requested
 
 
 @dataclass(frozen=True)
@@ -199,7 +213,7 @@ class Engine:
         *,
         cache_dir: str | Path | None = None,
         max_resident_loras: int = 8,
-        max_batch: int = 8,
+        max_batch: int = MAX_BATCH,
         compile: bool = False,
         compile_backend: str | None = None,
         hotswap_rank: int = 64,
@@ -237,6 +251,16 @@ class Engine:
 
     def model_info(self, model: str | None = None, revision: str | None = None) -> ModelInfo:
         return self.resolve(model, revision)[1]
+
+    def count_tokens(self, text: str, model: str | None = None) -> TokenCount:
+        """How many tokens of ``text`` the model's text encoders read, from its tokenizer files only (see
+        :mod:`studio.engine.tokens`)."""
+        resolved, info = self.resolve(model)
+        return count_tokens(resolved.path, info.family, text)
+
+    def known_words(self, model: str | None = None) -> tuple[str, ...] | None:
+        """The words an embedded model was trained on; None for other models."""
+        return known_words(model or self.base_model)
 
     def load(self, model: str | None = None, revision: str | None = None) -> LoadedModel:
         """Load (or fetch from the cache) the base pipeline for ``model``."""
@@ -354,7 +378,8 @@ class Engine:
 
         ``progress(step, total)`` is called after each denoising step, counting over the whole batch
         (total = steps × batch_size); setting ``cancel`` stops the run
-        within one step and raises :class:`GenerationCancelled`.  Out-of-memory becomes a ModelError after
+        within one step and raises :class:`GenerationCancelled`, which carries the images of the batch
+        finished before it.  Out-of-memory becomes a ModelError after
         the caches are freed, so the next request works.
         """
         prepared = self._prepare(request)
@@ -370,10 +395,14 @@ class Engine:
             else:
                 pipe = loaded.pipe
             pipe.scheduler = sampler_registry.make_scheduler(prepared.sampler, loaded.scheduler_config)
-            images = [
-                self._run_one(pipe, prepared, info, index, progress, cancel)
-                for index in range(req.batch_size)
-            ]
+            images: list[Image.Image] = []
+            try:
+                for index in range(req.batch_size):
+                    images.append(self._run_one(pipe, prepared, info, index, progress, cancel))
+            except GenerationCancelled as cancelled:  # the finished images go with it
+                raise GenerationCancelled(
+                    str(cancelled), tuple(self._results(prepared, loaded, images)), req.batch_size
+                ) from None
         return self._results(prepared, loaded, images)
 
     def _run_one(

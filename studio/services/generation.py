@@ -14,11 +14,12 @@ building the services stays light.
 from __future__ import annotations
 
 import io
+import os
 import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,18 @@ from studio.errors import ModelError, NotFoundError, StudioError, ValidationErro
 from studio.services import audit
 from studio.services.brand_files import SAMPLERS, banned_term_in
 from studio.services.brand_models import Families, effective_model
+from studio.services.generation_plan import (  # noqa: F401 (GenerateInput etc. are imported from here too)
+    MAX_LORA_WEIGHT,
+    MIN_LORA_WEIGHT,
+    GenerateInput,
+    LoraUse,
+    Plan,
+    TemplateUse,
+    assemble_prompt,
+    lora_weight,
+    merge_negative,
+    number_problems,
+)
 from studio.services.permissions import readable_brand, require_role
 from studio.services.views import Actor
 from studio.services.visibility import visible_image
@@ -45,7 +58,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ProgressCallback = Callable[[int, int], None]
 
-MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = 0.0, 1.5
 #: the CFG scales a one-click sweep uses when none are given
 DEFAULT_SWEEP_SCALES: tuple[float, ...] = (2.0, 4.0, 7.0, 10.0, 14.0)
 #: ControlNet used with the embedded model's templates
@@ -84,31 +96,6 @@ class EngineProvider:
 
 
 @dataclass(frozen=True)
-class GenerateInput:
-    """What a user asks for. ``None`` means the brand's default.
-
-    ``loras`` maps adapter name → weight (0–1.5; 0 leaves it out); adapters not named use their default
-    weight. ``size`` names one of the brand's size presets (or is ``WIDTHxHEIGHT``); ``width``/``height`` ask
-    for a custom size.
-    ``templates`` are layout template names of the brand.
-    """
-
-    brand: str
-    prompt: str
-    negative_prompt: str = ""
-    cfg: float | None = None
-    steps: int | None = None
-    seed: int | None = None
-    sampler: str | None = None
-    size: str | None = None
-    width: int | None = None
-    height: int | None = None
-    loras: Mapping[str, float] = field(default_factory=dict)
-    templates: Sequence[str] = ()
-    batch_size: int = 1
-
-
-@dataclass(frozen=True)
 class PromptPreview:
     """The prompts exactly as they will be sent, and what the brand added."""
 
@@ -136,11 +123,20 @@ class ImageView:
     palette_score: float | None
     palette_flag: bool
     palette_misses: tuple[dict[str, Any], ...]
+    #: a link to the file named ``<brand>-<id>-<seed>.png`` for downloads (the Generate tab's results)
+    download_path: Path | None = None
+
+    @property
+    def download_name(self) -> str:
+        return f"{self.brand_slug}-{self.id}-{self.seed}.png"
 
 
 @dataclass(frozen=True)
 class GenerationResult:
-    """One generation: its id, the prompts as sent, the base seed and the saved images."""
+    """One generation: its id, the prompts as sent, the base seed and the saved images.
+
+    ``cancelled``: the run was cancelled after ``len(images)`` of the ``requested`` images were finished
+    (those are saved and returned)."""
 
     generation_id: int
     brand_slug: str
@@ -149,6 +145,24 @@ class GenerationResult:
     cfg: float
     seed: int
     images: tuple[ImageView, ...]
+    cancelled: bool = False
+    requested: int = 0
+
+
+@dataclass(frozen=True)
+class PromptCheck:
+    """What the model will read of a prompt: the prompt as sent, ``tokens`` / ``limit`` of the model's
+    longest-reading text encoder and the text past it (``cut``); for a model with a fixed vocabulary (the
+    embedded one) the words it knows and the typed words it does not (trigger words aside); a banned term."""
+
+    prompt: str
+    tokens: int
+    limit: int
+    cut: str
+    trigger_words: tuple[str, ...]
+    known_words: tuple[str, ...] | None
+    unknown_words: tuple[str, ...]
+    banned_term: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,82 +191,11 @@ class GenerationOptions:
     template_issues: tuple[tuple[str, str], ...] = ()
 
 
-# ----------------------------------------------------------------------------------------- the plan
-
-
-@dataclass(frozen=True)
-class _LoraUse:
-    adapter: str
-    version_id: int
-    sha256: str
-    path: Path
-    weight: float
-    trigger_words: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _TemplateUse:
-    template_id: int
-    name: str
-    preprocessor: str
-    source_path: Path | None
-    control_path: Path | None
-    scale: float
-    start: float
-    end: float
-    controlnet: str | None = None  # the template's ControlNet; None = the base model's own/configured one
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Everything read from the database for one request (so the engine runs outside any transaction)."""
-
-    user_id: int
-    brand_id: int
-    brand_slug: str
-    base_model: str
-    palette: tuple[str, ...]
-    palette_threshold: float | None
-    prompt: str
-    negative_prompt: str
-    final_prompt: str
-    final_negative: str
-    cfg: float
-    steps: int
-    sampler: str
-    seed: int | None
-    width: int | None
-    height: int | None
-    batch_size: int
-    loras: tuple[_LoraUse, ...]
-    templates: tuple[_TemplateUse, ...]
-
-
 def control_map_size(info: Any) -> tuple[int, int]:
     """Control maps are made at the model's default size, at least 64 a side (controlnet-aux rounds its
     working size to multiples of 64); the engine fits them to each output size."""
     scale = max(1.0, MIN_CONTROL_SIDE / min(info.default_width, info.default_height))
     return round(info.default_width * scale), round(info.default_height * scale)
-
-
-def merge_negative(brand_negative: str, user_negative: str) -> str:
-    """The brand's negative terms, then the user's that are not already there (comma separated)."""
-    terms: list[str] = []
-    seen: set[str] = set()
-    for text in (brand_negative, user_negative):
-        for term in (part.strip() for part in (text or "").split(",")):
-            if term and term.lower() not in seen:
-                seen.add(term.lower())
-                terms.append(term)
-    return ", ".join(terms)
-
-
-def apply_style(style_template: str, prompt: str, trigger_words: Sequence[str]) -> str:
-    """The style template around the prompt, then the trigger words that are not in it yet."""
-    text = (style_template or "{prompt}").replace("{prompt}", prompt.strip())
-    lowered = text.lower()
-    missing = [w for w in trigger_words if w.strip() and w.lower() not in lowered]
-    return ", ".join([text, *missing]) if missing else text
 
 
 class GenerationService:
@@ -304,8 +247,8 @@ class GenerationService:
                     (t.name, self._home_path(t.control_image_path or t.source_image_path))
                     for t in row.templates
                 ),
-                thumbnails=tuple(
-                    (t.name, _thumbnail(self._home_path(t.control_image_path or t.source_image_path)))
+                thumbnails=tuple(  # the source image: a control map (edges on black) reads as a black box
+                    (t.name, _thumbnail(self._home_path(t.source_image_path or t.control_image_path)))
                     for t in row.templates
                 ),
                 base_model=model,
@@ -394,8 +337,88 @@ class GenerationService:
         if plan.templates:  # a missing control map is made and stored: refuse bad input before that
             engine_request = self._with_controls(engine, plan, engine.validate(engine_request))
         # otherwise the engine validates everything before it runs, and files are only written after it
-        images = engine.generate(engine_request, progress=progress, cancel=cancel)
-        return self._save(actor, plan, engine_request, images)
+        return self._run_and_save(actor, plan, engine_request, progress, cancel)
+
+    def _run_and_save(
+        self,
+        actor: Actor,
+        plan: Plan,
+        request: GenerationRequest,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> GenerationResult:
+        """Run the engine and save the images; a cancel saves the images finished before it (and raises
+        when there are none)."""
+        from studio.engine.generate import GenerationCancelled
+
+        try:
+            images = self.engine.generate(request, progress=progress, cancel=cancel)
+        except GenerationCancelled as cancelled:
+            if not cancelled.images:
+                raise
+            result = self._save(actor, plan, request, list(cancelled.images))
+            return replace(result, cancelled=True, requested=cancelled.requested)
+        result = self._save(actor, plan, request, images)
+        return replace(result, requested=len(images))
+
+    def check(self, actor: Actor, request: GenerateInput) -> tuple[StudioError, ...]:
+        """What is wrong with ``request``, without generating: every number out of range, then the first
+        other refusal (brand, permission, prompt, banned term, size, LoRAs, templates, sampler). Empty when
+        :meth:`generate` would run it. Each ValidationError names its field."""
+        problems: list[StudioError] = list(number_problems(request))
+        numbers = {p.field for p in problems if isinstance(p, ValidationError)}
+        try:
+            with self._sessions() as session:
+                plan = self._plan(session, actor, request)
+            if not problems:
+                self.engine.validate(self._engine_request(plan))
+        except ValidationError as problem:
+            if problem.field not in numbers:
+                problems.append(problem)
+        except StudioError as problem:
+            problems.append(problem)
+        return tuple(problems)
+
+    def check_prompt(
+        self,
+        actor: Actor,
+        brand: str,
+        prompt: str,
+        loras: Mapping[str, float] | None = None,
+    ) -> PromptCheck:
+        """The prompt as it would be sent for ``brand`` and what of it the brand's model reads (see
+        :class:`PromptCheck`). An empty prompt or a banned term is reported, not refused; the brand and the
+        role are checked as in :meth:`generate`."""
+        with self._sessions() as session:
+            _, row = self._brand_for_generation(session, actor, brand)
+            model = effective_model(row, self._settings)
+            weights = {name: w for name, w in (loras or {}).items() if isinstance(w, int | float)}
+            used = [
+                w
+                for adapter in row.adapters
+                if adapter.active_version is not None and weights.get(adapter.name, adapter.default_weight)
+                for w in adapter.trigger_words
+            ]
+            brand_words = [w for adapter in row.adapters for w in adapter.trigger_words]
+            text = prompt if isinstance(prompt, str) else ""
+            sent = assemble_prompt(row.style_template, text, used, brand_words)
+            banned = banned_term_in(text, row.banned_terms) if text.strip() else None
+        from studio.engine.tokens import unknown_words
+
+        engine = self.engine
+        count = engine.count_tokens(sent, model)
+        known = engine.known_words(model)
+        triggers = tuple(dict.fromkeys(w for w in brand_words if w.lower() in sent.lower()))
+        return PromptCheck(
+            prompt=sent,
+            tokens=count.tokens,
+            limit=count.limit,
+            cut=count.cut,
+            trigger_words=triggers,
+            known_words=known,
+            unknown_words=unknown_words(text, known, tuple(brand_words)) if known else (),
+            banned_term=banned,
+        )
 
     def cfg_sweep(
         self,
@@ -413,7 +436,9 @@ class GenerationService:
             import secrets
 
             seed = secrets.randbelow(2**32)
-        results = []
+        from studio.engine.generate import GenerationCancelled
+
+        results: list[GenerationResult] = []
         for index, scale in enumerate(scales):
             one = replace(request, cfg=float(scale), seed=seed, batch_size=1)
 
@@ -421,7 +446,13 @@ class GenerationService:
                 if progress is not None:
                     progress(_index * total + current, total * len(scales))
 
-            results.append(self.generate(actor, one, progress=step, cancel=cancel))
+            try:
+                results.append(self.generate(actor, one, progress=step, cancel=cancel))
+            except GenerationCancelled:
+                if not results:
+                    raise
+                results[-1] = replace(results[-1], cancelled=True)  # the scales done so far are kept
+                break
         return results
 
     def regenerate(
@@ -450,7 +481,7 @@ class GenerationService:
             lora_paths = self._lora_paths(session, recipe)
             control_images = self._control_images(session, generation)
             templates = tuple(
-                _TemplateUse(
+                TemplateUse(
                     template_id=t.template_id or 0,
                     name=t.template_name,
                     preprocessor="",
@@ -462,7 +493,7 @@ class GenerationService:
                 )
                 for t in generation.templates
             )
-            plan = _Plan(
+            plan = Plan(
                 user_id=user.id if user is not None else generation.user_id,
                 brand_id=brand.id,
                 brand_slug=brand.slug,
@@ -481,7 +512,7 @@ class GenerationService:
                 height=recipe.height,
                 batch_size=1,
                 loras=tuple(
-                    _LoraUse(
+                    LoraUse(
                         adapter=lora.adapter_name,
                         version_id=lora.lora_version_id or 0,
                         sha256=lora.sha256,
@@ -501,8 +532,7 @@ class GenerationService:
             raise ModelError(
                 f"the recipe's base model {recipe.base_model!r} is not available: {exc}"
             ) from None
-        images = engine.generate(engine_request, progress=progress, cancel=cancel)
-        return self._save(actor, plan, engine_request, images)
+        return self._run_and_save(actor, plan, engine_request, progress, cancel)
 
     def pull_model(self, actor: Actor, repo_id: str, revision: str | None = None) -> Path:
         """Download a hub model's safetensors, configs and tokenizer files (admins); fails fast offline."""
@@ -526,7 +556,7 @@ class GenerationService:
         brand, _ = readable_brand(session, actor, slug.strip())
         return user, brand
 
-    def _plan(self, session: Session, actor: Actor, request: GenerateInput) -> _Plan:
+    def _plan(self, session: Session, actor: Actor, request: GenerateInput) -> Plan:
         user, brand = self._brand_for_generation(session, actor, request.brand)
         prompt = request.prompt if isinstance(request.prompt, str) else ""
         if not prompt.strip():
@@ -540,7 +570,8 @@ class GenerationService:
         templates = self._templates(brand, request.templates, model)
         width, height = self._size(brand, request)
         trigger_words = [w for lora in loras for w in lora.trigger_words]
-        return _Plan(
+        brand_words = [w for adapter in brand.adapters for w in adapter.trigger_words]
+        return Plan(
             user_id=self._user_id(session, user),
             brand_id=brand.id,
             brand_slug=brand.slug,
@@ -549,7 +580,7 @@ class GenerationService:
             palette_threshold=brand.palette_threshold,
             prompt=prompt,
             negative_prompt=negative,
-            final_prompt=apply_style(brand.style_template, prompt, trigger_words),
+            final_prompt=assemble_prompt(brand.style_template, prompt, trigger_words, brand_words),
             final_negative=merge_negative(brand.negative_prompt, negative),
             cfg=brand.default_cfg if request.cfg is None else request.cfg,
             steps=brand.default_steps if request.steps is None else request.steps,
@@ -578,7 +609,7 @@ class GenerationService:
 
     def _loras(
         self, brand: Brand, weights: Mapping[str, float], misfits: Mapping[str, str]
-    ) -> tuple[_LoraUse, ...]:
+    ) -> tuple[LoraUse, ...]:
         """The LoRAs to use; one that does not fit the brand's model (``misfits``: name → reason) is left
         out, or refused when asked for by name with a weight above 0."""
         adapters = {a.name: a for a in brand.adapters}
@@ -589,7 +620,7 @@ class GenerationService:
         uses = []
         for adapter in brand.adapters:
             weight = weights.get(adapter.name, adapter.default_weight)
-            weight = _weight(adapter.name, weight)
+            weight = lora_weight(adapter.name, weight)
             version = adapter.active_version
             if weight == 0.0 or version is None:
                 if adapter.name in weights and version is None and weight > 0:
@@ -605,11 +636,11 @@ class GenerationService:
             uses.append(self._lora_use(adapter, version, weight))
         return tuple(uses)
 
-    def _lora_use(self, adapter: LoraAdapter, version: LoraVersion, weight: float) -> _LoraUse:
+    def _lora_use(self, adapter: LoraAdapter, version: LoraVersion, weight: float) -> LoraUse:
         path = self._home_path(version.file_path)
         if path is None or not path.is_file():
             raise NotFoundError(f"LoRA {adapter.name}: its file {version.file_path} is missing")
-        return _LoraUse(
+        return LoraUse(
             adapter=adapter.name,
             version_id=version.id,
             sha256=version.sha256,
@@ -618,7 +649,7 @@ class GenerationService:
             trigger_words=tuple(adapter.trigger_words),
         )
 
-    def _templates(self, brand: Brand, names: Sequence[str], model: str) -> tuple[_TemplateUse, ...]:
+    def _templates(self, brand: Brand, names: Sequence[str], model: str) -> tuple[TemplateUse, ...]:
         by_name = {t.name: t for t in brand.templates}
         uses = []
         for name in dict.fromkeys(n for n in names if n):
@@ -632,7 +663,7 @@ class GenerationService:
             if problem is not None:
                 raise ValidationError("templates", f"template {name} cannot be used: {problem}")
             uses.append(
-                _TemplateUse(
+                TemplateUse(
                     template_id=template.id,
                     name=template.name,
                     preprocessor=template.preprocessor,
@@ -671,7 +702,7 @@ class GenerationService:
 
     # ------------------------------------------------------------------------------------- engine side
 
-    def _engine_request(self, plan: _Plan) -> GenerationRequest:
+    def _engine_request(self, plan: Plan) -> GenerationRequest:
         from studio.engine.generate import GenerationRequest, LoraSpec
 
         return GenerationRequest(
@@ -692,7 +723,7 @@ class GenerationService:
             model=plan.base_model,
         )
 
-    def _with_controls(self, engine: Engine, plan: _Plan, request: GenerationRequest) -> GenerationRequest:
+    def _with_controls(self, engine: Engine, plan: Plan, request: GenerationRequest) -> GenerationRequest:
         """Add the templates' control maps (made and stored on first use) to a validated request."""
         if not plan.templates:
             return request
@@ -729,7 +760,7 @@ class GenerationService:
             return str(folder)
         raise ModelError(f"no ControlNet is configured for base model {base_model!r}")
 
-    def _make_control_map(self, engine: Engine, template: _TemplateUse, base_model: str) -> Path:
+    def _make_control_map(self, engine: Engine, template: TemplateUse, base_model: str) -> Path:
         """Make a template's missing control map at the model's default size and store it."""
         from studio.engine.control import make_control_map
 
@@ -748,7 +779,7 @@ class GenerationService:
     # ------------------------------------------------------------------------------------------- saving
 
     def _save(
-        self, actor: Actor, plan: _Plan, request: GenerationRequest, images: list[GeneratedImage]
+        self, actor: Actor, plan: Plan, request: GenerationRequest, images: list[GeneratedImage]
     ) -> GenerationResult:
         """Write the PNG files, then the rows in one transaction; remove the files if the rows fail."""
         from studio.engine.control import image_sha256
@@ -837,6 +868,7 @@ class GenerationService:
             for path in written:
                 path.unlink(missing_ok=True)
             raise
+        views = (self._image_view(row, generation, plan.brand_slug) for row in rows)
         return GenerationResult(
             generation_id=generation.id,
             brand_slug=plan.brand_slug,
@@ -844,8 +876,31 @@ class GenerationService:
             negative_prompt=generation.final_negative_prompt,
             cfg=generation.cfg,
             seed=generation.seed,
-            images=tuple(self._image_view(row, generation, plan.brand_slug) for row in rows),
+            images=tuple(replace(view, download_path=self._download_link(view)) for view in views),
         )
+
+    @property
+    def downloads_dir(self) -> Path:
+        """Links to saved images under their download names (served to the browser, as exports are)."""
+        return self._settings.home / "exports" / "downloads"
+
+    def _download_link(self, view: ImageView) -> Path | None:
+        """A hard link (or, where links do not work, a copy) of the image named ``<brand>-<id>-<seed>.png``;
+        None when neither can be made (the image itself is saved either way)."""
+        target = self.downloads_dir / view.download_name
+        if target.is_file():
+            return target
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(view.path, target)
+            except FileExistsError:
+                pass
+            except OSError:
+                atomic_write_bytes(target, view.path.read_bytes())
+        except (OSError, StudioError):
+            return None
+        return target
 
     # ---------------------------------------------------------------------------------------- helpers
 
@@ -894,20 +949,6 @@ class GenerationService:
             palette_flag=image.palette_flag,
             palette_misses=tuple(image.palette_misses or ()),
         )
-
-
-def _weight(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValidationError(f"loras.{name}", "weight must be a number")
-    try:
-        weight = float(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"loras.{name}", f"weight must be a number, not {value!r}") from None
-    if not MIN_LORA_WEIGHT <= weight <= MAX_LORA_WEIGHT:
-        raise ValidationError(
-            f"loras.{name}", f"weight {weight:g} is outside {MIN_LORA_WEIGHT:g}-{MAX_LORA_WEIGHT:g}"
-        )
-    return weight
 
 
 def _thumbnail(path: Path | None, side: int = 128) -> Any:

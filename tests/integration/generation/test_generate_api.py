@@ -44,7 +44,7 @@ def _call(url: str, user: str, brand: str) -> Any:
 
 def test_marketer_member_generates_and_non_member_is_refused(studio: Any, server: str) -> None:
     gallery, final_prompt, details = _call(server, "mia", "acme")
-    assert "a red circle, acme style, shinystyle" in final_prompt
+    assert "shinystyle, a red circle, acme style" in final_prompt
     image_id = details["generations"][0]["images"][0]["id"]
     path = Path(gallery[0]["image"] if isinstance(gallery[0]["image"], str) else gallery[0]["image"]["path"])
     with Image.open(path) as downloaded:

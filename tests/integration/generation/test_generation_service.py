@@ -30,7 +30,7 @@ def _state(studio: Any) -> tuple[Any, list[str]]:
 
 def test_preview_applies_the_brand(studio: Any) -> None:
     preview = studio.generation.preview(MIA, "acme", "a red circle", "ugly, Blurry")
-    assert preview.prompt == "a red circle, acme style, shinystyle"
+    assert preview.prompt == "shinystyle, a red circle, acme style"  # trigger words first: never cut
     assert preview.negative_prompt == "blurry, ugly"
     assert preview.loras == (("shine", 0.8),)
     off = studio.generation.preview(MIA, "acme", "a red circle", loras={"shine": 0})
@@ -48,7 +48,7 @@ def test_generate_saves_pngs_with_recipes_and_rows(studio: Any) -> None:
         progress=lambda s, t: steps.append((s, t)),
     )
     assert steps[-1] == (6, 6)  # 3 steps x 2 images
-    assert result.prompt == "a red circle, acme style, shinystyle" and result.negative_prompt == "blurry"
+    assert result.prompt == "shinystyle, a red circle, acme style" and result.negative_prompt == "blurry"
     assert [image.seed for image in result.images] == [result.seed, result.seed + 1]  # random, recorded
     for image in result.images:
         assert image.path.is_file() and image.path.is_relative_to(studio.settings.images_dir)

@@ -1,0 +1,189 @@
+"""From what a user asks for to what is sent: the request, the plan, the prompt as sent, the number limits.
+
+:class:`GenerateInput` is what the form, the API and the CLI ask for (``None`` = the brand's default).
+:func:`assemble_prompt` builds the prompt as sent: the brand's trigger words first, so that a text encoder
+that reads only the first tokens (CLIP: 75, the embedded model: 14) never cuts them, then the style
+template around the prompt as typed. :func:`number_problems` checks the numbers against the engine's limits
+(:mod:`studio.engine.limits`) and names every one out of range, so a form can say so next to each field.
+:class:`Plan` is everything read from the database for one request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.engine.limits import MAX_BATCH, MAX_CFG, MAX_SEED, MAX_STEPS, MIN_CFG, MIN_STEPS
+from studio.errors import ValidationError
+
+MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = 0.0, 1.5
+#: the numbers a request may ask for: field → (low, high, whole number)
+LIMITS: dict[str, tuple[float, float, bool]] = {
+    "cfg": (MIN_CFG, MAX_CFG, False),
+    "steps": (MIN_STEPS, MAX_STEPS, True),
+    "batch_size": (1, MAX_BATCH, True),
+    "seed": (0, MAX_SEED, True),
+}
+
+
+@dataclass(frozen=True)
+class GenerateInput:
+    """What a user asks for. ``None`` means the brand's default.
+
+    ``loras`` maps adapter name → weight (0–1.5; 0 leaves it out); adapters not named use their default
+    weight. ``size`` names one of the brand's size presets (or is ``WIDTHxHEIGHT``); ``width``/``height`` ask
+    for a custom size.
+    ``templates`` are layout template names of the brand.
+    """
+
+    brand: str
+    prompt: str
+    negative_prompt: str = ""
+    cfg: float | None = None
+    steps: int | None = None
+    seed: int | None = None
+    sampler: str | None = None
+    size: str | None = None
+    width: int | None = None
+    height: int | None = None
+    loras: Mapping[str, float] = field(default_factory=dict)
+    templates: Sequence[str] = ()
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class LoraUse:
+    adapter: str
+    version_id: int
+    sha256: str
+    path: Path
+    weight: float
+    trigger_words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TemplateUse:
+    template_id: int
+    name: str
+    preprocessor: str
+    source_path: Path | None
+    control_path: Path | None
+    scale: float
+    start: float
+    end: float
+    controlnet: str | None = None  # the template's ControlNet; None = the base model's own/configured one
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything read from the database for one request (so the engine runs outside any transaction)."""
+
+    user_id: int
+    brand_id: int
+    brand_slug: str
+    base_model: str
+    palette: tuple[str, ...]
+    palette_threshold: float | None
+    prompt: str
+    negative_prompt: str
+    final_prompt: str
+    final_negative: str
+    cfg: float
+    steps: int
+    sampler: str
+    seed: int | None
+    width: int | None
+    height: int | None
+    batch_size: int
+    loras: tuple[LoraUse, ...]
+    templates: tuple[TemplateUse, ...]
+
+
+def merge_negative(brand_negative: str, user_negative: str) -> str:
+    """The brand's negative terms, then the user's that are not already there (comma separated)."""
+    terms: list[str] = []
+    seen: set[str] = set()
+    for text in (brand_negative, user_negative):
+        for term in (part.strip() for part in (text or "").split(",")):
+            if term and term.lower() not in seen:
+                seen.add(term.lower())
+                terms.append(term)
+    return ", ".join(terms)
+
+
+def _word(term: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w-]){re.escape(term.strip())}(?![\w-])", re.IGNORECASE)
+
+
+def assemble_prompt(
+    style_template: str,
+    prompt: str,
+    trigger_words: Sequence[str],
+    brand_words: Sequence[str] = (),
+) -> str:
+    """The prompt as sent: trigger words first, then the style template around ``prompt``.
+
+    ``trigger_words`` (of the LoRAs used) always go first; ``brand_words`` (every trigger word of the brand)
+    go first when the template or the prompt has them. Each is taken out where it stood, so it is sent once:
+    ``"{prompt}, emberstyle"`` with ``"a circle"`` and trigger ``emberstyle`` → ``"emberstyle, a circle"``.
+    """
+    text = (style_template or "{prompt}").replace("{prompt}", prompt.strip())
+    first: dict[str, str] = {}
+    for term in trigger_words:
+        if term.strip():
+            first.setdefault(term.strip().lower(), term.strip())
+    for term in brand_words:
+        if term.strip() and _word(term).search(text):
+            first.setdefault(term.strip().lower(), term.strip())
+    if not first:
+        return text
+    for term in first.values():
+        text = _word(term).sub("", text)
+    text = re.sub(r"\s*,(\s*,)+", ",", text)  # the commas a removed word leaves
+    text = re.sub(r"\s{2,}", " ", text).strip(" ,")
+    return ", ".join([*first.values(), text]) if text else ", ".join(first.values())
+
+
+def number_problems(request: GenerateInput) -> list[ValidationError]:
+    """Every number of ``request`` that is not a number, not whole where it must be, or out of range
+    (``None`` is the brand's default, fine); LoRA weights 0-1.5."""
+    problems = []
+    for name, (low, high, whole) in LIMITS.items():
+        value = getattr(request, name)
+        if value is None:
+            continue
+        try:
+            check_number(name, value, low, high, whole=whole)
+        except ValidationError as problem:
+            problems.append(problem)
+    for adapter, weight in request.loras.items():
+        try:
+            lora_weight(adapter, weight)
+        except ValidationError as problem:
+            problems.append(problem)
+    return problems
+
+
+def check_number(name: str, value: Any, low: float, high: float, *, whole: bool = False) -> float:
+    """``value`` as a number in ``low``-``high`` (a whole number with ``whole``), else a ValidationError."""
+    if isinstance(value, bool):
+        raise ValidationError(name, "must be a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(name, f"must be a number, not {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValidationError(name, "must be a finite number")
+    if whole and not number.is_integer():
+        raise ValidationError(name, f"{number:g} is not a whole number")
+    if not low <= number <= high:
+        raise ValidationError(name, f"{number:g} is outside {low:g}-{high:g}")
+    return number
+
+
+def lora_weight(name: str, value: Any) -> float:
+    """A LoRA weight, 0-1.5 (a ValidationError naming ``loras.NAME`` otherwise)."""
+    return check_number(f"loras.{name}", value, MIN_LORA_WEIGHT, MAX_LORA_WEIGHT)
