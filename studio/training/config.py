@@ -49,12 +49,18 @@ PRESET_HELP = {
     "quality": "more detail, slower (rank 16, 1500 steps)",
 }
 
-#: Device memory (GiB) → the largest batch that fits a 512-px SD model with gradient checkpointing off.
-_MEMORY_TIERS: tuple[tuple[float, int, bool], ...] = (
-    (8.0, 1, True),  # < 8 GiB: batch 1, gradient checkpointing
-    (16.0, 2, True),
-    (24.0, 4, False),
-)
+#: Per family, device memory (GiB) → the largest batch that fits at the native size, and whether gradient
+#: checkpointing is needed: (below this many GiB, max batch, checkpointing). Estimates from the frozen weights
+#: in bf16 (SD 1.5 ~1.7 GB, SDXL ~5 GB, SD3.5 medium/large ~5/16 GB, FLUX.1 ~24 GB) plus 512² or 1024²
+#: activations at rank 16, as kohya's and SimpleTuner's guides size them.
+_MEMORY_TIERS: dict[str, tuple[tuple[float, int, bool], ...]] = {
+    "sd": ((8.0, 1, True), (16.0, 2, True), (24.0, 4, False)),
+    "sdxl": ((12.0, 1, True), (24.0, 2, True), (48.0, 4, False)),
+    "sd3": ((24.0, 1, True), (48.0, 2, True), (80.0, 4, False)),
+    "flux": ((40.0, 1, True), (80.0, 2, True), (120.0, 4, False)),
+}
+#: FLUX.1's transformer alone is ~24 GB in bf16: below this, train on an int8 base
+_FLUX_INT8_BELOW_GIB = 32.0
 
 #: the model families a worker can train (studio.training.families holds one trainer for each)
 TRAINABLE_FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux")
@@ -220,13 +226,17 @@ def _is_number(value: Any) -> bool:
     return not isinstance(value, bool)
 
 
-def fit_to_memory(config: TrainConfig, device: str, memory_gib: float | None) -> TrainConfig:
-    """Size the batch and gradient checkpointing to the device (GPUs only; the CPU keeps the preset)."""
+def fit_to_memory(
+    config: TrainConfig, device: str, memory_gib: float | None, family: str = "sd1"
+) -> TrainConfig:
+    """Size the batch and gradient checkpointing to the device and the model family (GPUs only; the CPU keeps
+    the preset). Each change is written to ``notes``, which the job's message shows."""
     notes = list(config.notes)
     batch, checkpointing = config.batch_size, config.gradient_checkpointing
     mixed = config.mixed_precision if config.mixed_precision is not None else device == "cuda"
     if device == "cuda" and memory_gib is not None:
-        for limit, max_batch, need_checkpointing in _MEMORY_TIERS:
+        tiers = _MEMORY_TIERS.get(family, _MEMORY_TIERS["sd"])
+        for limit, max_batch, need_checkpointing in tiers:
             if memory_gib < limit:
                 if batch > max_batch:
                     notes.append(f"batch {batch} → {max_batch} for {memory_gib:.0f} GiB of GPU memory")
@@ -234,6 +244,10 @@ def fit_to_memory(config: TrainConfig, device: str, memory_gib: float | None) ->
                 if checkpointing is None:
                     checkpointing = need_checkpointing
                 break
+        if family == "flux" and memory_gib < _FLUX_INT8_BELOW_GIB and config.quantize_base == "none":
+            notes.append(
+                f"FLUX on {memory_gib:.0f} GiB: set quantize_base int8 if it runs out of memory"
+            )
     if checkpointing is None:
         checkpointing = False
     return replace(

@@ -167,7 +167,7 @@ def run_job(queue: JobQueue, settings: Settings, job: ClaimedJob) -> str:
     import torch
 
     from studio.engine.devices import choose_device
-    from studio.training.config import TrainConfig, fit_to_memory
+    from studio.training.config import TrainConfig, check_trainable, fit_to_memory
     from studio.training.families import make_trainer
     from studio.training.trainer import TrainingStopped, TrainItem, device_memory_gib
 
@@ -181,9 +181,9 @@ def run_job(queue: JobQueue, settings: Settings, job: ClaimedJob) -> str:
             if job.kind != "lora":
                 raise StudioError(f"unknown job kind {job.kind!r}")
             device = choose_device(settings.device).device
-            config = fit_to_memory(
-                TrainConfig.from_dict(job.config["train"]), device, device_memory_gib(device)
-            )
+            asked = TrainConfig.from_dict(job.config["train"])
+            family = check_trainable(asked.base_model)
+            config = fit_to_memory(asked, device, device_memory_gib(device), family)
             items = [
                 TrainItem(home_path(settings.home, path), caption, sha)
                 for path, caption, sha in job.config["items"]

@@ -171,3 +171,18 @@ def test_fit_to_memory_lowers_the_batch_on_small_gpus() -> None:
     assert big.batch_size == config.batch_size and not big.gradient_checkpointing
     cpu = fit_to_memory(config, "cpu", None)
     assert cpu.batch_size == config.batch_size and not cpu.mixed_precision
+
+
+def test_fit_to_memory_sizes_by_model_family() -> None:
+    """The same 24 GB card (23.6 GiB, as CUDA reports an RTX 4090): an SD 1.5 job keeps batch 4, SDXL drops to 2
+    with checkpointing, FLUX to 1 with checkpointing and a note to train on an int8 base."""
+    config = build_config("m", preset="quality", overrides={"batch_size": 4})
+    sd = fit_to_memory(config, "cuda", 23.6, "sd1")
+    sdxl = fit_to_memory(config, "cuda", 23.6, "sdxl")
+    flux = fit_to_memory(config, "cuda", 23.6, "flux")
+    assert (sd.batch_size, sd.gradient_checkpointing) == (4, False)
+    assert (sdxl.batch_size, sdxl.gradient_checkpointing) == (2, True)
+    assert (flux.batch_size, flux.gradient_checkpointing) == (1, True)
+    assert any("quantize_base int8" in note for note in flux.notes)
+    roomy = fit_to_memory(config, "cuda", 141.0, "flux")
+    assert (roomy.batch_size, roomy.gradient_checkpointing, roomy.notes) == (4, False, ())
