@@ -50,6 +50,17 @@ MAX_BULK = 500
 MAX_QUEUE = 500
 
 
+def comment_problem(decision: str, comment: Any) -> str | None:
+    """What is wrong with ``comment`` for ``decision`` (a rejection needs a comment, a reopen a reason), or
+    None; forms show it next to the comment box before anything is sent, and every decision checks it."""
+    text = comment.strip() if isinstance(comment, str) else ""
+    if decision == "reject" and not text:
+        return "a rejection needs a comment saying what to change"
+    if decision == "reopen" and not text:
+        return "reopening needs a reason"
+    return None
+
+
 @dataclass(frozen=True)
 class BulkResult:
     """What a bulk decision did: the transitions made, and each skipped image id with the reason."""
@@ -155,12 +166,10 @@ class ReviewService:
     def _check_decision(decision: str, comment: str) -> str:
         if decision not in TRANSITIONS:
             raise ValidationError("decision", f"{decision!r} is not one of {', '.join(TRANSITIONS)}")
-        text = comment.strip() if isinstance(comment, str) else ""
-        if decision == "reject" and not text:
-            raise ValidationError("comment", "a rejection needs a comment saying what to change")
-        if decision == "reopen" and not text:
-            raise ValidationError("comment", "reopening needs a reason")
-        return text
+        problem = comment_problem(decision, comment)
+        if problem:
+            raise ValidationError("comment", problem)
+        return comment.strip() if isinstance(comment, str) else ""
 
     def _decide(
         self, session: Session, actor: Actor, image_id: Any, decision: str, comment: str

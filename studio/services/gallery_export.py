@@ -1,0 +1,165 @@
+"""Export of approved images as a zip: the original PNGs (recipes embedded), ``metadata.csv`` and
+``metadata.json``, written atomically. Pending and rejected images are never included."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from studio.config import Settings
+from studio.db.base import utcnow
+from studio.db.generation_models import Image
+from studio.db.models import User
+from studio.db.review_models import Review
+from studio.errors import NotFoundError, ValidationError
+from studio.services import audit
+from studio.services.gallery_query import GalleryFilter, filtered_query
+from studio.services.views import Actor
+from studio.services.visibility import image_number
+from studio.storage.atomic import atomic_writer
+
+MAX_EXPORT = 10_000
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """A written export: the zip, the exported image ids, and selected ids left out (not approved/visible)."""
+
+    path: Path
+    image_ids: tuple[int, ...]
+    skipped: tuple[int, ...] = field(default=())
+
+    @property
+    def count(self) -> int:
+        return len(self.image_ids)
+
+
+class GalleryExport:
+    """Writes the zips that ``GalleryService.export`` offers."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
+        self._sessions = sessions
+        self._settings = settings
+
+    @property
+    def exports_dir(self) -> Path:
+        """Where exports go when no output file is given (served to the browser by the app)."""
+        return self._settings.home / "exports"
+
+    def export(
+        self,
+        actor: Actor,
+        out: Path | str | None = None,
+        *,
+        image_ids: Sequence[Any] | None = None,
+        flt: GalleryFilter | None = None,
+    ) -> ExportResult:
+        """Write the approved images of a selection (``image_ids``) or of a filter as a zip.
+
+        The zip holds ``images/<id>.png`` (the original files, embedded recipe intact), ``metadata.csv`` and
+        ``metadata.json``; it is written atomically. Pending and rejected images are never included; when
+        nothing approved matches, ValidationError and no file is written.
+        """
+        target = (
+            Path(out) if out else self.exports_dir / f"export-{utcnow():%Y%m%d-%H%M%S}-{uuid.uuid4().hex}.zip"
+        )
+        if target.suffix.lower() != ".zip":
+            raise ValidationError("out", f"{target.name} must end in .zip")
+        with self._sessions() as session:
+            if image_ids is not None:
+                wanted = list(dict.fromkeys(image_number(i) for i in image_ids))
+                if not wanted:
+                    raise ValidationError("images", "select at least one image to export")
+                query = filtered_query(session, actor, GalleryFilter(sort="oldest"))
+                query = query.where(Image.id.in_(wanted), Image.review_status == "approved")
+            else:
+                base = flt or GalleryFilter()
+                if base.status not in (None, "", "approved"):
+                    raise ValidationError("status", "only approved images are ever exported")
+                query = filtered_query(session, actor, replace(base, status="approved"))
+                wanted = []
+            rows = session.execute(query.limit(MAX_EXPORT + 1)).all()
+            if not rows:
+                raise ValidationError("export", "no approved images match; nothing was exported")
+            if len(rows) > MAX_EXPORT:
+                raise ValidationError("export", f"more than {MAX_EXPORT} images match; narrow the filter")
+            records = self._records(session, rows)
+        self._write_zip(target, records)
+        exported = tuple(int(r["id"]) for r in records)
+        with self._sessions.begin() as session:
+            audit.record(session, actor, "export.create", str(target), images=list(exported))
+        return ExportResult(
+            path=target, image_ids=exported, skipped=tuple(i for i in wanted if i not in set(exported))
+        )
+
+    def _records(self, session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:
+        ids = [row[0].id for row in rows]
+        approvals: dict[int, tuple[str, datetime, str]] = {}
+        query = (
+            select(Review.image_id, User.username, Review.created_at, Review.comment)
+            .join(User, User.id == Review.reviewer_id)
+            .where(Review.image_id.in_(ids), Review.to_status == "approved")
+            .order_by(Review.created_at, Review.id)
+        )
+        for image_id, reviewer, at, comment in session.execute(query):
+            approvals[image_id] = (reviewer, at, comment)  # the latest approval wins
+        records = []
+        for image, slug, author, prompt in rows:
+            path = self._settings.images_dir / image.file_path
+            if not path.is_file():
+                raise NotFoundError(f"image {image.id}: its file {image.file_path} is missing")
+            reviewer, decided_at, comment = approvals.get(image.id, ("", None, ""))
+            generation = image.generation
+            records.append(
+                {
+                    "id": image.id,
+                    "brand": slug,
+                    "author": author,
+                    "prompt": prompt,
+                    "final_prompt": generation.final_prompt,
+                    "negative_prompt": generation.final_negative_prompt,
+                    "seed": image.seed,
+                    "width": image.width,
+                    "height": image.height,
+                    "reviewer": reviewer,
+                    "decision_time": decided_at.isoformat() if decided_at else "",
+                    "review_comment": comment,
+                    "palette_score": image.palette_score,
+                    "palette_flag": image.palette_flag,
+                    "file": f"images/{image.id}.png",
+                    "file_sha256": image.file_sha256,
+                    "created_at": image.created_at.isoformat(),
+                    "recipe": {**generation.recipe, "seed": image.seed},
+                    "_source": path,
+                }
+            )
+        return records
+
+    @staticmethod
+    def _write_zip(target: Path, records: list[dict[str, Any]]) -> None:
+        public = [{k: v for k, v in r.items() if k != "_source"} for r in records]
+        csv_text = io.StringIO()
+        writer = csv.DictWriter(csv_text, fieldnames=list(public[0]), lineterminator="\n")
+        writer.writeheader()
+        for record in public:
+            writer.writerow({**record, "recipe": json.dumps(record["recipe"], sort_keys=True)})
+        with atomic_writer(target) as fh, zipfile.ZipFile(fh, "w") as archive:
+            for record in records:
+                archive.write(record["_source"], record["file"], compress_type=zipfile.ZIP_STORED)
+            archive.writestr("metadata.csv", csv_text.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
+            archive.writestr(
+                "metadata.json",
+                json.dumps(public, indent=2, ensure_ascii=False, default=str),
+                compress_type=zipfile.ZIP_DEFLATED,
+            )
