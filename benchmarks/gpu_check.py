@@ -26,9 +26,9 @@ Rows, per family (1024×1024 throughout):
   (``studio.training.families.trainer_class(family)``: SDXLTrainer / FluxTrainer on the shared
   ``LoraTrainer`` loop) at rank 16 (alpha 16), batch 1, bf16 mixed precision, AdamW, on the family's default
   LoRA targets. The trainer is filled by hand instead of ``load_models()`` + ``cache_dataset()`` (those read
-  a model folder and image files; FLUX is ~24 GB in bf16 and saving it would cost minutes): ``trainer.pipe``
-  is the built pipeline, prepared as ``load_models`` prepares it; ``trainer.cache`` is a ``DatasetCache`` of
-  one random 1024² image, encoded with the trainer's own hooks (``encode_images`` = VAE posterior mean,
+  a model folder and image files; FLUX is ~24 GB in bf16 and saving it would cost minutes): the built
+  pipeline goes through ``adopt_pipeline`` as ``load_models`` hands it a loaded one; ``trainer.cache`` is a
+  ``DatasetCache`` of one random 1024² image, encoded with the trainer's own hooks (``encode_images`` = VAE posterior mean,
   ``encode_prompts`` = the pipeline's text encoders); then ``add_lora()``, ``make_optimizer()`` and
   ``training_step(n)`` as ``train()`` calls them. One warm-up step, then ``--train-steps`` timed steps (mean
   s/step; each step includes the trainer's batch draw, noise, forward, backward, grad clip and AdamW step).
@@ -632,14 +632,11 @@ class Check:
             trainer = trainer_class(fam.name)(config, [item], out_dir=Path(tmp), device=self.device)
             try:
                 # what LoraTrainer.load_models() does once from_pretrained has returned the pipeline
-                trainer.model = ResolvedModel(ref=f"random:{fam.name}", path=Path(tmp), family=fam.name)
+                model = ResolvedModel(ref=f"random:{fam.name}", path=Path(tmp), family=fam.name)
                 if self.cuda and config.mixed_precision:
                     trainer.weight_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-                prepare(pipe, self.device, None)
                 pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)  # full timesteps
-                trainer.pipe = pipe
-                trainer.noise_scheduler = trainer.make_noise_scheduler()
-                trainer.native = size
+                trainer.adopt_pipeline(pipe, model, size)
                 # what cache_dataset() does, for one random image instead of files
                 pixels = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
                 latents = trainer.encode_images(pixels)

@@ -18,6 +18,9 @@ Build one with :func:`studio.training.families.make_trainer`, then call :meth:`L
   plain diffusers pipeline reads it with ``load_lora_weights``), a training-state file for resuming, and
   sample images from fixed prompts and seeds. ``alpha / rank`` is folded into ``lora_B`` so every loader reads
   the file the same way.
+* The quality gate's images: each checkpoint also draws the sample prompts without the trigger word, and the
+  job draws both sets once with the LoRA disabled (the base model's pixels, at the same seeds), reused by
+  every checkpoint (:meth:`LoraTrainer.quality_images`). Scoring them is :mod:`studio.training.quality`'s job.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ __all__ = [
 
 LORA_FILE = "lora.safetensors"
 STATE_FILE = "state.safetensors"
+#: the samples folder of the images drawn without the LoRA (once per job)
+BASELINE_FOLDER = "baseline"
 
 
 @dataclass
@@ -121,6 +126,8 @@ class LoraTrainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.params: list[tuple[str, torch.nn.Parameter]] = []
         self.native = 0  # the model's native side in pixels (its training area is native²)
+        self.plain_samples: dict[str, torch.Tensor] = {}  # the sample prompts without the trigger, encoded
+        self._baseline: dict[str, tuple[Path, ...]] | None = None  # the job's no-LoRA images, drawn once
 
     # ------------------------------------------------------------------------------ family hooks
 
@@ -146,14 +153,16 @@ class LoraTrainer:
         """The denoiser's output for ``noisy`` at ``timesteps`` (same shape as the target)."""
         raise NotImplementedError
 
-    def sample_kwargs(self) -> dict[str, Any]:
-        """Pipeline arguments for the checkpoint samples: guidance and the prompts' cached embeddings, so the
-        text encoders are not needed (nor kept on the GPU) after caching."""
+    def sample_kwargs(self, cond: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+        """Pipeline arguments for the checkpoint samples: guidance and the prompts' cached embeddings
+        (``cond``, default: the sample prompts with the trigger), so the text encoders are not needed (nor
+        kept on the GPU) after caching."""
         assert self.cache is not None
         kwargs: dict[str, Any] = {"guidance_scale": self.config.sample_cfg}
-        count = len(self.config.sample_prompts_for_trigger())
+        cond = self.cache.samples if cond is None else cond
+        count = len(self.config.sample_prompts)
         names = {"embeds": "prompt_embeds", "pooled": "pooled_prompt_embeds"}
-        for key, tensor in self.cache.samples.items():
+        for key, tensor in cond.items():
             kwargs[names[key]] = tensor.to(self.device, self.weight_dtype)
             if self.takes_negative_embeds:
                 empty = self.cache.empty[key].expand(count, *tensor.shape[1:])
@@ -170,7 +179,7 @@ class LoraTrainer:
         """Load the base pipeline (safetensors only), freeze it and move it to the device."""
         import diffusers
 
-        self.model = model = resolve_model(self.config.base_model)
+        model = resolve_model(self.config.base_model)
         if model.family not in self.families:
             raise ModelError(f"{model.ref}: a {model.family} model, not trained by {type(self).__name__}")
         if self.device == "cpu":
@@ -186,6 +195,12 @@ class LoraTrainer:
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             message = f"{model.ref}: cannot load ({type(exc).__name__}: {exc})"
             raise ModelError(message[:500]) from None
+        self.adopt_pipeline(pipe, model, native_resolution(model.path))
+
+    def adopt_pipeline(self, pipe: Any, model: Any, native: int) -> None:
+        """Take ``pipe`` (``model``'s, loaded or built in memory) as the base: frozen, on the device, in eval
+        mode, quantized when asked, with its training noise scheduler; ``native`` is its native side in px."""
+        self.model = model
         pipe.set_progress_bar_config(disable=True)
         for module in pipe.components.values():
             if isinstance(module, torch.nn.Module):
@@ -196,7 +211,7 @@ class LoraTrainer:
         if self.config.quantize_base != "none":
             self.quantize_denoiser()
         self.noise_scheduler = self.make_noise_scheduler()
-        self.native = native_resolution(self.model.path)
+        self.native = native
 
     def quantize_denoiser(self) -> None:
         """Store the frozen denoiser's linear weights in int8 (torchao weight-only); the LoRA trains on top in
@@ -259,6 +274,7 @@ class LoraTrainer:
         """Compute latents and text embeddings once per dataset (read from the disk cache when present)."""
         captions = [item.caption for item in self.items]
         samples = self.encode_prompts(self.config.sample_prompts_for_trigger())
+        self.plain_samples = self.encode_prompts(self.config.sample_prompts_without_trigger())
         plan = self.plan()
         groups = [list(indices) for indices in plan.groups().values()]
         if len(groups) > 1:
@@ -456,21 +472,34 @@ class LoraTrainer:
             fh.write(save(state, metadata=metadata))
         samples = self.sample_images(step)
         lora_path = folder / LORA_FILE
-        return Checkpoint(step, lora_path, sha256_file(lora_path), folder / STATE_FILE, tuple(samples), loss)
+        quality = self.quality_images(step, tuple(samples))
+        return Checkpoint(
+            step, lora_path, sha256_file(lora_path), folder / STATE_FILE, tuple(samples), loss, quality
+        )
 
     def load_training_state(self, path: Path) -> None:
         """Restore LoRA weights and optimizer moments from a checkpoint's state file."""
         assert self.optimizer is not None
         restore_training_state(path, self.params, self.optimizer)
 
-    @torch.no_grad()
     def sample_images(self, step: int) -> list[Path]:
         """Images from the fixed sample prompts and seeds, with the LoRA as it is now."""
+        return self.render(self.samples_dir / f"step-{step:06d}", "")
+
+    @torch.no_grad()
+    def render(
+        self, folder: Path, suffix: str, cond: dict[str, torch.Tensor] | None = None, *, lora: bool = True
+    ) -> list[Path]:
+        """Draw the sample prompts (``cond``: their embeddings, default with the trigger) at every sample seed
+        into ``folder`` as ``p<prompt>-s<seed><suffix>.png``, seed by seed; ``lora=False`` draws with the
+        LoRA disabled (peft's ``disable_adapters``: the LoRA layers return their base layer's output, so
+        these are exactly the base model's pixels)."""
         denoiser = self.denoiser
         denoiser.eval()
-        prompts = self.config.sample_prompts_for_trigger()
-        folder = self.samples_dir / f"step-{step:06d}"
+        count = len(self.config.sample_prompts)
         paths = []
+        if not lora:
+            denoiser.disable_adapters()
         try:
             for seed in self.config.sample_seeds:
                 with torch.autocast(
@@ -482,18 +511,46 @@ class LoraTrainer:
                         num_inference_steps=self.config.sample_steps,
                         height=self.resolution,
                         width=self.resolution,
-                        generator=[torch.Generator().manual_seed(seed) for _ in prompts],
-                        **self.sample_kwargs(),
+                        generator=[torch.Generator().manual_seed(seed) for _ in range(count)],
+                        **self.sample_kwargs(cond),
                     ).images
                 for number, image in enumerate(images):
                     buffer = io.BytesIO()
                     image.save(buffer, format="PNG")
-                    path = folder / f"p{number}-s{seed}.png"
+                    path = folder / f"p{number}-s{seed}{suffix}.png"
                     atomic_write_bytes(path, buffer.getvalue())
                     paths.append(path)
         finally:
+            if not lora:
+                denoiser.enable_adapters()  # also makes the LoRA weights trainable again
             denoiser.train()
         return paths
+
+    def quality_images(self, step: int, samples: tuple[Path, ...]) -> dict[str, tuple[Path, ...]]:
+        """The quality gate's images of a checkpoint, each set in the samples' order (seed by seed, prompt by
+        prompt): ``lora`` (the samples), ``lora_plain`` (no trigger word), and ``base`` / ``base_plain``
+        (the LoRA disabled). The base images are drawn once per job and found on disk after a resume."""
+        folder = self.samples_dir / f"step-{step:06d}"
+        plain = tuple(self.render(folder, "-plain", self.plain_samples))
+        return {"lora": samples, "lora_plain": plain, **self.baseline_images()}
+
+    def baseline_images(self) -> dict[str, tuple[Path, ...]]:
+        """The sample prompts (with and without the trigger) drawn without the LoRA, once per job."""
+        if self._baseline is None:
+            folder = self.samples_dir / BASELINE_FOLDER
+            count = len(self.config.sample_prompts)
+            names = [f"p{n}-s{seed}" for seed in self.config.sample_seeds for n in range(count)]
+            found = {
+                key: tuple(folder / f"{name}{suffix}.png" for name in names)
+                for key, suffix in (("base", ""), ("base_plain", "-plain"))
+            }
+            if not all(p.is_file() for paths in found.values() for p in paths):  # a resumed job has them
+                found = {
+                    "base": tuple(self.render(folder, "", lora=False)),
+                    "base_plain": tuple(self.render(folder, "-plain", self.plain_samples, lora=False)),
+                }
+            self._baseline = found
+        return self._baseline
 
     # ---------------------------------------------------------------------------------------- driver
 

@@ -174,8 +174,8 @@ def test_fit_to_memory_lowers_the_batch_on_small_gpus() -> None:
 
 
 def test_fit_to_memory_sizes_by_model_family() -> None:
-    """The same 24 GB card (23.6 GiB, as CUDA reports an RTX 4090): an SD 1.5 job keeps batch 4, SDXL drops to 2
-    with checkpointing, FLUX to 1 with checkpointing and a note to train on an int8 base."""
+    """The same 24 GB card (23.6 GiB, as CUDA reports an RTX 4090): an SD 1.5 job keeps batch 4, SDXL drops
+    to 2 with checkpointing, FLUX to 1 with checkpointing and a note to train on an int8 base."""
     config = build_config("m", preset="quality", overrides={"batch_size": 4})
     sd = fit_to_memory(config, "cuda", 23.6, "sd1")
     sdxl = fit_to_memory(config, "cuda", 23.6, "sdxl")
