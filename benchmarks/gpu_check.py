@@ -23,12 +23,12 @@ Rows, per family (1024×1024 throughout):
   its distilled guidance 3.5 (a batch of 1). Peak memory = ``torch.cuda.max_memory_allocated`` over the
   timed call.
 * **LoRA train step** (with and without gradient checkpointing): the studio's own trainer
-  (``studio.training.families.trainer_class(family)``: SDXLTrainer / FluxTrainer on the shared
-  ``LoraTrainer`` loop) at rank 16 (alpha 16), batch 1, bf16 mixed precision, AdamW, on the family's default
-  LoRA targets. The trainer is filled by hand instead of ``load_models()`` + ``cache_dataset()`` (those read
-  a model folder and image files; FLUX is ~24 GB in bf16 and saving it would cost minutes): the built
-  pipeline goes through ``adopt_pipeline`` as ``load_models`` hands it a loaded one; ``trainer.cache`` is a
-  ``DatasetCache`` of one random 1024² image, encoded with the trainer's own hooks (``encode_images`` = VAE posterior mean,
+  (``studio.training.families.trainer_class(family)``: SDXLTrainer / FluxTrainer on the shared ``LoraTrainer``
+  loop) at rank 16 (alpha 16), batch 1, bf16 mixed precision, AdamW, on the family's default LoRA targets. The
+  trainer is filled by hand instead of ``load_models()`` + ``cache_dataset()`` (those read a model folder and
+  image files; FLUX is ~24 GB in bf16 and saving it would cost minutes): the built pipeline goes through
+  ``adopt_pipeline`` as ``load_models`` hands it a loaded one; ``trainer.cache`` is a ``DatasetCache`` of one
+  random 1024² image, encoded with the trainer's own hooks (``encode_images`` = VAE posterior mean,
   ``encode_prompts`` = the pipeline's text encoders); then ``add_lora()``, ``make_optimizer()`` and
   ``training_step(n)`` as ``train()`` calls them. One warm-up step, then ``--train-steps`` timed steps (mean
   s/step; each step includes the trainer's batch draw, noise, forward, backward, grad clip and AdamW step).
