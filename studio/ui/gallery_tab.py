@@ -11,6 +11,7 @@ the JSON: the generation service refuses them, and the Generate tab stays hidden
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import gradio as gr
@@ -33,21 +34,66 @@ SORTS = [
 ]
 
 
-def comparison_html(comparison: Comparison) -> str:
-    """A table of every recipe field across the images; rows that differ are highlighted."""
+HASH = re.compile(r"[0-9a-f]{40,}")
+CELL = "padding:2px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere;word-break:break-word"
+TABLE = "table-layout:fixed;width:100%;border-collapse:collapse"
+
+
+def _value_html(value: str) -> str:
+    """A recipe value for a table cell: long hashes shortened (the whole one in the tooltip)."""
     esc = html.escape
-    head = "".join(f"<th>#{d.item.id}</th>" for d in comparison.images)
-    rows = []
-    for row in comparison.rows:
-        style = ' style="background:#fde68a55;font-weight:600"' if row.differs else ""
-        cells = "".join(f"<td><code>{esc(value[:120])}</code></td>" for value in row.values)
-        rows.append(f"<tr{style}><td>{'≠ ' if row.differs else ''}{esc(row.key)}</td>{cells}</tr>")
-    count = len(comparison.differences)
-    return (
-        f"<p><b>{count}</b> field(s) differ (highlighted).</p>"
-        f'<table class="recipe-diff"><thead><tr><th>field</th>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
+    if HASH.fullmatch(value):
+        return f'<code title="{esc(value)}">{esc(value[:12])}…</code>'
+    return f"<code>{esc(value)}</code>"
+
+
+def comparison_html(comparison: Comparison) -> str:
+    """The fields that differ as a table (one column per image) that fits the page, and the fields every
+    image shares folded below it; numbers as the service writes them (a row never differs in name only)."""
+    esc = html.escape
+    images = comparison.images
+    differing, shared = comparison.differences, comparison.shared
+    summary = (
+        f"<p><b>{len(differing)}</b> field(s) differ (highlighted); {len(shared)} field(s) are the same "
+        f"in all {len(images)} images.</p>"
     )
+    cols = '<col style="width:11rem">' + "<col>" * len(images)
+    head = "".join(f'<th style="{CELL}">#{d.item.id}</th>' for d in images)
+    rows = "".join(
+        f'<tr style="background:#fde68a55"><td style="{CELL};font-weight:600">{esc(row.key)}</td>'
+        + "".join(f'<td style="{CELL}">{_value_html(v)}</td>' for v in row.values)
+        + "</tr>"
+        for row in differing
+    )
+    table = (
+        f'<table class="recipe-diff" style="{TABLE}"><colgroup>{cols}</colgroup>'
+        f'<thead><tr><th style="{CELL}">field</th>{head}</tr></thead><tbody>{rows}</tbody></table>'
+        if differing
+        else ""
+    )
+    same_rows = "".join(
+        f'<tr><td style="{CELL}">{esc(row.key)}</td><td style="{CELL}">{_value_html(row.values[0])}</td></tr>'
+        for row in shared
+    )
+    same = (
+        f"<details><summary>The same in all: {len(shared)} field(s)</summary>"
+        f'<table class="recipe-same" style="{TABLE}"><colgroup><col style="width:11rem"><col></colgroup>'
+        f"<tbody>{same_rows}</tbody></table></details>"
+        if shared
+        else ""
+    )
+    return f'<div class="recipe-compare" style="max-width:100%">{summary}{table}{same}</div>'
+
+
+def clicked_id(ids: list[int], index: Any, value: Any) -> int | None:
+    """The id of the image a grid click chose: read from the clicked cell's own caption (``#<id> …``), so
+    the details open what the enlarged view shows even when the page changed under the click; else the id at
+    that place on the page. (The service decides whether the caller may see it.)"""
+    caption = value.get("caption") if isinstance(value, dict) else None
+    found = re.match(r"#(\d+)\b", caption if isinstance(caption, str) else "")
+    if found:
+        return int(found.group(1))
+    return ids[index] if isinstance(index, int) and 0 <= index < len(ids) else None
 
 
 def _filter(
@@ -99,14 +145,33 @@ def render(services: Services) -> dict[str, Any]:
         page_info = gr.Markdown()
     page = gr.State(1)
     page_ids = gr.State([])
-    current = gr.State(None)
-    grid = gr.Gallery(label="Images", columns=6, height=420, format="png", interactive=False)
+    current = gr.State(None)  # the image the detail panel shows
+    lightbox = gr.State(False)  # whether the grid's enlarged view (its preview) is open
+    grid = gr.Gallery(
+        label="Images",
+        columns=6,
+        height=420,
+        format="png",
+        interactive=False,
+        object_fit="contain",
+        buttons=["download", "fullscreen"],
+        elem_id="gallery-grid",
+        elem_classes=["pixel-grid"],
+    )
     with gr.Row():
         with gr.Column(scale=3):
-            image = gr.Image(label="Image", type="filepath", interactive=False, height=420)
+            image = gr.Image(
+                label="Image",
+                type="filepath",
+                interactive=False,
+                height=420,
+                elem_id="gallery-image",
+                elem_classes=["pixel-art"],
+                buttons=["fullscreen", "download"],
+            )
         with gr.Column(scale=2):
-            facts = gr.Markdown("_Click an image to open it._")
-            palette = gr.HTML()
+            facts = gr.Markdown("_Click an image to open it._", elem_id="gallery-facts")
+            palette = gr.HTML(elem_id="gallery-palette")
             gr.Markdown("#### Review history")
             history = gr.Markdown()
             with gr.Row():
@@ -116,15 +181,30 @@ def render(services: Services) -> dict[str, Any]:
             with gr.Accordion("Recipe", open=False):
                 recipe = gr.JSON(label="Recipe")
             remix = gr.Code(label="Remix: the Generate form's input", language="json", visible=False)
-            regenerated = gr.Image(label="Regenerated", type="filepath", interactive=False, height=200)
+            regenerated = gr.Image(
+                label="Regenerated",
+                type="filepath",
+                interactive=False,
+                height=200,
+                elem_classes=["pixel-art"],
+                buttons=["fullscreen", "download"],
+            )
     with gr.Accordion("Compare and export", open=False):
-        selected = gr.CheckboxGroup(label="Images on this page", choices=[])
+        selected = gr.CheckboxGroup(label="Images on this page", choices=[], elem_id="gallery-selected")
         with gr.Row():
             compare_btn = gr.Button("Compare selected")
             export_sel_btn = gr.Button("Export selected (approved only)")
             export_all_btn = gr.Button("Export everything approved matching the filters")
-        compare_grid = gr.Gallery(label="Side by side", columns=4, height=260, format="png")
-        compare_table = gr.HTML()
+        compare_grid = gr.Gallery(
+            label="Side by side",
+            columns=4,
+            height=260,
+            format="png",
+            object_fit="contain",
+            buttons=["download", "fullscreen"],
+            elem_classes=["pixel-grid"],
+        )
+        compare_table = gr.HTML(elem_id="gallery-compare")
         download = gr.File(label="Export (zip)", interactive=False)
 
     filters = [brand, status, author, since, until, text, lora, template, flag, sort]
@@ -141,6 +221,8 @@ def render(services: Services) -> dict[str, Any]:
         flag_v: str | None,
         sort_v: str | None,
         number: int | None,
+        current_id: int | None,
+        lightbox_open: bool | None,
         request: gr.Request,
     ) -> list[Any]:
         flt = _filter(
@@ -156,7 +238,13 @@ def render(services: Services) -> dict[str, Any]:
         more = " · more on the next page" if result.has_next else ""
         info = f"Page **{result.page}**: {len(result.items)} image(s){more}"
         choices = [(f"#{i.id} {i.review_status}", i.id) for i in result.items]
-        return [cells, [i.id for i in result.items], info, gr.update(choices=choices, value=[]), result.page]
+        ids = [i.id for i in result.items]
+        # The enlarged view stays on the image the details show (its place on the new page), or closes: it
+        # would otherwise keep its old position and show whichever image now sits there.
+        keep = bool(lightbox_open) and current_id in ids
+        grid_update = gr.Gallery(value=cells, selected_index=ids.index(current_id) if keep else None)
+        choices_update = gr.update(choices=choices, value=[])
+        return [grid_update, ids, info, choices_update, result.page, keep]
 
     def options(slug: str | None, request: gr.Request) -> list[Any]:
         with shown_to_user():
@@ -172,7 +260,7 @@ def render(services: Services) -> dict[str, Any]:
         ]
 
     def open_image(ids: list[int], evt: gr.SelectData, request: gr.Request) -> list[Any]:
-        image_id = ids[evt.index] if isinstance(evt.index, int) and evt.index < len(ids) else None
+        image_id = clicked_id(ids, evt.index, evt.value)
         if image_id is None:
             raise gr.Error("Pick an image of this page.")
         with shown_to_user():
@@ -180,11 +268,12 @@ def render(services: Services) -> dict[str, Any]:
         return [
             str(detail.item.path),
             detail_markdown(detail),
-            palette_html(detail.item),
+            palette_html(detail),
             history_markdown(detail.history),
             detail.recipe,
             detail.id,
             gr.update(visible=False),
+            True,
         ]
 
     def regenerate(image_id: int | None, request: gr.Request) -> list[Any]:
@@ -227,22 +316,32 @@ def render(services: Services) -> dict[str, Any]:
             result = gallery.export(actor_of(request), flt=flt)
         return [str(result.path), f"Exported **{result.count}** approved image(s)."]
 
-    page_outputs = [grid, page_ids, page_info, selected, page]
-    search.click(lambda: 1, None, page, queue=False).then(list_page, [*filters, page], page_outputs)
+    page_inputs = [*filters, page, current, lightbox]
+    page_outputs = [grid, page_ids, page_info, selected, page, lightbox]
+    search.click(lambda: 1, None, page, queue=False).then(list_page, page_inputs, page_outputs)
     prev_btn.click(lambda p: max(1, int(p or 1) - 1), page, page, queue=False).then(
-        list_page, [*filters, page], page_outputs
+        list_page, page_inputs, page_outputs
     )
     next_btn.click(lambda p: int(p or 1) + 1, page, page, queue=False).then(
-        list_page, [*filters, page], page_outputs
+        list_page, page_inputs, page_outputs
     )
     brand.change(options, brand, [brand, author, lora, template], api_visibility="private").success(
         lambda: 1, None, page, queue=False
-    ).then(list_page, [*filters, page], page_outputs)
-    grid.select(open_image, page_ids, [image, facts, palette, history, recipe, current, remix])
-    regenerate_btn.click(regenerate, current, [regenerated, message], concurrency_id="gpu")
-    compare_btn.click(compare, selected, [compare_grid, compare_table])
-    export_sel_btn.click(export_selected, selected, [download, message])
-    export_all_btn.click(export_matching, filters, [download, message])
+    ).then(list_page, page_inputs, page_outputs)
+    # A refusal or bad input is a toast (show_progress="hidden"): no output turns into an "Error" pill, and
+    # what the tab shows stays as it was.
+    quiet = {"show_progress": "hidden"}
+    opened = [image, facts, palette, history, recipe, current, remix, lightbox]
+    grid.select(open_image, page_ids, opened, **quiet)
+    grid.preview_close(lambda: False, None, lightbox, queue=False)
+    regenerate_btn.click(
+        lambda i: f"Regenerating #{i}…" if i is not None else gr.skip(), current, message, queue=False
+    ).then(regenerate, current, [regenerated, message], concurrency_id="gpu", **quiet).failure(
+        lambda: "_Not regenerated (the message says why)._", None, message, queue=False
+    )
+    compare_btn.click(compare, selected, [compare_grid, compare_table], **quiet)
+    export_sel_btn.click(export_selected, selected, [download, message], **quiet)
+    export_all_btn.click(export_matching, filters, [download, message], **quiet)
 
     def first_options(request: gr.Request) -> Any:
         """At login: the brand list (value "" fires brand.change, which lists the first page)."""
@@ -287,4 +386,4 @@ def _wire_remix(
         note = f"Remixing #{image_id}: the Generate tab holds its recipe."
         return [recipe, note, gr.Tabs(selected=generate_tab), *form]
 
-    button.click(make_remix, current, [*shown, tab_set, *target.outputs])
+    button.click(make_remix, current, [*shown, tab_set, *target.outputs], show_progress="hidden")

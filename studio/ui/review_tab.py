@@ -1,10 +1,17 @@
 """The Review tab (reviewers, admins): the queue — off-palette images first, with the colours that missed —
-one image large with its recipe and history, approve / reject / next from the keyboard, and bulk decisions
-on a selection with one comment. Each handler makes one service call; the service checks everything.
+one image large next to its brand's palette, with its recipe and history, approve / reject / next from the
+keyboard, and bulk decisions on a selection with one comment. Each handler makes one service call; the service
+checks everything.
+
+The image is drawn at least 384 px (small images, such as the embedded model's 64×64, upscaled by the browser
+with nearest-neighbour: ``image-rendering: pixelated``; the stored file is never changed). A reject without a
+comment is refused next to the comment box before anything is sent (a Gradio ``validator``); other refusals
+show as a message (toast) and leave every component as it was.
 
 Keyboard (outside text boxes; with Alt inside them): ``A`` approve, ``R`` reject (needs the comment),
 ``N``/``J``/``→`` next, ``K``/``←`` previous, ``C`` focus the comment box, ``Esc`` leave it.
-The script is :data:`KEYBOARD_HEAD`, given to ``launch(head=...)`` by the app shell.
+The script and the styles of the Review and Gallery images are :data:`HEAD`, given to ``launch(head=...)`` by
+the app shell (as :data:`KEYBOARD_HEAD`, its older name).
 """
 
 from __future__ import annotations
@@ -16,9 +23,23 @@ import gradio as gr
 
 from studio.services.container import Services
 from studio.services.gallery import GalleryItem, ImageDetail, ReviewEntry
-from studio.ui.common import actor_of, shown_to_user, swatches_html
+from studio.services.review import comment_problem
+from studio.ui.common import actor_of, shown_to_user
 
-KEYBOARD_HEAD = """
+#: The shown image (Review and Gallery): scaled to its box with its shape kept; small images are upscaled
+#: with nearest-neighbour (crisp pixels, never a blur); the file itself is untouched.
+IMAGE_STYLE = """
+<style>
+.pixel-art img { object-fit: contain !important; image-rendering: pixelated; }
+.pixel-grid img { image-rendering: pixelated; }
+.palette-panel { display: flex; gap: 4px 24px; flex-wrap: wrap; align-items: flex-start }
+.palette-panel .swatches { display: flex; gap: 8px; flex-wrap: wrap; margin: 2px 0 4px }
+.palette-panel .swatch { display: flex; flex-direction: column; align-items: center; font-size: 11px }
+.palette-panel p { margin: 4px 0 }
+</style>
+"""
+
+KEYS_SCRIPT = """
 <script>
 (() => {
   const keys = {KeyA: "review-approve", KeyR: "review-reject", KeyN: "review-next", KeyJ: "review-next",
@@ -41,6 +62,9 @@ KEYBOARD_HEAD = """
 })();
 </script>
 """
+
+HEAD = IMAGE_STYLE + KEYS_SCRIPT
+KEYBOARD_HEAD = HEAD  # the name the app shell passes to launch(head=...)
 
 
 def queue_choices(items: tuple[GalleryItem, ...]) -> list[tuple[str, int]]:
@@ -66,24 +90,62 @@ def history_markdown(history: tuple[ReviewEntry, ...]) -> str:
     return "\n".join(lines)
 
 
-def palette_html(item: GalleryItem) -> str:
-    """Palette score, the off-palette flag and the swatches of the colours that missed."""
+def _swatches(colours: list[tuple[str, str]], size: int = 24) -> str:
+    """Colour swatches, each with a caption (hex code, share)."""
+    cells = "".join(
+        f'<div class="swatch" title="{html.escape(hex_)}">'
+        f'<div style="width:{size}px;height:{size}px;background:{html.escape(hex_)};'
+        f'border:1px solid #8886;border-radius:6px"></div><code>{html.escape(caption)}</code></div>'
+        for hex_, caption in colours
+    )
+    return f'<div class="swatches">{cells}</div>'
+
+
+def palette_html(detail: ImageDetail) -> str:
+    """The brand's palette beside the image, the palette score, and when off-palette the colours that missed
+    (near-identical ones merged by the service), each with its share of the image."""
+    item = detail.item
     score = "not scored" if item.palette_score is None else f"{item.palette_score:.2f}"
+    brand = (
+        "<div><p>Brand palette</p>" + _swatches([(c, c) for c in detail.palette]) + "</div>"
+        if detail.palette
+        else "<div><p><em>The brand has no palette.</em></p></div>"
+    )
     if not item.palette_flag:
-        return f"<p>Palette score <b>{score}</b> — on palette.</p>"
-    missed = swatches_html(list(item.missed_colours), size=22) if item.missed_colours else ""
-    return f"<p>⚠ <b>Off-palette</b> (score {score}). Colours that missed:</p>{missed}"
+        verdict = f"<div><p>Palette score <b>{score}</b> — on palette.</p></div>"
+    else:
+        missed = [
+            (str(m.get("colour", "")), f"{m.get('colour', '')} {float(m.get('share', 0)):.0%}")
+            for m in item.palette_misses
+        ]
+        verdict = (
+            f"<div><p>⚠ <b>Off-palette</b> (score {score}). Colours that missed:</p>"
+            f"{_swatches(missed) if missed else ''}</div>"
+        )
+    return f'<div class="palette-panel">{brand}{verdict}</div>'
 
 
 def detail_markdown(detail: ImageDetail) -> str:
     """The image's facts and prompts."""
+    return f"{summary_markdown(detail)}\n\n{more_markdown(detail)}"
+
+
+def summary_markdown(detail: ImageDetail) -> str:
+    """Whose image, when, its status and the prompt as typed: what a reviewer reads first."""
+    item = detail.item
+    return (
+        f"**#{item.id}** · {html.escape(item.brand_slug)} · by **{html.escape(item.author)}** · "
+        f"{item.created_at:%Y-%m-%d %H:%M} · status **{item.review_status}**\n\n"
+        f"**Prompt:** {html.escape(item.prompt)}"
+    )
+
+
+def more_markdown(detail: ImageDetail) -> str:
+    """The prompts as sent, seed, size, LoRAs and templates."""
     item = detail.item
     loras = ", ".join(f"{lora['name']} {lora['weight']:g}" for lora in detail.loras) or "none"
     templates = ", ".join(str(t["name"]) for t in detail.templates) or "none"
     return (
-        f"**#{item.id}** · {html.escape(item.brand_slug)} · by **{html.escape(item.author)}** · "
-        f"{item.created_at:%Y-%m-%d %H:%M} · status **{item.review_status}**\n\n"
-        f"**Prompt:** {html.escape(item.prompt)}\n\n"
         f"**Sent:** {html.escape(detail.final_prompt)}\n\n"
         f"**Negative:** {html.escape(detail.final_negative_prompt or '-')}\n\n"
         f"Seed {item.seed} · {item.width}×{item.height} · LoRAs: {html.escape(loras)} · "
@@ -104,15 +166,16 @@ def render(services: Services) -> dict[str, Any]:
 
     def show(ids: list[int], index: int, request: gr.Request) -> list[Any]:
         if not ids:
-            return [None, "_The queue is empty._", "", "", None, 0]
+            return [None, "_The queue is empty._", "", "", "", None, 0]
         index = max(0, min(int(index or 0), len(ids) - 1))
         with shown_to_user():
             detail = gallery.detail(actor_of(request), ids[index])
-        position = f"Image {index + 1} of {len(ids)}\n\n"
+        position = f"Image {index + 1} of {len(ids)} · "
         return [
             str(detail.item.path),
-            position + detail_markdown(detail),
-            palette_html(detail.item),
+            position + summary_markdown(detail),
+            palette_html(detail),
+            more_markdown(detail),
             history_markdown(detail.history),
             detail.recipe,
             index,
@@ -129,6 +192,16 @@ def render(services: Services) -> dict[str, Any]:
 
         return handler
 
+    def comment_needed(decision: str) -> Any:
+        """A validator: the comment a decision needs, said next to the box (nothing is sent without it)."""
+
+        def check(*values: Any) -> list[Any]:
+            *others, comment = values
+            problem = comment_problem(decision, comment)
+            return [*(gr.validate(True, "") for _ in others), gr.validate(problem is None, problem or "")]
+
+        return check
+
     def bulk(decision: str) -> Any:
         def handler(selected: list[int], comment: str, request: gr.Request) -> str:
             with shown_to_user():
@@ -140,22 +213,31 @@ def render(services: Services) -> dict[str, Any]:
         return handler
 
     with gr.Row():
-        brand = gr.Dropdown(label="Brand", choices=[], allow_custom_value=True, info="Empty = all yours.")
-        refresh = gr.Button("Refresh queue", scale=0)
-        summary = gr.Markdown()
+        brand = gr.Dropdown(label="Brand", choices=[], allow_custom_value=True, scale=2)
+        with gr.Column(scale=1, min_width=160):
+            refresh = gr.Button("Refresh queue")
+            summary = gr.Markdown()
     ids = gr.State([])
     index = gr.State(0)
     with gr.Row():
-        with gr.Column(scale=3):
-            image = gr.Image(label="Image", type="filepath", interactive=False, height=520)
-        with gr.Column(scale=2):
-            facts = gr.Markdown()
-            palette = gr.HTML()
+        with gr.Column(scale=3, min_width=400):
+            image = gr.Image(
+                label="Image",
+                type="filepath",
+                interactive=False,
+                height=460,
+                elem_id="review-image",
+                elem_classes=["pixel-art"],
+                buttons=["fullscreen", "download"],
+            )
+        with gr.Column(scale=2, min_width=320):
+            facts = gr.Markdown(elem_id="review-facts")
+            palette = gr.HTML(elem_id="review-palette")
             comment = gr.Textbox(
                 label="Comment (required to reject)",
                 lines=2,
                 elem_id="review-comment",
-                info="Keys: A approve · R reject · N next · K previous · C comment · Esc leave the box",
+                placeholder="Keys: A approve · R reject · N next · K previous · C comment · Esc leave",
             )
             with gr.Row():
                 approve_btn = gr.Button("Approve (A)", variant="primary", elem_id="review-approve")
@@ -163,11 +245,15 @@ def render(services: Services) -> dict[str, Any]:
             with gr.Row():
                 prev_btn = gr.Button("◀ Previous (K)", elem_id="review-prev")
                 next_btn = gr.Button("Next (N) ▶", elem_id="review-next")
-            outcome = gr.Markdown()
-            gr.Markdown("#### History")
-            history = gr.Markdown()
+            outcome = gr.Markdown(elem_id="review-outcome")
+    with gr.Row():
+        with gr.Column(scale=3):
+            more = gr.Markdown(elem_id="review-more")
             with gr.Accordion("Recipe", open=False):
                 recipe = gr.JSON(label="Recipe")
+        with gr.Column(scale=2):
+            gr.Markdown("#### History")
+            history = gr.Markdown()
     with gr.Accordion("Bulk decision", open=False):
         selection = gr.CheckboxGroup(label="Select images", choices=[])
         bulk_comment = gr.Textbox(label="One comment for all (required to reject)")
@@ -176,7 +262,7 @@ def render(services: Services) -> dict[str, Any]:
             bulk_reject = gr.Button("Reject selected", variant="stop")
         bulk_result = gr.Markdown()
 
-    shown = [image, facts, palette, history, recipe, index]
+    shown = [image, facts, palette, more, history, recipe, index]
     listing = {"fn": load_queue, "inputs": brand, "outputs": [ids, summary, selection]}
     showing = {"fn": show, "inputs": [ids, index], "outputs": shown}
 
@@ -192,12 +278,26 @@ def render(services: Services) -> dict[str, Any]:
     prev_btn.click(lambda i: max(0, int(i or 0) - 1), index, index, queue=False).then(**showing)
     for button, decision in ((approve_btn, "approve"), (reject_btn, "reject")):
         # the decided image leaves the queue, so the same position then shows the next one; after an
-        # "already decided" error the queue is reloaded too
+        # "already decided" error the queue is reloaded too. A missing comment is said next to the box by
+        # the validator before anything is sent; other refusals are a toast (no component turns into an
+        # error), and the form keeps what was typed.
         decided = button.click(
-            decide(decision), [ids, index, comment], [outcome, comment], api_name=f"review_{decision}"
+            decide(decision),
+            [ids, index, comment],
+            [outcome, comment],
+            api_name=f"review_{decision}",
+            validator=comment_needed(decision),
+            show_progress="hidden",
         )
         decided.then(**listing).then(**showing)
     for button, decision in ((bulk_approve, "approve"), (bulk_reject, "reject")):
-        done = button.click(bulk(decision), [selection, bulk_comment], bulk_result, api_visibility="private")
+        done = button.click(
+            bulk(decision),
+            [selection, bulk_comment],
+            bulk_result,
+            api_visibility="private",
+            validator=comment_needed(decision),
+            show_progress="hidden",
+        )
         done.then(**listing).then(**showing)
     return {"on_load": {"fn": list_brands, "inputs": None, "outputs": brand}}
