@@ -135,8 +135,8 @@ class LoraTrainer:
         """The scheduler that noises latents for training (from the pipeline's scheduler config)."""
         raise NotImplementedError
 
-    def encode_prompts(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Captions → named conditioning tensors (N, ...) on the CPU in fp32."""
+    def encode_caption_batch(self, captions: list[str]) -> dict[str, torch.Tensor]:
+        """Up to 64 captions → named conditioning tensors (e.g. ``embeds``, ``pooled``), batch first."""
         raise NotImplementedError
 
     def latents_from_posterior(self, mean: torch.Tensor) -> torch.Tensor:
@@ -170,6 +170,15 @@ class LoraTrainer:
         return kwargs
 
     # --------------------------------------------------------------------------------- shared hooks
+
+    @torch.no_grad()
+    def encode_prompts(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Captions → named conditioning tensors (N, ...) on the CPU in fp32, 64 captions at a time."""
+        parts: dict[str, list[torch.Tensor]] = {}
+        for start in range(0, len(captions), 64):
+            for name, tensor in self.encode_caption_batch(list(captions[start : start + 64])).items():
+                parts.setdefault(name, []).append(tensor.float().cpu())
+        return {name: torch.cat(tensors) for name, tensors in parts.items()}
 
     @property
     def denoiser(self) -> Any:

@@ -3,7 +3,6 @@ matching with uniform timesteps (diffusers' FLUX LoRA example's default)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
@@ -23,16 +22,10 @@ class FluxTrainer(FlowMatchingTrainer):
     #: the distilled guidance a guidance-embedding (dev) model is trained at; 1.0 as kohya and ai-toolkit do
     train_guidance: ClassVar[float] = 1.0
 
-    @torch.no_grad()
-    def encode_prompts(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
+    def encode_caption_batch(self, captions: list[str]) -> dict[str, torch.Tensor]:
         """Captions → T5 ``embeds`` (N, L, D) and CLIP ``pooled`` (N, P), as the pipeline makes them."""
-        embeds, pooled = [], []
-        for start in range(0, len(captions), 64):
-            chunk = list(captions[start : start + 64])
-            out = self.pipe.encode_prompt(chunk, chunk, device=self.device)
-            embeds.append(out[0].float().cpu())
-            pooled.append(out[1].float().cpu())
-        return {"embeds": torch.cat(embeds), "pooled": torch.cat(pooled)}
+        out = self.pipe.encode_prompt(captions, captions, device=self.device)
+        return {"embeds": out[0], "pooled": out[1]}
 
     def predict(self, noisy: torch.Tensor, timesteps: torch.Tensor, batch: Batch) -> torch.Tensor:
         from diffusers import FluxPipeline

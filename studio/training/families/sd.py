@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -22,16 +21,14 @@ class SDTrainer(LoraTrainer):
 
         return DDPMScheduler.from_config(self.pipe.scheduler.config)
 
-    @torch.no_grad()
-    def encode_prompts(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
+    def encode_caption_batch(self, captions: list[str]) -> dict[str, torch.Tensor]:
         """Captions → the text encoder's last hidden states, ``embeds`` (N, L, D)."""
         tok = self.pipe.tokenizer
         ids = tok(
-            list(captions), padding="max_length", max_length=tok.model_max_length, truncation=True,
+            captions, padding="max_length", max_length=tok.model_max_length, truncation=True,
             return_tensors="pt",
         ).input_ids  # fmt: skip
-        out = [self.pipe.text_encoder(chunk.to(self.device))[0].float().cpu() for chunk in ids.split(64)]
-        return {"embeds": torch.cat(out)}
+        return {"embeds": self.pipe.text_encoder(ids.to(self.device))[0]}
 
     def noisy_input_and_target(
         self, latents: torch.Tensor, noise: torch.Tensor, gen: torch.Generator

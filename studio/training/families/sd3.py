@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 
 from studio.training.families.flow import FlowMatchingTrainer
@@ -18,18 +16,12 @@ class SD3Trainer(FlowMatchingTrainer):
     denoiser_name = "transformer"
     weighting_scheme = "logit_normal"
 
-    @torch.no_grad()
-    def encode_prompts(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
+    def encode_caption_batch(self, captions: list[str]) -> dict[str, torch.Tensor]:
         """Captions → ``embeds`` (CLIP and T5 tokens, joined) and ``pooled`` (both CLIPs), as the pipeline."""
-        embeds, pooled = [], []
-        for start in range(0, len(captions), 64):
-            chunk = list(captions[start : start + 64])
-            out = self.pipe.encode_prompt(
-                chunk, chunk, chunk, device=self.device, do_classifier_free_guidance=False
-            )
-            embeds.append(out[0].float().cpu())
-            pooled.append(out[2].float().cpu())
-        return {"embeds": torch.cat(embeds), "pooled": torch.cat(pooled)}
+        out = self.pipe.encode_prompt(
+            captions, captions, captions, device=self.device, do_classifier_free_guidance=False
+        )
+        return {"embeds": out[0], "pooled": out[2]}
 
     def predict(self, noisy: torch.Tensor, timesteps: torch.Tensor, batch: Batch) -> torch.Tensor:
         return self.denoiser(

@@ -6,7 +6,6 @@ bucket plan records them (:mod:`studio.training.buckets`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -21,16 +20,10 @@ class SDXLTrainer(SDTrainer):
     families = ("sdxl",)
     pipeline_class = "StableDiffusionXLPipeline"
 
-    @torch.no_grad()
-    def encode_prompts(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
+    def encode_caption_batch(self, captions: list[str]) -> dict[str, torch.Tensor]:
         """Captions → ``embeds`` (N, L, D1+D2) and ``pooled`` (N, P), with the pipeline's own encoder."""
-        embeds, pooled = [], []
-        for start in range(0, len(captions), 64):
-            chunk = list(captions[start : start + 64])
-            out = self.pipe.encode_prompt(chunk, device=self.device, do_classifier_free_guidance=False)
-            embeds.append(out[0].float().cpu())
-            pooled.append(out[2].float().cpu())
-        return {"embeds": torch.cat(embeds), "pooled": torch.cat(pooled)}
+        out = self.pipe.encode_prompt(captions, device=self.device, do_classifier_free_guidance=False)
+        return {"embeds": out[0], "pooled": out[2]}
 
     def unet_kwargs(self, batch: Batch) -> dict[str, Any]:
         """``text_embeds`` (pooled) and ``time_ids`` = original (h, w), crop (top, left), target (h, w)."""
