@@ -125,8 +125,11 @@ def config_cmd(as_json: JsonFlag = False) -> None:
     if as_json:
         _print_json(values)
         return
+    from studio.config import VARIABLES
+
     for key, value in values.items():
-        typer.echo(f"{key} = {value}")
+        about = VARIABLES.get(key)
+        typer.echo(f"{key} = {value}" + (f"    # {about}" if about else ""))
 
 
 # ---------------------------------------------------------------------------------------------------- db
@@ -301,9 +304,17 @@ def users_disable(name: str) -> None:
 @users_app.command("enable")
 @_handled
 def users_enable(name: str) -> None:
-    """Let a disabled user log in again."""
+    """Let a disabled user log in again (also clears a lockout)."""
     user = _services().users.enable(_system(), name)
     typer.echo(f"enabled {user.username}")
+
+
+@users_app.command("unlock")
+@_handled
+def users_unlock(name: str) -> None:
+    """Clear a lockout after too many failed logins (the password stays)."""
+    user = _services().users.unlock(_system(), name)
+    typer.echo(f"unlocked {user.username}")
 
 
 @users_app.command("reset-password")
@@ -751,18 +762,22 @@ def doctor(
 
 @app.command("serve")
 @_handled
-def serve() -> None:
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default STUDIO_HOST or 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default STUDIO_PORT or 7860).")] = None,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Start no training worker (run `studio worker` elsewhere).")
+    ] = False,
+) -> None:
     """Start the web studio (same as `python app.py`)."""
-    root = Path(__file__).resolve().parents[1]
-    for folder in (str(Path.cwd()), str(root)):
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-    try:
-        import app as studio_app  # type: ignore[import-not-found]
-    except ImportError as exc:
-        typer.echo(f"error: cannot import app.py ({exc})", err=True)
-        raise typer.Exit(1) from None
-    studio_app.main()
+    from studio.web import main as serve_main
+
+    argv = [*(["--host", host] if host else []), *(["--port", str(port)] if port else [])]
+    status = serve_main([*argv, *(["--no-worker"] if no_worker else [])])
+    if status:
+        raise typer.Exit(status)
 
 
 def main() -> None:

@@ -8,6 +8,20 @@ from pathlib import Path
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_BASE_MODEL = "embedded:toyworld"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+#: The variable behind each setting and what it does (``studio config`` prints them; README's table agrees).
+VARIABLES: dict[str, str] = {
+    "home": "STUDIO_HOME: data folder (database, images, LoRAs, datasets, templates, backups)",
+    "database_url": "STUDIO_DATABASE_URL: any SQLAlchemy URL (default: studio.db in STUDIO_HOME)",
+    "base_model": "STUDIO_BASE_MODEL: a Hugging Face repo id or a local diffusers folder",
+    "device": "STUDIO_DEVICE: auto, cpu, cuda or mps",
+    "host": "STUDIO_HOST: where the web app listens",
+    "port": "STUDIO_PORT: the web app's port",
+    "admin_password": "STUDIO_ADMIN_PASSWORD: the first admin's password (random and printed once if unset)",
+    "demo_brands": "STUDIO_DEMO_BRANDS: 1 = the first start on an empty data folder imports the demo brands "
+    "from brands/ and grants them to the first admin; 0 = off",
+}
 
 
 class SettingsError(ValueError):
@@ -28,6 +42,7 @@ class Settings:
     max_upload_mb: int = 50
     lockout_attempts: int = 5
     lockout_minutes: int = 15
+    demo_brands: bool = True  # the first start on an empty data folder imports brands/
 
     @property
     def images_dir(self) -> Path:
@@ -74,6 +89,9 @@ class Settings:
             raise SettingsError(f"STUDIO_PORT must be a number, not {port_text!r}") from None
         if not 0 < port < 65536:
             raise SettingsError(f"STUDIO_PORT must be between 1 and 65535, not {port}")
+        demo_text = (env.get("STUDIO_DEMO_BRANDS") or "1").strip().lower()
+        if demo_text not in _TRUE + _FALSE:
+            raise SettingsError(f"STUDIO_DEMO_BRANDS must be 1 or 0, not {demo_text!r}")
         return cls(
             home=home,
             database_url=database_url,
@@ -82,6 +100,7 @@ class Settings:
             host=env.get("STUDIO_HOST") or "127.0.0.1",
             port=port,
             admin_password=env.get("STUDIO_ADMIN_PASSWORD") or None,
+            demo_brands=demo_text in _TRUE,
         )
 
     def public_dict(self) -> dict[str, str | int]:

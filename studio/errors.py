@@ -31,6 +31,16 @@ class AuthenticationError(StudioError):
     """Login refused: wrong password, unknown user, disabled or locked account."""
 
 
+class AccountLockedError(AuthenticationError):
+    """Login refused while the name is locked after too many failed logins (unknown names lock too, so the
+    message tells nothing about which names exist). The sign-in page shows it."""
+
+
+class AccountDisabledError(AuthenticationError):
+    """Login refused to a disabled account; raised only after the right password, so the sign-in page may
+    show it."""
+
+
 class ModelError(StudioError):
     """A model, LoRA or ControlNet cannot be loaded or does not fit the base model."""
 

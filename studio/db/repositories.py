@@ -17,6 +17,17 @@ def user_by_name(session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
 
 
+def login_failures(session: Session, username: str, limit: int) -> Sequence[AuditEvent]:
+    """The newest ``limit`` failed-login audit events for ``username``, newest first."""
+    query = (
+        select(AuditEvent)
+        .where(AuditEvent.action == "login.failed", AuditEvent.target == username)
+        .order_by(AuditEvent.id.desc())
+        .limit(limit)
+    )
+    return session.scalars(query).all()
+
+
 def all_users(session: Session) -> Sequence[User]:
     return session.scalars(select(User).order_by(User.username)).all()
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -15,7 +17,14 @@ from studio.config import Settings
 from studio.db import repositories as repo
 from studio.db.base import utcnow
 from studio.db.models import ROLES, User, UserRole
-from studio.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from studio.errors import (
+    AccountDisabledError,
+    AccountLockedError,
+    AuthenticationError,
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+)
 from studio.services.audit import record
 from studio.services.permissions import actor_user, require_admin
 from studio.services.views import SYSTEM, Actor, AdminBootstrap, UserView
@@ -24,6 +33,16 @@ USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 DEFAULT_ADMIN = "admin"
+_LOCK_HISTORY = 200  # failed-login events read back for a name with no account
+
+
+def locked_message(until: datetime, now: datetime) -> str:
+    """What a locked-out login is told: how long the lock lasts (whole minutes, rounded up)."""
+    minutes = max(1, math.ceil((until - now).total_seconds() / 60))
+    return (
+        f"this account is locked after too many failed sign-ins: try again in {minutes} "
+        f"minute{'s' if minutes != 1 else ''}, or ask an admin to unlock it"
+    )
 
 
 def generate_password() -> str:
@@ -58,6 +77,16 @@ def check_password(password: str) -> str:
     return password
 
 
+@dataclass(frozen=True)
+class StudioOverview:
+    """What the app shell says the next step is from: the caller's account (roles, brands); for admins
+    also how many users and brands the studio has (None for others)."""
+
+    me: UserView
+    user_count: int | None = None
+    brand_count: int | None = None
+
+
 def _view(user: User) -> UserView:
     return UserView(
         id=user.id,
@@ -85,26 +114,23 @@ class UserService:
     # ------------------------------------------------------------------------------------------- login
 
     def authenticate(self, username: str, password: str) -> UserView:
-        """Check a login; raises AuthenticationError (wrong password, unknown, disabled or locked user).
+        """Check a login; raises AuthenticationError (wrong password or unknown user), AccountLockedError or
+        AccountDisabledError (the latter only after the right password).
 
-        After ``settings.lockout_attempts`` failures in a row the account is locked for
-        ``settings.lockout_minutes``. Every attempt is audited (never the password).
+        After ``settings.lockout_attempts`` failures in a row the name is locked for
+        ``settings.lockout_minutes``, with a message saying for how long. Names that belong to no account
+        lock the same way (counted from the audit log), so the lock message does not tell which names
+        exist. Every attempt is audited (never the password).
         """
         name = str(username or "").strip().lower()
         now = utcnow()
         with self._sessions.begin() as session:
             user = repo.user_by_name(session, name) if name else None
             if user is None:
-                self._dummy_hash = self._dummy_hash or self._hasher.hash(secrets.token_hex(8))
-                self._verify(self._dummy_hash, password)  # same cost as a real check
-                record(session, name or "?", "login.failed", name or None, reason="unknown user")
-                error = AuthenticationError("wrong username or password")
+                error = self._unknown_name(session, name, password, now)
             elif user.locked_until is not None and user.locked_until > now:
                 record(session, name, "login.failed", name, reason="locked")
-                until = user.locked_until.strftime("%H:%M UTC")
-                error = AuthenticationError(
-                    f"account locked after too many failed logins; try again after {until}"
-                )
+                error = AccountLockedError(locked_message(user.locked_until, now))
             elif not self._verify(user.password_hash, password):
                 if user.locked_until is not None:  # an expired lock: start counting again
                     user.locked_until, user.failed_attempts = None, 0
@@ -117,7 +143,7 @@ class UserService:
                 error = AuthenticationError("wrong username or password")
             elif user.disabled:
                 record(session, name, "login.failed", name, reason="disabled")
-                error = AuthenticationError("account is disabled")
+                error = AccountDisabledError("this account is disabled: ask an admin to enable it")
             else:
                 user.failed_attempts, user.locked_until, user.last_login_at = 0, None, now
                 if self._hasher.check_needs_rehash(user.password_hash):
@@ -125,6 +151,35 @@ class UserService:
                 record(session, name, "login.succeeded", name)
                 return _view(user)
         raise error
+
+    def _unknown_name(self, session: Session, name: str, password: str, now: datetime) -> AuthenticationError:
+        """A failed login for a name with no account, answered as an account would answer it: the same
+        hashing cost, and after as many failures the same lock, for as long (its state is in the audit
+        log: the failures since the last lock, and the lock's end)."""
+        if not name:
+            self._verify(self._dummy_hash_value(), password)
+            record(session, "?", "login.failed", None, reason="unknown user")
+            return AuthenticationError("wrong username or password")
+        failures, locked_until = 0, None
+        for event in repo.login_failures(session, name, limit=_LOCK_HISTORY):
+            details = event.details or {}
+            if details.get("locked_until"):
+                locked_until = datetime.fromisoformat(str(details["locked_until"]))
+                break
+            failures += details.get("reason") == "unknown user"
+        if locked_until is not None and locked_until > now:
+            record(session, name, "login.failed", name, reason="locked")
+            return AccountLockedError(locked_message(locked_until, now))
+        self._verify(self._dummy_hash_value(), password)  # same cost as a real check
+        extra: dict[str, object] = {}
+        if failures + 1 >= self._settings.lockout_attempts:
+            extra["locked_until"] = (now + timedelta(minutes=self._settings.lockout_minutes)).isoformat()
+        record(session, name, "login.failed", name, reason="unknown user", **extra)
+        return AuthenticationError("wrong username or password")
+
+    def _dummy_hash_value(self) -> str:
+        self._dummy_hash = self._dummy_hash or self._hasher.hash(secrets.token_hex(8))
+        return self._dummy_hash
 
     def check_login(self, username: str, password: str) -> bool:
         """``authenticate`` as a yes/no answer (Gradio's ``auth=`` callable)."""
@@ -153,6 +208,18 @@ class UserService:
     def whoami(self, actor: Actor) -> UserView:
         """The actor's own account, roles as stored now (the UI shows tabs from these)."""
         return self.get_user(actor, actor.username)
+
+    def overview(self, actor: Actor) -> StudioOverview:
+        """The actor's own account; for admins, with the studio's user and brand counts."""
+        with self._sessions() as session:
+            user = actor_user(session, actor) or self._find(session, actor.username)
+            if "admin" not in user.role_names:
+                return StudioOverview(_view(user))
+            return StudioOverview(
+                _view(user),
+                user_count=len(repo.all_users(session)),
+                brand_count=len(repo.brands_visible_to(session, None)),
+            )
 
     def list_users(self, actor: Actor) -> list[UserView]:
         """Every user, by name (admins only)."""
@@ -197,8 +264,18 @@ class UserService:
         return self._set_disabled(actor, username, True)
 
     def enable(self, actor: Actor, username: str) -> UserView:
-        """Let a disabled user log in again (admins only)."""
+        """Let a disabled user log in again, and clear any lockout (admins only)."""
         return self._set_disabled(actor, username, False)
+
+    def unlock(self, actor: Actor, username: str) -> UserView:
+        """Clear a lockout after too many failed logins, and the failure count (admins only)."""
+        with self._sessions.begin() as session:
+            require_admin(session, actor)
+            user = self._find(session, username)
+            was_locked = user.locked_until is not None and user.locked_until > utcnow()
+            user.failed_attempts, user.locked_until = 0, None
+            record(session, actor, "user.unlocked", username, was_locked=was_locked)
+            return _view(user)
 
     def reset_password(self, actor: Actor, username: str, new_password: str) -> UserView:
         """Set a new password and clear any lockout (admins, or the user themself)."""
@@ -246,6 +323,8 @@ class UserService:
             if disabled and not user.disabled and "admin" in user.role_names:
                 self._keep_an_admin(session, user)
             user.disabled = disabled
+            if not disabled:  # enabling someone means letting them in: a lockout goes too
+                user.failed_attempts, user.locked_until = 0, None
             record(session, actor, "user.disabled" if disabled else "user.enabled", username)
             return _view(user)
 
