@@ -10,14 +10,18 @@ from typing import Any
 
 import anyio
 import gradio as gr
+from starlette.middleware import Middleware
 
 from studio.services.container import Services
+from studio.services.users import StudioOverview
 from studio.ui import brands_tab, gallery_tab, generate_tab, review_tab, training_tab, users_tab
 from studio.ui.common import actor_of, shown_to_user
+from studio.ui.login_page import LoginPageScript, studio_login
 
 CSS = """
 .swatch { display:flex; flex-direction:column; align-items:center; gap:2px; font-size:11px }
 #studio-header { align-items: center }
+#studio-notice p { margin: 0 }
 .recipe-diff td, .recipe-diff th { padding: 2px 8px; text-align: left; vertical-align: top }
 """
 
@@ -41,6 +45,39 @@ TABS: tuple[TabSpec, ...] = (
 )
 
 
+def landing_tab(roles: set[str]) -> str | None:
+    """The tab a user opens on: admins on Brands, reviewers on Review, marketers on Generate."""
+    for role, title in (("admin", "Brands"), ("reviewer", "Review"), ("marketer", "Generate")):
+        if role in roles:
+            return title
+    return None
+
+
+def next_step(overview: StudioOverview) -> str:
+    """The one line under the header that says what to do next, or "" when nothing is missing."""
+    me, roles = overview.me, set(overview.me.roles)
+    if not roles:
+        return "Your account has no role yet: ask an admin to give you one (**Users → Set roles**)."
+    if "admin" in roles:
+        if not overview.brand_count:
+            return (
+                "Welcome to Brand Studio. There is no brand yet: create one in **Brands → Create or edit a "
+                "brand**, or import the demo brands with `studio brands sync brands/`."
+            )
+        if overview.user_count == 1:
+            return (
+                f"Welcome to Brand Studio: {overview.brand_count} brand(s) are ready "
+                f"({', '.join(me.brands) or 'none of them yours yet'}). Next: try one in **Generate**, add "
+                "your team in **Users**, then give them brands in **Brands → Members**."
+            )
+        if not me.brands:
+            return "You are a member of no brand, so Generate has none: add yourself in **Brands → Members**."
+        return ""
+    if not me.brands:
+        return "You have no brand yet: ask an admin to add you to one (**Brands → Members**)."
+    return ""
+
+
 def build_ui(services: Services) -> gr.Blocks:
     """All tabs, hidden until the login tells who is looking (hiding is convenience, not security)."""
     with gr.Blocks(title="Brand Studio") as demo:
@@ -48,6 +85,7 @@ def build_ui(services: Services) -> gr.Blocks:
             gr.Markdown("## Brand Studio")
             whoami = gr.Markdown()
             gr.Button("Log out", link="/logout", size="sm", scale=0)
+        notice = gr.Markdown(elem_id="studio-notice", visible=False)
         tabs: list[gr.Tab] = []
         parts: dict[str, dict[str, Any]] = {}
         with gr.Tabs() as tab_set:
@@ -62,25 +100,37 @@ def build_ui(services: Services) -> gr.Blocks:
 
         def on_load(request: gr.Request) -> list[Any]:
             with shown_to_user():
-                me = services.users.whoami(actor_of(request))
+                overview = services.users.overview(actor_of(request))
+            me = overview.me
             roles = set(me.roles)
             greeting = f"Signed in as **{html.escape(me.username)}** ({', '.join(me.roles) or 'no role'})"
+            line = next_step(overview)
+            landing = landing_tab(roles)
             return [
                 greeting,
+                gr.update(value=line, visible=bool(line)),
+                gr.update(selected=landing) if landing else gr.skip(),
                 *(gr.update(visible=bool(roles & spec.roles)) for spec in TABS),
                 *(gr.update(visible="admin" in roles) for _ in admin_only),
             ]
 
-        load = demo.load(on_load, None, [whoami, *tabs, *admin_only], api_visibility="private")
+        load = demo.load(
+            on_load, None, [whoami, notice, tab_set, *tabs, *admin_only], api_visibility="private"
+        )
+        admins = frozenset({"admin"})
         for spec, tab in zip(TABS, tabs, strict=True):
             listing = parts[spec.title].get("on_load")
-            if listing and spec.roles == {"admin"}:
+            if listing and spec.roles == admins:
                 tab.select(**listing, api_visibility="private")
             elif listing:
                 load.success(**for_viewers(services, spec.roles, listing), api_visibility="private")
             on_select = parts[spec.title].get("on_select")  # a listing that goes stale: fresh on every visit
             if on_select:
                 tab.select(**on_select, api_visibility="private")
+            for_admins = parts[spec.title].get("admin_listing")  # admin-only parts of a shared tab
+            if for_admins:
+                load.success(**for_viewers(services, admins, for_admins), api_visibility="private")
+                tab.select(**for_viewers(services, admins, for_admins), api_visibility="private")
     return demo
 
 
@@ -119,7 +169,7 @@ def launch_options(services: Services) -> dict[str, Any]:
     return {
         "server_name": settings.host,
         "server_port": settings.port,
-        "auth": login_off_the_event_loop(services.users.check_login),
+        "auth": login_off_the_event_loop(studio_login(services.users)),
         "auth_message": "Brand Studio: sign in with the account your admin gave you.",
         "share": False,
         "allowed_paths": [str(settings.images_dir), str(services.gallery.exports_dir)],
@@ -129,4 +179,5 @@ def launch_options(services: Services) -> dict[str, Any]:
         "head": review_tab.KEYBOARD_HEAD,  # approve / reject / next from the keyboard
         "theme": gr.themes.Soft(),
         "show_error": True,
+        "app_kwargs": {"middleware": [Middleware(LoginPageScript)]},  # a lockout's reason on the login page
     }

@@ -13,8 +13,15 @@ from studio.services.brand_files import PREPROCESSORS, SAMPLERS, BrandSpec, spec
 from studio.services.container import Services
 from studio.services.views import Actor, BrandView
 from studio.ui.common import actor_of, shown_to_user, split_list, swatches_html
+from studio.ui.forms import checked_image, keeps_form, require
 
 SIZE_HELP = "One preset per line: name | channel | WIDTHxHEIGHT, e.g. `square | square 1:1 | 64x64`."
+NO_BRAND_ADMIN = (
+    "No brand yet: create one in **Create or edit a brand (admin)** below, or import the demo brands with "
+    "`studio brands sync brands/`."
+)
+NO_BRAND = "You have no brand yet: ask an admin to add you to one (**Brands → Members**)."
+PICK_BRAND = "<em>Pick a brand above to see its palette, style, LoRAs and layout templates.</em>"
 
 
 def parse_sizes(text: str) -> list[dict[str, Any]]:
@@ -114,26 +121,33 @@ def render(services: Services) -> dict[str, Any]:
     """Build the tab; returns the components the app shell updates at login (admin-only parts)."""
     brands, templates = services.brands, services.templates
 
-    def list_rows(request: gr.Request) -> tuple[list[list[Any]], Any]:
+    def list_rows(request: gr.Request) -> tuple[list[list[Any]], Any, Any]:
         with shown_to_user():
             summaries = brands.list_brands(actor_of(request))
+            # an empty list says what to do next, which depends on who is looking
+            admin = not summaries and "admin" in services.users.whoami(actor_of(request)).roles
         rows = [
             [b.slug, b.name, ", ".join(b.palette), b.lora_count, b.template_count, b.model_label]
             for b in summaries
         ]
-        return rows, gr.update(choices=[b.slug for b in summaries])
+        note = "" if summaries else NO_BRAND_ADMIN if admin else NO_BRAND
+        return rows, gr.update(choices=[b.slug for b in summaries]), gr.update(value=note, visible=bool(note))
+
+    def member_choices(request: gr.Request) -> Any:
+        """The member picker's users (the shell runs this for admins only)."""
+        with shown_to_user():
+            found = services.users.list_users(actor_of(request))
+        return gr.update(choices=[u.username for u in found])
 
     def show_brand(slug: str | None, request: gr.Request) -> str:
         if not slug:
-            return "<em>Pick a brand.</em>"
+            return PICK_BRAND
         with shown_to_user():
             return brand_details_html(brands.get_brand(actor_of(request), slug))
 
+    @keeps_form(outputs=12)
     def load_form(slug: str | None, request: gr.Request) -> tuple[Any, ...]:
-        if not slug:
-            raise gr.Error("Pick a brand to edit first.")
-        with shown_to_user():
-            b = brands.get_brand(actor_of(request), slug)
+        b = brands.get_brand(actor_of(request), require(slug, "Brand", "pick the brand to edit first"))
         return (
             b.slug,
             b.name,
@@ -149,9 +163,12 @@ def render(services: Services) -> dict[str, Any]:
             b.base_model if b.model_pinned else "",
         )
 
-    def brand_form_handler(save: Callable[[Actor, BrandSpec], BrandView], done: str) -> Callable[..., str]:
+    def brand_form_handler(
+        save: Callable[[Actor, BrandSpec], BrandView], done: str
+    ) -> Callable[..., tuple[str, str]]:
         """The Create / Save button's handler: the form → a spec → ``save``; ``done`` ends the message."""
 
+        @keeps_form(outputs=2, status=1)
         def handler(  # noqa: PLR0913 (Gradio passes each form field as a parameter)
             slug: str,
             name: str,
@@ -166,12 +183,11 @@ def render(services: Services) -> dict[str, Any]:
             sampler: str,
             base_model: str,
             request: gr.Request,
-        ) -> str:
+        ) -> tuple[str, str]:
             fields = (slug, name, description, palette, style_template, negative_prompt, banned_terms, sizes)
-            with shown_to_user():
-                view = save(actor_of(request), spec_from_form(*fields, cfg, steps, sampler, base_model))
+            view = save(actor_of(request), spec_from_form(*fields, cfg, steps, sampler, base_model))
             gr.Info(f"Brand {view.slug} {done}.")
-            return brand_details_html(view)
+            return brand_details_html(view), f"Brand **{view.slug}** {done}."
 
         return handler
 
@@ -180,6 +196,7 @@ def render(services: Services) -> dict[str, Any]:
         lambda actor, spec: brands.update_brand(actor, spec.slug, spec), "saved"
     )
 
+    @keeps_form(outputs=2, status=1)
     def upload_lora(
         slug: str | None,
         file: str | None,
@@ -188,29 +205,32 @@ def render(services: Services) -> dict[str, Any]:
         triggers: str,
         weight: float,
         request: gr.Request,
-    ) -> str:
-        if not slug:
-            raise gr.Error("Pick a brand first.")
-        if not file:
-            raise gr.Error("LoRA file: choose a .safetensors file to upload.")
-        with shown_to_user():
-            adapter = brands.upload_lora(
-                actor_of(request),
-                slug,
-                file,
-                name=(name or "").strip(),
-                kind=kind,
-                trigger_words=split_list(triggers),
-                default_weight=float(weight),
-                filename=getattr(file, "orig_name", None) or file.rsplit("/", 1)[-1],
-            )
-        gr.Info(f"LoRA {adapter.name} uploaded (version #{adapter.active_version.id}).")
-        return show_brand(slug, request)
+    ) -> tuple[str, str]:
+        require(slug, "Brand", "pick a brand above first")
+        require(file, "LoRA file", "choose a .safetensors file to upload")
+        adapter = brands.upload_lora(
+            actor_of(request),
+            slug,
+            file,
+            name=(name or "").strip(),
+            kind=kind,
+            trigger_words=split_list(triggers),
+            default_weight=float(weight),
+            filename=getattr(file, "orig_name", None) or file.rsplit("/", 1)[-1],
+        )
+        message = f"LoRA {adapter.name} uploaded (version #{adapter.active_version.id})."
+        gr.Info(message)
+        return show_brand(slug, request), message
 
-    def preview_template(slug: str | None, image: str | None, preprocessor: str, request: gr.Request) -> Any:
-        with shown_to_user():
-            return templates.preview(actor_of(request), slug or "", image, preprocessor or "canny")
+    @keeps_form(outputs=2, status=1)
+    def preview_template(
+        slug: str | None, image: str | None, preprocessor: str, request: gr.Request
+    ) -> tuple[Any, str]:
+        require(slug, "Brand", "pick a brand above first")
+        control_map = templates.preview(actor_of(request), slug or "", image, preprocessor or "canny")
+        return control_map, "The control map this image makes; save the template when it looks right."
 
+    @keeps_form(outputs=3, status=2)
     def create_template(  # noqa: PLR0913 (Gradio passes each field as a parameter)
         slug: str | None,
         image: str | None,
@@ -221,37 +241,40 @@ def render(services: Services) -> dict[str, Any]:
         end: float,
         controlnet: str,
         request: gr.Request,
-    ) -> tuple[str, str]:
-        with shown_to_user():
-            made = templates.create(
-                actor_of(request),
-                slug or "",
-                name,
-                image,
-                preprocessor or "canny",
-                conditioning_scale=scale,
-                guidance_start=start,
-                guidance_end=end,
-                controlnet_model=controlnet or None,
-            )
-        gr.Info(f"Template {made.name} saved for {made.brand_slug}.")
-        return show_brand(made.brand_slug, request), str(made.control_image_path)
+    ) -> tuple[str, str, str]:
+        require(slug, "Brand", "pick a brand above first")
+        made = templates.create(
+            actor_of(request),
+            slug or "",
+            name,
+            image,
+            preprocessor or "canny",
+            conditioning_scale=scale,
+            guidance_start=start,
+            guidance_end=end,
+            controlnet_model=controlnet or None,
+        )
+        message = f"Template {made.name} saved for {made.brand_slug}."
+        gr.Info(message)
+        return show_brand(made.brand_slug, request), str(made.control_image_path), message
 
-    def grant(slug: str | None, username: str, request: gr.Request) -> str:
-        if not slug:
-            raise gr.Error("Pick a brand first.")
-        with shown_to_user():
-            brands.grant(actor_of(request), slug, (username or "").strip())
-        gr.Info(f"{username} can now use {slug}.")
-        return show_brand(slug, request)
+    @keeps_form(outputs=2, status=1)
+    def grant(slug: str | None, username: str | None, request: gr.Request) -> tuple[str, str]:
+        require(slug, "Brand", "pick a brand above first")
+        require(username, "User", "pick a user from the list")
+        brands.grant(actor_of(request), slug or "", username or "")
+        message = f"{username} can now use {slug}."
+        gr.Info(message)
+        return show_brand(slug, request), message
 
-    def revoke(slug: str | None, username: str, request: gr.Request) -> str:
-        if not slug:
-            raise gr.Error("Pick a brand first.")
-        with shown_to_user():
-            brands.revoke(actor_of(request), slug, (username or "").strip())
-        gr.Info(f"{username} no longer uses {slug}.")
-        return show_brand(slug, request)
+    @keeps_form(outputs=2, status=1)
+    def revoke(slug: str | None, username: str | None, request: gr.Request) -> tuple[str, str]:
+        require(slug, "Brand", "pick a brand above first")
+        require(username, "User", "pick a user from the list")
+        brands.revoke(actor_of(request), slug or "", username or "")
+        message = f"{username} no longer uses {slug}."
+        gr.Info(message)
+        return show_brand(slug, request), message
 
     gr.Markdown("Brand profiles: palette, style prompt, defaults, LoRAs and layout templates.")
     with gr.Row():
@@ -262,7 +285,8 @@ def render(services: Services) -> dict[str, Any]:
         label="Your brands",
         interactive=False,
     )
-    details = gr.HTML()
+    empty = gr.Markdown(visible=False)
+    details = gr.HTML(PICK_BRAND)
 
     with gr.Accordion("Create or edit a brand (admin)", open=False, visible=False) as admin_form:
         load_btn = gr.Button("Load the selected brand into the form")
@@ -295,6 +319,7 @@ def render(services: Services) -> dict[str, Any]:
         with gr.Row():
             create_btn = gr.Button("Create brand", variant="primary")
             save_btn = gr.Button("Save changes")
+        f_status = gr.Markdown()
         form = [
             f_slug,
             f_name,
@@ -318,6 +343,7 @@ def render(services: Services) -> dict[str, Any]:
             l_weight = gr.Slider(0, 1.5, value=1.0, step=0.05, label="Default weight")
         l_triggers = gr.Textbox(label="Trigger words", info="comma-separated")
         l_btn = gr.Button("Upload LoRA")
+        l_status = gr.Markdown()
 
     with gr.Accordion("Layout template from an image (admin)", open=False, visible=False) as template_form:
         gr.Markdown(
@@ -325,7 +351,7 @@ def render(services: Services) -> dict[str, Any]:
             "canny, shuffle, lineart_standard and none work offline; the others need downloaded weights."
         )
         with gr.Row():
-            t_image = gr.Image(label="Layout image", type="filepath", sources=["upload"], height=220)
+            t_image = checked_image(label="Layout image", sources=["upload"], height=220)
             t_map = gr.Image(
                 label="Control map (preview)", type="pil", format="png", interactive=False, height=220
             )
@@ -344,37 +370,53 @@ def render(services: Services) -> dict[str, Any]:
         with gr.Row():
             t_preview_btn = gr.Button("Preview control map")
             t_save_btn = gr.Button("Save template", variant="primary")
+        t_status = gr.Markdown()
 
     with gr.Accordion("Members (admin)", open=False, visible=False) as member_form:
+        gr.Markdown("Members of the brand picked above generate (marketers) or review (reviewers) for it.")
         with gr.Row():
-            m_user = gr.Textbox(label="Username")
+            m_user = gr.Dropdown(
+                label="User",
+                choices=[],
+                info="add people in the Users tab first",
+                interactive=True,
+                scale=2,
+            )
             grant_btn = gr.Button("Grant access")
             revoke_btn = gr.Button("Revoke access")
+        m_status = gr.Markdown()
 
-    listing = {"fn": list_rows, "inputs": None, "outputs": [table, brand_pick]}
+    listing = {"fn": list_rows, "inputs": None, "outputs": [table, brand_pick, empty]}
     refresh.click(**listing, api_name="list_brands")
     brand_pick.change(show_brand, brand_pick, details, api_name="get_brand")
     load_btn.click(load_form, brand_pick, form, api_visibility="private")
-    create_btn.click(create_brand, form, details, api_name="create_brand").success(**listing)
-    save_btn.click(update_brand, form, details, api_name="update_brand").success(**listing)
+    create_btn.click(create_brand, form, [details, f_status], api_name="create_brand").success(**listing)
+    save_btn.click(update_brand, form, [details, f_status], api_name="update_brand").success(**listing)
     l_btn.click(
         upload_lora,
         [brand_pick, l_file, l_name, l_kind, l_triggers, l_weight],
-        details,
+        [details, l_status],
         api_name="upload_lora",
     ).success(**listing)
-    t_preview_btn.click(preview_template, [brand_pick, t_image, t_pre], t_map, api_name="preview_template")
+    t_preview_btn.click(
+        preview_template, [brand_pick, t_image, t_pre], [t_map, t_status], api_name="preview_template"
+    )
     t_save_btn.click(
         create_template,
         [brand_pick, t_image, t_pre, t_name, t_scale, t_start, t_end, t_controlnet],
-        [details, t_map],
+        [details, t_map, t_status],
         api_name="create_template",
     ).success(**listing)
-    grant_btn.click(grant, [brand_pick, m_user], details, api_name="grant_brand")
-    revoke_btn.click(revoke, [brand_pick, m_user], details, api_name="revoke_brand")
+    grant_btn.click(grant, [brand_pick, m_user], [details, m_status], api_name="grant_brand").success(
+        **listing
+    )
+    revoke_btn.click(revoke, [brand_pick, m_user], [details, m_status], api_name="revoke_brand").success(
+        **listing
+    )
     # LoRA and template counts change in other tabs too (a training publish): fresh whenever the tab is opened
     return {
         "admin_only": [admin_form, lora_form, template_form, member_form],
         "on_load": listing,
         "on_select": listing,
+        "admin_listing": {"fn": member_choices, "inputs": None, "outputs": m_user},
     }

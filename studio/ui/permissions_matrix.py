@@ -79,6 +79,9 @@ ENDPOINTS: dict[str, Access] = {
     "create_template": Access(ADMINS, why="add a layout template made from an image"),
     "grant_brand": Access(ADMINS, why="add a member to a brand"),
     "revoke_brand": Access(ADMINS, why="remove a member from a brand"),
+    "member_choices": Access(
+        ANYONE, why="the member picker's usernames: the shell runs it for admins, others get nothing"
+    ),
     # Training (jobs and datasets are looked up by id: the ids come from the browser, so every call checks)
     "load": Access(ANYONE, why="the brand list of the Training tab (the caller's brands)"),
     "preset_values": Access(ANYONE, why="UI-only: a preset's numbers into the expert fields"),
@@ -106,7 +109,9 @@ ENDPOINTS: dict[str, Access] = {
     "set_roles": Access(ADMINS, why="change an account's roles"),
     "reset_password": Access(ADMINS, why="set another account's password (users may reset their own)"),
     "disable_user": Access(ADMINS, why="refuse an account's logins"),
-    "enable_user": Access(ADMINS, why="let a disabled account log in again"),
+    "enable_user": Access(ADMINS, why="let a disabled account log in again (and clear its lockout)"),
+    "unlock_user": Access(ADMINS, why="clear an account's lockout after failed logins"),
+    "pick_user": Access(ANYONE, why="UI-only: the clicked user row's name and roles into the form"),
 }
 
 _NUMBERED = re.compile(r"^(?P<base>.+?)_\d+$")

@@ -243,7 +243,7 @@ def test_1_admin_sets_up_a_brand_trains_its_lora_and_adds_people(
     pick(page, "Brand", BRAND)
     page.get_by_text("Members (admin)").click()
     for name, _ in (MIA, REX):
-        field(page, "Username").fill(name)
+        pick(page, "User", name)  # members are picked from the list of users
         visible(page.get_by_role("button", name="Grant access", exact=True)).click()
         page.get_by_text(f"{name} can now use {BRAND}.").first.wait_for(timeout=60_000)
     shot(page, "6-admin-members-added")
