@@ -21,6 +21,8 @@ NO_BRAND_ADMIN = (
     "`studio brands sync brands/`."
 )
 NO_BRAND = "You have no brand yet: ask an admin to add you to one (**Brands → Members**)."
+NO_LORA = "<li><em>none yet: admins upload one below (Upload a LoRA) or train one in Training</em></li>"
+NO_TEMPLATE = "<li><em>none yet: admins make one below (Layout template from an image)</em></li>"
 PICK_BRAND = "<em>Pick a brand above to see its palette, style, LoRAs and layout templates.</em>"
 
 
@@ -111,8 +113,8 @@ def brand_details_html(brand: BrandView) -> str:
         f"{esc(brand.default_sampler)}"
         f"<br><b>Sizes:</b> {sizes or '-'}<br><b>Base model:</b> <code>{esc(brand.base_model)}</code> "
         f"({'pinned' if brand.model_pinned else 'default: follows STUDIO_BASE_MODEL'})</p>"
-        f"<p><b>LoRAs</b></p><ul>{loras or '<li><em>none</em></li>'}</ul>"
-        f"<p><b>Layout templates</b></p><ul>{templates or '<li><em>none</em></li>'}</ul>"
+        f"<p><b>LoRAs</b></p><ul>{loras or NO_LORA}</ul>"
+        f"<p><b>Layout templates</b></p><ul>{templates or NO_TEMPLATE}</ul>"
         + (f"<p><b>Members:</b> {members}</p>" if brand.members else "")
     )
 
@@ -187,7 +189,7 @@ def render(services: Services) -> dict[str, Any]:
             fields = (slug, name, description, palette, style_template, negative_prompt, banned_terms, sizes)
             view = save(actor_of(request), spec_from_form(*fields, cfg, steps, sampler, base_model))
             gr.Info(f"Brand {view.slug} {done}.")
-            return brand_details_html(view), f"Brand **{view.slug}** {done}."
+            return brand_details_html(view), ""  # the toast says it; a warning left from before goes
 
         return handler
 
@@ -218,9 +220,8 @@ def render(services: Services) -> dict[str, Any]:
             default_weight=float(weight),
             filename=getattr(file, "orig_name", None) or file.rsplit("/", 1)[-1],
         )
-        message = f"LoRA {adapter.name} uploaded (version #{adapter.active_version.id})."
-        gr.Info(message)
-        return show_brand(slug, request), message
+        gr.Info(f"LoRA {adapter.name} uploaded (version #{adapter.active_version.id}).")
+        return show_brand(slug, request), ""
 
     @keeps_form(outputs=2, status=1)
     def preview_template(
@@ -254,27 +255,24 @@ def render(services: Services) -> dict[str, Any]:
             guidance_end=end,
             controlnet_model=controlnet or None,
         )
-        message = f"Template {made.name} saved for {made.brand_slug}."
-        gr.Info(message)
-        return show_brand(made.brand_slug, request), str(made.control_image_path), message
+        gr.Info(f"Template {made.name} saved for {made.brand_slug}.")
+        return show_brand(made.brand_slug, request), str(made.control_image_path), ""
 
     @keeps_form(outputs=2, status=1)
     def grant(slug: str | None, username: str | None, request: gr.Request) -> tuple[str, str]:
         require(slug, "Brand", "pick a brand above first")
         require(username, "User", "pick a user from the list")
         brands.grant(actor_of(request), slug or "", username or "")
-        message = f"{username} can now use {slug}."
-        gr.Info(message)
-        return show_brand(slug, request), message
+        gr.Info(f"{username} can now use {slug}.")
+        return show_brand(slug, request), ""
 
     @keeps_form(outputs=2, status=1)
     def revoke(slug: str | None, username: str | None, request: gr.Request) -> tuple[str, str]:
         require(slug, "Brand", "pick a brand above first")
         require(username, "User", "pick a user from the list")
         brands.revoke(actor_of(request), slug or "", username or "")
-        message = f"{username} no longer uses {slug}."
-        gr.Info(message)
-        return show_brand(slug, request), message
+        gr.Info(f"{username} no longer uses {slug}.")
+        return show_brand(slug, request), ""
 
     gr.Markdown("Brand profiles: palette, style prompt, defaults, LoRAs and layout templates.")
     with gr.Row():
