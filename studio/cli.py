@@ -721,12 +721,15 @@ def jobs_resume(job_id: int) -> None:
 def publish(
     job_id: int,
     step: Annotated[int | None, typer.Option(help="Checkpoint step (default: the last).")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Publish even if the LoRA lowers the brand's palette score.")
+    ] = False,
 ) -> None:
     """Make a job's checkpoint the new active version of its brand adapter."""
-    result = _services().training.publish(_system(), job_id, step)
+    result = _services().training.publish(_system(), job_id, step, confirm_worse=force)
     typer.echo(
-        f"published job {job_id} step {result.step} as version {result.version_id} of "
-        f"{result.brand_slug}/{result.adapter_name} (now active)"
+        f"published job {job_id} step {result.step} as version {result.version_number} "
+        f"(id {result.version_id}) of {result.brand_slug}/{result.adapter_name} (now active)"
     )
 
 

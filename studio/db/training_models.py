@@ -124,6 +124,8 @@ class JobCheckpoint(Base):
     state_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     sample_paths: Mapped[list[str]] = mapped_column(JSON, default=list)
     loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: the quality gate's scores and images (studio.training.quality; migration 0007); None: not scored
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="checkpoints")

@@ -94,6 +94,12 @@ def _set(obj: Any, attr: str, value: Any) -> bool:
     return True
 
 
+def version_number(version: LoraVersion) -> int:
+    """A version's number within its adapter: 1 for the adapter's first (ids count across all adapters)."""
+    ids = sorted(v.id for v in version.adapter.versions)
+    return ids.index(version.id) + 1 if version.id in ids else len(ids) + 1
+
+
 class BrandService:
     """Brand profiles, membership and LoRA files. Files go through content-addressed storage."""
 
@@ -626,6 +632,7 @@ class BrandService:
             source_job_id=v.source_job_id,
             published=v.published,
             created_at=v.created_at,
+            number=version_number(v),
         )
 
     def _adapter_view(self, a: LoraAdapter, slug: str) -> LoraAdapterView:

@@ -5,6 +5,11 @@ images with their captions, so editing captions later never changes a job that a
 (:mod:`studio.training.worker`) run the jobs. **Publishing** a checkpoint adds it as a new version of the
 brand's adapter through :meth:`BrandService.upload_lora` (the same version logic as uploads) and makes it the
 active version; older versions stay and can be re-activated.
+
+**The quality gate.** A job carries the brand's palette (``config["quality"]``, set here when it is queued);
+the worker scores every checkpoint against it, with and without the LoRA (:mod:`studio.training.quality`),
+and the scores are stored with the checkpoint's row. Publishing a checkpoint that lowers the palette score
+against no LoRA is refused with a :class:`ConflictError` naming the drop, unless ``confirm_worse`` is set.
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ from studio.db.training_models import Dataset, Job
 from studio.errors import ConflictError, NotFoundError, ValidationError
 from studio.services import brand_files, brand_models
 from studio.services.audit import record
-from studio.services.brands import BrandService
+from studio.services.brands import BrandService, version_number
 from studio.services.permissions import require_admin
 from studio.services.training_views import CheckpointView, JobView, PublishResult
 from studio.services.views import Actor
 from studio.storage import home_path
 from studio.training import config as training_config
+from studio.training import quality as training_quality
 from studio.training.queue import JobQueue
 
 PUBLISHABLE = ("succeeded", "cancelled", "interrupted")
@@ -114,7 +120,11 @@ class TrainingService:
             job = self._queue.enqueue(
                 session,
                 kind="lora",
-                config={"train": config.as_dict(), "items": items, "brand": brand.slug, "adapter": name},
+                config={
+                    "train": config.as_dict(), "items": items, "brand": brand.slug, "adapter": name,
+                    # what the quality gate scores each checkpoint against
+                    "quality": {"palette": list(brand.palette), "threshold": brand.palette_threshold},
+                },  # fmt: skip
                 total_steps=config.steps,
                 priority=int(priority),
                 brand_id=brand.id,
@@ -173,8 +183,14 @@ class TrainingService:
 
     # --------------------------------------------------------------------------------------- publish
 
-    def publish(self, actor: Actor, job_id: int, step: int | None = None) -> PublishResult:
-        """Make a checkpoint (default: the last) the brand adapter's new active version."""
+    def publish(
+        self, actor: Actor, job_id: int, step: int | None = None, *, confirm_worse: bool = False
+    ) -> PublishResult:
+        """Make a checkpoint (default: the last) the brand adapter's new active version.
+
+        A checkpoint whose LoRA lowers the brand's palette score (its quality-gate scores) is refused with a
+        ConflictError naming the drop, unless ``confirm_worse`` is set; nothing changes then.
+        """
         with self._sessions() as session:
             require_admin(session, actor)
             job = self._job(session, job_id)
@@ -191,6 +207,12 @@ class TrainingService:
             if chosen is None:
                 steps = ", ".join(map(str, sorted(by_step)))
                 raise NotFoundError(f"job {job_id} has no checkpoint at step {step}; steps: {steps}")
+            drop = training_quality.palette_drop(chosen.quality)
+            if drop is not None and not confirm_worse:
+                raise ConflictError(
+                    f"step {chosen.step}: palette {drop[0]:.2f} → {drop[1]:.2f} with this LoRA (against no "
+                    "LoRA, same prompts and seeds); publish anyway? Confirm to publish it (CLI: --force)"
+                )
             brand = session.get(Brand, job.brand_id) if job.brand_id is not None else None
             if brand is None:
                 raise NotFoundError(f"the brand of job {job_id} no longer exists")
@@ -217,10 +239,10 @@ class TrainingService:
         assert view.active_version is not None
         with self._sessions.begin() as session:
             record(session, actor, "training.published", slug, job=job_id, step=ckpt_step,
-                   adapter=name, version=view.active_version.id)  # fmt: skip
-        return PublishResult(
-            job_id, ckpt_step, slug, name, view.active_version.id, view.active_version.sha256
-        )
+                   adapter=name, version=view.active_version.id,
+                   palette_drop=list(drop) if drop else None)  # fmt: skip
+        active = view.active_version
+        return PublishResult(job_id, ckpt_step, slug, name, active.id, active.sha256, active.number)
 
     def export_kohya(self, actor: Actor, job_id: int, out_path: Path, step: int | None = None) -> Path:
         """Write a checkpoint in the kohya format (for other tools) to ``out_path``."""
@@ -275,7 +297,7 @@ class TrainingService:
         checkpoints: tuple[CheckpointView, ...] = ()
         if detail:
             published = {
-                v.sha256: v.id
+                v.sha256: (v.id, version_number(v))
                 for v in session.scalars(select(LoraVersion).where(LoraVersion.source_job_id == job.id))
             }
             checkpoints = tuple(
@@ -286,7 +308,13 @@ class TrainingService:
                     sample_paths=tuple(self._abs(p) for p in c.sample_paths),
                     loss=c.loss,
                     created_at=c.created_at,
-                    published_version_id=published.get(c.sha256),
+                    published_version_id=published.get(c.sha256, (None, None))[0],
+                    published_version_number=published.get(c.sha256, (None, None))[1],
+                    quality={k: v for k, v in c.quality.items() if k != "images"} if c.quality else None,
+                    quality_images={
+                        k: tuple(self._abs(p) for p in v)
+                        for k, v in ((c.quality or {}).get("images") or {}).items()
+                    },
                 )
                 for c in job.checkpoints
             )
@@ -316,4 +344,5 @@ class TrainingService:
             config=train,
             loss_history=tuple((int(s), float(v)) for s, v in (job.loss_history or [])) if detail else (),
             checkpoints=checkpoints,
+            best_step=training_quality.best_step((c.step, c.quality) for c in checkpoints),
         )

@@ -94,6 +94,19 @@ class CheckpointView:
     loss: float | None
     created_at: datetime
     published_version_id: int | None = None
+    published_version_number: int | None = None  # the version's number within its adapter (1, 2, …)
+    #: the quality gate's scores (studio.training.quality): palette, adherence (None: n/a), trigger; None:
+    #: not scored (a job queued before the gate)
+    quality: dict[str, Any] | None = None
+    #: the quality gate's images, by set: lora, lora_plain, base, base_plain (absolute paths)
+    quality_images: dict[str, tuple[Path, ...]] = field(default_factory=dict)
+
+    @property
+    def palette_drop(self) -> tuple[float, float] | None:
+        """(without LoRA, with LoRA) palette scores when this checkpoint lowers the score, else None."""
+        from studio.training.quality import palette_drop
+
+        return palette_drop(self.quality)
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,8 @@ class JobView:
     config: dict[str, Any] = field(default_factory=dict)
     loss_history: tuple[tuple[int, float], ...] = ()
     checkpoints: tuple[CheckpointView, ...] = ()
+    #: the best checkpoint by the quality gate's rule (studio.training.quality.best_step); None: none
+    best_step: int | None = None
 
     @property
     def progress(self) -> float:
@@ -140,3 +155,4 @@ class PublishResult:
     adapter_name: str
     version_id: int
     sha256: str
+    version_number: int | None = None  # the version's number within its adapter (1 for its first)

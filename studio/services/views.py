@@ -62,6 +62,7 @@ class LoraVersionView:
     published: bool
     created_at: datetime
     family: str | None = None  # of the model it was trained on / added for; None = unknown
+    number: int = 0  # its number within its adapter: 1 for the first version (ids count across adapters)
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,11 @@ class TrainConfig:
         """The fixed sample prompts with the trigger word filled in."""
         return [p.replace("{trigger}", self.trigger).strip(" ,") or self.trigger for p in self.sample_prompts]
 
+    def sample_prompts_without_trigger(self) -> list[str]:
+        """The same prompts with the trigger word left out (the quality gate's "without trigger" images);
+        a prompt that is only the trigger becomes the empty prompt."""
+        return [" ".join(p.replace("{trigger}", "").split()).strip(" ,") for p in self.sample_prompts]
+
 
 def _number(name: str, value: Any, integer: bool) -> float:
     if isinstance(value, bool) or value is None:

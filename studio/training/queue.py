@@ -249,8 +249,10 @@ class JobQueue:
         state_path: str | None,
         sample_paths: list[str],
         loss: float | None,
+        quality: dict[str, Any] | None = None,
     ) -> bool:
-        """Record a checkpoint whose files are already written whole; False if the job is not ours."""
+        """Record a checkpoint whose files are already written whole, with its quality-gate scores (see
+        :mod:`studio.training.quality`); False if the job is not ours."""
         with self._sessions.begin() as session:
             job = session.scalar(
                 select(Job).where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
@@ -272,6 +274,7 @@ class JobQueue:
                     state_path=state_path,
                     sample_paths=sample_paths,
                     loss=loss,
+                    quality=quality,
                 )
             )
             job.heartbeat_at = utcnow()

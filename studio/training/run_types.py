@@ -36,6 +36,8 @@ class Checkpoint:
     state_path: Path
     sample_paths: tuple[Path, ...]
     loss: float | None
+    #: the quality gate's images: lora, lora_plain, base, base_plain (see LoraTrainer.quality_images)
+    quality_paths: dict[str, tuple[Path, ...]] | None = None
 
 
 @dataclass(frozen=True)

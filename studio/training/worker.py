@@ -78,6 +78,7 @@ class JobReporter:
         self._loss: float | None = None
         self._stop = threading.Event()
         self.lost = threading.Event()
+        self.scorer: Any = None  # a quality.Scorer once the config is known (jobs queued with a palette)
         self._beat = threading.Thread(
             target=self._beat_loop, args=(heartbeat_interval,), name=f"heartbeat-{job.id}", daemon=True
         )
@@ -131,9 +132,25 @@ class JobReporter:
         else:
             self._check(self.queue.poll(self.job.id, self.job.worker_id))
 
+    def quality(self, checkpoint: Any) -> dict[str, Any] | None:
+        """The checkpoint's quality-gate scores and images (stored paths); None without a scorer. A scoring
+        failure is recorded in the scores, and never stops the training."""
+        if self.scorer is None or not checkpoint.quality_paths:
+            return None
+        self.flush(f"scoring checkpoint {checkpoint.step} against the brand")
+        try:
+            scores = self.scorer.score(checkpoint.quality_paths)
+        except Exception as error:  # noqa: BLE001 - a scoring bug must not lose the checkpoint
+            log.warning("scoring checkpoint %s of job %s failed", checkpoint.step, self.job.id, exc_info=True)
+            scores = {"error": f"{type(error).__name__}: {error}"[:500]}
+        home = self.settings.home
+        scores["images"] = {k: [stored_path(home, p) for p in v] for k, v in checkpoint.quality_paths.items()}
+        return scores
+
     def on_checkpoint(self, checkpoint: Any) -> None:
         from studio.training.trainer import TrainingStopped
 
+        quality = self.quality(checkpoint)
         self.flush(f"checkpoint at step {checkpoint.step}")
         ok = self.queue.add_checkpoint(
             self.job.id,
@@ -144,6 +161,7 @@ class JobReporter:
             state_path=stored_path(self.settings.home, checkpoint.state_path),
             sample_paths=[stored_path(self.settings.home, p) for p in checkpoint.sample_paths],
             loss=checkpoint.loss,
+            quality=quality,
         )
         if not ok:
             raise TrainingStopped("lost")
@@ -169,6 +187,7 @@ def run_job(queue: JobQueue, settings: Settings, job: ClaimedJob) -> str:
     from studio.engine.devices import choose_device
     from studio.training.config import TrainConfig, check_trainable, fit_to_memory
     from studio.training.families import make_trainer
+    from studio.training.quality import Scorer
     from studio.training.trainer import TrainingStopped, TrainItem, device_memory_gib
 
     out_dir, samples_dir, cache_dir = job_dirs(settings, job.id)
@@ -184,6 +203,9 @@ def run_job(queue: JobQueue, settings: Settings, job: ClaimedJob) -> str:
             asked = TrainConfig.from_dict(job.config["train"])
             family = check_trainable(asked.base_model)
             config = fit_to_memory(asked, device, device_memory_gib(device), family)
+            if job.config.get("quality"):  # queued with the brand's palette: score every checkpoint
+                prompts, seeds = config.sample_prompts_for_trigger(), config.sample_seeds
+                reporter.scorer = Scorer.for_job(job.config, prompts, seeds)
             items = [
                 TrainItem(home_path(settings.home, path), caption, sha)
                 for path, caption, sha in job.config["items"]

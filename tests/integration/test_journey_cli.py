@@ -70,9 +70,9 @@ def test_cli_train_publish_generate(
     job = json.loads(cli("jobs", "show", "1", "--json"))
     samples = [Path(p) for p in job["checkpoints"][-1]["sample_paths"]]
     assert samples and all(p.is_file() for p in samples)  # the checkpoint keeps its sample images
-    published = cli("publish", "1")
-    assert "lagoon/orange-style (now active)" in published, published
-    version = re.search(r"as version (\d+)", published).group(1)  # type: ignore[union-attr]
+    published = cli("publish", "1", "--force")  # a 2-step LoRA on a random model may lower the palette score
+    assert "as version 1 " in published and "lagoon/orange-style (now active)" in published, published
+    version = re.search(r"\(id (\d+)\)", published).group(1)  # type: ignore[union-attr]
     shown = cli("brands", "show", "lagoon")
     assert "lora: orange-style [style] weight 1, active" in shown and f"(made for {family})" in shown, shown
     assert "lora: lagoon-style [style] weight 0.8, active" in shown and "(made for sd1)" in shown
