@@ -41,6 +41,10 @@ class AccountDisabledError(AuthenticationError):
     show it."""
 
 
+class CancelledError(StudioError):
+    """The user stopped a run before anything was finished to keep."""
+
+
 class ModelError(StudioError):
     """A model, LoRA or ControlNet cannot be loaded or does not fit the base model."""
 

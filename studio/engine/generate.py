@@ -43,12 +43,12 @@ from studio.engine.models import ResolvedModel, resolve_model
 from studio.engine.pipelines import LoadedModel, PipelineCache, free_memory
 from studio.engine.recipe import ControlEntry, LoraEntry, Recipe, library_versions
 from studio.engine.tokens import TokenCount, count_tokens, known_words
-from studio.errors import ModelError, NotFoundError, StudioError, ValidationError
+from studio.errors import CancelledError, ModelError, NotFoundError, ValidationError
 
 ProgressCallback = Callable[[int, int], None]
 
 
-class GenerationCancelled(StudioError):
+class GenerationCancelled(CancelledError):
     """The request was cancelled (within one denoising step).
 
     ``images`` holds the images of the batch that were finished before the cancel (with their recipes;

@@ -257,6 +257,18 @@ class GenerationService:
                 template_issues=tuple((n, why) for n, why in template_issues.items() if why is not None),
             )
 
+    def _fits(self, model: str) -> Callable[[str], bool]:
+        """Whether the model's text encoders read all of a prompt (a model that cannot be read: yes, and
+        generation says what is wrong with it)."""
+
+        def fits(text: str) -> bool:
+            try:
+                return not self.engine.count_tokens(text, model).truncated
+            except StudioError:
+                return True
+
+        return fits
+
     def _families(self) -> Families:
         """Family lookups through the engine's cache of resolved models."""
         return Families(lambda ref: self.engine.model_info(ref).family)
@@ -401,7 +413,7 @@ class GenerationService:
             ]
             brand_words = [w for adapter in row.adapters for w in adapter.trigger_words]
             text = prompt if isinstance(prompt, str) else ""
-            sent = assemble_prompt(row.style_template, text, used, brand_words)
+            sent = assemble_prompt(row.style_template, text, used, brand_words, self._fits(model))
             banned = banned_term_in(text, row.banned_terms) if text.strip() else None
         from studio.engine.tokens import unknown_words
 
@@ -580,7 +592,9 @@ class GenerationService:
             palette_threshold=brand.palette_threshold,
             prompt=prompt,
             negative_prompt=negative,
-            final_prompt=assemble_prompt(brand.style_template, prompt, trigger_words, brand_words),
+            final_prompt=assemble_prompt(
+                brand.style_template, prompt, trigger_words, brand_words, self._fits(model)
+            ),
             final_negative=merge_negative(brand.negative_prompt, negative),
             cfg=brand.default_cfg if request.cfg is None else request.cfg,
             steps=brand.default_steps if request.steps is None else request.steps,

@@ -1,9 +1,10 @@
 """From what a user asks for to what is sent: the request, the plan, the prompt as sent, the number limits.
 
 :class:`GenerateInput` is what the form, the API and the CLI ask for (``None`` = the brand's default).
-:func:`assemble_prompt` builds the prompt as sent: the brand's trigger words first, so that a text encoder
-that reads only the first tokens (CLIP: 75, the embedded model: 14) never cuts them, then the style
-template around the prompt as typed. :func:`number_problems` checks the numbers against the engine's limits
+:func:`assemble_prompt` builds the prompt as sent: the style template around the prompt as typed, with
+the trigger words of the LoRAs used; when the model's text encoder would not read all of it (CLIP: 75
+tokens, the embedded model: 14), the trigger words go first, so that they are never the part that is cut.
+:func:`number_problems` checks the numbers against the engine's limits
 (:mod:`studio.engine.limits`) and names every one out of range, so a form can say so next to each field.
 :class:`Plan` is everything read from the database for one request.
 """
@@ -11,7 +12,7 @@ template around the prompt as typed. :func:`number_problems` checks the numbers 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,18 +119,35 @@ def _word(term: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w-]){re.escape(term.strip())}(?![\w-])", re.IGNORECASE)
 
 
+def apply_style(style_template: str, prompt: str, trigger_words: Sequence[str]) -> str:
+    """The style template around the prompt, then the trigger words that are not in it yet."""
+    text = (style_template or "{prompt}").replace("{prompt}", prompt.strip())
+    if not prompt.strip():  # the template alone (a counter's preview): no dangling comma
+        text = text.strip(" ,")
+    lowered = text.lower()
+    missing = [w for w in trigger_words if w.strip() and w.lower() not in lowered]
+    return ", ".join([text, *missing]) if missing else text
+
+
 def assemble_prompt(
     style_template: str,
     prompt: str,
     trigger_words: Sequence[str],
     brand_words: Sequence[str] = (),
+    fits: Callable[[str], bool] | None = None,
 ) -> str:
-    """The prompt as sent: trigger words first, then the style template around ``prompt``.
+    """The prompt as sent: the brand's order (:func:`apply_style`) when the model reads all of it
+    (``fits(text)``), else the trigger words first, so that they are never the part that is cut.
 
-    ``trigger_words`` (of the LoRAs used) always go first; ``brand_words`` (every trigger word of the brand)
-    go first when the template or the prompt has them. Each is taken out where it stood, so it is sent once:
-    ``"{prompt}, emberstyle"`` with ``"a circle"`` and trigger ``emberstyle`` → ``"emberstyle, a circle"``.
+    First: ``trigger_words`` (of the LoRAs used), and ``brand_words`` (every trigger word of the brand) that
+    the template or the prompt has; each is taken out where it stood, so it is sent once:
+    ``"{prompt}, emberstyle"`` with ``"a circle"`` → ``"emberstyle, a circle"``. ``fits=None`` always puts
+    them first. (Not always first: a model trained on short captions with the trigger word last, like the
+    embedded one, draws noise when its 14 tokens start with a 10-letter trigger word.)
     """
+    styled = apply_style(style_template, prompt, trigger_words)
+    if fits is not None and fits(styled):
+        return styled
     text = (style_template or "{prompt}").replace("{prompt}", prompt.strip())
     first: dict[str, str] = {}
     for term in trigger_words:
@@ -139,7 +157,7 @@ def assemble_prompt(
         if term.strip() and _word(term).search(text):
             first.setdefault(term.strip().lower(), term.strip())
     if not first:
-        return text
+        return styled
     for term in first.values():
         text = _word(term).sub("", text)
     text = re.sub(r"\s*,(\s*,)+", ",", text)  # the commas a removed word leaves

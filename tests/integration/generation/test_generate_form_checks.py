@@ -1,7 +1,8 @@
 """What the Generate form relies on, through the real services (SQLite file, tiny SD pipeline, no mocks).
 
-Issue 15: the prompt as sent puts the brand's trigger words first, so a text encoder that reads only the
-first tokens never cuts them, and a token counter says what is cut; every number out of range is named
+Issue 15: when the model would not read the whole prompt, the prompt as sent puts the brand's trigger
+words first, so a text encoder that reads only the first tokens never cuts them, and a token counter says
+what is cut; every number out of range is named
 (no silent clamp); a cancel keeps the images finished before it; downloads are named
 ``<brand>-<id>-<seed>.png``; a template's thumbnail shows its source image, not a black control map.
 """
@@ -52,6 +53,19 @@ def test_trigger_words_go_first_and_the_counter_names_what_is_cut(studio: Any) -
     result = studio.generation.generate(MIA, GenerateInput(brand="acme", prompt=LONG, steps=1, seed=3))
     recipe = read_recipe(result.images[0].path)
     assert recipe.prompt == check.prompt and recipe.prompt_typed == LONG  # as sent and as typed
+
+
+def test_trigger_words_move_first_only_when_the_prompt_is_cut() -> None:
+    from studio.services.generation_plan import assemble_prompt
+
+    args = ("{prompt}, emberstyle", "a circle", ["emberstyle"])
+    assert assemble_prompt(*args, fits=lambda text: True) == "a circle, emberstyle"  # the brand's order
+    assert assemble_prompt(*args, fits=lambda text: False) == "emberstyle, a circle"
+    assert assemble_prompt("{prompt}, x style", "a Shine dot", ["shine"], fits=lambda t: False) == (
+        "shine, a dot, x style"
+    )
+    unused = assemble_prompt("{prompt}, emberstyle", "a circle", [], ["emberstyle"], fits=lambda t: False)
+    assert unused == "emberstyle, a circle"  # a brand trigger word in the template goes first too
 
 
 def test_the_embedded_model_counts_its_16_tokens_and_flags_unknown_words() -> None:
