@@ -1,8 +1,14 @@
 """The Generate tab (marketers, admins): pick a brand, type a prompt, get on-brand images.
 
-Each handler makes one service call; the service checks the role and the brand membership. The Generate
-button is also the named API endpoint ``generate`` (``gradio_client``: ``client.predict(..., api_name=
-"/generate")`` with a login).
+``render()`` builds the components and ``listen()`` wires them; each handler makes one service call, and the
+service checks the role and the brand membership. The Generate button is also the named API endpoint
+``generate`` (``gradio_client``: ``client.predict(..., api_name="/generate")`` with a login).
+
+Bad input never replaces a component: a validator runs :meth:`GenerationService.check` before the run and
+shows each problem under its field (an API client gets the same messages as an error), and a failure
+during the run is a warning toast. The Generate / Cancel bar sticks to the top of the page; while a run
+goes, a timer polls its progress line (``step 12/40 · image 2/4 · ETA 8 s``). Cancel keeps the finished
+images. Ctrl+Enter generates.
 
 The Gallery's Remix fills this form through :class:`RemixTarget` (``render()`` returns it as
 ``"remix_target"``); the brand's change event, which otherwise resets the form to the brand's defaults, then
@@ -12,13 +18,14 @@ applies the pending remix instead.
 from __future__ import annotations
 
 import random
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
+from studio.errors import CancelledError, PermissionDeniedError, StudioError
 from studio.services.container import Services
 from studio.services.generation import (
     DEFAULT_SWEEP_SCALES,
@@ -28,17 +35,39 @@ from studio.services.generation import (
     ProgressCallback,
 )
 from studio.services.views import Actor
+from studio.ui import generate_form as form_
 from studio.ui.common import actor_of, shown_to_user
+from studio.ui.generate_form import CFG_HINT, FORM_FIELDS, MAX_LORA_SLIDERS, form_updates  # noqa: F401
 
-MAX_LORA_SLIDERS = 4  # the handlers below take exactly this many weights
-CFG_HINT = (
-    "How closely images follow the prompt. Low (2-4): looser, more varied, softer; high (10+): literal but "
-    "harsher colours and artefacts. 5-8 is a good start."
-)
-_cancel_events: dict[str, threading.Event] = {}
-_cancel_lock = threading.Lock()
 #: what a Generate / CFG sweep button runs: (actor, request, progress, cancel) → the results
-Runner = Callable[[Actor, GenerateInput, ProgressCallback, threading.Event], list[GenerationResult]]
+Runner = Callable[[Actor, GenerateInput, ProgressCallback, Any], list[GenerationResult]]
+_runs = form_.Runs()
+
+STYLE = """<style>
+#gen-style { display: none; }
+#gen-actions { position: sticky; top: 0; z-index: 30; background: var(--background-fill-primary);
+  padding: 6px 0 2px; }
+#gen-progress { min-height: 1.5em; font-variant-numeric: tabular-nums; }
+#gen-progress p { margin: 0; }
+#gen-tokens { font-size: var(--text-sm); }
+#gen-tokens p { margin: 2px 0; }
+#gen-results img, #gen-templates img { object-fit: contain !important; image-rendering: pixelated; }
+#gen-results .thumbnail-item, #gen-templates .thumbnail-item { background: var(--background-fill-secondary); }
+</style>"""
+#: Ctrl+Enter (Cmd+Enter) anywhere on the page clicks Generate while the Generate tab is shown
+KEYS_JS = """
+if (!window.__studioGenerateKeys) {
+  window.__studioGenerateKeys = true;
+  document.addEventListener('keydown', (event) => {
+    if (event.key !== 'Enter' || !(event.ctrlKey || event.metaKey)) return;
+    const button = document.querySelector('#gen-generate');
+    if (button && button.offsetParent !== null && !button.disabled) {
+      event.preventDefault();
+      button.click();
+    }
+  });
+}
+"""
 
 
 @dataclass(frozen=True)
@@ -56,150 +85,75 @@ class RemixTarget:
     fill: Callable[[Actor, GenerateInput], list[Any]]
 
 
-def _cancel_event(request: gr.Request) -> threading.Event:
-    """A fresh cancel flag for this browser session (the Cancel button sets it)."""
-    event = threading.Event()
-    with _cancel_lock:
-        _cancel_events[str(getattr(request, "session_hash", "") or "")] = event
-    return event
+def _session(request: gr.Request | None) -> str:
+    return str(getattr(request, "session_hash", "") or "")
 
 
-def _gallery(results: list[GenerationResult], *, by_cfg: bool = False) -> list[tuple[str, str]]:
-    items = []
-    for result in results:
-        for image in result.images:
-            caption = f"CFG {result.cfg:g}" if by_cfg else f"#{image.id} seed {image.seed}"
-            if image.palette_flag:
-                caption += " · off-palette"
-            items.append((str(image.path), caption))
-    return items
+def _from_api(request: gr.Request | None) -> bool:
+    """A ``gradio_client`` call (it says so in a header): it gets errors as errors, not as toasts."""
+    headers = getattr(request, "headers", None) or {}
+    return str(headers.get("x-gradio-user", "")).lower() == "api"
 
 
-def _details(results: list[GenerationResult]) -> dict[str, Any]:
-    return {
-        "generations": [
-            {
-                "generation_id": r.generation_id,
-                "cfg": r.cfg,
-                "seed": r.seed,
-                "images": [
-                    {
-                        "id": i.id,
-                        "seed": i.seed,
-                        "palette_score": i.palette_score,
-                        "off_palette": i.palette_flag,
-                    }
-                    for i in r.images
-                ],
-            }
-            for r in results
-        ]
-    }
+def _over_form(body: Callable[[dict[str, Any], gr.Request], Any], name: str) -> Callable[..., Any]:
+    """``body(values, request)`` as a Gradio handler over the form's inputs (one parameter per field of
+    ``FORM_FIELDS``, by name; Gradio injects the request by its type)."""
 
+    def handler(  # noqa: PLR0913
+        brand: str | None,
+        prompt: str | None,
+        negative_prompt: str | None,
+        cfg: float | None,
+        steps: float | None,
+        sampler: str | None,
+        size: str | None,
+        batch_size: float | None,
+        seed: str | float | None,
+        lora_names: list[str] | None,
+        templates: list[str] | None,
+        lora_0: float,
+        lora_1: float,
+        lora_2: float,
+        lora_3: float,
+        request: gr.Request,
+    ) -> Any:
+        given = locals()
+        return body({field: given[field] for field in FORM_FIELDS}, request)
 
-def _seed(value: str | float | None) -> int | None:
-    """Blank means random; anything else must be a whole number (the engine checks the range)."""
-    text = str(value).strip() if value is not None else ""
-    if not text:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        raise gr.Error(f"seed: {text!r} is not a whole number", print_exception=False) from None
-    if not number.is_integer():
-        raise gr.Error(f"seed: {text!r} is not a whole number", print_exception=False)
-    return int(number)
-
-
-def _size_name(options: GenerationOptions, width: int | None, height: int | None) -> str | None:
-    """The brand's size preset of ``width``×``height``, else ``"WIDTHxHEIGHT"`` (None when no size)."""
-    if width is None or height is None:
-        return None
-    for name, w, h in options.sizes:
-        if (w, h) == (width, height):
-            return name
-    return f"{width}x{height}"
-
-
-def _availability(options: GenerationOptions) -> str:
-    """The brand's model, and the LoRAs and templates shown disabled because they do not fit it."""
-    family = f" ({options.model_family})" if options.model_family else ""
-    lines = [f"**Model:** `{options.base_model}`{family}"] if options.base_model else []
-    lines += [f"- LoRA **{name}** is disabled: {why}" for name, why in options.lora_issues]
-    lines += [f"- Template **{name}** is disabled: {why}" for name, why in options.template_issues]
-    return "\n".join(lines)
-
-
-def _final_prompt(result: GenerationResult) -> str:
-    return (
-        f"**Prompt sent:** {result.prompt}\n\n**Negative prompt sent:** {result.negative_prompt or '(none)'}"
-    )
-
-
-def form_updates(options: GenerationOptions, ask: GenerateInput | None) -> list[Any]:
-    """cfg, steps, sampler, size, LoRA names, templates, thumbnails, the model note and the LoRA sliders:
-    the brand's defaults, or ``ask``'s values where it has them (a remix). LoRAs and templates that do
-    not fit the brand's model are disabled (weight 0) or left out of the choices, with the reason."""
-    ask = ask or GenerateInput(brand=options.brand_slug, prompt="")
-    off = dict(options.lora_issues)
-    # the LoRAs that fit the brand's model first: the disabled ones never take a slider from a usable one
-    loras = sorted(options.loras, key=lambda lora: lora[0] in off)[:MAX_LORA_SLIDERS]
-    blocked = dict(options.template_issues)
-    usable = [name for name, _ in options.templates if name not in blocked]
-    lora_updates = [
-        gr.update(
-            visible=True,
-            value=0.0 if name in off else float(ask.loras.get(name, weight)),
-            label=f"LoRA {name}"
-            + (f" ({', '.join(words)})" if words else "")
-            + (" (disabled)" if name in off else ""),
-            interactive=name not in off,
-            info=f"Disabled: {off[name]}" if name in off else "",
-        )
-        if i < len(loras)
-        else gr.update(visible=False)
-        for i, (name, weight, words) in enumerate(list(loras) + [("", 0.0, ())] * MAX_LORA_SLIDERS)
-    ][:MAX_LORA_SLIDERS]
-    sizes = [name for name, _, _ in options.sizes]
-    default_size = options.default_size if options.default_size in sizes else None
-    size_value = ask.size or _size_name(options, ask.width, ask.height) or default_size
-    if size_value and size_value not in sizes:
-        sizes.append(size_value)
-    cfg_value = options.default_cfg if ask.cfg is None else ask.cfg
-    return [
-        gr.update(value=min(max(cfg_value, 1), 20)),
-        gr.update(value=options.default_steps if ask.steps is None else ask.steps),
-        gr.update(choices=list(options.samplers), value=ask.sampler or options.default_sampler),
-        gr.update(choices=sizes, value=size_value),
-        [name for name, _, _ in loras],
-        gr.update(choices=usable, value=[t for t in ask.templates if t in usable]),
-        [(image, name) for name, image in options.thumbnails if image is not None and name in usable],
-        _availability(options),
-        *lora_updates,
-    ]
+    handler.__name__ = handler.__qualname__ = name
+    return handler
 
 
 def render(services: Services) -> dict[str, Any]:
     """Build the tab; the app shell shows it to marketers and admins."""
-    generation = services.generation
-
-    gr.Markdown(
-        "Pick a brand and describe the image: the brand's style, trigger words and negatives are added."
-    )
-    with gr.Row():
-        with gr.Column(scale=2):
+    gr.HTML(STYLE, js_on_load=KEYS_JS, elem_id="gen-style")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, elem_id="gen-form"):
             brand = gr.Dropdown(
                 label="Brand", choices=[], allow_custom_value=True, info="Only the brands you belong to."
             )
-            prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a red circle on a black background")
+            prompt = gr.Textbox(
+                label="Prompt",
+                lines=2,
+                placeholder="a red circle on a black background  (Ctrl+Enter generates)",
+                elem_id="gen-prompt",
+            )
+            tokens = gr.Markdown(elem_id="gen-tokens")
             negative = gr.Textbox(
                 label="Negative prompt", lines=1, info="Merged with the brand's negative prompt."
             )
-            with gr.Row():
-                cfg = gr.Slider(1, 20, value=7, step=0.5, label="CFG scale", info=CFG_HINT)
-                steps = gr.Slider(1, 150, value=20, step=1, label="Steps")
-            with gr.Row():
-                sampler = gr.Dropdown(label="Sampler", choices=[], value=None, allow_custom_value=True)
+            cfg = gr.Number(label="CFG scale", value=7, step=0.5, info=CFG_HINT, elem_id="gen-cfg")
+            with gr.Row(equal_height=True):
+                steps = gr.Number(label="Steps", value=20, precision=None, step=1, info="1-150.")
+                batch = gr.Number(label="Images", value=1, step=1, info="1-8 per run.")
+            with gr.Row(equal_height=True):
+                sampler = gr.Dropdown(
+                    label="Sampler",
+                    choices=[],
+                    value=None,
+                    allow_custom_value=True,
+                    info="The brand's model's schedulers.",
+                )
                 size = gr.Dropdown(
                     label="Size",
                     choices=[],
@@ -207,12 +161,17 @@ def render(services: Services) -> dict[str, Any]:
                     allow_custom_value=True,
                     info="The brand's channel sizes.",
                 )
-                batch = gr.Slider(1, 8, value=1, step=1, label="Images")
-            with gr.Row():
+            with gr.Row(equal_height=True):
                 seed = gr.Textbox(
-                    label="Seed", value="", placeholder="random", info="Blank = random (always recorded)."
+                    label="Seed",
+                    value="",
+                    placeholder="random",
+                    info="Blank = random (always recorded).",
+                    elem_id="gen-seed",
                 )
-                dice = gr.Button("🎲 Random seed", scale=0, min_width=80)
+                with gr.Column(min_width=120, scale=0):
+                    dice = gr.Button("Random seed", size="sm", elem_id="gen-random-seed")
+                    reuse = gr.Button("Reuse seed", size="sm", elem_id="gen-reuse-seed")
             lora_names = gr.State([])
             pending_remix = gr.State(None)  # a remix's GenerateInput, until the user picks a brand
             sliders = [
@@ -224,21 +183,88 @@ def render(services: Services) -> dict[str, Any]:
             )
             thumbs = gr.Gallery(
                 label="Templates",
+                show_label=False,  # the badge would cover the small tiles; the dropdown above names them
                 columns=4,
-                height=160,
+                fit_columns=False,  # one template: a small tile, not one stretched across the form
+                height=150,
                 object_fit="contain",
                 format="png",
                 interactive=False,
+                allow_preview=False,
+                buttons=[],
+                elem_id="gen-templates",
             )
             availability = gr.Markdown()
-            with gr.Row():
-                generate_btn = gr.Button("Generate", variant="primary")
-                sweep_btn = gr.Button("CFG sweep")
-                cancel_btn = gr.Button("Cancel", variant="stop")
         with gr.Column(scale=3):
-            gallery = gr.Gallery(label="Results", columns=3, format="png", interactive=False)
+            with gr.Row(elem_id="gen-actions"):  # above the fold, and sticky when the page scrolls
+                generate_btn = gr.Button("Generate", variant="primary", elem_id="gen-generate", min_width=90)
+                sweep_btn = gr.Button("CFG sweep", elem_id="gen-sweep", min_width=90)
+                cancel_btn = gr.Button("Cancel", variant="stop", elem_id="gen-cancel", min_width=90)
+            progress = gr.Markdown(elem_id="gen-progress")
+            gallery = gr.Gallery(
+                label="Results",
+                columns=2,
+                height=460,
+                object_fit="contain",
+                format="png",
+                interactive=False,
+                buttons=["download", "fullscreen"],  # no Share: the studio is not on the internet
+                elem_id="gen-results",
+            )
             final_prompt = gr.Markdown()
             details = gr.JSON(label="Details")
+        timer = gr.Timer(0.5, active=False)
+
+    parts = {
+        "brand": brand,
+        "prompt": prompt,
+        "negative_prompt": negative,
+        "cfg": cfg,
+        "steps": steps,
+        "sampler": sampler,
+        "size": size,
+        "batch_size": batch,
+        "seed": seed,
+        "lora_names": lora_names,
+        "templates": templates,
+        **{f"lora_{i}": slider for i, slider in enumerate(sliders)},
+    }
+    widgets = {
+        "tokens": tokens,
+        "generate": generate_btn,
+        "sweep": sweep_btn,
+        "cancel": cancel_btn,
+        "progress": progress,
+        "dice": dice,
+        "reuse": reuse,
+        "pending_remix": pending_remix,
+        "thumbs": thumbs,
+        "availability": availability,
+        "gallery": gallery,
+        "final_prompt": final_prompt,
+        "details": details,
+        "timer": timer,
+    }
+    return listen(services, parts, widgets)
+
+
+def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0915
+    """Wire the tab's events; returns what the app shell needs (``on_load``, ``remix_target``)."""
+    generation = services.generation
+    inputs = [parts[name] for name in FORM_FIELDS]
+    sliders = [parts[f"lora_{i}"] for i in range(MAX_LORA_SLIDERS)]
+    outputs = [w["gallery"], w["final_prompt"], w["details"]]
+    form = [
+        parts["cfg"],
+        parts["steps"],
+        parts["sampler"],
+        parts["size"],
+        parts["lora_names"],
+        parts["templates"],
+        w["thumbs"],
+        w["availability"],
+        *sliders,
+    ]
 
     def list_brands(request: gr.Request) -> Any:
         with shown_to_user():
@@ -246,28 +272,20 @@ def render(services: Services) -> dict[str, Any]:
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
     def brand_changed(slug: str | None, pending: GenerateInput | None, request: gr.Request) -> list[Any]:
-        """The brand's options and defaults; after a remix of this brand, the remix's values instead.
+        """The brand's options and defaults (after a remix of this brand, the remix's values instead); the
+        previous brand's results are cleared.
 
         The pending remix stays until the user picks a brand themselves (``brand.input`` clears it): the
         page may fire this event more than once after a remix (here: for the brand shown before, then for
         the remix's), and each must leave the remix's values in place."""
+        cleared = [[], "", None, ""]  # results, prompt sent, details, the last run's line
         if not slug:
             hidden = [gr.update(visible=False)] * MAX_LORA_SLIDERS
-            return [
-                gr.update(),
-                gr.update(),
-                gr.update(),
-                gr.update(),
-                [],
-                gr.update(choices=[]),
-                [],
-                "",
-                *hidden,
-            ]
+            return [*[gr.update()] * 4, [], gr.update(choices=[]), [], "", *hidden, *cleared]
         with shown_to_user():
             options: GenerationOptions = generation.options(actor_of(request), slug)
         remix = pending if pending is not None and pending.brand == slug else None
-        return form_updates(options, remix)
+        return [*form_updates(options, remix), *cleared]
 
     def fill(actor: Actor, ask: GenerateInput) -> list[Any]:
         options = generation.options(actor, ask.brand)
@@ -281,59 +299,75 @@ def render(services: Services) -> dict[str, Any]:
             ask,
         ]
 
-    def form_handler(name: str, run: Runner, *, desc: str, by_cfg: bool) -> Callable[..., list[Any]]:
-        """A button handler over the whole form (Gradio maps inputs to the named parameters and injects the
-        request and progress by type); ``run`` makes the images."""
+    def count_tokens(  # noqa: PLR0913
+        slug: str | None,
+        text: str | None,
+        names: list[str] | None,
+        w1: float,
+        w2: float,
+        w3: float,
+        w4: float,
+        request: gr.Request,
+    ) -> str:
+        """The token line under the prompt: ``n / max`` for the brand's model, what is cut, unknown words."""
+        if not slug:
+            return ""
+        loras = dict(zip(names or [], (w1, w2, w3, w4), strict=False))
+        with shown_to_user():
+            check = generation.check_prompt(actor_of(request), slug, text or "", loras)
+        return form_.token_line(check)
 
-        def handler(  # noqa: PLR0913
-            slug: str | None,
-            text: str | None,
-            neg: str | None,
-            cfg_v: float | None,
-            steps_v: float | None,
-            sampler_v: str | None,
-            size_v: str | None,
-            batch_v: float | None,
-            seed_v: str | float | None,
-            names: list[str] | None,
-            chosen: list[str] | None,
-            w1: float,
-            w2: float,
-            w3: float,
-            w4: float,
-            request: gr.Request,
-            progress: gr.Progress = gr.Progress(),  # noqa: B008
-        ) -> list[Any]:
-            ask = GenerateInput(
-                brand=slug or "",
-                prompt=text or "",
-                negative_prompt=neg or "",
-                cfg=cfg_v,
-                steps=None if steps_v is None else int(steps_v),
-                seed=_seed(seed_v),
-                sampler=sampler_v or None,
-                size=size_v or None,
-                loras=dict(zip(names or [], (w1, w2, w3, w4), strict=False)),
-                templates=tuple(chosen or ()),
-                batch_size=int(batch_v or 1),
-            )
-            cancel = _cancel_event(request)
-            with shown_to_user():
-                results = run(
-                    actor_of(request),
-                    ask,
-                    lambda s, t: progress((s, t), desc=desc, unit="steps"),
-                    cancel,
-                )
-            return [_gallery(results, by_cfg=by_cfg), _final_prompt(results[0]), _details(results)]
+    def check_form(named: dict[str, Any], request: gr.Request) -> list[Any]:
+        """The validator: each problem of the form as a message under its field (nothing runs then)."""
+        try:
+            problems = list(generation.check(actor_of(request), form_.read_form(named)))
+        except StudioError as problem:  # a seed that is not a number
+            problems = [problem]
+        messages = form_.field_messages(problems, list(named.get("lora_names") or []))
+        if messages:  # nothing runs: the progress line says why (it stays; the marks under fields may not)
+            _runs.refuse(_session(request), "Not generated: " + " · ".join(str(p) for p in problems))
+        return [gr.validate(name not in messages, messages.get(name, "")) for name in FORM_FIELDS]
 
-        handler.__name__ = handler.__qualname__ = name
-        return handler
+    def form_handler(name: str, run: Runner, *, images: Callable[[GenerateInput], int], by_cfg: bool) -> Any:
+        """A button handler over the whole form (inputs in ``FORM_FIELDS`` order, then the request)."""
+
+        def handler(values: dict[str, Any], request: gr.Request) -> list[Any]:
+            session = _session(request)
+            try:
+                ask = form_.read_form(values)
+                current = _runs.start(session, images(ask))
+                results = run(actor_of(request), ask, current.progress, current.cancel)
+            except StudioError as error:
+                return _failed(error, request, session)
+            seconds = time.monotonic() - current.started
+            current.line = form_.summary(results, images(ask), seconds)
+            if any(r.cancelled for r in results):
+                gr.Info(current.line)
+            shown = form_.gallery_items(results, by_cfg=by_cfg)
+            return [shown, form_.final_prompt(results[0]), form_.details(results)]
+
+        return _over_form(handler, name)
+
+    def _failed(error: StudioError, request: gr.Request, session: str) -> list[Any]:
+        """A refusal or failure during the run: an error for API clients (and refusals); for the page a
+        toast and the progress line, the results as they were."""
+        run = _runs.get(session)
+        if _from_api(request) or isinstance(error, PermissionDeniedError):
+            raise gr.Error(str(error), print_exception=False) from error
+        if isinstance(error, CancelledError):
+            message = "Cancelled before the first image was finished: nothing was kept."
+            gr.Info(message)
+        else:
+            message = f"Not generated: {error}"
+            gr.Warning(str(error))
+        if run is not None:
+            run.line = message
+        return [gr.skip()] * 3
 
     generate = form_handler(
         "generate",
         lambda actor, ask, step, cancel: [generation.generate(actor, ask, progress=step, cancel=cancel)],
-        desc="Denoising",
+        images=lambda ask: int(ask.batch_size or 1),
         by_cfg=False,
     )
     sweep = form_handler(
@@ -341,40 +375,73 @@ def render(services: Services) -> dict[str, Any]:
         lambda actor, ask, step, cancel: generation.cfg_sweep(
             actor, ask, DEFAULT_SWEEP_SCALES, progress=step, cancel=cancel
         ),
-        desc="CFG sweep",
+        images=lambda ask: len(DEFAULT_SWEEP_SCALES),
         by_cfg=True,
     )
 
     def cancel(request: gr.Request) -> None:
-        with _cancel_lock:
-            event = _cancel_events.get(str(getattr(request, "session_hash", "") or ""))
-        if event is not None:
-            event.set()
-        gr.Info("Cancelling after the current step…")
+        run = _runs.get(_session(request))
+        if run is None:
+            gr.Info("Nothing is running.")
+            return
+        run.cancel.set()
+        gr.Info("Cancelling after the current step; finished images are kept.")
 
-    inputs = [
-        brand,
-        prompt,
-        negative,
-        cfg,
-        steps,
-        sampler,
-        size,
-        batch,
-        seed,
-        lora_names,
-        templates,
-        *sliders,
-    ]
-    outputs = [gallery, final_prompt, details]
-    form = [cfg, steps, sampler, size, lora_names, templates, thumbs, availability, *sliders]
-    brand.change(brand_changed, [brand, pending_remix], form, api_visibility="private")
-    brand.input(lambda: None, None, pending_remix, api_visibility="private", queue=False)
-    dice.click(lambda: str(random.randrange(2**32)), None, seed, api_visibility="private", queue=False)
-    running = generate_btn.click(generate, inputs, outputs, api_name="generate", concurrency_id="gpu")
-    sweeping = sweep_btn.click(sweep, inputs, outputs, api_name="cfg_sweep", concurrency_id="gpu")
-    cancel_btn.click(cancel, None, None, api_visibility="private", queue=False, cancels=[running, sweeping])
-    remix_target = RemixTarget(
-        outputs=(brand, prompt, negative, seed, batch, *form, pending_remix), fill=fill
+    def run_progress(request: gr.Request) -> list[Any]:
+        """The poll of the progress line while a run goes (it stops itself when no run is coming)."""
+        session = _session(request)
+        run = _runs.get(session)
+        if run is not None:
+            return [run.line, gr.skip()]
+        why = _runs.refused(session)
+        if why is not None:
+            return [why, gr.Timer(active=False)]
+        return [gr.skip(), gr.skip() if _runs.waiting(session) else gr.Timer(active=False)]
+
+    def run_expected(request: gr.Request) -> Any:
+        """A click: poll the progress line until the run ends."""
+        _runs.expect(_session(request))
+        return gr.Timer(active=True)
+
+    def run_finished(request: gr.Request) -> list[Any]:
+        """Stop polling; leave the run's last line (done, cancelled, or why not)."""
+        run = _runs.finish(_session(request))
+        return [gr.Timer(active=False), run.line if run is not None else ""]
+
+    brand, prompt, timer, progress = parts["brand"], parts["prompt"], w["timer"], w["progress"]
+    token_inputs = [brand, prompt, parts["lora_names"], *sliders]
+    brand.change(
+        brand_changed, [brand, w["pending_remix"]], [*form, *outputs, progress], api_visibility="private"
+    ).then(count_tokens, token_inputs, w["tokens"], api_visibility="private", show_progress="hidden")
+    brand.input(lambda: None, None, w["pending_remix"], api_visibility="private", queue=False)
+    prompt.change(  # typing, and a remix filling the form
+        count_tokens,
+        token_inputs,
+        w["tokens"],
+        api_visibility="private",
+        show_progress="hidden",
+        trigger_mode="always_last",
     )
+    quiet = {"api_visibility": "private", "show_progress": "hidden"}
+    for slider in sliders:
+        slider.release(count_tokens, token_inputs, w["tokens"], **quiet)
+    random_seed = lambda: str(random.randrange(2**32))  # noqa: E731
+    w["dice"].click(random_seed, None, parts["seed"], api_visibility="private", queue=False)
+    w["reuse"].click(form_.last_seed, w["details"], parts["seed"], api_visibility="private", queue=False)
+    timer.tick(run_progress, None, [progress, timer], queue=False, **quiet)
+    buttons = ((w["generate"], generate, "generate"), (w["sweep"], sweep, "cfg_sweep"))
+    for button, handler, api_name in buttons:
+        button.click(run_expected, None, timer, api_visibility="private", queue=False)
+        button.click(
+            handler,
+            inputs,
+            outputs,
+            api_name=api_name,
+            concurrency_id="gpu",
+            validator=_over_form(check_form, "check_form"),
+            show_progress="hidden",  # the progress line says it, once
+        ).then(run_finished, None, [timer, progress], api_visibility="private", queue=False)
+    w["cancel"].click(cancel, None, None, api_visibility="private", queue=False)
+    filled = (brand, prompt, parts["negative_prompt"], parts["seed"], parts["batch_size"], *form)
+    remix_target = RemixTarget(outputs=(*filled, w["pending_remix"]), fill=fill)
     return {"on_load": {"fn": list_brands, "inputs": None, "outputs": brand}, "remix_target": remix_target}

@@ -49,6 +49,10 @@ ENDPOINTS: dict[str, Access] = {
     "generate": Access(MARKETERS, member=True, why="generate images"),
     "cfg_sweep": Access(MARKETERS, member=True, why="one image per CFG scale"),
     "list_brands": Access(ANYONE, why="the caller's brands (admins: all)"),
+    "count_tokens": Access(MARKETERS, member=True, why="the prompt as sent, its tokens for the model"),
+    "run_progress": Access(ANYONE, why="UI-only: the progress line of the caller's own run"),
+    "run_finished": Access(ANYONE, why="UI-only: the last line of the caller's own run, the poll stops"),
+    "run_expected": Access(ANYONE, why="UI-only: a Generate click starts polling the caller's progress line"),
     # Review
     "review_queue": Access(REVIEWERS, member=True, why="pending images of a brand (empty: all the caller's)"),
     "load_queue": Access(REVIEWERS, member=True, why="pending images of a brand (empty: all the caller's)"),

@@ -35,7 +35,8 @@ def test_marketer_generates_on_brand_images_and_a_cfg_sweep(
     page.get_by_label("Prompt", exact=True).fill("a orange circle")
     page.get_by_role("button", name="Generate", exact=True).click()
     page.get_by_text("Prompt sent:", exact=True).wait_for(timeout=120_000)
-    page.get_by_text("a orange circle, lagoonstyle").first.wait_for()
+    # 15 tokens as the brand orders it, the embedded model reads 14: the trigger word goes first, uncut
+    page.get_by_text("lagoonstyle, a orange circle").first.wait_for()
     screenshot(page, "marketer-generated")
 
     page.get_by_role("button", name="CFG sweep", exact=True).click()
