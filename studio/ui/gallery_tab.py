@@ -198,7 +198,7 @@ def render(services: Services) -> dict[str, Any]:
         compare_grid = gr.Gallery(
             label="Side by side",
             columns=4,
-            height=260,
+            height="auto",
             format="png",
             object_fit="contain",
             buttons=["download", "fullscreen"],

@@ -286,7 +286,7 @@ def render(services: Services) -> dict[str, Any]:
             [ids, index, comment],
             [outcome, comment],
             api_name=f"review_{decision}",
-            validator=comment_needed(decision),
+            validator=comment_needed(decision) if decision == "reject" else None,
             show_progress="hidden",
         )
         decided.then(**listing).then(**showing)
@@ -296,7 +296,7 @@ def render(services: Services) -> dict[str, Any]:
             [selection, bulk_comment],
             bulk_result,
             api_visibility="private",
-            validator=comment_needed(decision),
+            validator=comment_needed(decision) if decision == "reject" else None,
             show_progress="hidden",
         )
         done.then(**listing).then(**showing)
