@@ -53,6 +53,7 @@ ENDPOINTS: dict[str, Access] = {
     "run_progress": Access(ANYONE, why="UI-only: the progress line of the caller's own run"),
     "run_finished": Access(ANYONE, why="UI-only: the last line of the caller's own run, the poll stops"),
     "run_expected": Access(ANYONE, why="UI-only: a Generate click starts polling the caller's progress line"),
+    "last_seed": Access(ANYONE, why="UI-only: Reuse seed, the seed in the Details panel into the seed box"),
     # Review
     "review_queue": Access(REVIEWERS, member=True, why="pending images of a brand (empty: all the caller's)"),
     "load_queue": Access(REVIEWERS, member=True, why="pending images of a brand (empty: all the caller's)"),
