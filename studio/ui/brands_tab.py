@@ -147,9 +147,12 @@ def render(services: Services) -> dict[str, Any]:
         with shown_to_user():
             return brand_details_html(brands.get_brand(actor_of(request), slug))
 
-    @keeps_form(outputs=12)
-    def load_form(slug: str | None, request: gr.Request) -> tuple[Any, ...]:
-        b = brands.get_brand(actor_of(request), require(slug, "Brand", "pick the brand to edit first"))
+    def load_form(slug: str | None, request: gr.Request) -> Any:
+        if not slug:  # a warning, the form as it was; a brand the caller may not read stays a refusal
+            gr.Warning("Brand: pick the brand to edit first.")
+            return gr.skip()
+        with shown_to_user():
+            b = brands.get_brand(actor_of(request), slug)
         return (
             b.slug,
             b.name,
