@@ -31,10 +31,12 @@ def first_start(
     """Make the first admin if there is none; when that happened on an empty studio (no brand yet) and
     ``demo_brands`` is on, import the brands in ``demo_dir`` and make the admin a member of each.
 
-    A studio that already has brands, or whose admin was only restored, is left as it is. A demo folder that
-    is missing or does not import is reported in ``note``; the studio starts anyway."""
+    A studio that already has brands or other users (an admin restored there) is left as it is. A demo
+    folder that is missing or does not import is reported in ``note``; the studio starts anyway."""
     admin = users.ensure_admin()
-    if not (admin.created and admin.username and demo_brands) or brands.list_brands(SYSTEM):
+    if not (admin.created and admin.username and demo_brands):
+        return FirstStart(admin)
+    if brands.list_brands(SYSTEM) or len(users.list_users(SYSTEM)) > 1:  # not an empty studio
         return FirstStart(admin)
     if not demo_dir.is_dir():
         return FirstStart(admin, note=f"no demo brands: {demo_dir} is not a folder")

@@ -111,3 +111,10 @@ def test_a_missing_demo_folder_is_a_note_not_a_failure(services: Any, tmp_path: 
     assert started.admin.created and started.demo_brands == ()
     assert "is not a folder" in started.note
     assert services.brands.list_brands(SYSTEM) == []
+
+
+def test_an_admin_restored_in_a_studio_with_people_gets_no_demo_brands(services: Any) -> None:
+    services.users.add_user(SYSTEM, "mia", ["marketer"], "a-long-password")  # people, but no admin yet
+    started = first_start(services.users, services.brands, demo_brands=True)
+    assert started.admin.created and started.demo_brands == ()
+    assert services.brands.list_brands(SYSTEM) == []
