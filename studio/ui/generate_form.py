@@ -182,6 +182,7 @@ class Runs:
         with self._lock:
             self._runs[session] = run
             self._expected.pop(session, None)
+            self._refused.pop(session, None)
         return run
 
     def get(self, session: str) -> Run | None:

@@ -77,7 +77,8 @@ def progress_says(page: Any, text: str, timeout: float = 10_000) -> None:
 
 def error_pills(page: Any) -> int:
     """Gradio's red status badges ("Error") on any component of the tab."""
-    return page.locator(f"{TAB} .error, #gen-results .error, .status-tracker .error").count()
+    badges = page.locator(f"{TAB} .error, #gen-results .error, .status-tracker .error").count()
+    return badges + page.get_by_text("Error", exact=True).count()
 
 
 @pytest.fixture(scope="module")
