@@ -163,6 +163,8 @@ class PromptCheck:
     known_words: tuple[str, ...] | None
     unknown_words: tuple[str, ...]
     banned_term: str | None = None
+    #: why nothing could be counted (the model's tokenizer cannot be read); tokens and limit are 0 then
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -418,9 +420,12 @@ class GenerationService:
         from studio.engine.tokens import unknown_words
 
         engine = self.engine
-        count = engine.count_tokens(sent, model)
         known = engine.known_words(model)
         triggers = tuple(dict.fromkeys(w for w in brand_words if w.lower() in sent.lower()))
+        try:
+            count = engine.count_tokens(sent, model)
+        except StudioError as exc:  # a model that is not there: generation will say so too
+            return PromptCheck(sent, 0, 0, "", triggers, known, (), banned, problem=str(exc))
         return PromptCheck(
             prompt=sent,
             tokens=count.tokens,

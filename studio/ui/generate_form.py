@@ -259,6 +259,8 @@ def final_prompt(result: GenerationResult) -> str:
 def token_line(check: PromptCheck) -> str:
     """``n / max`` tokens, what is cut, the words the model does not know (Markdown)."""
     e = html.escape
+    if check.problem:
+        return f"Sent as: `{e(check.prompt)}` (tokens not counted: {e(check.problem)})"
     lines = [f"**Tokens: {check.tokens} / {check.limit}** · sent as: `{e(check.prompt)}`"]
     if check.cut:
         lines.append(

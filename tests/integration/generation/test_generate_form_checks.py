@@ -168,3 +168,24 @@ def test_template_thumbnail_shows_the_source_image(studio: Any) -> None:
     ((name, thumb),) = options.thumbnails
     assert name == "frame" and thumb is not None
     assert ImageStat.Stat(thumb.convert("L")).mean[0] > 128  # red square on white, not edges on black
+
+
+def test_a_model_without_a_readable_tokenizer_is_reported_not_raised(
+    studio: Any, model_dir: Any, tmp_path: Any
+) -> None:
+    import dataclasses
+    import shutil
+
+    from studio.services.views import SYSTEM
+
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    spec = dataclasses.replace(
+        studio.brands.spec_of(SYSTEM, "acme"), slug="beta", name="Beta", base_model=str(copy)
+    )
+    studio.brands.create_brand(SYSTEM, spec)
+    studio.brands.grant(SYSTEM, "beta", "mia")
+    shutil.rmtree(copy / "tokenizer")
+    check = studio.generation.check_prompt(MIA, "beta", "a red circle")
+    assert check.limit == 0 and "no tokenizer folder" in check.problem
+    assert check.prompt == "a red circle, acme style"  # the brand's order when nothing can be counted
