@@ -29,14 +29,13 @@ from studio.services import brand_files, brand_models
 from studio.services.audit import record
 from studio.services.brands import BrandService, version_number
 from studio.services.permissions import require_admin
-from studio.services.training_views import CheckpointView, JobView, PublishResult
+from studio.services.training_views import PUBLISHABLE, CheckpointView, JobView, PublishResult
 from studio.services.views import Actor
 from studio.storage import home_path
 from studio.training import config as training_config
 from studio.training import quality as training_quality
 from studio.training.queue import JobQueue
 
-PUBLISHABLE = ("succeeded", "cancelled", "interrupted")
 EXPERT_FIELDS = (
     "rank", "alpha", "learning_rate", "steps", "batch_size", "resolution", "checkpoint_every",
     "gradient_checkpointing", "optimizer", "quantize_base",
@@ -121,10 +120,13 @@ class TrainingService:
                 session,
                 kind="lora",
                 config={
-                    "train": config.as_dict(), "items": items, "brand": brand.slug, "adapter": name,
+                    "train": config.as_dict(),
+                    "items": items,
+                    "brand": brand.slug,
+                    "adapter": name,
                     # what the quality gate scores each checkpoint against
                     "quality": {"palette": list(brand.palette), "threshold": brand.palette_threshold},
-                },  # fmt: skip
+                },
                 total_steps=config.steps,
                 priority=int(priority),
                 brand_id=brand.id,

@@ -7,6 +7,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+#: job states in which each control applies (the queue's state machine: studio.training.queue)
+CANCELLABLE = ("queued", "running")
+RESUMABLE = ("interrupted", "failed", "cancelled")
+PUBLISHABLE = ("succeeded", "cancelled", "interrupted")
+
 
 @dataclass(frozen=True)
 class DatasetImageView:
@@ -143,6 +148,21 @@ class JobView:
     @property
     def progress(self) -> float:
         return self.step / self.total_steps if self.total_steps else 0.0
+
+    @property
+    def can_cancel(self) -> bool:
+        """Cancel applies to queued and running jobs only."""
+        return self.status in CANCELLABLE and not self.cancel_requested
+
+    @property
+    def can_resume(self) -> bool:
+        """Resume applies to interrupted, failed and cancelled jobs."""
+        return self.status in RESUMABLE
+
+    @property
+    def can_publish(self) -> bool:
+        """Publish needs a finished (or stopped) job with at least one checkpoint."""
+        return self.status in PUBLISHABLE and bool(self.checkpoints)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,18 @@
 """The Training tab (admin): datasets (upload, caption grid, check) and LoRA training jobs (queue with live
-progress and ETA, loss plot, checkpoint samples, cancel / resume / publish). Each handler makes one service
-call; the services check that the caller is an admin."""
+progress and ETA, loss plot, checkpoint samples, the quality gate, cancel / resume / publish). Each handler
+makes one service call; the services check that the caller is an admin.
+
+The job controls follow the job's state (Cancel: queued or running; Resume: interrupted, failed or
+cancelled; Publish: a finished job with checkpoints). The quality gate shows, per checkpoint, the images
+without and with the LoRA side by side and a table of the scores, and marks the best checkpoint (the
+highest palette score that keeps prompt adherence: ``studio.training.quality``). Bad input (a text file,
+a fake PNG, a missing choice) is a warning next to the form; no component turns into an error.
+"""
 
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -12,8 +20,9 @@ import pandas as pd
 
 from studio.services.container import Services
 from studio.services.training import EXPERT_HELP, OPTIMIZERS, QUANTIZATIONS
-from studio.services.training_views import DatasetCheck, DatasetView, JobView
+from studio.services.training_views import CheckpointView, DatasetCheck, DatasetView, JobView
 from studio.ui.common import actor_of, shown_to_user
+from studio.ui.forms import keeps_form, require
 
 JOB_HEADERS = ["id", "status", "brand", "adapter", "progress", "loss", "message"]
 CAPTION_HEADERS = ["id", "file", "caption"]
@@ -81,10 +90,149 @@ def checkpoint_gallery(job: JobView) -> list[tuple[str, str]]:
     """Sample images of every checkpoint, side by side by step (newest first)."""
     items = []
     for ckpt in reversed(job.checkpoints):
-        published = f" · published v{ckpt.published_version_id}" if ckpt.published_version_id else ""
+        number = ckpt.published_version_number or ckpt.published_version_id
+        published = f" · published as version {number}" if ckpt.published_version_id else ""
         for path in ckpt.sample_paths:
             items.append((str(path), f"step {ckpt.step}{published} · {path.stem}"))
     return items
+
+
+#: the tab's own styles: sample captions wrap (never cut), and the quality grid's images stay sharp
+TAB_CSS = """<style>
+#training-samples .caption-label { white-space: normal; max-width: 100%; overflow: visible }
+.quality-gate table { border-collapse: collapse; margin: 4px 0 10px }
+.quality-gate th, .quality-gate td { padding: 3px 10px; text-align: left; vertical-align: top }
+.quality-gate img { width: 128px; height: 128px; object-fit: contain; image-rendering: pixelated;
+  border: 1px solid #8886; border-radius: 4px; display: block }
+.quality-gate .best { font-weight: 600 }
+.quality-gate .worse { color: #b91c1c }
+</style>"""
+#: the columns of the quality grid: (image set, heading)
+GRID_COLUMNS = (("base", "no LoRA"), ("lora", "with LoRA"), ("lora_plain", "with LoRA, no trigger word"))
+QUALITY_HELP = (
+    "Each checkpoint is scored on the job's fixed prompts and seeds, with and without the LoRA: "
+    "<b>palette</b> (share of pixels on the brand palette), <b>adherence</b> (shape, colour and "
+    "background the prompt names, read back by the embedded model's classifier; n/a on other models) and "
+    "the <b>trigger word's effect</b> (palette with the LoRA, with the trigger minus without). ★ marks the "
+    "best checkpoint: the highest palette score among those that keep adherence."
+)
+
+
+def _score(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.2f}"
+
+
+def quality_rows(job: JobView) -> list[list[str]]:
+    """The quality table: step, palette no LoRA → LoRA, adherence no LoRA → LoRA, trigger effect, mark."""
+    rows = []
+    for ckpt in job.checkpoints:
+        q = ckpt.quality
+        if not q or "palette" not in q:
+            note = q.get("error", "not scored") if q else "not scored (queued before the quality gate)"
+            rows.append([str(ckpt.step), "—", "—", "—", note])
+            continue
+        adhere = q.get("adherence")
+        trigger = q.get("trigger") or {}
+        marks = []
+        if ckpt.step == job.best_step:
+            marks.append("★ best")
+        if ckpt.palette_drop:
+            marks.append("⚠ lowers the palette score")
+        rows.append(
+            [
+                str(ckpt.step),
+                f"{_score(q['palette']['base'])} → {_score(q['palette']['lora'])}",
+                "n/a" if adhere is None else f"{_score(adhere['base'])} → {_score(adhere['lora'])}",
+                f"{_score(trigger.get('with'))} vs {_score(trigger.get('without'))} "
+                f"({float(trigger.get('effect', 0)):+.2f})",
+                " · ".join(marks),
+            ]
+        )
+    return rows
+
+
+def _image(path: Path | None) -> str:
+    if path is None:
+        return "—"
+    src = html.escape(f"/gradio_api/file={path}")
+    return f'<img src="{src}" alt="{html.escape(path.stem)}">'
+
+
+def quality_html(job: JobView, step: int | None) -> str:
+    """The quality gate of a job: the scores table (every checkpoint) and, for checkpoint ``step``, the
+    images without and with the LoRA side by side, one row per prompt and seed."""
+    esc = html.escape
+    if not job.checkpoints:
+        return f'<div class="quality-gate"><em>No checkpoint yet.</em> {QUALITY_HELP}</div>'
+    head = "".join(f"<th>{h}</th>" for h in ("step", "palette (no LoRA → LoRA)", "adherence",
+                                              "trigger (with vs without)", ""))  # fmt: skip
+    body = "".join(
+        f'<tr class="{"best" if row[0] == str(job.best_step) else ""}">'
+        + "".join(f'<td class="{"worse" if "⚠" in c else ""}">{esc(c)}</td>' for c in row)
+        + "</tr>"
+        for row in quality_rows(job)
+    )
+    best = f"Best checkpoint: step {job.best_step}." if job.best_step is not None else (
+        "No checkpoint keeps prompt adherence, so none is marked best."
+        if any(c.quality for c in job.checkpoints) else ""
+    )  # fmt: skip
+    chosen = next((c for c in job.checkpoints if c.step == step), job.checkpoints[-1])
+    grid = quality_grid(chosen)
+    return (
+        f'<div class="quality-gate"><p>{QUALITY_HELP}</p>'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><p>{esc(best)}</p>{grid}</div>"
+    )
+
+
+def quality_grid(ckpt: CheckpointView) -> str:
+    """One row per prompt and seed: the image without the LoRA next to the ones with it."""
+    esc = html.escape
+    images, q = ckpt.quality_images, ckpt.quality or {}
+    if not images:
+        return f"<p><em>Step {ckpt.step} has no quality images.</em></p>"
+    prompts, seeds = list(q.get("prompts") or []), list(q.get("seeds") or [])
+    count = len(images.get("lora", ()))
+    header = "".join(f"<th>{esc(title)}</th>" for _, title in GRID_COLUMNS)
+    rows = []
+    for i in range(count):
+        prompt = prompts[i % len(prompts)] if prompts else ""
+        seed = seeds[i // len(prompts)] if prompts and seeds and i // len(prompts) < len(seeds) else "?"
+        cells = "".join(
+            f"<td>{_image(images[key][i] if i < len(images.get(key, ())) else None)}</td>"
+            for key, _ in GRID_COLUMNS
+        )
+        rows.append(
+            f"<tr><td><code>{esc(prompt) or '(empty)'}</code><br>seed {esc(str(seed))}</td>{cells}</tr>"
+        )
+    return (
+        f"<p><b>Step {ckpt.step}</b>: the same prompts and seeds without and with the LoRA</p>"
+        f"<table><thead><tr><th>prompt</th>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def job_controls(job: JobView | None) -> tuple[Any, Any, Any]:
+    """Cancel, Resume and Publish follow the job's state (all off with no job)."""
+    if job is None:
+        return (gr.update(interactive=False),) * 3
+    return (
+        gr.update(interactive=job.can_cancel),
+        gr.update(interactive=job.can_resume),
+        gr.update(interactive=job.can_publish),
+    )
+
+
+def default_step(job: JobView, chosen: Any = None) -> int | None:
+    """The checkpoint shown and offered for publishing: the one chosen if it still exists, else the best,
+    else the last."""
+    steps = [c.step for c in job.checkpoints]
+    try:
+        if chosen is not None and int(chosen) in steps:
+            return int(chosen)
+    except (TypeError, ValueError):
+        pass
+    if job.best_step in steps:
+        return job.best_step
+    return steps[-1] if steps else None
 
 
 BUCKET_HELP = (
@@ -159,11 +307,9 @@ def render(services: Services) -> dict[str, Any]:
         """The brand's datasets with fresh image counts, the chosen one kept (after an upload or a create)."""
         return datasets_of(brand, dataset_id, request)
 
+    @keeps_form()
     def create_dataset(brand: str | None, name: str, request: gr.Request) -> Any:
-        if not brand:
-            raise gr.Error("Pick a brand first.")
-        with shown_to_user():
-            view = datasets.create_dataset(actor_of(request), brand, name)
+        view = datasets.create_dataset(actor_of(request), require(brand, "brand", "pick a brand first"), name)
         gr.Info(f"Dataset #{view.id} created.")
         return gr.update(choices=dataset_choices([view]), value=view.id)
 
@@ -179,59 +325,57 @@ def render(services: Services) -> dict[str, Any]:
         with shown_to_user():
             return datasets.thumbnails(actor_of(request), int(dataset_id))
 
+    @keeps_form(outputs=3, status=1)
     def upload(dataset_id: int | None, files: list[Any] | None, request: gr.Request) -> tuple[Any, ...]:
-        if not dataset_id:
-            raise gr.Error("Pick or create a dataset first.")
-        if not files:
-            raise gr.Error("Choose image files or a zip to upload.")
+        """Add the chosen files; a bad file (a text file, a fake PNG) is a warning line and the captions
+        table and the chosen files stay as they were."""
+        dataset_id = require(dataset_id, "dataset", "pick or create a dataset first")
+        files = require(files, "files", "choose image files or a zip to upload")
         pairs = [(str(f), getattr(f, "orig_name", None) or str(f).rsplit("/", 1)[-1]) for f in files]
-        with shown_to_user():
-            result = datasets.add_images(actor_of(request), int(dataset_id), pairs)
+        result = datasets.add_images(actor_of(request), int(dataset_id), pairs)
         notes = "".join(f"\n- {n}" for n in result.notices)
         return caption_rows(result.dataset), f"Added {result.added} image(s).{notes}", None
 
+    @keeps_form()
     def save_captions(dataset_id: int | None, table: Any, request: gr.Request) -> Any:
-        if not dataset_id:
-            raise gr.Error("Pick a dataset first.")
+        dataset_id = require(dataset_id, "dataset", "pick a dataset first")
         rows = table.values.tolist() if hasattr(table, "values") else (table or [])
         captions = {int(r[0]): str(r[2] or "") for r in rows if str(r[0]).strip()}
-        with shown_to_user():
-            view = datasets.set_captions(actor_of(request), int(dataset_id), captions)
+        view = datasets.set_captions(actor_of(request), int(dataset_id), captions)
         gr.Info("Captions saved.")
         return caption_rows(view)
 
+    @keeps_form()
     def caption_all(
         dataset_id: int | None, mode: str, template: str, trigger: str, adapter: str, request: gr.Request
     ) -> Any:
-        if not dataset_id:
-            raise gr.Error("Pick a dataset first.")
-        with shown_to_user():
-            view = datasets.caption_all(
-                actor_of(request), int(dataset_id), mode="filename" if mode == "file name" else "template",
-                template=template, trigger=trigger or None, adapter=adapter or None,
-            )  # fmt: skip
+        dataset_id = require(dataset_id, "dataset", "pick a dataset first")
+        view = datasets.caption_all(
+            actor_of(request), int(dataset_id), mode="filename" if mode == "file name" else "template",
+            template=template, trigger=trigger or None, adapter=adapter or None,
+        )  # fmt: skip
         return caption_rows(view)
 
+    @keeps_form(status=0)
     def check(dataset_id: int | None, trigger: str, adapter: str, request: gr.Request) -> str:
-        if not dataset_id:
-            raise gr.Error("Pick a dataset first.")
-        with shown_to_user():
-            result = datasets.check_dataset(
-                actor_of(request), int(dataset_id), trigger=trigger or None, adapter=adapter or None
-            )
+        dataset_id = require(dataset_id, "dataset", "pick a dataset first")
+        result = datasets.check_dataset(
+            actor_of(request), int(dataset_id), trigger=trigger or None, adapter=adapter or None
+        )
         return check_markdown(result)
 
     def preset_values(name: str) -> tuple[Any, ...]:
         p = next(p for p in presets if p["name"] == name)
         return p["rank"], p["alpha"], p["learning_rate"], p["steps"], p["batch_size"], p["checkpoint_every"]
 
+    @keeps_form()
     def queue(
         brand: str | None, dataset_id: int | None, adapter: str, kind: str, trigger: str, preset: str,
         expert: bool, rank: float, alpha: float, lr: float, steps: float, batch: float, resolution: float,
         every: float, checkpointing: str, optimizer: str, quantize: str, request: gr.Request,
     ) -> tuple[Any, ...]:  # fmt: skip
-        if not brand or not dataset_id:
-            raise gr.Error("Pick a brand and a dataset first.")
+        require(brand, "brand", "pick a brand first")
+        dataset_id = require(dataset_id, "dataset", "pick a dataset first")
         overrides: dict[str, Any] = {}
         if expert:
             overrides = {
@@ -240,11 +384,10 @@ def render(services: Services) -> dict[str, Any]:
                 "gradient_checkpointing": CHECKPOINTING.get(checkpointing, checkpointing),
                 "optimizer": optimizer, "quantize_base": quantize,
             }  # fmt: skip
-        with shown_to_user():
-            job = training.queue_training(
-                actor_of(request), brand, (adapter or "").strip(), int(dataset_id), kind=kind,
-                preset=preset, trigger=trigger or None, **overrides,
-            )  # fmt: skip
+        job = training.queue_training(
+            actor_of(request), str(brand), (adapter or "").strip(), int(dataset_id), kind=kind,
+            preset=preset, trigger=trigger or None, **overrides,
+        )  # fmt: skip
         gr.Info(f"Job #{job.id} queued.")
         return job.id
 
@@ -252,47 +395,66 @@ def render(services: Services) -> dict[str, Any]:
         with shown_to_user():
             return job_rows(training.list_jobs(actor_of(request)))
 
-    def show_job(job_id: float | None, request: gr.Request) -> tuple[Any, ...]:
-        if not job_id:
-            return "<em>Pick a job.</em>", loss_frame_empty(), [], gr.update(choices=[])
-        with shown_to_user():
-            job = training.get_job(actor_of(request), int(job_id))
+    def job_view(job: JobView, chosen: Any = None) -> tuple[Any, ...]:
         steps = [c.step for c in job.checkpoints]
+        step = default_step(job, chosen)
         return (
             job_html(job),
             loss_frame(job),
             checkpoint_gallery(job),
-            gr.update(choices=steps, value=steps[-1] if steps else None),
+            gr.update(choices=steps, value=step),
+            quality_html(job, step),
+            *job_controls(job),
         )
 
-    def tick(job_id: float | None, request: gr.Request) -> tuple[Any, ...]:
+    def show_job(job_id: float | None, request: gr.Request) -> tuple[Any, ...]:
+        if not job_id:
+            empty = (PICK_JOB, loss_frame_empty(), [], gr.update(choices=[], value=None), "")
+            return (*empty, *job_controls(None))
+        with shown_to_user():
+            return job_view(training.get_job(actor_of(request), int(job_id)))
+
+    def tick(job_id: float | None, step: Any, request: gr.Request) -> tuple[Any, ...]:
         if not job_id:  # nothing to follow: no service call (and no error for anyone)
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return show_job(job_id, request)
-
-    def cancel(job_id: float | None, request: gr.Request) -> str:
-        if not job_id:
-            raise gr.Error("Pick a job first.")
+            return (gr.skip(),) * 8
         with shown_to_user():
-            return job_html(training.cancel(actor_of(request), int(job_id)))
+            return job_view(training.get_job(actor_of(request), int(job_id)), step)
 
-    def resume(job_id: float | None, request: gr.Request) -> str:
+    def show_quality(job_id: float | None, step: Any, request: gr.Request) -> Any:
         if not job_id:
-            raise gr.Error("Pick a job first.")
+            return ""
         with shown_to_user():
-            return job_html(training.resume(actor_of(request), int(job_id)))
+            job = training.get_job(actor_of(request), int(job_id))
+        return quality_html(job, default_step(job, step))
 
-    def publish(job_id: float | None, step: int | None, request: gr.Request) -> str:
-        if not job_id:
-            raise gr.Error("Pick a job first.")
-        with shown_to_user():
-            result = training.publish(actor_of(request), int(job_id), int(step) if step else None)
+    @keeps_form(outputs=4)
+    def cancel(job_id: float | None, request: gr.Request) -> tuple[Any, ...]:
+        job_id = require(job_id, "job", "pick a job first")
+        job = training.cancel(actor_of(request), int(job_id))
+        return job_html(job), *job_controls(job)
+
+    @keeps_form(outputs=4)
+    def resume(job_id: float | None, request: gr.Request) -> tuple[Any, ...]:
+        job_id = require(job_id, "job", "pick a job first")
+        job = training.resume(actor_of(request), int(job_id))
+        return job_html(job), *job_controls(job)
+
+    @keeps_form(outputs=2, status=0)
+    def publish(
+        job_id: float | None, step: int | None, confirm: bool, request: gr.Request
+    ) -> tuple[Any, ...]:
+        """Publish the chosen checkpoint; one that lowers the palette score needs "publish anyway"."""
+        job_id = require(job_id, "job", "pick a job first")
+        result = training.publish(
+            actor_of(request), int(job_id), int(step) if step else None, confirm_worse=bool(confirm)
+        )
+        number = result.version_number or result.version_id
         message = (
-            f"Published step {result.step} as version #{result.version_id} of "
+            f"Published step {result.step} as version {number} of "
             f"{result.brand_slug}/{result.adapter_name}: it is now the active version."
         )
         gr.Info(message)
-        return message
+        return message, False
 
     def pick_row(evt: gr.SelectData, table: Any) -> Any:
         rows = table.values.tolist() if hasattr(table, "values") else (table or [])
@@ -301,6 +463,7 @@ def render(services: Services) -> dict[str, Any]:
 
     # ------------------------------------------------------------------------------------- components
 
+    gr.HTML(TAB_CSS, container=False, padding=False)
     gr.Markdown("Teach the studio a brand's style or subject: upload images, caption them, train a LoRA.")
     with gr.Row():
         brand = gr.Dropdown(label="Brand", choices=[], interactive=True, allow_custom_value=True)
@@ -310,7 +473,7 @@ def render(services: Services) -> dict[str, Any]:
 
     with gr.Accordion("1 · Images and captions", open=True):
         with gr.Row():
-            files = gr.File(
+            files = lenient_files(
                 label="Images (PNG, JPEG, WebP) or a zip", file_count="multiple",
                 file_types=[".png", ".jpg", ".jpeg", ".webp", ".zip"], type="filepath",
             )  # fmt: skip
@@ -385,25 +548,40 @@ def render(services: Services) -> dict[str, Any]:
         with gr.Row():
             jobs = gr.Dataframe(headers=JOB_HEADERS, label="Jobs (click a row)", interactive=False, scale=3)
             with gr.Column(scale=1):
-                job_id = gr.Number(label="Job", precision=0)
+                job_id = gr.Number(
+                    label="Job", precision=0, value=None, placeholder="click a job in the table"
+                )
                 refresh_btn = gr.Button("Refresh")
-                cancel_btn = gr.Button("Cancel", variant="stop")
-                resume_btn = gr.Button("Resume")
-        job_info = gr.HTML()
+                cancel_btn = gr.Button("Cancel", variant="stop", interactive=False)
+                resume_btn = gr.Button("Resume", interactive=False)
+        job_info = gr.HTML(PICK_JOB)
         with gr.Row():
             loss_plot = gr.LinePlot(loss_frame_empty(), x="step", y="loss", title="Training loss", height=240)
-            samples = gr.Gallery(label="Checkpoint samples (fixed prompts and seeds)", columns=6, height=240)
+            samples = gr.Gallery(
+                label="Checkpoint samples (fixed prompts and seeds)", columns=3, height=240,
+                elem_id="training-samples",
+            )  # fmt: skip
         with gr.Row():
             step_pick = gr.Dropdown(
-                label="Checkpoint step to publish", choices=[], interactive=True, allow_custom_value=True
-            )
-            publish_btn = gr.Button("Publish as the brand's active LoRA", variant="primary")
+                label="Checkpoint step to publish", choices=[], interactive=True, allow_custom_value=True,
+                info="★ in the quality table marks the best checkpoint; it is chosen here first",
+            )  # fmt: skip
+            with gr.Column():
+                confirm = gr.Checkbox(
+                    label="Publish anyway", value=False,
+                    info="needed when the LoRA lowers the brand's palette score (see the quality gate)",
+                )  # fmt: skip
+                publish_btn = gr.Button(
+                    "Publish as the brand's active LoRA", variant="primary", interactive=False
+                )
         publish_out = gr.Markdown()
+        quality_out = gr.HTML(label="Quality gate", show_label=False)
     timer = gr.Timer(2.0, active=False)
 
     # ---------------------------------------------------------------------------------------- events
 
-    job_outputs = [job_info, loss_plot, samples, step_pick]
+    controls = [cancel_btn, resume_btn, publish_btn]
+    job_outputs = [job_info, loss_plot, samples, step_pick, quality_out, *controls]
     brand.change(list_datasets, brand, dataset, api_visibility="private")
     fresh_counts = {"fn": refresh_datasets, "inputs": [brand, dataset], "outputs": dataset}
     create_btn.click(create_dataset, [brand, new_name], dataset, api_name="create_dataset").success(
@@ -449,17 +627,46 @@ def render(services: Services) -> dict[str, Any]:
     refresh_btn.click(list_jobs, None, jobs, api_name="training_jobs")
     jobs.select(pick_row, jobs, job_id, api_visibility="private")
     job_id.change(show_job, job_id, job_outputs, api_visibility="private")
-    timer.tick(tick, job_id, job_outputs, api_visibility="private", show_progress="hidden")
+    timer.tick(tick, [job_id, step_pick], job_outputs, api_visibility="private", show_progress="hidden")
+    step_pick.input(show_quality, [job_id, step_pick], quality_out, api_visibility="private")
     timer.tick(list_jobs, None, jobs, api_visibility="private", show_progress="hidden")
-    cancel_btn.click(cancel, job_id, job_info, api_name="cancel_job").then(
+    cancel_btn.click(cancel, job_id, [job_info, *controls], api_name="cancel_job").then(
         list_jobs, None, jobs, api_visibility="private"
     )
-    resume_btn.click(resume, job_id, job_info, api_name="resume_job").then(
+    resume_btn.click(resume, job_id, [job_info, *controls], api_name="resume_job").then(
         list_jobs, None, jobs, api_visibility="private"
     )
-    publish_btn.click(publish, [job_id, step_pick], publish_out, api_name="publish_checkpoint")
+    publish_btn.click(
+        publish, [job_id, step_pick, confirm], [publish_out, confirm], api_name="publish_checkpoint"
+    ).then(show_job, job_id, job_outputs, api_visibility="private")  # "published as version N"
     return {"on_load": {"fn": load, "inputs": None, "outputs": [brand, timer]}}
 
 
 def loss_frame_empty() -> pd.DataFrame:
     return pd.DataFrame({"step": [], "loss": []})
+
+
+PICK_JOB = "<em>Click a job in the table (or queue one) to follow it here.</em>"
+
+
+def lenient_files(**kwargs: Any) -> gr.File:
+    """A ``gr.File`` whose ``file_types`` only filter the browser's file picker: a dropped file of another
+    type reaches the handler, where the dataset service refuses it with a message, instead of failing in
+    Gradio's preprocessing (which turns every output of the event into an "Error" pill). The service
+    checks every file's content anyway (a text file named .png is refused the same way). An instance, not
+    a subclass: Gradio writes a ``.pyi`` stub next to the module of every component subclass."""
+    component = gr.File(**kwargs)
+    strict = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return strict(payload)
+        except gr.Error:  # a type outside file_types: passed on, the service decides
+            types, component.file_types = component.file_types, None
+            try:
+                return strict(payload)
+            finally:
+                component.file_types = types
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component

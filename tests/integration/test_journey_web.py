@@ -128,7 +128,7 @@ def test_web_train_publish_generate(family: str, studio: Any, tmp_path: Path) ->
         samples = job_view["Checkpoint samples (fixed prompts and seeds)"]
         assert samples and all("step 2" in item["caption"] for item in samples)
         assert job_view["Checkpoint step to publish"]["choices"] == [["2", 2]]
-        published = ada.predict(job_id, 2, api_name="/publish_checkpoint")
+        published, _ = ada.predict(job_id, 2, True, api_name="/publish_checkpoint")  # True: even if worse
         assert "it is now the active version" in published and "lagoon/orange-style" in published
 
         lagoon = studio.brands.get_brand(SYSTEM, "lagoon")

@@ -66,7 +66,9 @@ def pixels(path: Path) -> np.ndarray:
 
 
 def test_checkpoints_are_scored_with_and_without_the_lora_and_worse_needs_confirming(
-    studio_home: Path, tmp_path: Path, fast_cpu: None  # noqa: F811
+    studio_home: Path,
+    tmp_path: Path,
+    fast_cpu: None,  # noqa: F811
 ) -> None:
     services = build(studio_home)
     try:
@@ -156,7 +158,11 @@ def test_rule_for_the_best_checkpoint() -> None:
     }  # fmt: skip
 
 
-def test_adherence_is_na_on_a_model_without_a_classifier(studio_home: Path, sd1_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_adherence_is_na_on_a_model_without_a_classifier(
+    studio_home: Path,
+    sd1_dir: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     services = build(studio_home, STUDIO_BASE_MODEL=str(sd1_dir))
     try:
         dataset = off_palette_dataset(services, tmp_path, "lagoon")
