@@ -284,7 +284,7 @@ def test_2_marketer_generates_with_the_lora_and_template_and_sees_pending_images
     pick(page, "Layout templates", TEMPLATE)
     page.keyboard.press("Escape")
     visible(page.get_by_label("Prompt", exact=True)).fill(PROMPT)
-    steps = visible(page.get_by_label("number input for Steps", exact=True))
+    steps = visible(page.get_by_label("Steps", exact=True))  # a number field: no slider clamps it
     steps.fill(str(STEPS))
     steps.press("Enter")
     visible(page.get_by_role("button", name="Generate", exact=True)).click()
