@@ -255,7 +255,7 @@ def render(services: Services) -> dict[str, Any]:
             gr.Markdown("#### History")
             history = gr.Markdown()
     with gr.Accordion("Bulk decision", open=False):
-        selection = gr.CheckboxGroup(label="Select images", choices=[])
+        selection = gr.CheckboxGroup(label="Select images", choices=[], elem_id="review-selection")
         bulk_comment = gr.Textbox(label="One comment for all (required to reject)")
         with gr.Row():
             bulk_approve = gr.Button("Approve selected")

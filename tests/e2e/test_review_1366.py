@@ -153,6 +153,16 @@ def test_rejecting_without_a_comment_says_so_and_keeps_the_form(page: Any) -> No
     expect(comment).to_have_value("")
     assert error_pills(page) == []
 
+    page.get_by_text("Bulk decision").click()  # the bulk form: the same rule, the selection kept
+    first = page.locator("#review-selection input[type=checkbox]").first
+    first.check()
+    page.get_by_role("button", name="Reject selected").click()
+    page.get_by_text("a rejection needs a comment").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    shot(page, "bulk-reject-without-comment", full=True)
+    expect(first).to_be_checked()
+    assert error_pills(page) == []
+
 
 def shown_ids(page: Any) -> tuple[int | None, int | None]:
     """(the image id the gallery's lightbox shows, the id the detail panel shows)."""
