@@ -18,6 +18,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from studio.errors import ValidationError
 from studio.services.container import Services
 from studio.services.training import EXPERT_HELP, OPTIMIZERS, QUANTIZATIONS
 from studio.services.training_views import CheckpointView, DatasetCheck, DatasetView, JobView
@@ -407,46 +408,45 @@ def render(services: Services) -> dict[str, Any]:
             *job_controls(job),
         )
 
-    def show_job(job_id: float | None, request: gr.Request) -> tuple[Any, ...]:
-        if not job_id:
-            empty = (PICK_JOB, loss_frame_empty(), [], gr.update(choices=[], value=None), "")
+    def show_job(job_id: Any, request: gr.Request) -> tuple[Any, ...]:
+        number = job_number(job_id)
+        if number is None:
+            message = PICK_JOB if not str(job_id or "").strip() else f"<em>{NOT_A_JOB}</em>"
+            empty = (message, loss_frame_empty(), [], gr.update(choices=[], value=None), "")
             return (*empty, *job_controls(None))
         with shown_to_user():
-            return job_view(training.get_job(actor_of(request), int(job_id)))
+            return job_view(training.get_job(actor_of(request), number))
 
-    def tick(job_id: float | None, step: Any, request: gr.Request) -> tuple[Any, ...]:
-        if not job_id:  # nothing to follow: no service call (and no error for anyone)
+    def tick(job_id: Any, step: Any, request: gr.Request) -> tuple[Any, ...]:
+        number = job_number(job_id)
+        if number is None:  # nothing to follow: no service call (and no error for anyone)
             return (gr.skip(),) * 8
         with shown_to_user():
-            return job_view(training.get_job(actor_of(request), int(job_id)), step)
+            return job_view(training.get_job(actor_of(request), number), step)
 
-    def show_quality(job_id: float | None, step: Any, request: gr.Request) -> Any:
-        if not job_id:
+    def show_quality(job_id: Any, step: Any, request: gr.Request) -> Any:
+        number = job_number(job_id)
+        if number is None:
             return ""
         with shown_to_user():
-            job = training.get_job(actor_of(request), int(job_id))
+            job = training.get_job(actor_of(request), number)
         return quality_html(job, default_step(job, step))
 
     @keeps_form(outputs=4)
-    def cancel(job_id: float | None, request: gr.Request) -> tuple[Any, ...]:
-        job_id = require(job_id, "job", "pick a job first")
-        job = training.cancel(actor_of(request), int(job_id))
+    def cancel(job_id: Any, request: gr.Request) -> tuple[Any, ...]:
+        job = training.cancel(actor_of(request), required_job(job_id))
         return job_html(job), *job_controls(job)
 
     @keeps_form(outputs=4)
-    def resume(job_id: float | None, request: gr.Request) -> tuple[Any, ...]:
-        job_id = require(job_id, "job", "pick a job first")
-        job = training.resume(actor_of(request), int(job_id))
+    def resume(job_id: Any, request: gr.Request) -> tuple[Any, ...]:
+        job = training.resume(actor_of(request), required_job(job_id))
         return job_html(job), *job_controls(job)
 
     @keeps_form(outputs=2, status=0)
-    def publish(
-        job_id: float | None, step: int | None, confirm: bool, request: gr.Request
-    ) -> tuple[Any, ...]:
+    def publish(job_id: Any, step: int | None, confirm: bool, request: gr.Request) -> tuple[Any, ...]:
         """Publish the chosen checkpoint; one that lowers the palette score needs "publish anyway"."""
-        job_id = require(job_id, "job", "pick a job first")
         result = training.publish(
-            actor_of(request), int(job_id), int(step) if step else None, confirm_worse=bool(confirm)
+            actor_of(request), required_job(job_id), int(step) if step else None, confirm_worse=bool(confirm)
         )
         number = result.version_number or result.version_id
         message = (
@@ -473,10 +473,9 @@ def render(services: Services) -> dict[str, Any]:
 
     with gr.Accordion("1 · Images and captions", open=True):
         with gr.Row():
-            files = lenient_files(
-                label="Images (PNG, JPEG, WebP) or a zip", file_count="multiple",
-                file_types=[".png", ".jpg", ".jpeg", ".webp", ".zip"], type="filepath",
-            )  # fmt: skip
+            # no file_types: the browser would answer a dropped .txt with an "Error" toast of its own; the
+            # dataset service checks every file's content and refuses what is not an image, with a warning
+            files = gr.File(label="Images (PNG, JPEG, WebP) or a zip", file_count="multiple", type="filepath")
             with gr.Column():
                 upload_btn = gr.Button("Add to dataset", variant="primary")
                 upload_note = gr.Markdown()
@@ -548,8 +547,8 @@ def render(services: Services) -> dict[str, Any]:
         with gr.Row():
             jobs = gr.Dataframe(headers=JOB_HEADERS, label="Jobs (click a row)", interactive=False, scale=3)
             with gr.Column(scale=1):
-                job_id = gr.Number(
-                    label="Job", precision=0, value=None, placeholder="click a job in the table"
+                job_id = gr.Textbox(  # not a gr.Number: Gradio shows an empty Number as 0
+                    label="Job", value="", placeholder="click a job in the table", max_lines=1
                 )
                 refresh_btn = gr.Button("Refresh")
                 cancel_btn = gr.Button("Cancel", variant="stop", interactive=False)
@@ -647,26 +646,18 @@ def loss_frame_empty() -> pd.DataFrame:
 
 
 PICK_JOB = "<em>Click a job in the table (or queue one) to follow it here.</em>"
+NOT_A_JOB = "A job is its number in the table's id column, e.g. 3."
 
 
-def lenient_files(**kwargs: Any) -> gr.File:
-    """A ``gr.File`` whose ``file_types`` only filter the browser's file picker: a dropped file of another
-    type reaches the handler, where the dataset service refuses it with a message, instead of failing in
-    Gradio's preprocessing (which turns every output of the event into an "Error" pill). The service
-    checks every file's content anyway (a text file named .png is refused the same way). An instance, not
-    a subclass: Gradio writes a ``.pyi`` stub next to the module of every component subclass."""
-    component = gr.File(**kwargs)
-    strict = component.preprocess
+def job_number(value: Any) -> int | None:
+    """The Job field's text (or an API caller's number) as a job id; None when empty or not a number."""
+    text = str(value if value is not None else "").strip().lstrip("#")
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
-    def preprocess(payload: Any) -> Any:
-        try:
-            return strict(payload)
-        except gr.Error:  # a type outside file_types: passed on, the service decides
-            types, component.file_types = component.file_types, None
-            try:
-                return strict(payload)
-            finally:
-                component.file_types = types
 
-    component.preprocess = preprocess  # type: ignore[method-assign]
-    return component
+def required_job(value: Any) -> int:
+    """The chosen job's id, or a ValidationError (shown as a warning by the form)."""
+    number = job_number(value)
+    if number is None:
+        raise ValidationError("job", NOT_A_JOB if str(value or "").strip() else "pick a job first")
+    return number
