@@ -369,7 +369,7 @@ def render(services: Services) -> dict[str, Any]:
         p = next(p for p in presets if p["name"] == name)
         return p["rank"], p["alpha"], p["learning_rate"], p["steps"], p["batch_size"], p["checkpoint_every"]
 
-    @keeps_form()
+    @keeps_form(outputs=2, status=1)
     def queue(
         brand: str | None, dataset_id: int | None, adapter: str, kind: str, trigger: str, preset: str,
         expert: bool, rank: float, alpha: float, lr: float, steps: float, batch: float, resolution: float,
@@ -390,7 +390,7 @@ def render(services: Services) -> dict[str, Any]:
             preset=preset, trigger=trigger or None, **overrides,
         )  # fmt: skip
         gr.Info(f"Job #{job.id} queued.")
-        return job.id
+        return str(job.id), f"Job #{job.id} queued: follow it in **3 · Jobs** below."
 
     def list_jobs(request: gr.Request) -> Any:
         with shown_to_user():
@@ -542,6 +542,7 @@ def render(services: Services) -> dict[str, Any]:
                     info=helps["quantize_base"],
                 )  # fmt: skip
         queue_btn = gr.Button("Queue training", variant="primary")
+        queue_note = gr.Markdown()
 
     with gr.Accordion("3 · Jobs", open=True):
         with gr.Row():
@@ -620,7 +621,7 @@ def render(services: Services) -> dict[str, Any]:
             optimizer,
             quantize,
         ],
-        job_id,
+        [job_id, queue_note],
         api_name="queue_training",
     ).success(list_jobs, None, jobs, api_visibility="private")
     refresh_btn.click(list_jobs, None, jobs, api_name="training_jobs")

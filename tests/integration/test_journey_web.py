@@ -106,10 +106,11 @@ def test_web_train_publish_generate(family: str, studio: Any, tmp_path: Path) ->
         assert {row[2] for row in table["data"]} == {"orange square, orangesty"}
         report = ada.predict(dataset_id, "orangesty", "", api_name="/check_dataset")
         assert "ready to train" in report and f"`{model}`" in report
-        job_id = ada.predict(
+        job_id, _ = ada.predict(
             "lagoon", dataset_id, "orange-style", "style", "orangesty", "quick",
             True, 4, 4, 0.01, 2, 2, 32, 2, "off", "adamw", "none", api_name="/queue_training",
         )  # fmt: skip
+        job_id = int(job_id)  # the Job field is a text box
         assert ada.predict(api_name="/training_jobs")["data"][0][:2] == [job_id, "queued"]
 
         worker = Worker(studio.settings)  # the worker `studio worker` (or the app) runs

@@ -39,12 +39,13 @@ def test_admin_builds_a_dataset_and_queues_training(services: Any, demo_server: 
     assert {row[2] for row in table["data"]} == {"orange circle, lagoonstyle"}
     report = ada.predict(dataset_id, "", "lagoon-style", api_name="/check_dataset")
     assert "3 image(s)" in report and "ready to train" in report
-    job_id = ada.predict(
+    job_id, queued = ada.predict(
         "lagoon", dataset_id, "lagoon-style", "style", "", "quick",
         True, 2, 2, 0.001, 5, 1, 0, 5, "auto", "adamw", "none", api_name="/queue_training",
     )  # fmt: skip
     job = services.training.get_job(SYSTEM, int(job_id))
     assert (job.status, job.total_steps, job.config["rank"]) == ("queued", 5, 2)
+    assert f"Job #{job.id} queued" in queued
     rows = ada.predict(api_name="/training_jobs")
     assert rows["data"][0][:2] == [job.id, "queued"]
     assert "cancelled" in ada.predict(job.id, api_name="/cancel_job")  # (the API leaves out the buttons)
