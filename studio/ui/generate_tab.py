@@ -53,6 +53,10 @@ STYLE = """<style>
 #gen-tokens p { margin: 2px 0; }
 #gen-results img, #gen-templates img { object-fit: contain !important; image-rendering: pixelated; }
 #gen-results .thumbnail-item, #gen-templates .thumbnail-item { background: var(--background-fill-secondary); }
+#gen-results .grid-container { padding-top: 2.4rem; }
+#gen-results .thumbnail-item { display: flex; flex-direction: column; aspect-ratio: auto; height: auto; }
+#gen-results .thumbnail-item img { width: 100%; aspect-ratio: 1; height: auto; }
+#gen-results .caption-label { position: static; transform: none; max-width: 100%; margin: 4px auto; }
 </style>"""
 #: Ctrl+Enter (Cmd+Enter) anywhere on the page clicks Generate while the Generate tab is shown
 KEYS_JS = """
@@ -203,8 +207,9 @@ def render(services: Services) -> dict[str, Any]:
             progress = gr.Markdown(elem_id="gen-progress")
             gallery = gr.Gallery(
                 label="Results",
-                columns=2,
-                height=460,
+                columns=3,
+                fit_columns=False,  # tiles of one size; click one for the large view
+                height="auto",  # grows with the results: no scroll box that cuts a row in half
                 object_fit="contain",
                 format="png",
                 interactive=False,
