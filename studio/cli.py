@@ -697,8 +697,8 @@ def jobs_show(job_id: int, as_json: JsonFlag = False) -> None:
         return
     typer.echo(_job_line(job))
     for ckpt in job.checkpoints:
-        version = ckpt.published_version_id
-        published = f" (published as version {version})" if version else ""
+        version = ckpt.published_version_number
+        published = f" (published as version {version}, id {ckpt.published_version_id})" if version else ""
         typer.echo(f"  step {ckpt.step}: {ckpt.file_path}{published}")
 
 

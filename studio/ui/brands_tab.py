@@ -85,7 +85,8 @@ def brand_details_html(brand: BrandView) -> str:
         f"<li><b>{esc(a.name)}</b> ({esc(a.kind)}), trigger: <code>{esc(', '.join(a.trigger_words) or '-')}"
         f"</code>, weight {a.default_weight:g}, "
         + (
-            f"active version #{a.active_version.id} <code>{a.active_version.sha256[:12]}</code>, "
+            f"active version {a.active_version.number} of {len(a.versions)} "
+            f"<code>{a.active_version.sha256[:12]}</code>, "
             f"made for {esc(a.active_version.family or 'an unknown family')}"
             if a.active_version
             else "<em>no file yet</em>"
@@ -223,7 +224,7 @@ def render(services: Services) -> dict[str, Any]:
             default_weight=float(weight),
             filename=getattr(file, "orig_name", None) or file.rsplit("/", 1)[-1],
         )
-        gr.Info(f"LoRA {adapter.name} uploaded (version #{adapter.active_version.id}).")
+        gr.Info(f"LoRA {adapter.name} uploaded (version {adapter.active_version.number}).")
         return show_brand(slug, request), ""
 
     @keeps_form(outputs=2, status=1)
