@@ -158,9 +158,14 @@ def test_resume_from_a_checkpoint_matches_an_uninterrupted_run(tservices: Any, t
             row.status, row.message = "interrupted", "worker died"
         resumed = training.resume(SYSTEM, broken.id)
         assert resumed.resume_from == 2 and resumed.status == "queued"
+        (first,) = training.get_job(SYSTEM, broken.id).checkpoints
+        drawn = {p: p.stat().st_mtime_ns for p in first.quality_images["base"]}
         assert worker.run_once() == "succeeded"
     finally:
         worker.close()
+    # the no-LoRA images are drawn once per job: the resumed run found them on disk
+    last = training.get_job(SYSTEM, broken.id).checkpoints[-1]
+    assert {p: p.stat().st_mtime_ns for p in last.quality_images["base"]} == drawn
     a = training.get_job(SYSTEM, whole.id).checkpoints[-1].file_path
     b = training.get_job(SYSTEM, broken.id).checkpoints[-1].file_path
     from safetensors.torch import load_file
