@@ -67,6 +67,12 @@ HEAD = IMAGE_STYLE + KEYS_SCRIPT
 KEYBOARD_HEAD = HEAD  # the name the app shell passes to launch(head=...)
 
 
+EMPTY_QUEUE = (
+    "_The queue is empty: nothing of your brands waits for review. New images land here as marketers "
+    "generate them; press **Refresh queue** to look again._"
+)
+
+
 def queue_choices(items: tuple[GalleryItem, ...]) -> list[tuple[str, int]]:
     """Checkbox labels for the bulk selection: id, brand, palette flag, prompt."""
     return [
@@ -166,7 +172,7 @@ def render(services: Services) -> dict[str, Any]:
 
     def show(ids: list[int], index: int, request: gr.Request) -> list[Any]:
         if not ids:
-            return [None, "_The queue is empty._", "", "", "", None, 0]
+            return [None, EMPTY_QUEUE, "", "", "", None, 0]
         index = max(0, min(int(index or 0), len(ids) - 1))
         with shown_to_user():
             detail = gallery.detail(actor_of(request), ids[index])
