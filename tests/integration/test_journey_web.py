@@ -141,12 +141,15 @@ def test_web_train_publish_generate(family: str, studio: Any, tmp_path: Path) ->
             config = mia.config()
             changed = mia.call_named("brand_changed", {"Brand": "lagoon"})  # the page does this at login
             form = _outputs(config, _named(config, "brand_changed"), changed)
-            assert f"**Model:** `{model}` ({family})" in form["markdown"]
+            texts = [v.get("value", "") if isinstance(v, dict) else v for v in changed.data]
+            assert any(f"**Model:** `{model}` ({family})" in str(text) for text in texts)  # the brand's notes
             new = form["LoRA orange-style (orangesty)"]
             assert (new["visible"], new["interactive"], new["value"]) == (True, True, 1.0)
             demo = form["LoRA lagoon-style (lagoonstyle) (disabled)"]
             assert demo["interactive"] is False and "made for sd1" in demo["info"]
-            labels = [u.get("label", "") for u in changed.data[-4:]]  # the four LoRA sliders, in order
+            updates = [u for u in changed.data if isinstance(u, dict)]
+            sliders = [u for u in updates if str(u.get("label", "")).startswith("LoRA")]
+            labels = [u["label"] for u in sliders]  # the four LoRA sliders, in order
             slider = f"LoRA {labels.index('LoRA orange-style (orangesty)') + 1}"
             page = _page_values(config, _named(config, "brand_changed"), changed)  # what the page now holds
             outcome = mia.call_named(
