@@ -105,6 +105,7 @@ ENDPOINTS: dict[str, Access] = {
     "list_jobs": Access(ADMINS, why="the training jobs"),
     "training_jobs": Access(ADMINS, why="the training jobs"),
     "show_job": Access(ADMINS, why="a job's progress, loss and checkpoints"),
+    "show_quality": Access(ADMINS, why="a checkpoint's quality gate: scores, images with and without LoRA"),
     "cancel_job": Access(ADMINS, why="stop a job"),
     "resume_job": Access(ADMINS, why="resume an interrupted job"),
     "publish_checkpoint": Access(ADMINS, why="make a checkpoint the brand's active LoRA version"),
