@@ -17,7 +17,7 @@ from studio.errors import ModelError, NotFoundError, ValidationError
 
 #: what ``studio brands set-model`` and the Brands tab accept for "follow the studio default"
 DEFAULT_WORDS = ("", "default")
-DEFAULT_LABEL = "default (follows STUDIO_BASE_MODEL)"
+DEFAULT_LABEL = "default: follows STUDIO_BASE_MODEL"
 
 
 def effective_model(brand: Brand, settings: Settings) -> str:
@@ -32,7 +32,7 @@ def model_choice(text: str | None) -> str | None:
 
 
 def model_label(model: str, pinned: bool) -> str:
-    """``<model> (pinned)`` or ``<model> (default (follows STUDIO_BASE_MODEL))``, for listings."""
+    """``<model> (pinned)`` or ``<model> (default: follows STUDIO_BASE_MODEL)``, for listings."""
     return f"{model} ({'pinned' if pinned else DEFAULT_LABEL})"
 
 

@@ -157,7 +157,7 @@ class BrandView:
 
     @property
     def model_label(self) -> str:
-        """``<model> (pinned)`` or ``<model> (default (follows STUDIO_BASE_MODEL))``."""
+        """``<model> (pinned)`` or ``<model> (default: follows STUDIO_BASE_MODEL)``."""
         return model_label(self.base_model, self.model_pinned)
 
     def size(self, name: str | None = None) -> SizePreset | None:

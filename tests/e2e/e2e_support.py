@@ -54,7 +54,7 @@ class RunningStudio:
 
 def login(browser: object, url: str, username: str, password: str):  # noqa: ANN201
     """A new page signed in through the studio's login form."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    context = browser.new_context(viewport={"width": 1366, "height": 768})  # type: ignore[attr-defined]
     page = context.new_page()
     page.goto(url + "/")
     page.get_by_label("username").fill(username)

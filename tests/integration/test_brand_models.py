@@ -129,7 +129,7 @@ def test_a_brand_follows_the_studio_model_when_it_changes(studio: Studio, sdxl_m
     view = services.brands.get_brand(SYSTEM, "tide")
     assert view.base_model == str(sdxl_model)
     assert view.model_pinned is False
-    assert view.model_label == f"{sdxl_model} (default (follows STUDIO_BASE_MODEL))"
+    assert view.model_label == f"{sdxl_model} (default: follows STUDIO_BASE_MODEL)"
     [summary] = services.brands.list_brands(SYSTEM)
     assert (summary.base_model, summary.as_dict()["model_pinned"]) == (str(sdxl_model), False)
     assert services.generation.options(Actor.user("ada"), "tide").model_family == "sdxl"
@@ -185,7 +185,7 @@ def test_set_model_from_the_command_line(
     assert f"base model {sd1_model} (pinned)" in cli.invoke(app, ["brands", "show", "tide"]).output
     assert cli.invoke(app, ["brands", "set-model", "tide", "default"]).exit_code == 0
     shown = cli.invoke(app, ["brands", "list"]).output
-    assert "model=embedded:toyworld (default (follows STUDIO_BASE_MODEL))" in shown
+    assert "model=embedded:toyworld (default: follows STUDIO_BASE_MODEL)" in shown
 
 
 def test_brand_toml_round_trips_default_as_absent(studio: Studio, sd1_model: Path, tmp_path: Path) -> None:
