@@ -57,6 +57,8 @@ STYLE = """<style>
 #gen-results .thumbnail-item { display: flex; flex-direction: column; aspect-ratio: auto; height: auto; }
 #gen-results .thumbnail-item img { width: 100%; aspect-ratio: 1; height: auto; }
 #gen-results .caption-label { position: static; transform: none; max-width: 100%; margin: 4px auto; }
+#gen-results .grid-wrap { max-height: none !important; height: auto !important;
+  overflow: visible !important; }
 </style>"""
 #: Ctrl+Enter (Cmd+Enter) anywhere on the page clicks Generate while the Generate tab is shown
 KEYS_JS = """

@@ -297,6 +297,9 @@ def test_2_marketer_generates_with_the_lora_and_template_and_sees_pending_images
 
     visible(page.get_by_role("button", name="CFG sweep", exact=True)).click()
     page.get_by_text("CFG 14").first.wait_for(timeout=LONG)
+    grid = page.locator("#gen-results .grid-wrap")  # five results: every row shown, none cut by a scroll box
+    clipped = grid.evaluate("g => g.scrollHeight - g.clientHeight")
+    assert clipped <= 1, f"the results box hides {clipped} px of the sweep"
     shot(page, "8-marketer-cfg-sweep")
 
     page.get_by_role("tab", name="Gallery").click()
