@@ -85,6 +85,19 @@ def comparison_html(comparison: Comparison) -> str:
     return f'<div class="recipe-compare" style="max-width:100%">{summary}{table}{same}</div>'
 
 
+def page_summary(page: int, count: int, has_next: bool) -> str:
+    """The line above the grid; an empty page says what to do instead of "0 image(s)"."""
+    if count == 0:
+        if page > 1:
+            return f"Page **{page}** is empty: go back with **◂ Previous page**."
+        return (
+            "No images match. Clear the filters and **Search** again; new images appear here once they are "
+            "made in **Generate**."
+        )
+    more = " · more on the next page" if has_next else ""
+    return f"Page **{page}**: {count} image(s){more}"
+
+
 def clicked_id(ids: list[int], index: Any, value: Any) -> int | None:
     """The id of the image a grid click chose: read from the clicked cell's own caption (``#<id> …``), so
     the details open what the enlarged view shows even when the page changed under the click; else the id at
@@ -235,8 +248,7 @@ def render(services: Services) -> dict[str, Any]:
         cells = [
             (str(i.path), f"#{i.id} {i.review_status}{' ⚠' if i.palette_flag else ''}") for i in result.items
         ]
-        more = " · more on the next page" if result.has_next else ""
-        info = f"Page **{result.page}**: {len(result.items)} image(s){more}"
+        info = page_summary(result.page, len(result.items), result.has_next)
         choices = [(f"#{i.id} {i.review_status}", i.id) for i in result.items]
         ids = [i.id for i in result.items]
         # The enlarged view stays on the image the details show (its place on the new page), or closes: it

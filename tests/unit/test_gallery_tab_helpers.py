@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from studio.services.gallery_compare import shown, shown_number
-from studio.ui.gallery_tab import clicked_id
+from studio.ui.gallery_tab import clicked_id, page_summary
 
 
 def test_a_click_opens_the_image_its_own_caption_names() -> None:
@@ -26,3 +26,9 @@ def test_numbers_are_written_one_way() -> None:
         "7.25",
     ]
     assert shown(None) == "" and shown(True) == "True" and shown("DPM++ 2M") == "DPM++ 2M"
+
+
+def test_an_empty_page_says_what_to_do() -> None:
+    assert "Clear the filters" in page_summary(1, 0, False) and "Generate" in page_summary(1, 0, False)
+    assert "Previous page" in page_summary(3, 0, False)
+    assert page_summary(2, 5, True) == "Page **2**: 5 image(s) · more on the next page"
