@@ -188,7 +188,7 @@ class LoraTrainer:
         """Load the base pipeline (safetensors only), freeze it and move it to the device."""
         import diffusers
 
-        model = resolve_model(self.config.base_model)
+        model = self.model or resolve_model(self.config.base_model)
         if model.family not in self.families:
             raise ModelError(f"{model.ref}: a {model.family} model, not trained by {type(self).__name__}")
         if self.device == "cpu":

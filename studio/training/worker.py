@@ -185,7 +185,8 @@ def run_job(queue: JobQueue, settings: Settings, job: ClaimedJob) -> str:
     import torch
 
     from studio.engine.devices import choose_device
-    from studio.training.config import TrainConfig, check_trainable, fit_to_memory
+    from studio.engine.models import resolve_model
+    from studio.training.config import TrainConfig, fit_to_memory
     from studio.training.families import make_trainer
     from studio.training.quality import Scorer
     from studio.training.trainer import TrainingStopped, TrainItem, device_memory_gib
@@ -201,8 +202,8 @@ def run_job(queue: JobQueue, settings: Settings, job: ClaimedJob) -> str:
                 raise StudioError(f"unknown job kind {job.kind!r}")
             device = choose_device(settings.device).device
             asked = TrainConfig.from_dict(job.config["train"])
-            family = check_trainable(asked.base_model)
-            config = fit_to_memory(asked, device, device_memory_gib(device), family)
+            model = resolve_model(asked.base_model)  # once: resolving hashes the model folder
+            config = fit_to_memory(asked, device, device_memory_gib(device), model.family)
             if job.config.get("quality"):  # queued with the brand's palette: score every checkpoint
                 prompts, seeds = config.sample_prompts_for_trigger(), config.sample_seeds
                 reporter.scorer = Scorer.for_job(job.config, prompts, seeds)
@@ -220,7 +221,7 @@ def run_job(queue: JobQueue, settings: Settings, job: ClaimedJob) -> str:
                 if state is None or not state.is_file():
                     raise StudioError(f"cannot resume: the training state of step {start} is missing")
             trainer = make_trainer(
-                config, items, out_dir=out_dir, samples_dir=samples_dir, cache_dir=cache_dir,
+                config, items, model=model, out_dir=out_dir, samples_dir=samples_dir, cache_dir=cache_dir,
                 device=device, reporter=reporter,
             )  # fmt: skip
             result = trainer.train(resume_state=state, start_step=start)

@@ -33,12 +33,16 @@ def trainer_class(family: str) -> type[LoraTrainer]:
     raise ModelError(f"LoRA training does not support the {family} family")
 
 
-def make_trainer(config: Any, items: Any, **kwargs: Any) -> LoraTrainer:
-    """The family's trainer for ``config.base_model`` (resolved here; see :class:`LoraTrainer` for kwargs)."""
+def make_trainer(config: Any, items: Any, *, model: Any = None, **kwargs: Any) -> LoraTrainer:
+    """The family's trainer for ``config.base_model``; ``model`` is its ResolvedModel when the caller has
+    resolved it already (resolving hashes the folder), else it is resolved here. See :class:`LoraTrainer`
+    for the other arguments."""
     from studio.engine.models import resolve_model
 
-    family = resolve_model(config.base_model).family
-    return trainer_class(family)(config, items, **kwargs)
+    model = model or resolve_model(config.base_model)
+    trainer = trainer_class(model.family)(config, items, **kwargs)
+    trainer.model = model
+    return trainer
 
 
 __all__ = [
