@@ -25,7 +25,6 @@ Build one with :func:`studio.training.families.make_trainer`, then call :meth:`L
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -40,7 +39,7 @@ import torch
 
 from studio.engine.models import native_resolution, resolve_model, size_multiple
 from studio.errors import ModelError, ValidationError
-from studio.storage import atomic_write_bytes, sha256_file
+from studio.storage import sha256_file
 from studio.storage.atomic import atomic_writer
 from studio.training.config import TrainConfig
 from studio.training.dataset_cache import DatasetCache, cache_key, load_cache, save_cache
@@ -52,6 +51,7 @@ from studio.training.run_types import (
     TrainItem,
     TrainResult,
 )
+from studio.training.samples import CheckpointSamples
 from studio.training.training_state import restore_training_state, training_state
 
 __all__ = [
@@ -61,8 +61,6 @@ __all__ = [
 
 LORA_FILE = "lora.safetensors"
 STATE_FILE = "state.safetensors"
-#: the samples folder of the images drawn without the LoRA (once per job)
-BASELINE_FOLDER = "baseline"
 
 
 @dataclass
@@ -86,7 +84,7 @@ def device_memory_gib(device: str) -> float | None:
     return None
 
 
-class LoraTrainer:
+class LoraTrainer(CheckpointSamples):
     """Train one LoRA: the shared loop. Subclasses (one per family) set the class attributes and hooks."""
 
     #: studio family names this trainer handles (sd1, sd2, sdxl, sd3, flux)
@@ -152,22 +150,6 @@ class LoraTrainer:
     def predict(self, noisy: torch.Tensor, timesteps: torch.Tensor, batch: Batch) -> torch.Tensor:
         """The denoiser's output for ``noisy`` at ``timesteps`` (same shape as the target)."""
         raise NotImplementedError
-
-    def sample_kwargs(self, cond: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
-        """Pipeline arguments for the checkpoint samples: guidance and the prompts' cached embeddings
-        (``cond``, default: the sample prompts with the trigger), so the text encoders are not needed (nor
-        kept on the GPU) after caching."""
-        assert self.cache is not None
-        kwargs: dict[str, Any] = {"guidance_scale": self.config.sample_cfg}
-        cond = self.cache.samples if cond is None else cond
-        count = len(self.config.sample_prompts)
-        names = {"embeds": "prompt_embeds", "pooled": "pooled_prompt_embeds"}
-        for key, tensor in cond.items():
-            kwargs[names[key]] = tensor.to(self.device, self.weight_dtype)
-            if self.takes_negative_embeds:
-                empty = self.cache.empty[key].expand(count, *tensor.shape[1:])
-                kwargs[f"negative_{names[key]}"] = empty.to(self.device, self.weight_dtype)
-        return kwargs
 
     # --------------------------------------------------------------------------------- shared hooks
 
@@ -490,76 +472,6 @@ class LoraTrainer:
         """Restore LoRA weights and optimizer moments from a checkpoint's state file."""
         assert self.optimizer is not None
         restore_training_state(path, self.params, self.optimizer)
-
-    def sample_images(self, step: int) -> list[Path]:
-        """Images from the fixed sample prompts and seeds, with the LoRA as it is now."""
-        return self.render(self.samples_dir / f"step-{step:06d}", "")
-
-    @torch.no_grad()
-    def render(
-        self, folder: Path, suffix: str, cond: dict[str, torch.Tensor] | None = None, *, lora: bool = True
-    ) -> list[Path]:
-        """Draw the sample prompts (``cond``: their embeddings, default with the trigger) at every sample seed
-        into ``folder`` as ``p<prompt>-s<seed><suffix>.png``, seed by seed; ``lora=False`` draws with the
-        LoRA disabled (peft's ``disable_adapters``: the LoRA layers return their base layer's output, so
-        these are exactly the base model's pixels)."""
-        denoiser = self.denoiser
-        denoiser.eval()
-        count = len(self.config.sample_prompts)
-        paths = []
-        if not lora:
-            denoiser.disable_adapters()
-        try:
-            for seed in self.config.sample_seeds:
-                with torch.autocast(
-                    device_type="cuda" if self.device == "cuda" else "cpu",
-                    dtype=self.weight_dtype,
-                    enabled=self.weight_dtype != torch.float32,
-                ):
-                    images = self.pipe(
-                        num_inference_steps=self.config.sample_steps,
-                        height=self.resolution,
-                        width=self.resolution,
-                        generator=[torch.Generator().manual_seed(seed) for _ in range(count)],
-                        **self.sample_kwargs(cond),
-                    ).images
-                for number, image in enumerate(images):
-                    buffer = io.BytesIO()
-                    image.save(buffer, format="PNG")
-                    path = folder / f"p{number}-s{seed}{suffix}.png"
-                    atomic_write_bytes(path, buffer.getvalue())
-                    paths.append(path)
-        finally:
-            if not lora:
-                denoiser.enable_adapters()  # also makes the LoRA weights trainable again
-            denoiser.train()
-        return paths
-
-    def quality_images(self, step: int, samples: tuple[Path, ...]) -> dict[str, tuple[Path, ...]]:
-        """The quality gate's images of a checkpoint, each set in the samples' order (seed by seed, prompt by
-        prompt): ``lora`` (the samples), ``lora_plain`` (no trigger word), and ``base`` / ``base_plain``
-        (the LoRA disabled). The base images are drawn once per job and found on disk after a resume."""
-        folder = self.samples_dir / f"step-{step:06d}"
-        plain = tuple(self.render(folder, "-plain", self.plain_samples))
-        return {"lora": samples, "lora_plain": plain, **self.baseline_images()}
-
-    def baseline_images(self) -> dict[str, tuple[Path, ...]]:
-        """The sample prompts (with and without the trigger) drawn without the LoRA, once per job."""
-        if self._baseline is None:
-            folder = self.samples_dir / BASELINE_FOLDER
-            count = len(self.config.sample_prompts)
-            names = [f"p{n}-s{seed}" for seed in self.config.sample_seeds for n in range(count)]
-            found = {
-                key: tuple(folder / f"{name}{suffix}.png" for name in names)
-                for key, suffix in (("base", ""), ("base_plain", "-plain"))
-            }
-            if not all(p.is_file() for paths in found.values() for p in paths):  # a resumed job has them
-                found = {
-                    "base": tuple(self.render(folder, "", lora=False)),
-                    "base_plain": tuple(self.render(folder, "-plain", self.plain_samples, lora=False)),
-                }
-            self._baseline = found
-        return self._baseline
 
     # ---------------------------------------------------------------------------------------- driver
 
