@@ -171,8 +171,9 @@ def render(services: Services) -> dict[str, Any]:
         return [[i.id for i in items], summary, gr.update(choices=queue_choices(items), value=[])]
 
     def show(ids: list[int], index: int, request: gr.Request) -> list[Any]:
-        if not ids:
-            return [None, EMPTY_QUEUE, "", "", "", None, 0]
+        deciding = [gr.update(interactive=bool(ids)) for _ in decision_buttons]
+        if not ids:  # nothing to decide: the buttons (and their keys) are off, so no call can fail
+            return [None, EMPTY_QUEUE, "", "", "", None, 0, *deciding]
         index = max(0, min(int(index or 0), len(ids) - 1))
         with shown_to_user():
             detail = gallery.detail(actor_of(request), ids[index])
@@ -185,6 +186,7 @@ def render(services: Services) -> dict[str, Any]:
             history_markdown(detail.history),
             detail.recipe,
             index,
+            *deciding,
         ]
 
     def decide(decision: str) -> Any:
@@ -268,7 +270,8 @@ def render(services: Services) -> dict[str, Any]:
             bulk_reject = gr.Button("Reject selected", variant="stop")
         bulk_result = gr.Markdown()
 
-    shown = [image, facts, palette, more, history, recipe, index]
+    decision_buttons = [approve_btn, reject_btn, prev_btn, next_btn]
+    shown = [image, facts, palette, more, history, recipe, index, *decision_buttons]
     listing = {"fn": load_queue, "inputs": brand, "outputs": [ids, summary, selection]}
     showing = {"fn": show, "inputs": [ids, index], "outputs": shown}
 

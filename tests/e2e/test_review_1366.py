@@ -225,3 +225,24 @@ def test_compare_fits_the_page_and_shows_only_real_differences(page: Any) -> Non
         cells = row.locator("td").all_inner_texts()
         values = [c.strip() for c in cells[1:]]
         assert len(set(values)) > 1, f"a row whose values are all the same: {cells}"
+
+
+def test_an_empty_queue_says_what_to_do_and_offers_no_decision(page: Any, seeded: Any) -> None:
+    from studio.services.views import Actor
+
+    rex = Actor.user("rex")
+    pending = [item.id for item in seeded.review.queue(rex)]
+    seeded.review.decide_many(rex, pending, "approve", "")
+    for close in page.locator("[data-testid='toast-close']").all():  # earlier tests' toasts
+        close.click()
+    page.get_by_role("tab", name="Review").click()
+    page.get_by_role("button", name="Refresh queue").click()
+    page.get_by_text("The queue is empty").first.wait_for(timeout=30_000)
+    for button in ("#review-approve", "#review-reject", "#review-next", "#review-prev"):
+        expect(page.locator(button)).to_be_disabled(timeout=10_000)
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("a")  # the key for Approve does nothing either
+    page.wait_for_timeout(1000)
+    shot(page, "empty-queue")
+    assert error_pills(page) == []
+    expect(page.locator("[data-testid='toast-body'].error")).to_have_count(0)
