@@ -19,6 +19,10 @@ VARIABLES: dict[str, str] = {
     "host": "STUDIO_HOST: where the web app listens",
     "port": "STUDIO_PORT: the web app's port",
     "admin_password": "STUDIO_ADMIN_PASSWORD: the first admin's password (random and printed once if unset)",
+    "upload_quota_mb": "STUDIO_UPLOAD_QUOTA_MB: the most one user's uploads may hold in the upload cache "
+    "at once (MB)",
+    "upload_cache_minutes": "STUDIO_UPLOAD_CACHE_MINUTES: how long uploads and other cached files stay in "
+    "the upload cache (emptied at every start)",
     "demo_brands": "STUDIO_DEMO_BRANDS: 1 = the first start on an empty data folder imports the demo brands "
     "from brands/ and grants them to the first admin; 0 = off",
 }
@@ -26,6 +30,18 @@ VARIABLES: dict[str, str] = {
 
 class SettingsError(ValueError):
     """A setting has a value the studio cannot use."""
+
+
+def _positive_int(env: dict[str, str], name: str, default: int) -> int:
+    """A whole number above zero from ``env[name]`` (``default`` when unset or empty)."""
+    text = (env.get(name) or str(default)).strip()
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {text!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be above 0, not {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,8 @@ class Settings:
     lockout_attempts: int = 5
     lockout_minutes: int = 15
     demo_brands: bool = True  # the first start on an empty data folder imports brands/
+    upload_quota_mb: int = 500  # per user, in Gradio's upload cache at once
+    upload_cache_minutes: int = 120  # cached uploads older than this are deleted
 
     @property
     def images_dir(self) -> Path:
@@ -92,6 +110,8 @@ class Settings:
         demo_text = (env.get("STUDIO_DEMO_BRANDS") or "1").strip().lower()
         if demo_text not in _TRUE + _FALSE:
             raise SettingsError(f"STUDIO_DEMO_BRANDS must be 1 or 0, not {demo_text!r}")
+        upload_quota_mb = _positive_int(env, "STUDIO_UPLOAD_QUOTA_MB", 500)
+        upload_cache_minutes = _positive_int(env, "STUDIO_UPLOAD_CACHE_MINUTES", 120)
         return cls(
             home=home,
             database_url=database_url,
@@ -101,6 +121,8 @@ class Settings:
             port=port,
             admin_password=env.get("STUDIO_ADMIN_PASSWORD") or None,
             demo_brands=demo_text in _TRUE,
+            upload_quota_mb=upload_quota_mb,
+            upload_cache_minutes=upload_cache_minutes,
         )
 
     def public_dict(self) -> dict[str, str | int]:
