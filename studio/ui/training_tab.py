@@ -281,7 +281,8 @@ def render(services: Services) -> dict[str, Any]:
 
     def list_jobs(request: gr.Request) -> Any:
         with shown_to_user():
-            return job_rows(training.list_jobs(actor_of(request)))
+            listed = training.list_jobs(actor_of(request))
+        return gr.update(value=job_rows(listed), label=JOBS_LABEL if listed else NO_JOBS_LABEL)
 
     def job_view(job: JobView, chosen: Any = None) -> tuple[Any, ...]:
         steps = [c.step for c in job.checkpoints]
@@ -433,7 +434,7 @@ def render(services: Services) -> dict[str, Any]:
 
     with gr.Accordion("3 · Jobs", open=True):
         with gr.Row():
-            jobs = gr.Dataframe(headers=JOB_HEADERS, label="Jobs (click a row)", interactive=False, scale=3)
+            jobs = gr.Dataframe(headers=JOB_HEADERS, label=JOBS_LABEL, interactive=False, scale=3)
             with gr.Column(scale=1):
                 job_id = gr.Textbox(  # not a gr.Number: Gradio shows an empty Number as 0
                     label="Job", value="", placeholder="click a job in the table", max_lines=1
@@ -533,6 +534,10 @@ def loss_frame_empty() -> pd.DataFrame:
     return pd.DataFrame({"step": [], "loss": []})
 
 
+JOBS_LABEL = "Jobs (click a row)"
+NO_JOBS_LABEL = (
+    "No training jobs yet: add images in 1 · Images and captions, then Queue training in 2 · Train"
+)
 PICK_JOB = "<em>Click a job in the table (or queue one) to follow it here.</em>"
 NOT_A_JOB = "A job is its number in the table's id column, e.g. 3."
 

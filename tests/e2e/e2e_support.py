@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -70,3 +71,18 @@ def screenshot(page: object, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
     return path
+
+
+def close_toasts(page: object) -> None:
+    """Close every toast (they pile up over the page's top right corner)."""
+    for close in page.locator("[data-testid='toast-close']").all():  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):  # a toast that closed itself meanwhile
+            close.click(timeout=2000)
+
+
+def assert_no_error_state(page: object, where: str) -> None:
+    """No component shows Gradio's error state, and no error toast is up."""
+    pills = page.locator("[data-testid='status-tracker'] .error, .wrap .error").filter(visible=True)  # type: ignore[attr-defined]
+    assert pills.count() == 0, f"{where}: a component turned into an error: {pills.all_inner_texts()}"
+    toasts = page.locator("[data-testid='toast-body'].error").filter(visible=True)  # type: ignore[attr-defined]
+    assert toasts.count() == 0, f"{where}: an error toast: {toasts.all_inner_texts()}"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import ADMIN_PASSWORD, ARTIFACTS, RunningStudio
+from e2e_support import ADMIN_PASSWORD, ARTIFACTS, RunningStudio, assert_no_error_state, close_toasts
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.e2e]
@@ -67,14 +67,6 @@ def button(page: Any, name: str) -> Any:
     return page.get_by_role("button", name=name, exact=True).filter(visible=True).first
 
 
-def assert_no_error_state(page: Any, where: str) -> None:
-    """No component shows Gradio's error state, and no error toast is up."""
-    pills = page.locator("[data-testid='status-tracker'] .error, .wrap .error").filter(visible=True)
-    assert pills.count() == 0, f"{where}: a component turned into an error: {pills.all_inner_texts()}"
-    toasts = page.locator("[data-testid='toast-body'].error").filter(visible=True)
-    assert toasts.count() == 0, f"{where}: an error toast: {toasts.all_inner_texts()}"
-
-
 def submit_and_expect_warning(
     page: Any, button_name: str, warning: str | re.Pattern[str], where: str
 ) -> None:
@@ -82,9 +74,7 @@ def submit_and_expect_warning(
     button(page, button_name).click()
     expect(page.get_by_text(warning).filter(visible=True).first).to_be_visible(timeout=WAIT)
     assert_no_error_state(page, where)
-    for close in page.locator("[data-testid='toast-close']").all():  # toasts pile up over the header
-        if close.is_visible():
-            close.click()
+    close_toasts(page)  # toasts pile up over the header
 
 
 def assert_usable(page: Any, labels: list[str], where: str) -> None:

@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import ADMIN_PASSWORD, ARTIFACTS, REPO_ROOT, RunningStudio, login
+from e2e_support import (
+    ADMIN_PASSWORD,
+    ARTIFACTS,
+    REPO_ROOT,
+    RunningStudio,
+    assert_no_error_state,
+    close_toasts,
+    login,
+)
 from playwright.sync_api import expect
 
 # In the default run (about 2.5-6 minutes on a 2-core box: a 4-step LoRA is trained, six images are made), so
@@ -81,12 +89,22 @@ def signed_in(browser: Any, url: str, user: str, password: str) -> Any:
     return page
 
 
+#: True when no component shows Gradio's loading state (a status tracker that is shown and not transparent).
+SETTLED = """() => ![...document.querySelectorAll("[data-testid='status-tracker']")].some((w) => {
+  const r = w.getBoundingClientRect();
+  return !w.classList.contains("hide") && getComputedStyle(w).opacity !== "0" && r.width > 0 && r.height > 0;
+})"""
+
+
 def shot(page: Any, name: str) -> Path:
     """A screenshot for the user guide: the whole page, 900 px wide, JPEG (small committed files)."""
     from PIL import Image
 
-    errors = page.locator("[data-testid='toast-body'].error")
-    assert errors.count() == 0, f"an error shows: {errors.all_inner_texts()}"
+    assert_no_error_state(page, name)
+    close_toasts(page)  # a toast would cover the page's top right corner in the picture
+    with contextlib.suppress(Exception):  # nothing still loading (a dimmed form) in the picture
+        page.wait_for_function(SETTLED, timeout=15_000)
+    page.wait_for_timeout(300)  # the toasts' fade-out
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.jpg"
     image = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")

@@ -12,14 +12,13 @@ Screenshots go to ``tests/e2e/artifacts/`` (training-1366-*.png).
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import ADMIN_PASSWORD, ARTIFACTS, RunningStudio
+from e2e_support import ADMIN_PASSWORD, ARTIFACTS, RunningStudio, assert_no_error_state, close_toasts
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.e2e]
@@ -69,20 +68,6 @@ def pick(page: Any, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def close_toasts(page: Any) -> None:
-    for close in page.locator("[data-testid='toast-close']").all():
-        with contextlib.suppress(Exception):  # a toast that closed itself meanwhile
-            close.click(timeout=2000)
-
-
-def assert_no_error_state(page: Any, where: str) -> None:
-    """No component shows Gradio's error state, and no error toast is up."""
-    pills = page.locator("[data-testid='status-tracker'] .error, .wrap .error").filter(visible=True)
-    assert pills.count() == 0, f"{where}: a component turned into an error: {pills.all_inner_texts()}"
-    toasts = page.locator("[data-testid='toast-body'].error").filter(visible=True)
-    assert toasts.count() == 0, f"{where}: an error toast: {toasts.all_inner_texts()}"
-
-
 def assert_usable(page: Any, where: str) -> None:
     """The dataset form's components are all there and take input."""
     for label in (UPLOAD, "Images", "Captions (edit the caption column, then save)", "New dataset name",
@@ -112,6 +97,7 @@ def test_bad_upload_keeps_the_form_and_the_quality_gate_shows(
 ) -> None:
     page = sign_in(browser, studio_server.url)
     page.get_by_role("tab", name="Training").click()
+    expect(visible(page.get_by_text(re.compile("^No training jobs yet")))).to_be_visible(timeout=WAIT)
     job_field = visible(page.get_by_label("Job", exact=True))
     expect(job_field).to_have_value("")  # empty with a placeholder, not 0
     assert job_field.get_attribute("placeholder")
