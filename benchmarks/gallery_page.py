@@ -62,7 +62,7 @@ def populate(services: object, rows: int, seed: int = 7) -> dict[str, int]:
         cur = raw.cursor()
         now = start.isoformat(sep=" ")
         cur.executemany(
-            "insert into users (id, username, password_hash, disabled, failed_attempts, created_at)"
+            "insert into users (id, username, password_hash, disabled, session_epoch, created_at)"
             " values (?, ?, 'x', 0, 0, ?)",
             [(i, f"user{i}", now) for i in range(1, USERS + 1)],
         )

@@ -58,6 +58,8 @@ class Settings:
     max_upload_mb: int = 50
     lockout_attempts: int = 5
     lockout_minutes: int = 15
+    #: failed sign-ins in a row from one client address, over every name, before the address is locked
+    lockout_client_attempts: int = 20
     demo_brands: bool = True  # the first start on an empty data folder imports brands/
     upload_quota_mb: int = 500  # per user, in Gradio's upload cache at once
     upload_cache_minutes: int = 120  # cached uploads older than this are deleted

@@ -25,7 +25,8 @@ LORA_KINDS = ("style", "subject")
 
 
 class User(Base):
-    """A person who logs in. Lockout state lives on the row (failed attempts, locked until)."""
+    """A person who logs in. Failed logins are counted in ``login_throttles`` (per client address);
+    ``session_epoch`` moves when their sessions must end (password reset, disabled, a role taken away)."""
 
     __tablename__ = "users"
 
@@ -33,8 +34,7 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -208,4 +208,5 @@ from studio.db.generation_models import (  # noqa: E402,F401
     GenerationTemplate,
     Image,
 )
+from studio.db.login_models import LoginThrottle  # noqa: E402,F401
 from studio.db.training_models import Dataset, DatasetImage, Job, JobCheckpoint  # noqa: E402,F401

@@ -14,18 +14,8 @@ from studio.db.models import AuditEvent, Brand, BrandMember, User, UserRole
 
 
 def user_by_name(session: Session, username: str) -> User | None:
-    return session.scalar(select(User).where(User.username == username))
-
-
-def login_failures(session: Session, username: str, limit: int) -> Sequence[AuditEvent]:
-    """The newest ``limit`` failed-login audit events for ``username``, newest first."""
-    query = (
-        select(AuditEvent)
-        .where(AuditEvent.action == "login.failed", AuditEvent.target == username)
-        .order_by(AuditEvent.id.desc())
-        .limit(limit)
-    )
-    return session.scalars(query).all()
+    """The account named ``username``, in any case (names are stored lowercase)."""
+    return session.scalar(select(User).where(User.username == str(username).strip().lower()))
 
 
 def all_users(session: Session) -> Sequence[User]:

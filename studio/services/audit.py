@@ -11,13 +11,34 @@ from studio.db.models import AuditEvent
 from studio.services.permissions import require_admin
 from studio.services.views import Actor, AuditEventView
 
+#: The most characters the audit keeps of a name, a target or a text detail (the rest is cut, marked "…"):
+#: an event's size does not grow with what a caller sends (a 900 KB username is not stored).
+MAX_ACTOR, MAX_TARGET, MAX_DETAIL = 64, 200, 500
+
+
+def capped(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (the last one "…" when cut)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _capped_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return capped(value, MAX_DETAIL)
+    if isinstance(value, list | tuple):
+        return [_capped_value(v) for v in list(value)[:50]]
+    if isinstance(value, dict):
+        return {capped(str(k), 64): _capped_value(v) for k, v in list(value.items())[:50]}
+    return value
+
 
 def record(
     session: Session, actor: Actor | str, action: str, target: str | None = None, **details: Any
 ) -> None:
-    """Add an audit event to ``session``'s transaction. Never pass secrets in ``details``."""
+    """Add an audit event to ``session``'s transaction. Never pass secrets in ``details``. Names, targets
+    and text details are capped (:data:`MAX_ACTOR`, :data:`MAX_TARGET`, :data:`MAX_DETAIL`)."""
     who = actor if isinstance(actor, str) else actor.username
-    repo.add_event(session, who, action, target, details)
+    target = None if target is None else capped(target, MAX_TARGET)
+    repo.add_event(session, capped(who, MAX_ACTOR), action, target, _capped_value(details))
 
 
 def _view(event: AuditEvent) -> AuditEventView:

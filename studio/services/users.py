@@ -1,31 +1,38 @@
-"""Users, roles, passwords (argon2) and logins with lockout. Every login attempt is audited."""
+"""Users, roles and passwords (argon2). Sign-ins and their lockout are in :mod:`studio.services.logins`.
+
+A user's sessions end (``session_epoch`` moves) when an admin resets their password, disables them or takes
+a role away, and when they change their own password."""
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.config import Settings
 from studio.db import repositories as repo
+from studio.db import throttles
 from studio.db.base import utcnow
 from studio.db.models import ROLES, User, UserRole
 from studio.errors import (
-    AccountDisabledError,
-    AccountLockedError,
     AuthenticationError,
     ConflictError,
     NotFoundError,
     ValidationError,
 )
-from studio.services.audit import record
+from studio.services.audit import capped, record
+from studio.services.logins import (  # noqa: F401 (locked_message: re-exported)
+    LOCAL_CLIENT,
+    MAX_USERNAME,
+    LoginService,
+    locked_message,
+    normalise_username,
+)
 from studio.services.permissions import actor_user, require_admin
 from studio.services.views import SYSTEM, Actor, AdminBootstrap, UserView
 
@@ -33,16 +40,6 @@ USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 DEFAULT_ADMIN = "admin"
-_LOCK_HISTORY = 200  # failed-login events read back for a name with no account
-
-
-def locked_message(until: datetime, now: datetime) -> str:
-    """What a locked-out login is told: how long the lock lasts (whole minutes, rounded up)."""
-    minutes = max(1, math.ceil((until - now).total_seconds() / 60))
-    return (
-        f"this account is locked after too many failed sign-ins: try again in {minutes} "
-        f"minute{'s' if minutes != 1 else ''}, or ask an admin to unlock it"
-    )
 
 
 def generate_password() -> str:
@@ -51,11 +48,14 @@ def generate_password() -> str:
 
 
 def check_username(username: str) -> str:
-    if not isinstance(username, str) or not USERNAME_RE.match(username):
+    """A new account's name in its stored form (lowercase: names are case-insensitive)."""
+    name = normalise_username(username) if isinstance(username, str) else ""
+    if not USERNAME_RE.match(name):
+        shown = capped(str(username), MAX_USERNAME + 8)
         raise ValidationError(
-            "username", f"{username!r}: use 2-32 lowercase letters, digits, '.', '_' or '-'"
+            "username", f"{shown!r}: use 2-{MAX_USERNAME} letters, digits, '.', '_' or '-'"
         )
-    return username
+    return name
 
 
 def check_roles(roles: Iterable[str]) -> tuple[str, ...]:
@@ -87,13 +87,14 @@ class StudioOverview:
     brand_count: int | None = None
 
 
-def _view(user: User) -> UserView:
+def _view(user: User, locked_until: datetime | None = None) -> UserView:
+    """``locked_until``: the latest lock of the name from some client address (see ``LoginService``)."""
     return UserView(
         id=user.id,
         username=user.username,
         roles=tuple(sorted(user.role_names)),
         disabled=user.disabled,
-        locked_until=user.locked_until,
+        locked_until=locked_until,
         last_login_at=user.last_login_at,
         created_at=user.created_at,
         brands=tuple(sorted(m.brand.slug for m in user.memberships)),
@@ -109,91 +110,23 @@ class UserService:
         self._sessions = sessions
         self._settings = settings
         self._hasher = hasher or PasswordHasher()
-        self._dummy_hash: str | None = None  # made on first use (hashing costs ~0.1-0.4 s)
+        self.logins = LoginService(sessions, settings, self._hasher)
 
     # ------------------------------------------------------------------------------------------- login
 
-    def authenticate(self, username: str, password: str) -> UserView:
-        """Check a login; raises AuthenticationError (wrong password or unknown user), AccountLockedError or
-        AccountDisabledError (the latter only after the right password).
-
-        After ``settings.lockout_attempts`` failures in a row the name is locked for
-        ``settings.lockout_minutes``, with a message saying for how long. Names that belong to no account
-        lock the same way (counted from the audit log), so the lock message does not tell which names
-        exist. Every attempt is audited (never the password).
-        """
-        name = str(username or "").strip().lower()
-        now = utcnow()
-        with self._sessions.begin() as session:
-            user = repo.user_by_name(session, name) if name else None
-            if user is None:
-                error = self._unknown_name(session, name, password, now)
-            elif user.locked_until is not None and user.locked_until > now:
-                record(session, name, "login.failed", name, reason="locked")
-                error = AccountLockedError(locked_message(user.locked_until, now))
-            elif not self._verify(user.password_hash, password):
-                if user.locked_until is not None:  # an expired lock: start counting again
-                    user.locked_until, user.failed_attempts = None, 0
-                user.failed_attempts += 1
-                details: dict[str, object] = {"reason": "wrong password", "failures": user.failed_attempts}
-                if user.failed_attempts >= self._settings.lockout_attempts:
-                    user.locked_until = now + timedelta(minutes=self._settings.lockout_minutes)
-                    details["locked_until"] = user.locked_until.isoformat()
-                record(session, name, "login.failed", name, **details)
-                error = AuthenticationError("wrong username or password")
-            elif user.disabled:
-                record(session, name, "login.failed", name, reason="disabled")
-                error = AccountDisabledError("this account is disabled: ask an admin to enable it")
-            else:
-                user.failed_attempts, user.locked_until, user.last_login_at = 0, None, now
-                if self._hasher.check_needs_rehash(user.password_hash):
-                    user.password_hash = self._hasher.hash(password)
-                record(session, name, "login.succeeded", name)
-                return _view(user)
-        raise error
-
-    def _unknown_name(self, session: Session, name: str, password: str, now: datetime) -> AuthenticationError:
-        """A failed login for a name with no account, answered as an account would answer it: the same
-        hashing cost, and after as many failures the same lock, for as long (its state is in the audit
-        log: the failures since the last lock, and the lock's end)."""
-        if not name:
-            self._verify(self._dummy_hash_value(), password)
-            record(session, "?", "login.failed", None, reason="unknown user")
-            return AuthenticationError("wrong username or password")
-        failures, locked_until = 0, None
-        for event in repo.login_failures(session, name, limit=_LOCK_HISTORY):
-            details = event.details or {}
-            if details.get("locked_until"):
-                locked_until = datetime.fromisoformat(str(details["locked_until"]))
-                break
-            failures += details.get("reason") == "unknown user"
-        if locked_until is not None and locked_until > now:
-            record(session, name, "login.failed", name, reason="locked")
-            return AccountLockedError(locked_message(locked_until, now))
-        self._verify(self._dummy_hash_value(), password)  # same cost as a real check
-        extra: dict[str, object] = {}
-        if failures + 1 >= self._settings.lockout_attempts:
-            extra["locked_until"] = (now + timedelta(minutes=self._settings.lockout_minutes)).isoformat()
-        record(session, name, "login.failed", name, reason="unknown user", **extra)
-        return AuthenticationError("wrong username or password")
-
-    def _dummy_hash_value(self) -> str:
-        self._dummy_hash = self._dummy_hash or self._hasher.hash(secrets.token_hex(8))
-        return self._dummy_hash
+    def authenticate(self, username: str, password: str, client: str | None = None) -> UserView:
+        """Check a login (see :class:`LoginService`); returns the account, its name as stored."""
+        signed = self.logins.sign_in(username, password, client)
+        with self._sessions() as session:
+            return _view(self._find(session, signed.username))
 
     def check_login(self, username: str, password: str) -> bool:
-        """``authenticate`` as a yes/no answer (Gradio's ``auth=`` callable)."""
+        """``authenticate`` as a yes/no answer."""
         try:
-            self.authenticate(username, password)
-        except AuthenticationError:
+            self.logins.sign_in(username, password)
+        except (AuthenticationError, ValidationError):
             return False
         return True
-
-    def _verify(self, password_hash: str, password: str) -> bool:
-        try:
-            return self._hasher.verify(password_hash, password or "")
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
 
     # --------------------------------------------------------------------------------------- reading
 
@@ -201,9 +134,9 @@ class UserService:
         """One user; anyone may read themself, admins anyone."""
         with self._sessions() as session:
             me = actor_user(session, actor)
-            if me is None or me.username != username:
+            if me is None or me.username != normalise_username(username):
                 require_admin(session, actor)
-            return _view(self._find(session, username))
+            return self._view_now(session, self._find(session, username))
 
     def whoami(self, actor: Actor) -> UserView:
         """The actor's own account, roles as stored now (the UI shows tabs from these)."""
@@ -225,7 +158,8 @@ class UserService:
         """Every user, by name (admins only)."""
         with self._sessions() as session:
             require_admin(session, actor)
-            return [_view(u) for u in repo.all_users(session)]
+            locks = throttles.locks_by_name(session, utcnow())
+            return [_view(u, locks.get(u.username)) for u in repo.all_users(session)]
 
     # ---------------------------------------------------------------------------------------- admin
 
@@ -237,7 +171,7 @@ class UserService:
             if repo.user_by_name(session, username) is not None:
                 raise ConflictError(f"user {username!r} already exists")
             password_hash = self._hasher.hash(password)
-            user = User(username=username, password_hash=password_hash, disabled=False, failed_attempts=0)
+            user = User(username=username, password_hash=password_hash, disabled=False, session_epoch=0)
             user.roles = [UserRole(role=r) for r in chosen]
             session.add(user)
             session.flush()
@@ -255,9 +189,15 @@ class UserService:
                 self._keep_an_admin(session, user)
             existing = {r.role: r for r in user.roles}
             user.roles = [existing.get(r) or UserRole(role=r) for r in chosen]
+            taken = set(before) - set(chosen)
+            if taken:  # what they may do shrank: their sessions end
+                user.session_epoch += 1
             session.flush()
-            record(session, actor, "user.roles_set", username, before=list(before), after=list(chosen))
-            return _view(user)
+            record(
+                session, actor, "user.roles_set", user.username, before=list(before), after=list(chosen),
+                sessions_ended=bool(taken),
+            )
+            return self._view_now(session, user)
 
     def disable(self, actor: Actor, username: str) -> UserView:
         """Refuse this user's logins and service calls from now on (admins only)."""
@@ -272,22 +212,46 @@ class UserService:
         with self._sessions.begin() as session:
             require_admin(session, actor)
             user = self._find(session, username)
-            was_locked = user.locked_until is not None and user.locked_until > utcnow()
-            user.failed_attempts, user.locked_until = 0, None
-            record(session, actor, "user.unlocked", username, was_locked=was_locked)
+            was_locked = bool(throttles.locks_by_name(session, utcnow(), user.username))
+            throttles.clear_name(session, user.username)
+            record(session, actor, "user.unlocked", user.username, was_locked=was_locked)
             return _view(user)
 
     def reset_password(self, actor: Actor, username: str, new_password: str) -> UserView:
-        """Set a new password and clear any lockout (admins, or the user themself)."""
+        """Set a user's password, clear their lockout and end their sessions (admins only; users change
+        their own with :meth:`change_own_password`, which asks for the current one)."""
         new_password = check_password(new_password)
         with self._sessions.begin() as session:
-            me = actor_user(session, actor)
-            if me is None or me.username != username:
-                require_admin(session, actor)  # before the (costly) hash
+            require_admin(session, actor)  # before the (costly) hash
             user = self._find(session, username)
-            password_hash = self._hasher.hash(new_password)
-            user.password_hash, user.failed_attempts, user.locked_until = password_hash, 0, None
-            record(session, actor, "user.password_reset", username)
+            user.password_hash = self._hasher.hash(new_password)
+            user.session_epoch += 1
+            throttles.clear_name(session, user.username)
+            record(session, actor, "user.password_reset", user.username)
+            return _view(user)
+
+    def change_own_password(
+        self, actor: Actor, current_password: str, new_password: str, client: str | None = None
+    ) -> UserView:
+        """A user changes their own password: the current one is checked as a sign-in is (a wrong one
+        counts towards the lockout). Their sessions end, this one too: they sign in with the new one."""
+        new_password = check_password(new_password)
+        with self._sessions() as session:
+            me = actor_user(session, actor)
+        if me is None:
+            raise ValidationError("user", "the system actor has no password: use reset_password")
+        client = str(client or LOCAL_CLIENT)[:64]
+        try:
+            self.logins.verify_counted(me.username, current_password or "", client, audit_as="password")
+        except AuthenticationError as error:
+            message = str(error).replace("wrong username or password", "is wrong")
+            raise ValidationError("current password", message) from None
+        with self._sessions.begin() as session:
+            user = self._find(session, me.username)
+            user.password_hash = self._hasher.hash(new_password)
+            user.session_epoch += 1
+            throttles.clear(session, (user.username, client))
+            record(session, actor, "user.password_changed", user.username)
             return _view(user)
 
     def ensure_admin(self) -> AdminBootstrap:
@@ -304,10 +268,12 @@ class UserService:
             name = DEFAULT_ADMIN
             user = repo.user_by_name(session, name)
             if user is None:
-                user = User(username=name, password_hash="", disabled=False, failed_attempts=0)
+                user = User(username=name, password_hash="", disabled=False, session_epoch=0)
                 session.add(user)
             else:  # an 'admin' account exists but lost its role or was disabled: restore it
-                user.disabled, user.failed_attempts, user.locked_until = False, 0, None
+                user.disabled = False
+                user.session_epoch += 1
+                throttles.clear_name(session, name)
             user.password_hash = self._hasher.hash(password)
             user.roles = [r for r in user.roles if r.role != "admin"] + [UserRole(role="admin")]
             session.flush()
@@ -322,18 +288,25 @@ class UserService:
             user = self._find(session, username)
             if disabled and not user.disabled and "admin" in user.role_names:
                 self._keep_an_admin(session, user)
+            if disabled and not user.disabled:  # their sessions end
+                user.session_epoch += 1
             user.disabled = disabled
             if not disabled:  # enabling someone means letting them in: a lockout goes too
-                user.failed_attempts, user.locked_until = 0, None
-            record(session, actor, "user.disabled" if disabled else "user.enabled", username)
-            return _view(user)
+                throttles.clear_name(session, user.username)
+            record(session, actor, "user.disabled" if disabled else "user.enabled", user.username)
+            return self._view_now(session, user)
 
     @staticmethod
     def _find(session: Session, username: str) -> User:
         user = repo.user_by_name(session, username)
         if user is None:
-            raise NotFoundError(f"user {username!r} not found")
+            raise NotFoundError(f"user {capped(str(username), MAX_USERNAME + 8)!r} not found")
         return user
+
+    @staticmethod
+    def _view_now(session: Session, user: User) -> UserView:
+        """The view with the name's current lock (from any client address)."""
+        return _view(user, throttles.locks_by_name(session, utcnow(), user.username).get(user.username))
 
     def _keep_an_admin(self, session: Session, user: User) -> None:
         if not user.disabled and repo.active_admin_count(session) <= 1:

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from studio.config import Settings
 from studio.db.base import utcnow
+from studio.db.login_models import LoginThrottle
 from studio.db.models import User
 from studio.errors import AuthenticationError, ConflictError, PermissionDeniedError, ValidationError
 from studio.services.container import build_services
@@ -67,8 +68,10 @@ def test_five_failures_lock_the_account_then_the_lock_expires(people) -> None:  
     assert locked is not None
     assert timedelta(minutes=14) < locked - utcnow() <= timedelta(minutes=15)
     assert login_events(people)[0].details["reason"] == "locked"
-    with people.sessions.begin() as session:  # time passes
-        session.execute(update(User).where(User.username == "mia").values(locked_until=utcnow()))
+    with people.sessions.begin() as session:  # time passes (the lock is per name and client address)
+        session.execute(
+            update(LoginThrottle).where(LoginThrottle.username == "mia").values(locked_until=utcnow())
+        )
     assert people.users.authenticate("mia", PASSWORD).locked_until is None
 
 
