@@ -179,7 +179,12 @@ def render(services: Services) -> dict[str, Any]:
     def load(request: gr.Request) -> tuple[Any, ...]:
         with shown_to_user():
             summaries = brands.list_brands(actor_of(request))
-        return gr.update(choices=[b.slug for b in summaries]), gr.Timer(active=True)
+            none_yet = not training.list_jobs(actor_of(request))
+        return (
+            gr.update(choices=[b.slug for b in summaries]),
+            gr.Timer(active=True),
+            NO_JOBS if none_yet else gr.skip(),  # a chosen job keeps its view
+        )
 
     def datasets_of(brand: str | None, chosen: int | None, request: gr.Request) -> Any:
         if not brand:
@@ -281,8 +286,7 @@ def render(services: Services) -> dict[str, Any]:
 
     def list_jobs(request: gr.Request) -> Any:
         with shown_to_user():
-            listed = training.list_jobs(actor_of(request))
-        return gr.update(value=job_rows(listed), label=JOBS_LABEL if listed else NO_JOBS_LABEL)
+            return job_rows(training.list_jobs(actor_of(request)))
 
     def job_view(job: JobView, chosen: Any = None) -> tuple[Any, ...]:
         steps = [c.step for c in job.checkpoints]
@@ -434,7 +438,7 @@ def render(services: Services) -> dict[str, Any]:
 
     with gr.Accordion("3 · Jobs", open=True):
         with gr.Row():
-            jobs = gr.Dataframe(headers=JOB_HEADERS, label=JOBS_LABEL, interactive=False, scale=3)
+            jobs = gr.Dataframe(headers=JOB_HEADERS, label="Jobs (click a row)", interactive=False, scale=3)
             with gr.Column(scale=1):
                 job_id = gr.Textbox(  # not a gr.Number: Gradio shows an empty Number as 0
                     label="Job", value="", placeholder="click a job in the table", max_lines=1
@@ -527,16 +531,16 @@ def render(services: Services) -> dict[str, Any]:
     publish_btn.click(
         publish, [job_id, step_pick, confirm], [publish_out, confirm], api_name="publish_checkpoint"
     ).then(show_job, job_id, job_outputs, api_visibility="private")  # "published as version N"
-    return {"on_load": {"fn": load, "inputs": None, "outputs": [brand, timer]}}
+    return {"on_load": {"fn": load, "inputs": None, "outputs": [brand, timer, job_info]}}
 
 
 def loss_frame_empty() -> pd.DataFrame:
     return pd.DataFrame({"step": [], "loss": []})
 
 
-JOBS_LABEL = "Jobs (click a row)"
-NO_JOBS_LABEL = (
-    "No training jobs yet: add images in 1 · Images and captions, then Queue training in 2 · Train"
+NO_JOBS = (
+    "<em>No training jobs yet: add images in <b>1 · Images and captions</b>, then <b>Queue training</b> "
+    "in <b>2 · Train</b>; the job shows here.</em>"
 )
 PICK_JOB = "<em>Click a job in the table (or queue one) to follow it here.</em>"
 NOT_A_JOB = "A job is its number in the table's id column, e.g. 3."
