@@ -202,6 +202,7 @@ def brands_show(slug: str, as_json: JsonFlag = False) -> None:
     typer.echo(f"defaults: cfg {brand.default_cfg:g}, {brand.default_steps} steps, {brand.default_sampler}")
     for preset in brand.size_presets:
         typer.echo(f"size: {preset.name} ({preset.channel}) {preset.width}x{preset.height}")
+    typer.echo(f"custom sizes: {'allowed' if brand.allow_custom_sizes else 'off (presets only)'}")
     for a in brand.adapters:
         version = a.active_version
         state = "no file yet"
@@ -222,6 +223,20 @@ def brands_set_model(
     """Pin brand SLUG's base model, or let it follow the studio default with 'default'."""
     brand = _services().brands.set_model(_system(), slug, model)
     typer.echo(f"{slug}: base model {brand.model_label}")
+
+
+@brands_app.command("custom-sizes")
+@_handled
+def brands_custom_sizes(
+    slug: str,
+    allowed: Annotated[str, typer.Argument(help="'on': sizes outside the presets may be asked for; 'off'.")],
+) -> None:
+    """Allow (on) or forbid (off) sizes outside brand SLUG's presets (WIDTHxHEIGHT)."""
+    choice = allowed.strip().lower()
+    if choice not in ("on", "off"):
+        raise StudioError(f"allowed: say on or off, not {allowed!r}")
+    brand = _services().brands.set_custom_sizes(_system(), slug, choice == "on")
+    typer.echo(f"{slug}: custom sizes {'allowed' if brand.allow_custom_sizes else 'off (presets only)'}")
 
 
 @brands_app.command("export")

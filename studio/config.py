@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+from studio.engine.limits import DEFAULT_FAMILY_LIMITS, FALLBACK_FAMILY, FamilyLimits
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_BASE_MODEL = "embedded:toyworld"
@@ -25,6 +29,10 @@ VARIABLES: dict[str, str] = {
     "the upload cache (emptied at every start)",
     "demo_brands": "STUDIO_DEMO_BRANDS: 1 = the first start on an empty data folder imports the demo brands "
     "from brands/ and grants them to the first admin; 0 = off",
+    "family_limits": "STUDIO_LIMITS_<FAMILY> (EMBEDDED, SD1, SD2, SDXL, SD3, FLUX): what one request may ask "
+    "of that model family, e.g. pixels=1024x1024,images=4,steps=50 (keys left out keep their default)",
+    "max_queued_per_user": "STUDIO_MAX_QUEUED_PER_USER: generation requests one user may have waiting or "
+    "running in the web app at once (default 4)",
 }
 
 
@@ -61,6 +69,9 @@ class Settings:
     #: failed sign-ins in a row from one client address, over every name, before the address is locked
     lockout_client_attempts: int = 20
     demo_brands: bool = True  # the first start on an empty data folder imports brands/
+    #: (model family, what one request may ask of it), see :meth:`limits_for` and :mod:`studio.engine.limits`
+    family_limits: tuple[tuple[str, FamilyLimits], ...] = tuple(DEFAULT_FAMILY_LIMITS.items())
+    max_queued_per_user: int = 4
     upload_quota_mb: int = 500  # per user, in Gradio's upload cache at once
     upload_cache_minutes: int = 120  # cached uploads older than this are deleted
 
@@ -109,6 +120,9 @@ class Settings:
             raise SettingsError(f"STUDIO_PORT must be a number, not {port_text!r}") from None
         if not 0 < port < 65536:
             raise SettingsError(f"STUDIO_PORT must be between 1 and 65535, not {port}")
+        queued_text = (env.get("STUDIO_MAX_QUEUED_PER_USER") or "4").strip()
+        if not queued_text.isdigit() or not 1 <= int(queued_text) <= 1000:
+            raise SettingsError(f"STUDIO_MAX_QUEUED_PER_USER must be a number 1-1000, not {queued_text!r}")
         demo_text = (env.get("STUDIO_DEMO_BRANDS") or "1").strip().lower()
         if demo_text not in _TRUE + _FALSE:
             raise SettingsError(f"STUDIO_DEMO_BRANDS must be 1 or 0, not {demo_text!r}")
@@ -125,6 +139,8 @@ class Settings:
             demo_brands=demo_text in _TRUE,
             upload_quota_mb=upload_quota_mb,
             upload_cache_minutes=upload_cache_minutes,
+            family_limits=family_limits_from_env(env),
+            max_queued_per_user=int(queued_text),
         )
 
     def public_dict(self) -> dict[str, str | int]:
@@ -132,4 +148,45 @@ class Settings:
         values = asdict(self)
         values["admin_password"] = "(set)" if self.admin_password else "(not set)"
         values["home"] = str(self.home)
+        values["family_limits"] = "; ".join(f"{k}: {v.describe()}" for k, v in self.family_limits)
         return values
+
+    def limits_for(self, family: str) -> FamilyLimits:
+        """What one request may ask of a ``family`` model (keys: :func:`studio.engine.limits.family_key`)."""
+        table = dict(self.family_limits)
+        return table.get(family) or table.get(FALLBACK_FAMILY) or DEFAULT_FAMILY_LIMITS[FALLBACK_FAMILY]
+
+
+def family_limits_from_env(env: Mapping[str, str]) -> tuple[tuple[str, FamilyLimits], ...]:
+    """:data:`DEFAULT_FAMILY_LIMITS` with each ``STUDIO_LIMITS_<FAMILY>`` applied (``pixels=WxH`` or a
+    number of pixels, ``images=N``, ``steps=N``, comma-separated; a key left out keeps its default)."""
+    limits = dict(DEFAULT_FAMILY_LIMITS)
+    for family, default in DEFAULT_FAMILY_LIMITS.items():
+        name = f"STUDIO_LIMITS_{family.upper()}"
+        text = (env.get(name) or "").strip()
+        if not text:
+            continue
+        values: dict[str, Any] = {}
+        for item in text.split(","):
+            key, sep, value = (part.strip() for part in item.partition("="))
+            if not sep or key not in ("pixels", "images", "steps") or key in values:
+                raise SettingsError(f"{name}: expected pixels=WxH,images=N,steps=N, not {item.strip()!r}")
+            values[key] = _limit_number(name, key, value)
+        limits[family] = FamilyLimits(**{**vars(default), **values})
+    return tuple(limits.items())
+
+
+def _limit_number(name: str, key: str, text: str) -> int:
+    """One value of a ``STUDIO_LIMITS_*`` variable: a whole number (pixels also as ``WIDTHxHEIGHT``)."""
+    width, sep, height = text.lower().partition("x")
+    parts = (width, height) if key == "pixels" and sep else (text,)
+    if not all(p.strip().isdigit() for p in parts):
+        form = "a whole number or WIDTHxHEIGHT" if key == "pixels" else "a whole number"
+        raise SettingsError(f"{name}: {key} must be {form}, not {text!r}")
+    number = 1
+    for part in parts:
+        number *= int(part)
+    highest = {"pixels": 4096 * 4096, "images": 8, "steps": 150}[key]
+    if not 1 <= number <= highest:
+        raise SettingsError(f"{name}: {key} must be between 1 and {highest}, not {number}")
+    return number

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -76,6 +77,8 @@ class Brand(Base):
     banned_terms: Mapped[list[str]] = mapped_column(JSON, default=list)
     size_presets: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     default_size: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: whether a size outside ``size_presets`` (``WIDTHxHEIGHT``) may be asked for (an admin's choice)
+    allow_custom_sizes: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     default_cfg: Mapped[float] = mapped_column(Float, default=7.0)
     default_steps: Mapped[int] = mapped_column(Integer, default=20)
     default_sampler: Mapped[str] = mapped_column(String(32), default="Euler a")

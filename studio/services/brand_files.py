@@ -66,6 +66,7 @@ _TOP_KEYS = (
     "banned_terms",
     "defaults",
     "sizes",
+    "allow_custom_sizes",
     "loras",
     "templates",
 )
@@ -146,6 +147,8 @@ class BrandSpec:
     banned_terms: tuple[str, ...] = ()
     size_presets: tuple[SizePreset, ...] = ()
     default_size: str | None = None
+    #: whether a size outside the presets (``WIDTHxHEIGHT``) may be asked for; off unless an admin allows it
+    allow_custom_sizes: bool = False
     default_cfg: float = DEFAULT_CFG
     default_steps: int = DEFAULT_STEPS
     default_sampler: str = DEFAULT_SAMPLER
@@ -340,6 +343,10 @@ def spec_from_mapping(
             raise check.fail(f"{key}.name", f"size preset {preset.name!r} is listed twice")
         sizes.append(preset)
 
+    allow_custom_sizes = data.get("allow_custom_sizes", False)
+    if not isinstance(allow_custom_sizes, bool):
+        raise check.fail("allow_custom_sizes", f"must be true or false, not {allow_custom_sizes!r}")
+
     defaults = data.get("defaults", {})
     if not isinstance(defaults, Mapping):
         raise check.fail("defaults", "must be a table ([defaults])")
@@ -418,6 +425,7 @@ def spec_from_mapping(
         banned_terms=banned_terms,
         size_presets=tuple(sizes),
         default_size=default_size,
+        allow_custom_sizes=allow_custom_sizes,
         default_cfg=cfg,
         default_steps=steps,
         default_sampler=sampler,
@@ -460,14 +468,6 @@ def find_brand_files(path: Path) -> list[Path]:
     return files
 
 
-def banned_term_in(text: str, banned_terms: Iterable[str]) -> str | None:
-    """The first banned term that occurs in ``text`` as whole words (case-insensitive), or None."""
-    for term in banned_terms:
-        if re.search(rf"(?<!\w){re.escape(term.strip())}(?!\w)", text, flags=re.IGNORECASE):
-            return term
-    return None
-
-
 # ------------------------------------------------------------------------------------------------- writing
 
 
@@ -503,6 +503,8 @@ def render_brand_toml(spec: BrandSpec) -> str:
         ("negative_prompt", spec.negative_prompt),
         ("banned_terms", list(spec.banned_terms)),
     ]
+    if spec.allow_custom_sizes:
+        top.append(("allow_custom_sizes", True))
     lines += [f"{k} = {_toml_value(v)}" for k, v in top]
     lines += ["", "[defaults]", f"cfg = {_toml_value(spec.default_cfg)}", f"steps = {spec.default_steps}"]
     lines.append(f"sampler = {_toml_value(spec.default_sampler)}")

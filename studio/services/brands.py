@@ -54,6 +54,7 @@ _BRAND_FIELDS = (
     "banned_terms",
     "size_presets",
     "default_size",
+    "allow_custom_sizes",
     "default_cfg",
     "default_steps",
     "default_sampler",
@@ -217,6 +218,18 @@ class BrandService:
             if _set(brand, "base_model", pin):
                 brand.updated_at = utcnow()
                 record(session, actor, "brand.model_set", slug, model=pin, family=family)
+            return self._view(brand, with_members=True)
+
+    def set_custom_sizes(self, actor: Actor, slug: str, allowed: bool) -> BrandView:
+        """Allow or forbid sizes outside the brand's presets (admins only)."""
+        if not isinstance(allowed, bool):
+            raise ValidationError("allow_custom_sizes", f"must be true or false, not {allowed!r}")
+        with self._sessions.begin() as session:
+            require_admin(session, actor)
+            brand = self._find(session, slug)
+            if _set(brand, "allow_custom_sizes", allowed):
+                brand.updated_at = utcnow()
+                record(session, actor, "brand.custom_sizes_set", slug, allowed=allowed)
             return self._view(brand, with_members=True)
 
     def upload_lora(
@@ -554,6 +567,7 @@ class BrandService:
             "banned_terms": list(spec.banned_terms),
             "size_presets": [p.as_dict() for p in spec.size_presets],
             "default_size": spec.default_size,
+            "allow_custom_sizes": spec.allow_custom_sizes,
             "default_cfg": spec.default_cfg,
             "default_steps": spec.default_steps,
             "default_sampler": spec.default_sampler,
@@ -575,6 +589,7 @@ class BrandService:
             banned_terms=tuple(brand.banned_terms),
             size_presets=tuple(SizePreset(**p) for p in brand.size_presets),
             default_size=brand.default_size,
+            allow_custom_sizes=bool(brand.allow_custom_sizes),
             default_cfg=brand.default_cfg,
             default_steps=brand.default_steps,
             default_sampler=brand.default_sampler,
@@ -680,6 +695,7 @@ class BrandService:
             banned_terms=tuple(brand.banned_terms),
             size_presets=tuple(SizePreset(**p) for p in brand.size_presets),
             default_size=brand.default_size,
+            allow_custom_sizes=bool(brand.allow_custom_sizes),
             default_cfg=brand.default_cfg,
             default_steps=brand.default_steps,
             default_sampler=brand.default_sampler,

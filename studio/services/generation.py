@@ -13,11 +13,8 @@ building the services stays light.
 
 from __future__ import annotations
 
-import io
-import os
 import re
 import threading
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,12 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.config import Settings
-from studio.db.base import utcnow
-from studio.db.generation_models import Generation, GenerationLora, GenerationTemplate, Image
+from studio.db.generation_models import Generation, Image
 from studio.db.models import Brand, ControlTemplate, LoraAdapter, LoraVersion, User
+from studio.engine.limits import FamilyLimits, family_key
 from studio.errors import ModelError, NotFoundError, StudioError, ValidationError
 from studio.services import audit
-from studio.services.brand_files import SAMPLERS, banned_term_in
+from studio.services.banned_terms import banned_term_in
+from studio.services.brand_files import SAMPLERS
 from studio.services.brand_models import Families, effective_model
 from studio.services.generation_plan import (  # noqa: F401 (GenerateInput etc. are imported from here too)
     MAX_LORA_WEIGHT,
@@ -42,19 +40,26 @@ from studio.services.generation_plan import (  # noqa: F401 (GenerateInput etc. 
     Plan,
     TemplateUse,
     assemble_prompt,
+    cap_problems,
     lora_weight,
     merge_negative,
     number_problems,
+    prompt_problems,
+)
+from studio.services.generation_save import (  # noqa: F401 (ImageView etc. are imported from here too)
+    GenerationResult,
+    GenerationSaver,
+    ImageView,
+    png_bytes,
 )
 from studio.services.permissions import readable_brand, require_role
 from studio.services.views import Actor
-from studio.services.visibility import visible_image
-from studio.storage import ContentStore, atomic_write_bytes, home_path, stored_path
+from studio.services.visibility import visibility_clause, visible_image
+from studio.storage import ContentStore, home_path, stored_path
 
 if TYPE_CHECKING:  # pragma: no cover
-    from PIL.Image import Image as PILImage
 
-    from studio.engine.generate import Engine, GeneratedImage, GenerationRequest
+    from studio.engine.generate import Engine, GenerationRequest
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -106,50 +111,6 @@ class PromptPreview:
 
 
 @dataclass(frozen=True)
-class ImageView:
-    """A saved image: ``path`` is absolute (inside ``settings.images_dir``), ``file_path`` relative to it."""
-
-    id: int
-    generation_id: int
-    brand_slug: str
-    path: Path
-    file_path: str
-    file_sha256: str
-    pixel_sha256: str
-    seed: int
-    width: int
-    height: int
-    review_status: str
-    palette_score: float | None
-    palette_flag: bool
-    palette_misses: tuple[dict[str, Any], ...]
-    #: a link to the file named ``<brand>-<id>-<seed>.png`` for downloads (the Generate tab's results)
-    download_path: Path | None = None
-
-    @property
-    def download_name(self) -> str:
-        return f"{self.brand_slug}-{self.id}-{self.seed}.png"
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    """One generation: its id, the prompts as sent, the base seed and the saved images.
-
-    ``cancelled``: the run was cancelled after ``len(images)`` of the ``requested`` images were finished
-    (those are saved and returned)."""
-
-    generation_id: int
-    brand_slug: str
-    prompt: str
-    negative_prompt: str
-    cfg: float
-    seed: int
-    images: tuple[ImageView, ...]
-    cancelled: bool = False
-    requested: int = 0
-
-
-@dataclass(frozen=True)
 class PromptCheck:
     """What the model will read of a prompt: the prompt as sent, ``tokens`` / ``limit`` of the model's
     longest-reading text encoder and the text past it (``cut``); for a model with a fixed vocabulary (the
@@ -191,6 +152,9 @@ class GenerationOptions:
     model_family: str | None = None
     lora_issues: tuple[tuple[str, str], ...] = ()
     template_issues: tuple[tuple[str, str], ...] = ()
+    #: what one request may ask of the brand's model family, and whether sizes outside ``sizes`` are allowed
+    limits: FamilyLimits | None = None
+    allow_custom_sizes: bool = False
 
 
 def control_map_size(info: Any) -> tuple[int, int]:
@@ -217,6 +181,7 @@ class GenerationService:
         self._controlnets = dict(controlnets or {})
         self._template_store = ContentStore(settings.templates_dir)
         self._controlnet_checks: dict[tuple[str, str], str | None] = {}
+        self._saver = GenerationSaver(sessions, settings)
 
     @property
     def engine(self) -> Engine:
@@ -257,6 +222,8 @@ class GenerationService:
                 model_family=families(model),
                 lora_issues=tuple(families.lora_misfits(row, self._settings).items()),
                 template_issues=tuple((n, why) for n, why in template_issues.items() if why is not None),
+                limits=self._limits(model, families)[1],
+                allow_custom_sizes=bool(row.allow_custom_sizes),
             )
 
     def _fits(self, model: str) -> Callable[[str], bool]:
@@ -270,6 +237,11 @@ class GenerationService:
                 return True
 
         return fits
+
+    def _limits(self, model: str, families: Families | None = None) -> tuple[str, FamilyLimits]:
+        """The limits-table key of ``model`` (``embedded``, ``sd1``, …) and what one request may ask of it."""
+        key = family_key(model, (families or self._families())(model))
+        return key, self._settings.limits_for(key)
 
     def _families(self) -> Families:
         """Family lookups through the engine's cache of resolved models."""
@@ -332,7 +304,7 @@ class GenerationService:
         id, existing or not, gets the same NotFoundError."""
         with self._sessions() as session:
             image = visible_image(session, actor, image_id)
-            return self._image_view(image, image.generation, self._slug(session, image.brand_id))
+            return self._saver.image_view(image, image.generation, self._slug(session, image.brand_id))
 
     # --------------------------------------------------------------------------------------- generate
 
@@ -370,9 +342,9 @@ class GenerationService:
         except GenerationCancelled as cancelled:
             if not cancelled.images:
                 raise
-            result = self._save(actor, plan, request, list(cancelled.images))
+            result = self._saver.save(actor, plan, request, list(cancelled.images))
             return replace(result, cancelled=True, requested=cancelled.requested)
-        result = self._save(actor, plan, request, images)
+        result = self._saver.save(actor, plan, request, images)
         return replace(result, requested=len(images))
 
     def check(self, actor: Actor, request: GenerateInput) -> tuple[StudioError, ...]:
@@ -383,7 +355,9 @@ class GenerationService:
         numbers = {p.field for p in problems if isinstance(p, ValidationError)}
         try:
             with self._sessions() as session:
-                plan = self._plan(session, actor, request)
+                plan = self._plan(session, actor, request, caps=False)
+            caps = [p for p in self._cap_problems(plan) if p.field not in numbers]
+            problems += caps
             if not problems:
                 self.engine.validate(self._engine_request(plan))
         except ValidationError as problem:
@@ -415,6 +389,9 @@ class GenerationService:
             ]
             brand_words = [w for adapter in row.adapters for w in adapter.trigger_words]
             text = prompt if isinstance(prompt, str) else ""
+            too_long = prompt_problems(text, "")
+            if too_long:  # not counted: the prompt is refused before anything reads it
+                return PromptCheck("", 0, 0, "", (), None, (), None, problem=str(too_long[0]))
             sent = assemble_prompt(row.style_template, text, used, brand_words, self._fits(model))
             banned = banned_term_in(text, row.banned_terms) if text.strip() else None
         from studio.engine.tokens import unknown_words
@@ -483,7 +460,9 @@ class GenerationService:
         → same pixels); saved as a new image. Only marketers and admins generate.
 
         A recipe whose LoRA version, control image or base model is no longer present fails with an error
-        naming it.
+        naming it. The brand's rules of today apply as in :meth:`generate`: prompt lengths, banned terms
+        and the caps of the model's family; the size is the recipe's (it was accepted when the image was
+        made), so it need not be one of the brand's presets.
         """
         from studio.engine.generate import request_from_recipe
         from studio.engine.recipe import Recipe
@@ -494,6 +473,9 @@ class GenerationService:
             generation = image.generation
             brand = session.get(Brand, image.brand_id)
             assert brand is not None
+            for problem in prompt_problems(generation.prompt, generation.negative_prompt):
+                raise problem
+            self._refuse_banned(brand, generation.prompt)
             recipe = Recipe.from_dict({**generation.recipe, "seed": image.seed})
             lora_paths = self._lora_paths(session, recipe)
             control_images = self._control_images(session, generation)
@@ -541,6 +523,8 @@ class GenerationService:
                 ),
                 templates=templates,
             )
+        for problem in self._cap_problems(plan):
+            raise problem
         engine_request = request_from_recipe(recipe, lora_paths, control_images)
         engine = self.engine
         try:
@@ -573,22 +557,25 @@ class GenerationService:
         brand, _ = readable_brand(session, actor, slug.strip())
         return user, brand
 
-    def _plan(self, session: Session, actor: Actor, request: GenerateInput) -> Plan:
+    def _plan(self, session: Session, actor: Actor, request: GenerateInput, *, caps: bool = True) -> Plan:
+        """Everything one request needs from the database, with every refusal before it runs: the brand
+        and role, the prompts' lengths and banned terms, the size (a preset, or custom where allowed), the
+        numbers' ranges and, with ``caps``, the caps of the model's family."""
         user, brand = self._brand_for_generation(session, actor, request.brand)
         prompt = request.prompt if isinstance(request.prompt, str) else ""
         if not prompt.strip():
             raise ValidationError("prompt", "must not be empty")
-        negative = request.negative_prompt or ""
-        term = banned_term_in(prompt, brand.banned_terms)
-        if term is not None:
-            raise ValidationError("prompt", f"contains {term!r}, a term banned by brand {brand.slug}")
+        negative = request.negative_prompt if isinstance(request.negative_prompt, str) else ""
+        for problem in prompt_problems(prompt, negative):
+            raise problem
+        self._refuse_banned(brand, prompt)
         model = effective_model(brand, self._settings)
         loras = self._loras(brand, request.loras, self._families().lora_misfits(brand, self._settings))
         templates = self._templates(brand, request.templates, model)
-        width, height = self._size(brand, request)
+        width, height = self._size(session, actor, brand, request)
         trigger_words = [w for lora in loras for w in lora.trigger_words]
         brand_words = [w for adapter in brand.adapters for w in adapter.trigger_words]
-        return Plan(
+        plan = Plan(
             user_id=self._user_id(session, user),
             brand_id=brand.id,
             brand_slug=brand.slug,
@@ -611,6 +598,33 @@ class GenerationService:
             loras=loras,
             templates=templates,
         )
+        if caps:  # a number out of its absolute range is the engine's to name (the caps are within them)
+            numbers = {problem.field for problem in number_problems(request)}
+            for problem in self._cap_problems(plan):
+                if problem.field not in numbers:
+                    raise problem
+        return plan
+
+    def _cap_problems(self, plan: Plan) -> list[ValidationError]:
+        """What of ``plan`` is over the caps of its model's family (size: the model's default when none)."""
+        family, limits = self._limits(plan.base_model)
+        size: tuple[int, int] | None = None
+        if plan.width is not None and plan.height is not None:
+            size = (plan.width, plan.height)
+        else:
+            try:
+                info = self.engine.model_info(plan.base_model)
+                size = (plan.width or info.default_width, plan.height or info.default_height)
+            except StudioError:
+                size = None  # a model that cannot be read: generation says so
+        return cap_problems(limits, family, plan.steps, plan.batch_size, size)
+
+    @staticmethod
+    def _refuse_banned(brand: Brand, prompt: str) -> None:
+        """A ValidationError naming the prompt when it contains one of the brand's banned terms."""
+        term = banned_term_in(prompt, brand.banned_terms)
+        if term is not None:
+            raise ValidationError("prompt", f"contains {term!r}, a term banned by brand {brand.slug}")
 
     @staticmethod
     def _user_id(session: Session, user: User | None) -> int:
@@ -696,28 +710,60 @@ class GenerationService:
             )
         return tuple(uses)
 
-    @staticmethod
-    def _size(brand: Brand, request: GenerateInput) -> tuple[int | None, int | None]:
+    def _size(
+        self, session: Session, actor: Actor, brand: Brand, request: GenerateInput
+    ) -> tuple[int | None, int | None]:
+        """The size asked for: a preset of the brand (by name, or its width and height), else a custom
+        ``WIDTHxHEIGHT`` (or width and height) where :meth:`_custom_size_allowed`; no size: the brand's
+        default preset."""
         presets = {p["name"]: p for p in brand.size_presets}
+        known = ", ".join(presets) or "none"
         if request.size:
             preset = presets.get(request.size)
             if preset is not None:
                 return int(preset["width"]), int(preset["height"])
             custom = _CUSTOM_SIZE.fullmatch(request.size)
-            if custom is not None:  # what a remix of an image outside the presets shows: "48x32"
-                return int(custom.group(1)), int(custom.group(2))
-            known = ", ".join(presets) or "none"
-            raise ValidationError(
-                "size", f"brand {brand.slug} has no size {request.size!r} (it has: {known}; or WIDTHxHEIGHT)"
-            )
-        if request.width is not None or request.height is not None:
+            if custom is None:
+                more = "; or WIDTHxHEIGHT" if brand.allow_custom_sizes else ""
+                raise ValidationError(
+                    "size", f"brand {brand.slug} has no size {request.size!r} (it has: {known}{more})"
+                )
+            width, height = int(custom.group(1)), int(custom.group(2))
+        elif request.width is not None or request.height is not None:
             if request.width is None or request.height is None:
                 raise ValidationError("size", "give both width and height")
-            return request.width, request.height
-        preset = presets.get(brand.default_size or "")
-        if preset is not None:
-            return int(preset["width"]), int(preset["height"])
-        return None, None
+            width, height = request.width, request.height
+        else:
+            preset = presets.get(brand.default_size or "")
+            if preset is not None:
+                return int(preset["width"]), int(preset["height"])
+            return None, None
+        if not self._custom_size_allowed(session, actor, brand, width, height):
+            raise ValidationError(
+                "size",
+                f"{width}x{height} is not a size of brand {brand.slug} (it has: {known}); "
+                "an admin can allow custom sizes for the brand",
+            )
+        return width, height
+
+    @staticmethod
+    def _custom_size_allowed(session: Session, actor: Actor, brand: Brand, width: Any, height: Any) -> bool:
+        """Whether ``width`` × ``height`` may be asked for: one of the brand's presets, any size when an
+        admin allows custom sizes for the brand, or the size of an image of the brand the actor may see
+        (what a remix of it asks for; it was accepted when it was made)."""
+        if brand.allow_custom_sizes:
+            return True
+        if any((int(p["width"]), int(p["height"])) == (width, height) for p in brand.size_presets):
+            return True
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (width, height)):
+            return False
+        query = select(Image.id).where(
+            Image.brand_id == brand.id, Image.width == width, Image.height == height
+        )
+        clause = visibility_clause(session, actor)
+        if clause is not None:
+            query = query.where(clause)
+        return session.scalar(query.limit(1)) is not None
 
     # ------------------------------------------------------------------------------------- engine side
 
@@ -788,7 +834,7 @@ class GenerationService:
         control = make_control_map(
             template.source_path, template.preprocessor, *control_map_size(engine.model_info(base_model))
         )
-        stored = self._template_store.put_bytes(_png_bytes(control), ".png")
+        stored = self._template_store.put_bytes(png_bytes(control), ".png")
         with self._sessions.begin() as session:
             row = session.get(ControlTemplate, template.template_id)
             if row is not None and row.control_image_path is None:
@@ -796,130 +842,6 @@ class GenerationService:
         return stored.path
 
     # ------------------------------------------------------------------------------------------- saving
-
-    def _save(
-        self, actor: Actor, plan: Plan, request: GenerationRequest, images: list[GeneratedImage]
-    ) -> GenerationResult:
-        """Write the PNG files, then the rows in one transaction; remove the files if the rows fail."""
-        from studio.engine.control import image_sha256
-        from studio.engine.recipe import png_metadata
-        from studio.palette import palette_score
-
-        written: list[Path] = []
-        rows: list[Image] = []
-        day = utcnow().strftime("%Y%m%d")
-        try:
-            for item in images:
-                data = _png_bytes(item.image, png_metadata(item.recipe))
-                relative = f"{plan.brand_slug}/{day}/{uuid.uuid4().hex}.png"
-                path = self._settings.images_dir / relative
-                atomic_write_bytes(path, data)
-                written.append(path)
-                score = palette_score(item.image, plan.palette, plan.palette_threshold)
-                rows.append(
-                    Image(
-                        brand_id=plan.brand_id,
-                        user_id=plan.user_id,
-                        file_path=relative,
-                        file_sha256=_sha256(data),
-                        pixel_sha256=image_sha256(item.image),
-                        seed=item.seed,
-                        width=item.image.width,
-                        height=item.image.height,
-                        review_status="pending",
-                        palette_score=score.score,
-                        palette_flag=score.flagged,
-                        palette_misses=score.misses_json(),
-                    )
-                )
-            first = images[0].recipe
-            generation = Generation(
-                user_id=plan.user_id,
-                brand_id=plan.brand_id,
-                recipe=first.to_dict(),
-                prompt=plan.prompt,
-                final_prompt=first.prompt,
-                negative_prompt=plan.negative_prompt,
-                final_negative_prompt=first.negative_prompt,
-                sampler=first.sampler,
-                steps=first.steps,
-                cfg=first.guidance_scale,
-                seed=first.seed,
-                width=first.width,
-                height=first.height,
-                batch_size=len(images),
-                base_model=first.base_model,
-                base_model_revision=first.base_model_revision,
-                loras=[
-                    GenerationLora(
-                        lora_version_id=lora.version_id or None,
-                        adapter_name=lora.adapter,
-                        sha256=lora.sha256,
-                        weight=lora.weight,
-                    )
-                    for lora in plan.loras
-                ],
-                templates=[
-                    GenerationTemplate(
-                        template_id=template.template_id or None,
-                        template_name=template.name,
-                        control_image_sha256=entry.control_image_sha256,
-                        conditioning_scale=entry.scale,
-                        guidance_start=entry.start,
-                        guidance_end=entry.end,
-                    )
-                    for template, entry in zip(plan.templates, first.controls, strict=True)
-                ],
-                images=rows,
-            )
-            with self._sessions.begin() as session:
-                session.add(generation)
-                session.flush()
-                audit.record(
-                    session,
-                    actor,
-                    "generation.create",
-                    f"generation:{generation.id}",
-                    brand=plan.brand_slug,
-                    images=[row.id for row in rows],
-                )
-        except BaseException:
-            for path in written:
-                path.unlink(missing_ok=True)
-            raise
-        views = (self._image_view(row, generation, plan.brand_slug) for row in rows)
-        return GenerationResult(
-            generation_id=generation.id,
-            brand_slug=plan.brand_slug,
-            prompt=generation.final_prompt,
-            negative_prompt=generation.final_negative_prompt,
-            cfg=generation.cfg,
-            seed=generation.seed,
-            images=tuple(replace(view, download_path=self._download_link(view)) for view in views),
-        )
-
-    @property
-    def downloads_dir(self) -> Path:
-        """Links to saved images under their download names (served to the browser, as exports are)."""
-        return self._settings.home / "exports" / "downloads"
-
-    def _download_link(self, view: ImageView) -> Path | None:
-        """A hard link (or, where links do not work, a copy) of the image named ``<brand>-<id>-<seed>.png``;
-        None when neither can be made (the image itself is saved either way)."""
-        target = self.downloads_dir / view.download_name
-        if target.is_file():
-            return target
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(view.path, target)
-            except FileExistsError:
-                pass
-            except OSError:
-                atomic_write_bytes(target, view.path.read_bytes())
-        except (OSError, StudioError):
-            return None
-        return target
 
     # ---------------------------------------------------------------------------------------- helpers
 
@@ -951,23 +873,6 @@ class GenerationService:
             return None
         return home_path(self._settings.home, stored)
 
-    def _image_view(self, image: Image, generation: Generation, slug: str) -> ImageView:
-        return ImageView(
-            id=image.id,
-            generation_id=generation.id,
-            brand_slug=slug,
-            path=self._settings.images_dir / image.file_path,
-            file_path=image.file_path,
-            file_sha256=image.file_sha256,
-            pixel_sha256=image.pixel_sha256,
-            seed=image.seed,
-            width=image.width,
-            height=image.height,
-            review_status=image.review_status,
-            palette_score=image.palette_score,
-            palette_flag=image.palette_flag,
-            palette_misses=tuple(image.palette_misses or ()),
-        )
 
 
 def _thumbnail(path: Path | None, side: int = 128) -> Any:
@@ -983,15 +888,3 @@ def _thumbnail(path: Path | None, side: int = 128) -> Any:
         return None
     image.thumbnail((side, side))
     return image
-
-
-def _png_bytes(image: PILImage, pnginfo: Any = None) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=pnginfo)
-    return buffer.getvalue()
-
-
-def _sha256(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()

@@ -5,7 +5,9 @@
 the trigger words of the LoRAs used; when the model's text encoder would not read all of it (CLIP: 75
 tokens, the embedded model: 14), the trigger words go first, so that they are never the part that is cut.
 :func:`number_problems` checks the numbers against the engine's limits
-(:mod:`studio.engine.limits`) and names every one out of range, so a form can say so next to each field.
+(:mod:`studio.engine.limits`) and names every one out of range, so a form can say so next to each field;
+:func:`cap_problems` checks them against the tighter caps of the model's family (``Settings.family_limits``)
+and :func:`prompt_problems` the lengths of the prompts as typed.
 :class:`Plan` is everything read from the database for one request.
 """
 
@@ -17,7 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.engine.limits import MAX_BATCH, MAX_CFG, MAX_SEED, MAX_STEPS, MIN_CFG, MIN_STEPS
+from studio.engine.limits import (
+    MAX_BATCH,
+    MAX_CFG,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_STEPS,
+    MIN_CFG,
+    MIN_STEPS,
+    FamilyLimits,
+)
 from studio.errors import ValidationError
 
 MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = 0.0, 1.5
@@ -205,3 +216,39 @@ def check_number(name: str, value: Any, low: float, high: float, *, whole: bool 
 def lora_weight(name: str, value: Any) -> float:
     """A LoRA weight, 0-1.5 (a ValidationError naming ``loras.NAME`` otherwise)."""
     return check_number(f"loras.{name}", value, MIN_LORA_WEIGHT, MAX_LORA_WEIGHT)
+
+
+def prompt_problems(prompt: str, negative_prompt: str) -> list[ValidationError]:
+    """The prompt and the negative prompt as typed, each at most ``MAX_PROMPT_CHARS`` characters."""
+    problems = []
+    for name, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
+        if isinstance(text, str) and len(text) > MAX_PROMPT_CHARS:
+            why = f"is {len(text):,} characters long; at most {MAX_PROMPT_CHARS:,} are allowed"
+            problems.append(ValidationError(name, why))
+    return problems
+
+
+def cap_problems(
+    limits: FamilyLimits, family: str, steps: Any, images: Any, size: tuple[int, int] | None
+) -> list[ValidationError]:
+    """What of ``steps``, ``images`` (per request) and ``size`` (width, height) is over the caps of the model
+    ``family`` (each a ValidationError naming the form's field); values that are not numbers are left to
+    :func:`number_problems`."""
+    problems = []
+    of = f"the limit for {family} models"
+    if isinstance(steps, int | float) and steps > limits.steps:
+        problems.append(ValidationError("steps", f"{steps:g} is more than {limits.steps} steps, {of}"))
+    if isinstance(images, int | float) and images > limits.images:
+        why = f"{images:g} images is more than {limits.images}, {of}"
+        problems.append(ValidationError("batch_size", why))
+    if size is not None and size[0] * size[1] > limits.pixels:
+        width, height = size
+        side = int(limits.pixels**0.5)
+        problems.append(
+            ValidationError(
+                "size",
+                f"{width}x{height} is {width * height:,} pixels, more than {limits.pixels:,} "
+                f"(about {side}x{side}), {of}",
+            )
+        )
+    return problems

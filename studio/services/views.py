@@ -154,6 +154,7 @@ class BrandView:
     templates: tuple[ControlTemplateView, ...] = ()
     members: tuple[str, ...] = ()
     model_pinned: bool = False
+    allow_custom_sizes: bool = False  # sizes outside the presets may be asked for
 
     @property
     def model_label(self) -> str:

@@ -59,6 +59,7 @@ def spec_from_form(
     steps: float,
     sampler: str,
     base_model: str = "",
+    allow_custom_sizes: bool = False,
 ) -> BrandSpec:
     """The brand form's fields → a validated :class:`BrandSpec` (errors name the field); a blank base model
     is the studio default."""
@@ -72,6 +73,7 @@ def spec_from_form(
         "banned_terms": split_list(banned_terms),
         "sizes": parse_sizes(sizes),
         "defaults": {"cfg": float(cfg), "steps": int(steps), "sampler": sampler},
+        "allow_custom_sizes": bool(allow_custom_sizes),
     }
     if (base_model or "").strip():
         data["base_model"] = base_model.strip()
@@ -112,7 +114,9 @@ def brand_details_html(brand: BrandView) -> str:
         f"<b>Banned terms:</b> {esc(', '.join(brand.banned_terms) or '-')}<br>"
         f"<b>Defaults:</b> CFG {brand.default_cfg:g}, {brand.default_steps} steps, "
         f"{esc(brand.default_sampler)}"
-        f"<br><b>Sizes:</b> {sizes or '-'}<br><b>Base model:</b> <code>{esc(brand.base_model)}</code> "
+        f"<br><b>Sizes:</b> {sizes or '-'}"
+        f" ({'custom sizes allowed' if brand.allow_custom_sizes else 'presets only'})"
+        f"<br><b>Base model:</b> <code>{esc(brand.base_model)}</code> "
         f"({'pinned' if brand.model_pinned else 'default: follows STUDIO_BASE_MODEL'})</p>"
         f"<p><b>LoRAs</b></p><ul>{loras or NO_LORA}</ul>"
         f"<p><b>Layout templates</b></p><ul>{templates or NO_TEMPLATE}</ul>"
@@ -167,6 +171,7 @@ def render(services: Services) -> dict[str, Any]:
             b.default_steps,
             b.default_sampler,
             b.base_model if b.model_pinned else "",
+            b.allow_custom_sizes,
         )
 
     def brand_form_handler(
@@ -188,10 +193,12 @@ def render(services: Services) -> dict[str, Any]:
             steps: float,
             sampler: str,
             base_model: str,
+            allow_custom_sizes: bool,
             request: gr.Request,
         ) -> tuple[str, str]:
             fields = (slug, name, description, palette, style_template, negative_prompt, banned_terms, sizes)
-            view = save(actor_of(request), spec_from_form(*fields, cfg, steps, sampler, base_model))
+            spec = spec_from_form(*fields, cfg, steps, sampler, base_model, allow_custom_sizes)
+            view = save(actor_of(request), spec)
             gr.Info(f"Brand {view.slug} {done}.")
             return brand_details_html(view), ""  # the toast says it; a warning left from before goes
 
@@ -318,6 +325,11 @@ def render(services: Services) -> dict[str, Any]:
             info=f"empty = studio default ({services.settings.base_model}); or pin a diffusers folder on the "
             "server, a downloaded Hugging Face repo id (org/name) or embedded:<name>",
         )
+        f_custom_sizes = gr.Checkbox(
+            label="Allow custom sizes",
+            info="off: marketers pick one of the size presets; on: they may also ask for WIDTHxHEIGHT "
+            "(within the model family's pixel limit)",
+        )
         with gr.Row():
             create_btn = gr.Button("Create brand", variant="primary")
             save_btn = gr.Button("Save changes")
@@ -335,6 +347,7 @@ def render(services: Services) -> dict[str, Any]:
             f_steps,
             f_sampler,
             f_base_model,
+            f_custom_sizes,
         ]
 
     with gr.Accordion("Upload a LoRA (admin)", open=False, visible=False) as lora_form:

@@ -303,6 +303,21 @@ def availability(options: GenerationOptions) -> str:
     return "\n".join(lines)
 
 
+def steps_info(options: GenerationOptions) -> str:
+    """The Steps field's hint: the range this brand's model allows, and its images per run."""
+    if options.limits is None:
+        return "1-150."
+    return f"1-{options.limits.steps}; up to {options.limits.images} images per run with this model."
+
+
+def size_info(options: GenerationOptions) -> str:
+    """The Size field's hint: the brand's presets, and whether WIDTHxHEIGHT is allowed (up to what)."""
+    if not options.allow_custom_sizes:
+        return "The brand's channel sizes."
+    most = f" up to {options.limits.pixels:,} pixels" if options.limits is not None else ""
+    return f"The brand's channel sizes, or type WIDTHxHEIGHT{most}."
+
+
 def form_updates(options: GenerationOptions, ask: GenerateInput | None) -> list[Any]:
     """cfg, steps, sampler, size, LoRA names, templates, thumbnails, the model note and the LoRA sliders:
     the brand's defaults, or ``ask``'s values where it has them (a remix). LoRAs and templates that do
@@ -334,9 +349,9 @@ def form_updates(options: GenerationOptions, ask: GenerateInput | None) -> list[
         sizes.append(size_value)
     return [
         gr.update(value=options.default_cfg if ask.cfg is None else ask.cfg),  # never clamped
-        gr.update(value=options.default_steps if ask.steps is None else ask.steps),
+        gr.update(value=options.default_steps if ask.steps is None else ask.steps, info=steps_info(options)),
         gr.update(choices=list(options.samplers), value=ask.sampler or options.default_sampler),
-        gr.update(choices=sizes, value=size_value),
+        gr.update(choices=sizes, value=size_value, info=size_info(options)),
         [name for name, _, _ in loras],
         gr.update(choices=usable, value=[t for t in ask.templates if t in usable]),
         [(image, name) for name, image in options.thumbnails if image is not None and name in usable],

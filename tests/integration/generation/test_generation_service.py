@@ -113,7 +113,7 @@ BAD_INPUTS: list[tuple[dict[str, Any], str]] = [
     ({"cfg": 31}, "guidance_scale"),
     ({"steps": 0}, "num_inference_steps"),
     ({"steps": 151}, "num_inference_steps"),
-    ({"width": 33, "height": 32}, "width"),
+    ({"width": 33, "height": 32}, "size"),  # not one of acme's presets, and acme allows no custom sizes
     ({"size": "poster"}, "size"),
     ({"sampler": "Heun"}, "sampler"),
     ({"loras": {"shine": 1.6}}, "loras.shine"),
