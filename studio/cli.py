@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from studio.config import Settings, SettingsError
-from studio.errors import StudioError
+from studio.errors import DATABASE_ERROR_MESSAGE, StudioError, is_database_error
 
 if TYPE_CHECKING:
     from studio.services.container import Services
@@ -65,6 +66,12 @@ def _handled(func: F) -> F:
             return func(*args, **kwargs)
         except (StudioError, SettingsError) as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            if not is_database_error(exc):
+                raise
+            logging.getLogger("studio.cli").debug("database error", exc_info=exc)  # SQL: never on stderr
+            typer.echo(f"error: {DATABASE_ERROR_MESSAGE}", err=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

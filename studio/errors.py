@@ -51,3 +51,20 @@ class ModelError(StudioError):
 
 class StorageError(StudioError):
     """A file could not be written (disk full, over a size limit); nothing was left half-written."""
+
+
+#: What a user reads when the database refused an operation (the server log has the details).
+DATABASE_ERROR_MESSAGE = (
+    "The studio's database could not do this just now; nothing was changed. Try again, and if it keeps "
+    "failing, tell an admin (the server log has the details)."
+)
+
+
+def is_database_error(error: BaseException) -> bool:
+    """True for SQLAlchemy and DB-API errors (``sqlalchemy.exc.*``, ``sqlite3.*``, ``psycopg.*``): their text
+    holds SQL and parameters, so it is logged and never shown to users. (Checked by module, so this module
+    stays free of imports.)"""
+    return any(
+        cls.__module__.split(".")[0] in ("sqlalchemy", "sqlite3", "psycopg", "psycopg2")
+        for cls in type(error).__mro__
+    )

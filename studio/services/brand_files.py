@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from studio import text_limits as limits
 from studio.colours import NAMED_COLOURS
 from studio.db.models import LORA_KINDS
 from studio.errors import ValidationError
@@ -175,14 +176,16 @@ class _Checker:
             key = f"{where}.{unknown[0]}" if where else unknown[0]
             raise self.fail(key, f"unknown key (allowed: {', '.join(allowed)})")
 
-    def string(self, value: Any, key: str, *, required: bool = False, max_len: int = 2000) -> str:
+    def string(
+        self, value: Any, key: str, *, required: bool = False, max_len: int = limits.BRAND_TEMPLATE
+    ) -> str:
         if not isinstance(value, str):
             raise self.fail(key, f"must be a string, not {type(value).__name__}")
         value = value.strip()
         if required and not value:
             raise self.fail(key, "must not be empty")
         if len(value) > max_len:
-            raise self.fail(key, f"is longer than {max_len} characters")
+            raise self.fail(key, f"is {len(value):,} characters long; at most {max_len:,} are allowed")
         return value
 
     def number(self, value: Any, key: str, low: float, high: float) -> float:
@@ -199,16 +202,22 @@ class _Checker:
             raise self.fail(key, f"must be between {low} and {high}, not {value}")
         return value
 
-    def string_list(self, value: Any, key: str) -> tuple[str, ...]:
+    def string_list(self, value: Any, key: str, max_items: int) -> tuple[str, ...]:
         if not isinstance(value, list | tuple):
             raise self.fail(key, "must be a list of strings")
-        items = tuple(self.string(v, f"{key}[{i}]", required=True, max_len=200) for i, v in enumerate(value))
-        return items
+        self.count(value, key, max_items)
+        item = limits.LIST_ITEM
+        return tuple(self.string(v, f"{key}[{i}]", required=True, max_len=item) for i, v in enumerate(value))
 
-    def table_list(self, value: Any, key: str) -> list[Mapping[str, Any]]:
+    def table_list(self, value: Any, key: str, max_items: int) -> list[Mapping[str, Any]]:
         if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
             raise self.fail(key, f"must be a list of tables ([[{key}]])")
+        self.count(value, key, max_items)
         return list(value)
+
+    def count(self, items: list[Any] | tuple[Any, ...], key: str, max_items: int) -> None:
+        if len(items) > max_items:
+            raise self.fail(key, f"has {len(items):,} items; at most {max_items:,} are allowed")
 
     def relative_file(self, value: Any, key: str, suffixes: tuple[str, ...]) -> str:
         text = self.string(value, key, required=True, max_len=500).replace("\\", "/")
@@ -268,9 +277,14 @@ def lora_from_mapping(entry: Mapping[str, Any], source: str = "lora", key: str =
         name=name,
         file=check.relative_file(entry["file"], f"{prefix}file", (".safetensors",)),
         kind=kind,
-        trigger_words=check.string_list(entry.get("trigger_words", []), f"{prefix}trigger_words"),
+        trigger_words=check.string_list(
+            entry.get("trigger_words", []), f"{prefix}trigger_words", limits.TRIGGER_WORDS
+        ),
         default_weight=check.number(entry.get("default_weight", 1.0), f"{prefix}default_weight", -2.0, 2.0),
-        base_model=check.string(entry.get("base_model", ""), f"{prefix}base_model") or None,
+        base_model=check.string(
+            entry.get("base_model", ""), f"{prefix}base_model", max_len=limits.BRAND_MODEL
+        )
+        or None,
     )
 
 
@@ -293,11 +307,11 @@ def spec_from_mapping(
         )
     if "name" not in data:
         raise check.fail("name", "is required")
-    name = check.string(data["name"], "name", required=True, max_len=200)
-    description = check.string(data.get("description", ""), "description", max_len=5000)
+    name = check.string(data["name"], "name", required=True, max_len=limits.BRAND_NAME)
+    description = check.string(data.get("description", ""), "description", max_len=limits.BRAND_DESCRIPTION)
     base_model = None  # absent or "default": the studio default (follows STUDIO_BASE_MODEL)
     if data.get("base_model") is not None:
-        base_model = check.string(data["base_model"], "base_model", required=True, max_len=300)
+        base_model = check.string(data["base_model"], "base_model", required=True, max_len=limits.BRAND_MODEL)
         base_model = None if base_model.strip().lower() == "default" else base_model
 
     if "palette" not in data:
@@ -319,10 +333,10 @@ def spec_from_mapping(
         raise check.fail("style_template", "is required and must contain {prompt}")
     style_template = check_style_template(data["style_template"], "style_template", source)
     negative_prompt = check.string(data.get("negative_prompt", ""), "negative_prompt")
-    banned_terms = check.string_list(data.get("banned_terms", []), "banned_terms")
+    banned_terms = check.string_list(data.get("banned_terms", []), "banned_terms", limits.BANNED_TERMS)
 
     sizes: list[SizePreset] = []
-    for i, entry in enumerate(check.table_list(data.get("sizes", []), "sizes")):
+    for i, entry in enumerate(check.table_list(data.get("sizes", []), "sizes", limits.BRAND_SIZES)):
         key = f"sizes[{i}]"
         check.keys(entry, _SIZE_KEYS, key)
         for required in ("name", "width", "height"):
@@ -367,7 +381,7 @@ def spec_from_mapping(
         default_size = sizes[0].name
 
     loras: list[LoraSpec] = []
-    for i, entry in enumerate(check.table_list(data.get("loras", []), "loras")):
+    for i, entry in enumerate(check.table_list(data.get("loras", []), "loras", limits.BRAND_LORAS)):
         key = f"loras[{i}]"
         lora = lora_from_mapping(entry, source, key)
         if any(x.name == lora.name for x in loras):
@@ -375,7 +389,8 @@ def spec_from_mapping(
         loras.append(lora)
 
     templates: list[TemplateSpec] = []
-    for i, entry in enumerate(check.table_list(data.get("templates", []), "templates")):
+    template_tables = check.table_list(data.get("templates", []), "templates", limits.BRAND_TEMPLATES)
+    for i, entry in enumerate(template_tables):
         key = f"templates[{i}]"
         check.keys(entry, _TEMPLATE_KEYS, key)
         for required in ("name", "image"):

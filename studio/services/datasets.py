@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from studio import text_limits as limits
 from studio.config import Settings
 from studio.db.models import Brand, LoraAdapter
 from studio.db.training_models import Dataset, DatasetImage
@@ -22,6 +23,7 @@ from studio.engine.models import native_resolution, resolve_model, size_multiple
 from studio.errors import ConflictError, NotFoundError, StudioError, ValidationError
 from studio.services import brand_models
 from studio.services.audit import record
+from studio.services.dataset_uploads import remove_unnamed, store_images
 from studio.services.permissions import require_admin
 from studio.services.training_views import (
     AddImagesResult,
@@ -37,7 +39,7 @@ from studio.training.buckets import BucketPlan, plan_buckets, ratio_label
 
 MIN_IMAGES = 5
 ADVISED_IMAGES = 15
-MAX_CAPTION = 1000
+MAX_CAPTION = limits.CAPTION
 
 UploadItem = Path | str | tuple[Path | str, str]
 
@@ -46,16 +48,12 @@ def _name(value: str, field: str = "name") -> str:
     text = (value or "").strip()
     if not text:
         raise ValidationError(field, "is required")
-    if len(text) > 100:
-        raise ValidationError(field, "at most 100 characters")
-    return text
+    return limits.check_length(field, text, limits.DATASET_NAME)
 
 
-def _caption(value: str) -> str:
-    text = " ".join((value or "").split())
-    if len(text) > MAX_CAPTION:
-        raise ValidationError("caption", f"at most {MAX_CAPTION} characters")
-    return text
+def _caption(value: str, field: str = "caption") -> str:
+    """A caption on one line; longer than :data:`~studio.text_limits.CAPTION` is refused naming ``field``."""
+    return limits.check_length(field, " ".join((value or "").split()), limits.CAPTION)
 
 
 def _bucket_views(plan: BucketPlan, names: Sequence[str]) -> tuple[BucketView, ...]:
@@ -232,16 +230,29 @@ class DatasetService:
         work_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=work_root, prefix="upload-") as work:
             prepared = checks.prepare_uploads(pairs, Path(work), max_bytes=limit, known_hashes=known)
-            stored = [
-                (img, self._store.put_file(img.path, img.suffix, sha256=img.sha256))
-                for img in prepared.images
-            ]
+            captions = [_caption(img.caption, f"{img.name}: caption") for img in prepared.images]
+            stored, new_files = store_images(self._store, prepared.images)
+        try:
+            return self._add_rows(actor, dataset_id, stored, captions, prepared.notices)
+        except BaseException:
+            remove_unnamed(self._sessions, self._settings.home, new_files)
+            raise
+
+    def _add_rows(
+        self,
+        actor: Actor,
+        dataset_id: int,
+        stored: list[tuple[Any, Any]],
+        captions: list[str],
+        notices: Any,
+    ) -> AddImagesResult:
+        """The rows of stored upload images, in one transaction."""
         with self._sessions.begin() as session:
             require_admin(session, actor)
             dataset = self._find(session, dataset_id)
             present = {i.sha256 for i in dataset.images}
             added = 0
-            for img, file in stored:
+            for (img, file), caption in zip(stored, captions, strict=True):
                 if img.sha256 in present:  # added by someone else meanwhile
                     continue
                 dataset.images.append(
@@ -251,7 +262,7 @@ class DatasetService:
                         original_name=img.name[:255],
                         width=img.width,
                         height=img.height,
-                        caption=_caption(img.caption),
+                        caption=caption,
                     )
                 )
                 present.add(img.sha256)
@@ -259,9 +270,9 @@ class DatasetService:
             session.flush()
             record(
                 session, actor, "dataset.images_added", None, dataset=dataset_id, added=added,
-                dropped=len(prepared.notices),
+                dropped=len(notices),
             )  # fmt: skip
-            return AddImagesResult(self._view(session, dataset), added, prepared.notices)
+            return AddImagesResult(self._view(session, dataset), added, notices)
 
     def set_caption(self, actor: Actor, image_id: int, caption: str) -> DatasetImageView:
         """Edit one image's caption."""

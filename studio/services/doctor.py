@@ -1,16 +1,19 @@
 """``studio doctor``: check the database and the files beside it agree; optionally clean what a crash left.
 
-Checks: SQLite ``PRAGMA integrity_check``; image rows whose file is missing; files in the images folder that
-no row names (a crash between writing a PNG and committing its row leaves one); half-written temporary files
-of atomic writes (``.<name>.<random>.tmp``) anywhere under the data folder; brands whose active LoRAs were
-made for another model family than the brand's model (pin a model or publish new LoRAs: ``fix`` leaves them
-alone). ``fix`` removes orphan files and
-temporary files older than ``grace_s`` (younger ones may belong to a save in progress) and never deletes rows.
+Checks: SQLite ``PRAGMA integrity_check``; rows whose file is missing (images, training samples and
+checkpoints, dataset images, LoRA files, template images); files that no row names in the folders where every
+file has a row (:mod:`studio.services.doctor_files` lists what the studio writes where: a crash between
+writing a file and committing its row leaves one); half-written temporary files of atomic writes
+(``.<name>.<random>.tmp``) anywhere under the data folder; brands whose active LoRAs were made for another
+model family than the brand's model (pin a model or publish new LoRAs: ``fix`` leaves them alone). ``fix``
+removes orphan files and temporary files older than ``grace_s`` (younger ones may belong to a save in
+progress); it never deletes rows, nor a file that a row names.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +21,10 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.config import Settings
-from studio.db.generation_models import Image
 from studio.db.models import Brand
 from studio.services.audit import record
 from studio.services.brand_models import Families
+from studio.services.doctor_files import is_temp_file, named_files, unnamed_files
 from studio.services.permissions import require_admin
 from studio.services.views import Actor
 
@@ -40,32 +43,36 @@ class DoctorReport:
     skipped_young: int = 0
     #: (brand slug, LoRA name, why it does not fit the brand's model)
     lora_misfits: tuple[tuple[str, str, str], ...] = ()
+    #: (which row, path) of files other rows than images name that are missing
+    missing_named: tuple[tuple[str, str], ...] = ()
+    #: (folder, count) of unnamed files in folders whose unnamed files are kept (exports, caches, ...)
+    kept_unnamed: tuple[tuple[str, int], ...] = ()
 
     @property
     def ok(self) -> bool:
         """True when nothing is wrong (after a fix: nothing is left to fix)."""
         left_orphans = set(self.orphan_files) | set(self.temp_files)
         left = left_orphans - set(self.removed)
-        return self.integrity == "ok" and not self.missing_files and not left and not self.lora_misfits
+        missing = self.missing_files or self.missing_named
+        return self.integrity == "ok" and not missing and not left and not self.lora_misfits
 
     def lines(self) -> list[str]:
         """A human-readable report."""
         out = [f"database integrity: {self.integrity}"]
         out += [f"missing file: image #{i} -> {p}" for i, p in self.missing_files]
+        out += [f"missing file: {what} -> {p}" for what, p in self.missing_named]
         out += [f"orphan file (no row): {p}" for p in self.orphan_files]
         out += [f"half-written temporary file: {p}" for p in self.temp_files]
         out += [f"LoRA does not fit its brand: {b} / {n}: {why}" for b, n, why in self.lora_misfits]
         out += [f"removed: {p}" for p in self.removed]
+        out += [
+            f"kept: {count} file(s) in {folder}/ that no row names" for folder, count in self.kept_unnamed
+        ]
         if self.skipped_young:
             out.append(f"left {self.skipped_young} recent file(s) alone (a save may be in progress)")
         fixable = (set(self.orphan_files) | set(self.temp_files)) - set(self.removed)
         out.append("ok" if self.ok else "problems found" + (" (run with --fix)" if fixable else ""))
         return out
-
-
-def is_temp_file(path: Path) -> bool:
-    """A temporary file of :func:`studio.storage.atomic.atomic_writer` (``.<name>.<random>.tmp``)."""
-    return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
 class DoctorService:
@@ -78,19 +85,17 @@ class DoctorService:
     def check(self, actor: Actor, *, fix: bool = False, grace_s: float = DEFAULT_GRACE_S) -> DoctorReport:
         """Run every check; with ``fix`` remove orphan and temporary files older than ``grace_s``."""
         home = self._settings.home
-        images_dir = self._settings.images_dir
         with self._sessions() as session:
             require_admin(session, actor)
             integrity = self._integrity(session)
-            rows = session.execute(select(Image.id, Image.file_path)).all()
+            named = named_files(session, self._settings)
             misfits = self._lora_misfits(session)
-        known = {path for _, path in rows}
-        missing = tuple((image_id, path) for image_id, path in rows if not (images_dir / path).is_file())
+        missing = [n for n in named if not n.path.exists()]
         temp = sorted(p for p in home.rglob("*.tmp") if p.is_file() and is_temp_file(p))
-        orphans = sorted(
-            p
-            for p in images_dir.rglob("*")
-            if p.is_file() and not is_temp_file(p) and p.relative_to(images_dir).as_posix() not in known
+        orphans = unnamed_files(home, [n.path for n in named], orphans_only=True)
+        kept = Counter(
+            p.relative_to(home).parts[0]
+            for p in unnamed_files(home, [n.path for n in named], orphans_only=False)
         )
         removed: list[str] = []
         young = 0
@@ -104,17 +109,33 @@ class DoctorService:
                 removed.append(path.relative_to(home).as_posix())
         report = DoctorReport(
             integrity=integrity,
-            missing_files=missing,
+            missing_files=tuple(
+                (int(n.what[len("image #") :]), self._shown(n.path, self._settings.images_dir))
+                for n in missing
+                if n.what.startswith("image #")
+            ),
+            missing_named=tuple(
+                (n.what, self._shown(n.path, home)) for n in missing if not n.what.startswith("image #")
+            ),
             orphan_files=tuple(p.relative_to(home).as_posix() for p in orphans),
             temp_files=tuple(p.relative_to(home).as_posix() for p in temp),
             removed=tuple(removed),
             skipped_young=young,
             lora_misfits=misfits,
+            kept_unnamed=tuple(sorted(kept.items())),
         )
         if fix:
             with self._sessions.begin() as session:
                 record(session, actor, "doctor.fix", None, removed=list(removed), ok=report.ok)
         return report
+
+    @staticmethod
+    def _shown(path: Path, base: Path) -> str:
+        """``path`` relative to ``base`` when inside it (as rows record it), else as it is."""
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:
+            return str(path)
 
     def _lora_misfits(self, session: Session) -> tuple[tuple[str, str, str], ...]:
         """Each brand's active LoRAs made for another family than the brand's model."""

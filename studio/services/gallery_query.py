@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from studio import text_limits as limits
 from studio.db.generation_models import REVIEW_STATUSES, Generation, GenerationLora, GenerationTemplate, Image
 from studio.db.models import Brand, User
 from studio.errors import ValidationError
@@ -68,13 +69,36 @@ def _optional_int(value: Any, name: str) -> int | None:
     if value is None or value == "":
         return None
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise ValidationError(name, f"{value!r} is not an id") from None
+    if not 0 < number < 2**63:
+        raise ValidationError(name, f"{number} is not an id")
+    return number
+
+
+def check_filter_lengths(flt: GalleryFilter) -> None:
+    """Refuse filter text longer than its limit (:mod:`studio.text_limits`), naming the filter, before any
+    query runs (a 60 KB search once reached the database and came back as SQL)."""
+    for name, limit in (
+        ("text", limits.FILTER_TEXT),
+        ("brand", limits.FILTER_NAME),
+        ("author", limits.FILTER_NAME),
+        ("status", limits.FILTER_NAME),
+        ("sort", limits.FILTER_NAME),
+        ("since", limits.FILTER_DATE),
+        ("until", limits.FILTER_DATE),
+        ("lora_version_id", limits.FILTER_DATE),
+        ("template_id", limits.FILTER_DATE),
+    ):
+        value = getattr(flt, name)
+        if isinstance(value, str):
+            limits.check_length(name, value, limit)
 
 
 def filtered_query(session: Session, actor: Actor, flt: GalleryFilter) -> Select[Any]:
     """``SELECT image, brand slug, author, prompt`` for what ``actor`` may see matching ``flt``, sorted."""
+    check_filter_lengths(flt)
     if flt.sort not in SORTS:
         raise ValidationError("sort", f"{flt.sort!r} is not one of {', '.join(SORTS)}")
     query = (

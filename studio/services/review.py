@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from studio import text_limits as limits
 from studio.config import Settings
 from studio.db.generation_models import Generation, Image
 from studio.db.models import Brand, User
@@ -54,6 +55,8 @@ def comment_problem(decision: str, comment: Any) -> str | None:
     """What is wrong with ``comment`` for ``decision`` (a rejection needs a comment, a reopen a reason), or
     None; forms show it next to the comment box before anything is sent, and every decision checks it."""
     text = comment.strip() if isinstance(comment, str) else ""
+    if len(text) > limits.REVIEW_COMMENT:
+        return f"a comment may be at most {limits.REVIEW_COMMENT:,} characters (this one has {len(text):,})"
     if decision == "reject" and not text:
         return "a rejection needs a comment saying what to change"
     if decision == "reopen" and not text:
@@ -165,7 +168,7 @@ class ReviewService:
     @staticmethod
     def _check_decision(decision: str, comment: str) -> str:
         if decision not in TRANSITIONS:
-            raise ValidationError("decision", f"{decision!r} is not one of {', '.join(TRANSITIONS)}")
+            raise ValidationError("decision", f"must be one of {', '.join(TRANSITIONS)}")
         problem = comment_problem(decision, comment)
         if problem:
             raise ValidationError("comment", problem)

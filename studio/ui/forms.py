@@ -11,13 +11,15 @@ clients and the security suite must see the refusal.
 from __future__ import annotations
 
 import functools
+import html
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import gradio as gr
 import PIL.Image
 
-from studio.errors import PermissionDeniedError, StudioError, ValidationError
+from studio.errors import PermissionDeniedError, StudioError, ValidationError, is_database_error
+from studio.ui.common import markdown_message, toast_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,14 +39,19 @@ def keeps_form(outputs: int = 1, status: int | None = None) -> Callable[[F], F]:
             try:
                 return fn(*args, **kwargs)
             except PermissionDeniedError as error:
-                raise gr.Error(str(error), print_exception=False) from error
+                raise toast_error(error) from error
             except StudioError as error:
-                gr.Warning(str(error))
+                gr.Warning(html.escape(str(error), quote=False))
+                line = warning_line(markdown_message(error))
                 if status is None:
                     return gr.skip()
                 if outputs == 1:
-                    return warning_line(str(error))
-                return tuple(warning_line(str(error)) if i == status else gr.skip() for i in range(outputs))
+                    return line
+                return tuple(line if i == status else gr.skip() for i in range(outputs))
+            except Exception as error:
+                if is_database_error(error):
+                    raise toast_error(error) from None
+                raise
 
         return handler  # type: ignore[return-value]
 

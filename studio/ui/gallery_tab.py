@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio.errors import PermissionDeniedError
+from studio.errors import PermissionDeniedError, ValidationError
 from studio.services.container import Services
 from studio.services.gallery import Comparison, GalleryFilter, GalleryPage, remix_json
 from studio.ui.common import actor_of, shown_to_user
@@ -109,6 +109,16 @@ def clicked_id(ids: list[int], index: Any, value: Any) -> int | None:
     return ids[index] if isinstance(index, int) and 0 <= index < len(ids) else None
 
 
+def _picked_id(value: Any, name: str) -> int | None:
+    """A LoRA version or template filter's id (its dropdown may hold typed text): None when blank."""
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    if not text.isdigit() or len(text) > 18:
+        raise ValidationError(name, "pick one from the list")
+    return int(text)
+
+
 def _filter(
     brand: str | None,
     status: str | None,
@@ -128,8 +138,8 @@ def _filter(
         since=since or None,
         until=until or None,
         text=text or None,
-        lora_version_id=int(lora) if lora not in (None, "") else None,
-        template_id=int(template) if template not in (None, "") else None,
+        lora_version_id=_picked_id(lora, "lora_version_id"),
+        template_id=_picked_id(template, "template_id"),
         palette_flag={"off": True, "on": False}.get(flag or ""),
         sort=sort or "newest",
     )
@@ -238,10 +248,10 @@ def render(services: Services) -> dict[str, Any]:
         lightbox_open: bool | None,
         request: gr.Request,
     ) -> list[Any]:
-        flt = _filter(
-            brand_v, status_v, author_v, since_v, until_v, text_v, lora_v, template_v, flag_v, sort_v
-        )
         with shown_to_user():
+            flt = _filter(
+                brand_v, status_v, author_v, since_v, until_v, text_v, lora_v, template_v, flag_v, sort_v
+            )
             result: GalleryPage = gallery.list_images(
                 actor_of(request), flt, page=int(number or 1), page_size=PAGE_SIZE
             )
@@ -321,10 +331,10 @@ def render(services: Services) -> dict[str, Any]:
         sort_v: str | None,
         request: gr.Request,
     ) -> list[Any]:
-        flt = _filter(
-            brand_v, status_v, author_v, since_v, until_v, text_v, lora_v, template_v, flag_v, sort_v
-        )
         with shown_to_user():
+            flt = _filter(
+                brand_v, status_v, author_v, since_v, until_v, text_v, lora_v, template_v, flag_v, sort_v
+            )
             result = gallery.export(actor_of(request), flt=flt)
         return [str(result.path), f"Exported **{result.count}** approved image(s)."]
 

@@ -6,7 +6,6 @@ messages, the progress line, the token line, the results and the brand's form va
 
 from __future__ import annotations
 
-import html
 import math
 import threading
 import time
@@ -17,6 +16,7 @@ import gradio as gr
 
 from studio.errors import StudioError, ValidationError
 from studio.services.generation import GenerateInput, GenerationOptions, GenerationResult, PromptCheck
+from studio.ui.text import escape_markdown
 
 MAX_LORA_SLIDERS = 4  # the handlers take exactly this many weights
 CFG_HINT = (
@@ -251,17 +251,17 @@ def last_seed(shown: dict[str, Any] | None) -> str | Any:
 
 
 def final_prompt(result: GenerationResult) -> str:
-    return (
-        f"**Prompt sent:** {result.prompt}\n\n**Negative prompt sent:** {result.negative_prompt or '(none)'}"
-    )
+    """The prompts as sent to the model (Markdown; the prompts themselves shown as literal text)."""
+    negative = escape_markdown(result.negative_prompt) or "(none)"
+    return f"**Prompt sent:** {escape_markdown(result.prompt)}\n\n**Negative prompt sent:** {negative}"
 
 
 def token_line(check: PromptCheck) -> str:
     """``n / max`` tokens, what is cut, the words the model does not know (Markdown)."""
-    e = html.escape
+    e = escape_markdown
     if check.problem:
-        return f"Sent as: `{e(check.prompt)}` (tokens not counted: {e(check.problem)})"
-    lines = [f"**Tokens: {check.tokens} / {check.limit}** · sent as: `{e(check.prompt)}`"]
+        return f"Sent as: <code>{e(check.prompt)}</code> (tokens not counted: {e(check.problem)})"
+    lines = [f"**Tokens: {check.tokens} / {check.limit}** · sent as: <code>{e(check.prompt)}</code>"]
     if check.cut:
         lines.append(
             f"**Cut:** the model reads only the first {check.limit} tokens; it will not see "
@@ -276,7 +276,7 @@ def token_line(check: PromptCheck) -> str:
     if check.known_words:
         lines.append(
             f"<details><summary>Words this model knows ({len(check.known_words)})</summary>"
-            f"{', '.join(check.known_words)}</details>"
+            f"{', '.join(e(w) for w in check.known_words)}</details>"
         )
     return "\n\n".join(lines)
 
@@ -297,9 +297,10 @@ def _size_name(options: GenerationOptions, width: int | None, height: int | None
 def availability(options: GenerationOptions) -> str:
     """The brand's model, and the LoRAs and templates shown disabled because they do not fit it."""
     family = f" ({options.model_family})" if options.model_family else ""
-    lines = [f"**Model:** `{options.base_model}`{family}"] if options.base_model else []
-    lines += [f"- LoRA **{name}** is disabled: {why}" for name, why in options.lora_issues]
-    lines += [f"- Template **{name}** is disabled: {why}" for name, why in options.template_issues]
+    e = escape_markdown
+    lines = [f"**Model:** <code>{e(options.base_model)}</code>{family}"] if options.base_model else []
+    lines += [f"- LoRA **{e(name)}** is disabled: {e(why)}" for name, why in options.lora_issues]
+    lines += [f"- Template **{e(name)}** is disabled: {e(why)}" for name, why in options.template_issues]
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ applies the pending remix instead.
 
 from __future__ import annotations
 
+import html
 import random
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio.errors import CancelledError, PermissionDeniedError, StudioError
+from studio.errors import CancelledError, PermissionDeniedError, StudioError, is_database_error
 from studio.services.container import Services
 from studio.services.generation import (
     DEFAULT_SWEEP_SCALES,
@@ -36,9 +37,8 @@ from studio.services.generation import (
 )
 from studio.services.views import Actor
 from studio.ui import generate_form as form_
-from studio.ui.common import actor_of, shown_to_user
+from studio.ui.common import actor_of, markdown_message, shown_to_user, toast_error
 from studio.ui.generate_form import CFG_HINT, FORM_FIELDS, MAX_LORA_SLIDERS, form_updates  # noqa: F401
-from studio.ui.generate_queue import UserQueue, client_gone
 
 #: what a Generate / CFG sweep button runs: (actor, request, progress, cancel) → the results
 Runner = Callable[[Actor, GenerateInput, ProgressCallback, Any], list[GenerationResult]]
@@ -259,7 +259,6 @@ def render(services: Services) -> dict[str, Any]:
 def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0915
     """Wire the tab's events; returns what the app shell needs (``on_load``, ``remix_target``)."""
     generation = services.generation
-    queue = UserQueue(services.settings.max_queued_per_user)  # each user's share of the GPU queue
     inputs = [parts[name] for name in FORM_FIELDS]
     sliders = [parts[f"lora_{i}"] for i in range(MAX_LORA_SLIDERS)]
     outputs = [w["gallery"], w["final_prompt"], w["details"]]
@@ -332,13 +331,10 @@ def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict
             problems = list(generation.check(actor_of(request), form_.read_form(named)))
         except StudioError as problem:  # a seed that is not a number
             problems = [problem]
-        if not problems:  # a request that would run: within the user's share of the queue?
-            full = queue.admit(request)
-            if full is not None:
-                problems = [StudioError(f"Not queued: {full}.")]
         messages = form_.field_messages(problems, list(named.get("lora_names") or []))
         if messages:  # nothing runs: the progress line says why (it stays; the marks under fields may not)
-            _runs.refuse(_session(request), "Not generated: " + " · ".join(str(p) for p in problems))
+            why = " · ".join(markdown_message(p) for p in problems)
+            _runs.refuse(_session(request), f"Not generated: {why}")
         return [gr.validate(name not in messages, messages.get(name, "")) for name in FORM_FIELDS]
 
     def form_handler(name: str, run: Runner, *, images: Callable[[GenerateInput], int], by_cfg: bool) -> Any:
@@ -346,21 +342,16 @@ def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict
 
         def handler(values: dict[str, Any], request: gr.Request) -> list[Any]:
             session = _session(request)
-            queue.started(request)
-            if client_gone(request):  # nobody reads the result: never run it
-                return [gr.skip()] * 3
             try:
                 ask = form_.read_form(values)
                 current = _runs.start(session, images(ask))
-
-                def step(done: int, total: int) -> None:
-                    current.progress(done, total)
-                    if not current.cancel.is_set() and client_gone(request, wait_s=0):
-                        current.cancel.set()  # the client went away: stop at this step
-
-                results = run(actor_of(request), ask, step, current.cancel)
+                results = run(actor_of(request), ask, current.progress, current.cancel)
             except StudioError as error:
                 return _failed(error, request, session)
+            except Exception as error:
+                if is_database_error(error):  # its text holds SQL: a generic message, the error in the log
+                    raise toast_error(error) from None
+                raise
             seconds = time.monotonic() - current.started
             current.line = form_.summary(results, images(ask), seconds)
             if any(r.cancelled for r in results):
@@ -375,13 +366,13 @@ def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict
         toast and the progress line, the results as they were."""
         run = _runs.get(session)
         if _from_api(request) or isinstance(error, PermissionDeniedError):
-            raise gr.Error(str(error), print_exception=False) from error
+            raise toast_error(error) from error
         if isinstance(error, CancelledError):
             message = "Cancelled before the first image was finished: nothing was kept."
             gr.Info(message)
         else:
-            message = f"Not generated: {error}"
-            gr.Warning(str(error))
+            message = f"Not generated: {markdown_message(error)}"
+            gr.Warning(html.escape(str(error), quote=False))
         if run is not None:
             run.line = message
         return [gr.skip()] * 3

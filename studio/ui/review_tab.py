@@ -25,6 +25,7 @@ from studio.services.container import Services
 from studio.services.gallery import GalleryItem, ImageDetail, ReviewEntry
 from studio.services.review import comment_problem
 from studio.ui.common import actor_of, shown_to_user
+from studio.ui.text import escape_markdown as text
 
 #: The shown image (Review and Gallery): scaled to its box with its shape kept; small images are upscaled
 #: with nearest-neighbour (crisp pixels, never a blur); the file itself is untouched.
@@ -89,8 +90,8 @@ def history_markdown(history: tuple[ReviewEntry, ...]) -> str:
     if not history:
         return "_No review yet (pending)._"
     lines = [
-        f"- {h.at:%Y-%m-%d %H:%M} **{html.escape(h.reviewer)}** {h.decision}: {h.from_status} → "
-        f"{h.to_status}" + (f" — “{html.escape(h.comment)}”" if h.comment else "")
+        f"- {h.at:%Y-%m-%d %H:%M} **{text(h.reviewer)}** {h.decision}: {h.from_status} → "
+        f"{h.to_status}" + (f" — “{text(h.comment)}”" if h.comment else "")
         for h in history
     ]
     return "\n".join(lines)
@@ -140,9 +141,9 @@ def summary_markdown(detail: ImageDetail) -> str:
     """Whose image, when, its status and the prompt as typed: what a reviewer reads first."""
     item = detail.item
     return (
-        f"**#{item.id}** · {html.escape(item.brand_slug)} · by **{html.escape(item.author)}** · "
+        f"**#{item.id}** · {text(item.brand_slug)} · by **{text(item.author)}** · "
         f"{item.created_at:%Y-%m-%d %H:%M} · status **{item.review_status}**\n\n"
-        f"**Prompt:** {html.escape(item.prompt)}"
+        f"**Prompt:** {text(item.prompt)}"
     )
 
 
@@ -152,10 +153,10 @@ def more_markdown(detail: ImageDetail) -> str:
     loras = ", ".join(f"{lora['name']} {lora['weight']:g}" for lora in detail.loras) or "none"
     templates = ", ".join(str(t["name"]) for t in detail.templates) or "none"
     return (
-        f"**Sent:** {html.escape(detail.final_prompt)}\n\n"
-        f"**Negative:** {html.escape(detail.final_negative_prompt or '-')}\n\n"
-        f"Seed {item.seed} · {item.width}×{item.height} · LoRAs: {html.escape(loras)} · "
-        f"templates: {html.escape(templates)}"
+        f"**Sent:** {text(detail.final_prompt)}\n\n"
+        f"**Negative:** {text(detail.final_negative_prompt or '-')}\n\n"
+        f"Seed {item.seed} · {item.width}×{item.height} · LoRAs: {text(loras)} · "
+        f"templates: {text(templates)}"
     )
 
 
@@ -215,7 +216,7 @@ def render(services: Services) -> dict[str, Any]:
             with shown_to_user():
                 result = review.decide_many(actor_of(request), selected or [], decision, comment or "")
             lines = [f"{decision}: **{len(result.decided)}** image(s)."]
-            lines += [f"- #{image_id} skipped: {html.escape(reason)}" for image_id, reason in result.skipped]
+            lines += [f"- #{text(image_id)} skipped: {text(reason)}" for image_id, reason in result.skipped]
             return "\n".join(lines)
 
         return handler

@@ -23,6 +23,7 @@ from studio.services.training import EXPERT_HELP, OPTIMIZERS, QUANTIZATIONS
 from studio.services.training_views import DatasetCheck, DatasetView, JobView
 from studio.ui.common import actor_of, shown_to_user
 from studio.ui.forms import keeps_form, require
+from studio.ui.text import escape_markdown
 from studio.ui.training_quality import TAB_CSS, quality_html
 
 JOB_HEADERS = ["id", "status", "brand", "adapter", "progress", "loss", "message"]
@@ -132,8 +133,8 @@ BUCKET_HELP = (
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return html.escape(text).replace("|", "\\|")
+    """Text safe inside a Markdown table cell (literal: no Markdown, no HTML, ``|`` escaped too)."""
+    return escape_markdown(text)
 
 
 def bucket_markdown(check: DatasetCheck) -> str:
@@ -146,16 +147,18 @@ def bucket_markdown(check: DatasetCheck) -> str:
         for b in check.buckets
     )
     return (
-        f"**Bucket plan** near {check.native}×{check.native} px (`{check.model.replace('`', '')}`):\n\n"
+        f"**Bucket plan** near {check.native}×{check.native} px "
+        f"(<code>{escape_markdown(check.model)}</code>):\n\n"
         f"| bucket | shape | images | crop | files |\n| --- | --- | --- | --- | --- |\n{rows}"
     )
 
 
 def check_markdown(check: DatasetCheck) -> str:
     sizes = ", ".join(f"{k} ×{v}" for k, v in check.sizes.items()) or "—"
-    advice = "\n".join(f"- {a}" for a in check.advice)
+    advice = "\n".join(f"- {escape_markdown(a)}" for a in check.advice)
     verdict = "✅ ready to train" if check.ready else "⚠️ not ready yet"
-    head = f"**{check.count} image(s)**, sizes {sizes}, trigger word `{check.trigger or '—'}` — {verdict}"
+    trigger = escape_markdown(check.trigger or "—")
+    head = f"**{check.count} image(s)**, sizes {sizes}, trigger word <code>{trigger}</code> — {verdict}"
     plan = bucket_markdown(check)
     return f"{head}\n\n{advice}" + (f"\n\n{plan}" if plan else "")
 

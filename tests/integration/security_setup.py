@@ -1,5 +1,5 @@
 """A studio data folder for the security suite, filled through the services (the same calls the app makes):
-brand ``acme`` on a tiny SD model (a LoRA, a layout template, an image of a dataset) and one user per case.
+brand ``acme`` on a tiny SD model (a LoRA, a layout template, a dataset with one image) and one user per case.
 
 | user  | roles    | member of acme |
 | ----- | -------- | -------------- |
@@ -103,12 +103,15 @@ def populate(home: Path, model_dir: Path, lora_file: Path) -> SecretFiles:
             services.users.add_user(SYSTEM, name, [ROLES[name]], password)
         for name in MEMBERS:
             services.brands.grant(SYSTEM, BRAND, name)
+        upload = home / "tmp" / "private-1.png"
+        upload.parent.mkdir(parents=True, exist_ok=True)
+        upload.write_bytes(png_bytes(colour="blue"))
+        dataset = services.datasets.create_dataset(SYSTEM, BRAND, "faces")
+        added = services.datasets.add_images(SYSTEM, dataset.id, [(upload, "private-1.png")])
+        dataset_image = Path(added.dataset.images[0].file_path)
+        upload.unlink()
     finally:
         services.close()
-    dataset_dir = settings.datasets_dir / "acme-faces"
-    dataset_dir.mkdir(parents=True, exist_ok=True)
-    dataset_image = dataset_dir / "private-1.png"
-    dataset_image.write_bytes(png_bytes(colour="blue"))
     dotenv = home / ".env"
     dotenv.write_text("STUDIO_ADMIN_PASSWORD=do-not-serve-me\n")
     lora = next(settings.loras_dir.rglob("*.safetensors"))
