@@ -52,9 +52,7 @@ def check_username(username: str) -> str:
     name = normalise_username(username) if isinstance(username, str) else ""
     if not USERNAME_RE.match(name):
         shown = capped(str(username), MAX_USERNAME + 8)
-        raise ValidationError(
-            "username", f"{shown!r}: use 2-{MAX_USERNAME} letters, digits, '.', '_' or '-'"
-        )
+        raise ValidationError("username", f"{shown!r}: use 2-{MAX_USERNAME} letters, digits, '.', '_' or '-'")
     return name
 
 
@@ -194,7 +192,12 @@ class UserService:
                 user.session_epoch += 1
             session.flush()
             record(
-                session, actor, "user.roles_set", user.username, before=list(before), after=list(chosen),
+                session,
+                actor,
+                "user.roles_set",
+                user.username,
+                before=list(before),
+                after=list(chosen),
                 sessions_ended=bool(taken),
             )
             return self._view_now(session, user)

@@ -17,6 +17,7 @@ from studio.services.users import StudioOverview
 from studio.ui import brands_tab, gallery_tab, generate_tab, review_tab, training_tab, users_tab
 from studio.ui.common import actor_of, shown_to_user
 from studio.ui.login_page import LoginPageScript, studio_login
+from studio.ui.sessions import SessionGuard
 
 CSS = """
 .swatch { display:flex; flex-direction:column; align-items:center; gap:2px; font-size:11px }
@@ -179,5 +180,10 @@ def launch_options(services: Services) -> dict[str, Any]:
         "head": review_tab.KEYBOARD_HEAD,  # approve / reject / next from the keyboard
         "theme": gr.themes.Soft(),
         "show_error": True,
-        "app_kwargs": {"middleware": [Middleware(LoginPageScript)]},  # a lockout's reason on the login page
+        "app_kwargs": {
+            "middleware": [
+                Middleware(SessionGuard, users=services.users),  # sign-ins; ended sessions are logged out
+                Middleware(LoginPageScript),  # a lockout's reason on the login page
+            ]
+        },
     }

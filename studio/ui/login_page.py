@@ -6,8 +6,12 @@ check raises an HTTP 400 whose ``detail`` says so (the form still takes it as a 
 in the page puts that ``detail`` in place of the fixed text.
 
 What the page reveals: only a lockout (which names with no account get too, after as many failures, see
-``UserService.authenticate``) and a disabled account (only after the right password). A wrong password and
-an unknown name read the same, "Incorrect Credentials".
+:mod:`studio.services.logins`), a disabled account (only after the right password) and a username over the
+length limit. A wrong password and an unknown name read the same, "Incorrect Credentials".
+
+The check counts failures per name and client address: the address comes from the ``POST /login`` request
+through :data:`studio.ui.sessions.LOGIN_ATTEMPT`, and the signed-in account goes back the same way (the
+session guard stores the session under the account's stored name).
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from studio.errors import AccountDisabledError, AccountLockedError, AuthenticationError
+from studio.errors import AccountDisabledError, AccountLockedError, AuthenticationError, ValidationError
 from studio.services.users import UserService
+from studio.ui.sessions import LOGIN_ATTEMPT
 
 #: Put the server's reason for a refused login (a lockout) in place of the login form's fixed text.
 LOGIN_SCRIPT = """
@@ -60,16 +65,21 @@ def sentence(text: str) -> str:
 
 
 def studio_login(users: UserService) -> Callable[[str, str], bool]:
-    """Gradio's ``auth=`` check: True lets the user in; a lockout or a disabled account is refused with its
-    reason (HTTP 400, as Gradio refuses); anything else is Gradio's "Incorrect credentials"."""
+    """Gradio's ``auth=`` check: True lets the user in; a lockout, a disabled account or a username over the
+    limit is refused with its reason (HTTP 400, as Gradio refuses); anything else is Gradio's "Incorrect
+    credentials". Run inside ``POST /login`` (see :mod:`studio.ui.sessions`) it counts failures per client
+    address and hands the signed-in account back; elsewhere (tests) the address is this machine's."""
 
     def check(username: str, password: str) -> bool:
+        attempt = LOGIN_ATTEMPT.get()
         try:
-            users.authenticate(username, password)
-        except (AccountLockedError, AccountDisabledError) as error:
+            signed = users.logins.sign_in(username, password, attempt.client if attempt else None)
+        except (AccountLockedError, AccountDisabledError, ValidationError) as error:
             raise HTTPException(status_code=400, detail=sentence(str(error))) from None
         except AuthenticationError:
             return False
+        if attempt is not None:
+            attempt.signed_in = signed
         return True
 
     return check

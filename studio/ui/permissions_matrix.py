@@ -113,7 +113,11 @@ ENDPOINTS: dict[str, Access] = {
     "list_users": Access(ADMINS, why="every account"),
     "add_user": Access(ADMINS, why="create an account"),
     "set_roles": Access(ADMINS, why="change an account's roles"),
-    "reset_password": Access(ADMINS, why="set another account's password (users may reset their own)"),
+    "reset_password": Access(
+        ADMINS,
+        why="set an account's password, own included, and end its sessions (admins only: a user "
+        "changes their own with UserService.change_own_password, which asks for the current one)",
+    ),
     "disable_user": Access(ADMINS, why="refuse an account's logins"),
     "enable_user": Access(ADMINS, why="let a disabled account log in again (and clear its lockout)"),
     "unlock_user": Access(ADMINS, why="clear an account's lockout after failed logins"),
