@@ -8,6 +8,9 @@ The rules, in order:
    no shape.
 3. Foreground colour: the median colour of the mask's inner pixels (pixels whose 4 neighbours are all in the
    mask, which skips anti-aliased edges), named by the nearest foreground palette colour.
+   Both medians are kept (``background_rgb``, ``colour_rgb``) and also named by hue, saturation and value
+   (``background_hsv``, ``colour_hsv``; the fixed thresholds are in ``colour_names``), which, unlike the
+   nearest-colour rule, can say that a colour drifted out of its band.
 4. Centroid: the mean (x, y) of the mask's pixels. Position: the nearest position anchor to the centroid.
 5. Shape: the fill ratio = mask area / bounding-box area. A square fills its box (~1.0), a circle fills pi/4
    (~0.79), a triangle half (~0.5): >= 0.89 square, >= 0.65 circle, else triangle.
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .colour_names import hsv_name
 from .world import BACKGROUNDS, FG_COLOURS, POSITIONS
 
 MASK_DISTANCE = 60.0
@@ -37,6 +41,18 @@ class Reading:
     centroid: tuple[float, float] | None
     area: int
     fill: float | None
+    background_rgb: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    colour_rgb: tuple[float, float, float] | None = None
+
+    @property
+    def background_hsv(self) -> str:
+        """The background named by hue, saturation and value (``colour_names``)."""
+        return hsv_name(self.background_rgb)
+
+    @property
+    def colour_hsv(self) -> str | None:
+        """The foreground colour named by hue, saturation and value; None when no shape was found."""
+        return None if self.colour_rgb is None else hsv_name(self.colour_rgb)
 
 
 def _as_array(image) -> np.ndarray:
@@ -101,22 +117,26 @@ def shape_mask(image) -> np.ndarray:
 
 def classify(image) -> Reading:
     arr = _as_array(image)
-    background = _nearest(background_colour(arr), BACKGROUNDS)
+    bg_rgb = background_colour(arr)
+    background = _nearest(bg_rgb, BACKGROUNDS)
+    bg_tuple = tuple(float(c) for c in bg_rgb)
     mask = shape_mask(arr)
     area = int(mask.sum())
     if area < MIN_AREA:
-        return Reading(background, None, None, None, None, area, None)
+        return Reading(background, None, None, None, None, area, None, bg_tuple)
     inner = mask.copy()
     inner[1:] &= mask[:-1]
     inner[:-1] &= mask[1:]
     inner[:, 1:] &= mask[:, :-1]
     inner[:, :-1] &= mask[:, 1:]
     pixels = arr[inner] if inner.sum() >= 4 else arr[mask]
-    colour = _nearest(np.median(pixels.astype(np.float64), axis=0), FG_COLOURS)
+    fg_rgb = np.median(pixels.astype(np.float64), axis=0)
+    colour = _nearest(fg_rgb, FG_COLOURS)
     ys, xs = np.nonzero(mask)
     cx, cy = float(xs.mean()), float(ys.mean())
     position = min(POSITIONS, key=lambda p: (POSITIONS[p][0] - cx) ** 2 + (POSITIONS[p][1] - cy) ** 2)
     box = (xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1)
     fill = area / box
     shape = "square" if fill >= SQUARE_FILL else "circle" if fill >= CIRCLE_FILL else "triangle"
-    return Reading(background, colour, shape, position, (cx, cy), area, fill)
+    fg_tuple = tuple(float(c) for c in fg_rgb)
+    return Reading(background, colour, shape, position, (cx, cy), area, fill, bg_tuple, fg_tuple)

@@ -1,9 +1,13 @@
-"""Evaluate the toy-world model family and print every figure issue 3 asks for.
+"""Evaluate the toy-world model family and print every figure issues 3 and 18 ask for.
 
-    python -m studio.toyworld.evaluate [--model DIR] [--quick]
+    python -m studio.toyworld.evaluate [--model DIR] [--quick] [--table-only]
 
-All prompts come from combinations held out of training (see ``world.is_held_out``); seeds are ones the
-training never used. Images are read back with the rules in ``classify``.
+All prompts come from combinations held out of training (see ``world.is_held_out``: one combination in six,
+never drawn by ``world.random_scene``); the noise seeds (``EVAL_SEEDS``) are ones the training never used
+(training draws its noise from one stream per stage, seeded from ``--seed`` + small offsets). Images are
+read back with the rules in ``classify``. The CFG 1 / 5 / 9 table names background and foreground colours
+twice: by the nearest world colour (issue 3's rule, blind to drift) and by fixed HSV bands
+(``colour_names``, issue 18's rule); issue 18's targets are judged with the HSV naming.
 """
 
 from __future__ import annotations
@@ -81,7 +85,33 @@ def generate(pipe, prompts, seeds, cfg=5.0, steps=20, negative=None, images=None
     return out
 
 
+ASPECTS = ("background", "colour", "shape", "position")
+HSV_ASPECTS = ("background_hsv", "colour_hsv")
+GUIDANCE_SCALES = (1.0, 5.0, 9.0)
+# Issue 18, judged with the HSV naming: at CFG 5 each at least this and at least its CFG 1 figure;
+# colour at CFG 9 at least GUIDED_COLOUR_CFG9.
+GUIDED_TARGETS = {"background": 0.95, "colour": 0.95, "shape": 0.80, "position": 0.95}
+GUIDED_COLOUR_CFG9 = 0.90
+
+
+def _readings(reading) -> dict[str, str | None]:
+    return {
+        "background": reading.background,
+        "colour": reading.colour,
+        "shape": reading.shape,
+        "position": reading.position,
+        "background_hsv": reading.background_hsv,
+        "colour_hsv": reading.colour_hsv,
+    }
+
+
 def adherence(pipe, combos, seeds=EVAL_SEEDS, cfg=5.0, steps=20) -> dict:
+    """Share of images read back as asked, per aspect; colours both by nearest world colour and by HSV.
+
+    ``background``/``colour`` use the nearest-colour naming of ``classify``; ``background_hsv``/``colour_hsv``
+    name the same medians by the fixed HSV bands of ``colour_names``. ``mean`` is over the four aspects with
+    the nearest-colour naming (as recorded in toyworld.json), ``mean_hsv`` with the HSV naming.
+    """
     prompts, wanted, ss = [], [], []
     for combo in combos:
         for s in seeds:
@@ -89,29 +119,67 @@ def adherence(pipe, combos, seeds=EVAL_SEEDS, cfg=5.0, steps=20) -> dict:
             wanted.append(combo)
             ss.append(s)
     imgs = generate(pipe, prompts, ss, cfg=cfg, steps=steps)
-    hits = {"background": 0, "colour": 0, "shape": 0, "position": 0}
-    confusions: dict[str, dict[str, int]] = {k: {} for k in hits}
+    keys = ASPECTS + HSV_ASPECTS
+    hits = dict.fromkeys(keys, 0)
+    confusions: dict[str, dict[str, int]] = {k: {} for k in keys}
     for img, (c, s, b, p) in zip(imgs, wanted, strict=True):
-        r = classify(img)
-        for key, want, got in (
-            ("background", b, r.background),
-            ("colour", c, r.colour),
-            ("shape", s, r.shape),
-            ("position", p, r.position),
-        ):
-            if want == got:
+        got = _readings(classify(img))
+        want = {"background": b, "colour": c, "shape": s, "position": p, "background_hsv": b, "colour_hsv": c}
+        for key in keys:
+            if want[key] == got[key]:
                 hits[key] += 1
             else:
-                k = f"{want}->{got}"
+                k = f"{want[key]}->{got[key]}"
                 confusions[key][k] = confusions[key].get(k, 0) + 1
     n = len(imgs)
-    figs = {k: round(v / n, 3) for k, v in hits.items()}
-    figs["mean"] = round(sum(figs[k] for k in hits) / 4, 3)
+    figs: dict = {k: round(v / n, 3) for k, v in hits.items()}
+    figs["mean"] = round(sum(figs[k] for k in ASPECTS) / 4, 3)
+    figs["mean_hsv"] = round(
+        (figs["background_hsv"] + figs["colour_hsv"] + figs["shape"] + figs["position"]) / 4, 3
+    )
     figs["n"] = n
     figs["confusions"] = {
         k: dict(sorted(v.items(), key=lambda kv: -kv[1])[:6]) for k, v in confusions.items()
     }
     return figs
+
+
+def cfg_table(pipe, combos, seeds=EVAL_SEEDS, scales=GUIDANCE_SCALES, steps=20) -> dict[str, dict]:
+    """:func:`adherence` at each guidance scale, keyed ``cfg1``, ``cfg5``, ``cfg9`` (``f"cfg{scale:g}"``)."""
+    return {f"cfg{s:g}": adherence(pipe, combos, seeds=seeds, cfg=s, steps=steps) for s in scales}
+
+
+def guided_checks(table: dict[str, dict]) -> list[tuple[str, bool]]:
+    """Issue 18's targets on a :func:`cfg_table` (HSV naming): (description, met) pairs."""
+    c1, c5 = table["cfg1"], table["cfg5"]
+    checks = []
+    for aspect, target in GUIDED_TARGETS.items():
+        key = f"{aspect}_hsv" if aspect in ("background", "colour") else aspect
+        checks.append(
+            (
+                f"{aspect} CFG5 {c5[key]:.3f} >= {target:.2f} and >= CFG1 {c1[key]:.3f}",
+                c5[key] >= target and c5[key] >= c1[key],
+            )
+        )
+    if "cfg9" in table:
+        c9 = table["cfg9"]["colour_hsv"]
+        checks.append((f"colour CFG9 {c9:.3f} >= {GUIDED_COLOUR_CFG9:.2f}", c9 >= GUIDED_COLOUR_CFG9))
+    return checks
+
+
+def format_cfg_table(table: dict[str, dict], title: str = "") -> str:
+    """The CFG 1 / 5 / 9 table as text: both namings of background and colour, shape, position."""
+    lines = [title] if title else []
+    lines.append(
+        "  CFG | background  colour (nearest) | background  colour (HSV) | shape  position | mean HSV"
+    )
+    for name, f in table.items():
+        lines.append(
+            f"  {name[3:]:>3} |      {f['background']:.3f}   {f['colour']:.3f}           |"
+            f"      {f['background_hsv']:.3f}   {f['colour_hsv']:.3f}       |"
+            f" {f['shape']:.3f}  {f['position']:.3f}    | {f['mean_hsv']:.3f}"
+        )
+    return "\n".join(lines)
 
 
 def negative_prompt_effect(pipe, n_prompts=24, seeds=(2001, 2002, 2003, 2004), cfg=5.0, steps=20) -> dict:
@@ -196,16 +264,19 @@ def determinism(pipe) -> bool:
     return bool((a == b).all())
 
 
-def evaluate(model_dir=None, quick: bool = False) -> dict:
+def evaluate(model_dir=None, quick: bool = False, table_only: bool = False) -> dict:
+    """Every figure (``table_only``: just the CFG 1 / 5 / 9 adherence table) on the held-out grid."""
     t0 = time.time()
     combos = world.held_out_combos()
     if quick:
         combos = combos[::3]
     pipe = load_pipeline(model_dir)
     report: dict = {"prompts": len(combos), "seeds": list(EVAL_SEEDS)}
-    report["cfg5"] = adherence(pipe, combos, cfg=5.0)
-    report["cfg1"] = adherence(pipe, combos, cfg=1.0)
+    report.update(cfg_table(pipe, combos))
     report["cfg5_beats_cfg1"] = report["cfg5"]["mean"] > report["cfg1"]["mean"]
+    if table_only:
+        report["eval_seconds"] = round(time.time() - t0)
+        return report
     report["negative_prompt"] = negative_prompt_effect(pipe, n_prompts=12 if quick else 24)
     path = Path(model_dir) if model_dir else None
     from . import MODEL_DIR
@@ -219,11 +290,28 @@ def evaluate(model_dir=None, quick: bool = False) -> dict:
     return report
 
 
+def print_table(r: dict) -> None:
+    """The CFG 1 / 5 / 9 table with both colour namings, and issue 18's targets (HSV naming)."""
+    table = {k: r[k] for k in ("cfg1", "cfg5", "cfg9") if k in r}
+    print(
+        f"held-out canonical prompts: {r['prompts']} x {len(r['seeds'])} seeds "
+        f"{tuple(r['seeds'])} = {r['cfg5']['n']} images per scale, 20 steps"
+    )
+    print(format_cfg_table(table))
+    for text, met in guided_checks(table):
+        print(f"  {'ok ' if met else 'MISS'} {text} (HSV naming)")
+    for name, f in table.items():
+        hsv = {k: f["confusions"][k] for k in HSV_ASPECTS if f["confusions"][k]}
+        print(f"  HSV colour misses at {name}: {json.dumps(hsv)}")
+
+
 def print_report(r: dict) -> None:
     c5, c1 = r["cfg5"], r["cfg1"]
-    print(
-        f"held-out canonical prompts: {r['prompts']} x {len(r['seeds'])} seeds = {c5['n']} images, 20 steps"
-    )
+    print_table(r)
+    if "negative_prompt" not in r:
+        print(f"evaluation took {r['eval_seconds']} s")
+        return
+    print("issue 3's targets (nearest-colour naming):")
     for k, target in TARGETS.items():
         mark = "ok " if c5[k] >= target else "MISS"
         print(f"  {mark} {k:<10} CFG5 {c5[k]:.3f} (target >= {target:.2f})   CFG1 {c1[k]:.3f}")
@@ -268,10 +356,15 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--quick", action="store_true", help="a third of the grid, fewer negative/controlnet cases"
     )
+    ap.add_argument(
+        "--table-only",
+        action="store_true",
+        help="only the CFG 1 / 5 / 9 table (no negative prompt, speed, ...)",
+    )
     ap.add_argument("--json", action="store_true", help="print the report as JSON too")
     ap.add_argument("--save", type=Path, default=None, help="write the report as JSON to this file")
     args = ap.parse_args(argv)
-    r = evaluate(args.model, quick=args.quick)
+    r = evaluate(args.model, quick=args.quick, table_only=args.table_only)
     print_report(r)
     if args.json:
         print(json.dumps(r, indent=2))

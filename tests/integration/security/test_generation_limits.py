@@ -1,6 +1,6 @@
 """What one user may ask of the GPU (issue 16): caps per model family, sizes from the brand's presets, prompt
 lengths and banned terms on every path (form check, generate, regenerate, remix, API, CLI), each user's share
-of the web queue, and requests whose client has gone away never run (the web tests come with the queue).
+of the web queue, and requests whose client has gone away never run.
 
 The brand ``acme`` runs on a tiny random SD1 pipeline (family ``sd1``) with presets square 32x32 and wide
 48x32; mia and max are marketer members, ada an admin. The web tests run the studio UI on 127.0.0.1 as
@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from engine_fixtures import fast_cpu, sd1_dir  # noqa: F401
-from helpers import snapshot
+from gradio_http import GradioSession
+from helpers import files_under, snapshot
+from live_server import serve_ui
 from sqlalchemy import update
 from typer.testing import CliRunner
 
@@ -287,3 +290,64 @@ def test_prompt_length_is_refused_on_every_path_naming_the_field(studio: Any) ->
     with pytest.raises(ValidationError) as refused:
         studio.generation.regenerate(MIA, made.images[0].id)
     assert refused.value.field == "negative_prompt"
+
+
+# ------------------------------------------------------------------------------------ the web queue
+
+
+@pytest.fixture
+def web(studio: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    with serve_ui(studio) as url:
+        yield url
+
+
+def _form(page: GradioSession, **values: Any) -> tuple[int, list[Any]]:
+    """The ``generate`` endpoint's fn_index and its inputs: the form's defaults, ``values`` by label."""
+    config = page.config()
+    dep = next(d for d in config["dependencies"] if d.get("api_name") == "generate")
+    components = {c["id"]: c for c in config["components"]}
+    data = []
+    for cid in dep["inputs"]:
+        component = components[cid]
+        label = component["props"].get("label")
+        data.append(
+            None if component["type"] == "state" else values.get(label, component["props"].get("value"))
+        )
+    return dep["id"], data
+
+
+def _join(page: GradioSession, fn_index: int, data: list[Any]) -> Any:
+    """Join the queue as a page would, and never read the result (a client that went away)."""
+    body = {
+        "data": data,
+        "fn_index": fn_index,
+        "session_hash": page.session_hash,
+        "event_data": None,
+        "trigger_id": None,
+    }
+    return page.http.post("/gradio_api/queue/join", json=body)
+
+
+def test_one_user_cannot_fill_the_queue_and_abandoned_requests_never_run(studio: Any, web: str) -> None:
+    ask = {"Brand": "acme", "Prompt": "a red circle", "Steps": 2, "Size": "square", "Images": 1}
+    with GradioSession(web, timeout=180) as mia, GradioSession(web, timeout=180) as max_:
+        assert mia.login("mia", PASSWORD).status_code == 200
+        assert max_.login("max", PASSWORD).status_code == 200
+        fn_index, data = _form(mia, **ask)
+        joined = [_join(mia, fn_index, data) for _ in range(4)]
+        assert [r.status_code for r in joined] == [200] * 4, [r.text for r in joined]
+        over = _join(mia, fn_index, data)  # told at once, nothing queued
+        assert over.status_code == 422 and "at most 4 at a time" in over.text, over.text
+
+        outcome = max_.call_named("generate", ask)  # another user is not blocked
+        assert outcome.ok, outcome.error
+        # max's request ran after mia's four (one queue, first come first served): none of those ran
+        rows = _generations(studio)
+        assert len(rows) == 1
+        assert files_under(studio.settings.images_dir) and len(files_under(studio.settings.images_dir)) == 1
+
+        again = mia.call_named("generate", ask)  # mia's share is free again
+        assert again.ok, again.error
+        assert len(_generations(studio)) == 2
