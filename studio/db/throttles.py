@@ -42,13 +42,17 @@ def forget_stale(session: Session, keys: Sequence[Key], now: datetime, window: t
     )
 
 
-def reserve(session: Session, key: Key, limit: int, lock_until: datetime, now: datetime) -> int | None:
-    """Count one more failure for ``key`` unless it already has ``limit`` (then None: locked). The count that
-    reaches ``limit`` also sets the lock. One statement: the compare and the increment cannot be split."""
+def count(
+    session: Session, key: Key, limit: int, lock_until: datetime, now: datetime, *, compare: bool
+) -> int | None:
+    """Count one more failure for ``key``; the count that reaches ``limit`` also sets the lock. With
+    ``compare``, only while the count is under ``limit`` (else None: locked): one statement, so the compare
+    and the increment cannot be split. Returns the new count."""
     locks = LoginThrottle.failures + 1 >= limit
+    under = LoginThrottle.failures < limit if compare else LoginThrottle.failures >= 0
     statement = (
         update(LoginThrottle)
-        .where(_where(key), LoginThrottle.failures < limit)
+        .where(_where(key), under)
         .values(
             failures=LoginThrottle.failures + 1,
             updated_at=now,

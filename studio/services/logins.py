@@ -1,11 +1,14 @@
 """Sign-ins: the password check behind the login form, its lockout and the sessions it starts.
 
 Failures are counted per (name, client address) and per client address (over every name), in
-``login_throttles``. A failure is counted *before* the password is checked, with one conditional UPDATE
-(``failures < limit``), so no number of parallel guesses gets more than ``lockout_attempts`` password checks
-for a name from one address, nor more than ``lockout_client_attempts`` from one address over every name. A
-right password gives the count back. A lock from one address leaves other addresses alone: a stranger who
-locks ``admin`` out of their own address does not lock the admin out of theirs.
+``login_throttles``. A name's failure is counted *before* the password is checked, with one conditional
+UPDATE (``failures < limit``), so no number of parallel guesses gets more than ``lockout_attempts`` password
+checks for a name from one address; a right password gives the count back. An address's count over every
+name (``lockout_client_attempts``, against one address trying many names) is checked before and counted
+after a wrong password, so many people signing in at once from one address (an office behind one proxy)
+are not refused while their checks run; parallel guesses can pass that count by at most the number
+answered at once. A lock from one address leaves other addresses alone: a stranger who locks ``admin`` out
+of their own address does not lock the admin out of theirs.
 
 Every answer costs one password hash (locked, unknown name, wrong password alike), so the time an answer
 takes does not tell which it was. Names with no account count and lock the same way, so the lock message does
@@ -99,12 +102,11 @@ class LoginService:
             if user is None:  # removed since the check
                 raise AuthenticationError("wrong username or password")
             if user.disabled:
-                self._give_back(session, name, client)
+                throttles.release(session, (name, client), self._settings.lockout_attempts)
                 record(session, name, "login.failed", name, reason="disabled", client=client)
                 error = AccountDisabledError("this account is disabled: ask an admin to enable it")
             else:
                 throttles.clear(session, (name, client))
-                throttles.release(session, (ANY_NAME, client), self._settings.lockout_client_attempts)
                 user.last_login_at = utcnow()
                 if self._hasher.check_needs_rehash(user.password_hash):
                     user.password_hash = self._hasher.hash(password)
@@ -128,7 +130,7 @@ class LoginService:
         with self._sessions() as session:
             user = repo.user_by_name(session, name) if name else None
             stored = user.password_hash if user is not None else None
-        keys = [(name, client), (ANY_NAME, client)] if name else [(ANY_NAME, client)]
+        keys = [(ANY_NAME, client), (name, client)] if name else [(ANY_NAME, client)]
         failures = self._reserve(keys, now)
         right = self._verify(stored or self._dummy_hash_value(), password)  # the same cost in every case
         if stored is not None and right and failures is not None:
@@ -136,6 +138,10 @@ class LoginService:
         actor = name or "?"
         error: AuthenticationError = AuthenticationError("wrong username or password")
         with self._sessions.begin() as session:
+            if failures is not None:  # a wrong password: the address's count over every name
+                lock = now + timedelta(minutes=self._settings.lockout_minutes)
+                limit = self._settings.lockout_client_attempts
+                throttles.count(session, (ANY_NAME, client), limit, lock, now, compare=False)
             if failures is None:
                 until = throttles.lock_end(session, keys, now) or now
                 record(session, actor, f"{audit_as}.failed", name or None, reason="locked", client=client)
@@ -154,31 +160,28 @@ class LoginService:
         raise error
 
     def _reserve(self, keys: list[tuple[str, str]], now: datetime) -> int | None:
-        """Count this attempt as a failure of every key (all or none); None when one is locked. Returns the
-        name's count (the client's when there is no name)."""
+        """None when the address (``keys[0]``) or the name from it (``keys[1]``) is locked; else count this
+        attempt as a failure of the name (given back if the password is right) and return the name's count
+        (0 without a name)."""
         settings = self._settings
         window = timedelta(minutes=settings.lockout_minutes)
         lock = now + window
         counts: list[int] = []
         try:
-            with self._sessions.begin() as session:  # one transaction: every key counts, or none
+            with self._sessions.begin() as session:  # the address's lock and the name's count together
                 self._prune(session, now)
                 throttles.ensure(session, keys, now)
                 throttles.forget_stale(session, keys, now, window)
-                for key in keys:
-                    per_client = key[0] == ANY_NAME
-                    limit = settings.lockout_client_attempts if per_client else settings.lockout_attempts
-                    count = throttles.reserve(session, key, limit, lock, now)
+                if throttles.lock_end(session, keys[:1], now) is not None:
+                    raise _Locked
+                for key in keys[1:]:
+                    count = throttles.count(session, key, settings.lockout_attempts, lock, now, compare=True)
                     if count is None:
                         raise _Locked
                     counts.append(count)
         except _Locked:
             return None
-        return counts[0]
-
-    def _give_back(self, session: Session, name: str, client: str) -> None:
-        throttles.release(session, (name, client), self._settings.lockout_attempts)
-        throttles.release(session, (ANY_NAME, client), self._settings.lockout_client_attempts)
+        return counts[0] if counts else 0
 
     def _prune(self, session: Session, now: datetime) -> None:
         """Now and then, drop counters nobody has touched for a day (unknown names would pile up)."""

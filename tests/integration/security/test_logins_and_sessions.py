@@ -88,6 +88,16 @@ def test_parallel_wrong_guesses_get_no_more_checks_than_allowed_and_the_right_pa
 # ---------------------------------------------------------------------- 2. per name and client address
 
 
+def test_many_people_signing_in_at_once_from_one_address_all_get_in(login_server: LoginServer) -> None:
+    """An office behind one proxy: more simultaneous sign-ins than the address's failure limit (20)."""
+    people = {f"team{i:02d}": f"team-password-{i:02d}" for i in range(24)}
+    for name, password in people.items():
+        login_server.services.users.add_user(SYSTEM, name, ["marketer"], password)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=24) as pool:
+        answers = list(pool.map(lambda item: login(login_server.url, *item, "192.0.2.200"), people.items()))
+    assert [a.status_code for a in answers] == [200] * len(people), [a.text for a in answers if a.is_error]
+
+
 def test_a_stranger_cannot_lock_the_admin_out_of_her_own_address(login_server: LoginServer) -> None:
     url, stranger, admin_desk = login_server.url, "198.51.100.7", "192.0.2.33"
     for attempt in range(LOCK_ATTEMPTS):
