@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from studio.engine import samplers as sampler_registry
+from studio.engine.a1111 import model_hash
 from studio.engine.adapters import AdapterManager, AdapterSpec
 from studio.engine.control import fit_to_size, image_sha256, load_image
 from studio.engine.devices import DeviceChoice, choose_device
@@ -39,6 +40,7 @@ from studio.engine.limits import (  # noqa: F401 (re-exported: the limits were d
     MAX_STEPS,
     MIN_CFG,
 )
+from studio.engine.lora_export import a1111_lora_hash
 from studio.engine.models import ResolvedModel, resolve_model
 from studio.engine.pipelines import LoadedModel, PipelineCache, free_memory
 from studio.engine.recipe import ControlEntry, LoraEntry, Recipe, library_versions
@@ -498,6 +500,7 @@ class Engine:
                 sha256=spec.sha256 or loaded.adapters.sha256_of(spec.name) or "",
                 weight=float(spec.weight),
                 version_id=spec.version_id,
+                a1111_hash=a1111_lora_hash(spec.path, model.family, model.path),
             )
             for spec in req.loras
         )
@@ -513,6 +516,7 @@ class Engine:
             for unit, control_map in zip(req.controls, prepared.control_maps, strict=True)
         )
         versions = library_versions()
+        a1111_hash_of_model = model_hash(model.path, model.family)
         results = []
         for index, image in enumerate(images):
             seed = prepared.seed + index
@@ -520,6 +524,7 @@ class Engine:
                 base_model=model.ref,
                 base_model_revision=model.revision,
                 base_model_hash=model.content_hash,
+                a1111_model_hash=a1111_hash_of_model,
                 family=model.family,
                 prompt=req.prompt,
                 prompt_typed=req.prompt_typed if req.prompt_typed is not None else req.prompt,

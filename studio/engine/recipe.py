@@ -2,11 +2,11 @@
 
 A saved PNG carries two text chunks:
 
-* ``parameters`` — A1111-style text that other tools read::
+* ``parameters`` — the text A1111 would write (see :mod:`studio.engine.a1111`)::
 
-      <prompt as sent>
+      <prompt as sent> <lora:name:0.8>
       Negative prompt: <negative prompt>
-      Steps: 20, Sampler: Euler a, CFG scale: 7.0, Seed: 42, Size: 64x64, Model hash: 1a2b3c4d5e, Model: ...
+      Steps: 20, Sampler: Euler a, Schedule type: Uniform, CFG scale: 7, Seed: 42, Size: 64x64, ...
 
 * ``studio_recipe`` — the full :class:`Recipe` as JSON.
 
@@ -35,12 +35,17 @@ RECIPE_CHUNK = "studio_recipe"
 
 @dataclass(frozen=True)
 class LoraEntry:
-    """One LoRA version used: its adapter name, file sha256, weight and (optionally) the version id."""
+    """One LoRA version used: its adapter name, file sha256, weight and (optionally) the version id.
+
+    ``a1111_hash`` is the hash A1111 would show for the file it loads (its kohya export; see
+    :mod:`studio.engine.a1111`); it only feeds the ``parameters`` text.
+    """
 
     name: str
     sha256: str
     weight: float
     version_id: str | None = None
+    a1111_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,9 @@ class Recipe:
     """A complete, JSON-serialisable description of one generated image (DESIGN.md "recipe").
 
     ``prompt`` is the prompt as sent to the model (after brand templates), ``prompt_typed`` as the user
-    typed it.  ``seed`` is the seed of *this* image (batches use seed, seed+1, ...).
+    typed it.  ``seed`` is the seed of *this* image (batches use seed, seed+1, ...).  ``base_model_hash``
+    identifies the model folder for the studio; ``a1111_model_hash`` is A1111's "Model hash" for the
+    ``parameters`` text (see :func:`studio.engine.a1111.model_hash`).
     """
 
     base_model: str
@@ -80,6 +87,7 @@ class Recipe:
     controls: tuple[ControlEntry, ...] = ()
     versions: dict[str, str] = field(default_factory=dict)
     recipe_version: int = RECIPE_VERSION
+    a1111_model_hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -121,42 +129,10 @@ class Recipe:
         return cls.from_dict(data)
 
     def parameters_text(self) -> str:
-        """The A1111-style ``parameters`` text for this recipe."""
-        fields: list[tuple[str, str]] = [
-            ("Steps", str(self.steps)),
-            ("Sampler", self.sampler),
-            ("CFG scale", _num(self.guidance_scale)),
-            ("Seed", str(self.seed)),
-            ("Size", f"{self.width}x{self.height}"),
-        ]
-        if self.base_model_hash:
-            fields.append(("Model hash", self.base_model_hash[:10]))
-        fields.append(("Model", self.base_model))
-        if self.loras:
-            hashes = ", ".join(f"{entry.name}: {entry.sha256[:12]}" for entry in self.loras)
-            fields.append(("Lora hashes", _quote(hashes)))
-            weights = ", ".join(f"{entry.name}: {_num(entry.weight)}" for entry in self.loras)
-            fields.append(("Lora weights", _quote(weights)))
-        for index, unit in enumerate(self.controls):
-            text = (
-                f"Model: {unit.controlnet}, Weight: {_num(unit.scale)}, "
-                f"Guidance Start: {_num(unit.start)}, Guidance End: {_num(unit.end)}"
-            )
-            fields.append((f"ControlNet {index}", _quote(text)))
-        studio_version = self.versions.get("studio")
-        if studio_version:
-            fields.append(("Version", f"brand-studio {studio_version}"))
-        lines = [self.prompt, f"Negative prompt: {self.negative_prompt}"]
-        lines.append(", ".join(f"{key}: {value}" for key, value in fields))
-        return "\n".join(lines)
+        """The A1111 ``parameters`` text for this recipe (:func:`studio.engine.a1111.parameters_text`)."""
+        from studio.engine.a1111 import parameters_text
 
-
-def _num(value: float) -> str:
-    return f"{float(value):g}"
-
-
-def _quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+        return parameters_text(self)
 
 
 def library_versions() -> dict[str, str]:

@@ -59,15 +59,20 @@ def test_from_json_refuses_unknown_fields_and_bad_json() -> None:
 
 
 def test_parameters_text_is_a1111_style() -> None:
+    """The full line is held by tests/unit/test_a1111_parameters.py; here the shape of it."""
     lines = _recipe().parameters_text().split("\n")
-    assert lines[0] == "acme style, a red circle — «café»"
+    assert lines[0] == "acme style, a red circle — «café» <lora:acme_style:0.8>"
     assert lines[1] == "Negative prompt: blurry, ugly"
     assert lines[2].startswith(
-        "Steps: 20, Sampler: DPM++ 2M Karras, CFG scale: 5.5, Seed: 4242, Size: 64x48, Model hash: abababab"
+        "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 5.5, Seed: 4242, Size: 64x48, "
     )
-    assert "Model: embedded:toyworld" in lines[2]
-    assert 'Lora hashes: "acme_style: cdcdcdcdcdcd"' in lines[2]
-    control = 'ControlNet 0: "Model: embedded:toyworld, Weight: 0.9, Guidance Start: 0, Guidance End: 0.6"'
+    assert 'Model: "embedded:toyworld", RNG: CPU' in lines[2]
+    assert "Lora hashes" not in lines[2]  # no A1111 hash recorded for this LoRA
+    control = (
+        'ControlNet 0: "Module: none, Model: embedded-toyworld, Weight: 0.9, Resize Mode: Crop and Resize, '
+        "Processor Res: -1, Threshold A: -1, Threshold B: -1, Guidance Start: 0.0, Guidance End: 0.6, "
+        'Pixel Perfect: False, Control Mode: Balanced"'
+    )
     assert control in lines[2]
 
 
