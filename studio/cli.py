@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from studio.cli_loras import loras_commands
 from studio.config import Settings, SettingsError
 from studio.errors import DATABASE_ERROR_MESSAGE, StudioError, is_database_error
 
@@ -803,6 +804,9 @@ def serve(
     status = serve_main([*argv, *(["--no-worker"] if no_worker else [])])
     if status:
         raise typer.Exit(status)
+
+
+app.add_typer(loras_commands(_handled, _services, _actor), name="loras")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from studio.config import Settings
 from studio.db.engine import make_engine, make_session_factory
 from studio.db.migrate import upgrade
 from studio.services.audit import AuditService
+from studio.services.brand_loras import BrandLoraService
 from studio.services.brands import BrandService
 from studio.services.datasets import DatasetService
 from studio.services.doctor import DoctorService
@@ -32,6 +33,7 @@ class Services:
     sessions: sessionmaker[Session]
     users: UserService
     brands: BrandService
+    loras: BrandLoraService
     audit: AuditService
     engines: EngineProvider
     generation: GenerationService
@@ -86,6 +88,7 @@ def build_services(
         sessions=sessions,
         users=UserService(sessions, settings, password_hasher),
         brands=brands,
+        loras=BrandLoraService(sessions, settings, brands),
         audit=AuditService(sessions),
         engines=engines,
         generation=GenerationService(sessions, settings, engines),
