@@ -295,7 +295,7 @@ def render(services: Services) -> dict[str, Any]:
         interactive=False,
     )
     empty = gr.Markdown(visible=False)
-    details = gr.HTML(PICK_BRAND)
+    details = gr.HTML(PICK_BRAND, elem_id="brand-details")
 
     with gr.Accordion("Create or edit a brand (admin)", open=False, visible=False) as admin_form:
         load_btn = gr.Button("Load the selected brand into the form")

@@ -196,7 +196,7 @@ def render(services: Services) -> dict[str, Any]:
             facts = gr.Markdown("_Click an image to open it._", elem_id="gallery-facts")
             palette = gr.HTML(elem_id="gallery-palette")
             gr.Markdown("#### Review history")
-            history = gr.Markdown()
+            history = gr.Markdown(elem_id="gallery-history")
             with gr.Row():
                 regenerate_btn = gr.Button("Regenerate exactly")
                 remix_btn = gr.Button("Remix (recipe for Generate)")

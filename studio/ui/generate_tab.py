@@ -219,7 +219,7 @@ def render(services: Services) -> dict[str, Any]:
                 buttons=["download", "fullscreen"],  # no Share: the studio is not on the internet
                 elem_id="gen-results",
             )
-            final_prompt = gr.Markdown()
+            final_prompt = gr.Markdown(elem_id="gen-final-prompt")
             details = gr.JSON(label="Details")
         timer = gr.Timer(0.5, active=False)
 

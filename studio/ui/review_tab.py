@@ -262,7 +262,7 @@ def render(services: Services) -> dict[str, Any]:
                 recipe = gr.JSON(label="Recipe")
         with gr.Column(scale=2):
             gr.Markdown("#### History")
-            history = gr.Markdown()
+            history = gr.Markdown(elem_id="review-history")
     with gr.Accordion("Bulk decision", open=False):
         selection = gr.CheckboxGroup(label="Select images", choices=[], elem_id="review-selection")
         bulk_comment = gr.Textbox(label="One comment for all (required to reject)")

@@ -377,7 +377,7 @@ def render(services: Services) -> dict[str, Any]:
         thumbs = gr.Gallery(label="Images", columns=8, height=220, allow_preview=False)
         captions = gr.Dataframe(
             headers=CAPTION_HEADERS, label="Captions (edit the caption column, then save)", interactive=True,
-            wrap=True,
+            wrap=True, elem_id="training-captions",
         )  # fmt: skip
         with gr.Row():
             save_btn = gr.Button("Save captions")
