@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 
 from studio.services.container import Services
 from studio.services.users import StudioOverview
-from studio.ui import brands_tab, gallery_tab, generate_tab, review_tab, training_tab, users_tab
+from studio.ui import account, brands_tab, gallery_tab, generate_tab, review_tab, training_tab, users_tab
 from studio.ui.common import actor_of, shown_to_user
 from studio.ui.login_page import LoginPageScript, studio_login
 from studio.ui.sessions import SessionGuard
@@ -86,6 +86,7 @@ def build_ui(services: Services) -> gr.Blocks:
             gr.Markdown("## Brand Studio")
             whoami = gr.Markdown()
             gr.Button("Log out", link="/logout", size="sm", scale=0)
+        account.render(services)  # change my password (any signed-in user, with the current one)
         notice = gr.Markdown(elem_id="studio-notice", visible=False)
         tabs: list[gr.Tab] = []
         parts: dict[str, dict[str, Any]] = {}

@@ -44,6 +44,9 @@ ENDPOINTS: dict[str, Access] = {
         ANYONE, why="UI-only helpers (seed dice, page and queue counters, drop a pending remix)"
     ),
     "cancel": Access(ANYONE, why="cancel the caller's own running generation"),
+    "change_password": Access(
+        ANYONE, why="change the caller's own password, given the current one; ends the caller's sessions"
+    ),
     # Generate
     "brand_changed": Access(MARKETERS, member=True, why="a brand's generation options"),
     "generate": Access(MARKETERS, member=True, why="generate images"),
@@ -115,8 +118,8 @@ ENDPOINTS: dict[str, Access] = {
     "set_roles": Access(ADMINS, why="change an account's roles"),
     "reset_password": Access(
         ADMINS,
-        why="set an account's password, own included, and end its sessions (admins only: a user "
-        "changes their own with UserService.change_own_password, which asks for the current one)",
+        why="set an account's password, own included, and end its sessions (admins only: users change "
+        "their own with change_password, which asks for the current one)",
     ),
     "disable_user": Access(ADMINS, why="refuse an account's logins"),
     "enable_user": Access(ADMINS, why="let a disabled account log in again (and clear its lockout)"),

@@ -133,3 +133,11 @@ class SessionGuard:
         """Drop records of tokens Gradio no longer holds (logged out)."""
         for token in [t for t in self.sessions if t not in tokens]:
             del self.sessions[token]
+
+
+def request_client(request: Any) -> str | None:
+    """The client address of a Gradio event's request (``gr.Request``), as :func:`client_address` reads
+    it for a sign-in."""
+    client = getattr(request, "client", None)
+    host = getattr(client, "host", None)
+    return str(host)[:64] if host else None

@@ -9,8 +9,9 @@ SQLite file, real argon2 hashing, real threads):
 3. locked, unknown-name and wrong-password answers take the same time (each costs one hash);
 4. usernames are case-insensitive: ``MIA`` signs in as ``mia`` and every later call works;
 5. a 900 KB username is refused, naming the field, and writes a few hundred bytes of audit, not megabytes;
-6. a user cannot set their own password without the current one (the ``reset_password`` row of the
-   permission table: admins only);
+6. a user cannot set their own password without the current one: ``reset_password`` is for admins (its row
+   in the permission table, checked here for a user naming themself), ``change_password`` (anyone) asks for
+   the current password and ends the account's sessions;
 7. a session ends when its user's password is reset, when they are disabled and when a role is taken away:
    the old cookie then gets no ``/config``, no event and no file.
 """
@@ -18,6 +19,7 @@ SQLite file, real argon2 hashing, real threads):
 from __future__ import annotations
 
 import concurrent.futures
+import html
 import sqlite3
 import statistics
 import time
@@ -33,6 +35,7 @@ from studio.services.views import SYSTEM, Actor
 from studio.ui.permissions_matrix import ENDPOINTS
 
 LOCK_ATTEMPTS = 5
+ROLES_ALL = ("admin", "marketer", "reviewer")
 
 
 def login(url: str, username: str, password: str, client: str | None = None) -> httpx.Response:
@@ -214,16 +217,28 @@ def test_no_one_sets_their_own_password_without_the_current_one(login_server: Lo
 def test_changing_ones_own_password_needs_the_current_one_and_ends_the_sessions(
     login_server: LoginServer,
 ) -> None:
-    users = login_server.services.users
-    with GradioSession(login_server.url) as browser:
-        assert browser.login("mia", PASSWORDS["mia"]).status_code == 200
-        with pytest.raises(ValidationError, match="current password: is wrong") as wrong:
-            users.change_own_password(Actor.user("mia"), "not-the-password", "mia-new-password-2")
-        assert wrong.value.field == "current password"
-        assert browser.http.get("/config").status_code == 200
-        users.change_own_password(Actor.user("mia"), PASSWORDS["mia"], "mia-new-password-2")
-        assert browser.http.get("/config").status_code == 401
-    assert users.check_login("mia", "mia-new-password-2")
+    url, users = login_server.url, login_server.services.users
+    assert all(ENDPOINTS["change_password"].allows(frozenset({role}), False) for role in ROLES_ALL)
+    with GradioSession(url) as page, GradioSession(url) as other_tab:
+        for browser in (page, other_tab):
+            assert browser.login("mia", PASSWORDS["mia"]).status_code == 200
+        new = {"Current password": "not-the-password", "New password": "mia-new-password-2"}
+        wrong = page.call_named("change_password", new)
+        assert wrong.ok and "current password: is wrong" in html.unescape(str(wrong.data[0])), wrong
+        assert page.http.get("/config").status_code == 200
+        assert not users.check_login("mia", "mia-new-password-2")
+        changed = page.call_named("change_password", {**new, "Current password": PASSWORDS["mia"]})
+        assert changed.ok and "Password changed" in str(changed.data[0]), changed
+        assert page.http.get("/config").status_code == 401  # this session ended too
+        assert other_tab.http.get("/config").status_code == 401
+    assert users.check_login("mia", "mia-new-password-2") and not users.check_login("mia", PASSWORDS["mia"])
+    reasons = [
+        e.details.get("reason") for e in login_server.services.audit.list_events(SYSTEM, action="password")
+    ]
+    assert reasons == ["wrong password"], "a wrong current password is audited like a failed sign-in"
+    with pytest.raises(ValidationError) as refused:
+        users.change_own_password(Actor.user("mia"), "not-the-password", "mia-new-password-3")
+    assert refused.value.field == "current password"
     ada = users.reset_password(Actor.user("ada"), "ada", "ada-admin-pass-2")  # an admin reset, own included
     assert ada.username == "ada" and users.check_login("ada", "ada-admin-pass-2")
 
