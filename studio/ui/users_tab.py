@@ -1,5 +1,7 @@
 """The Users tab (admin): accounts, roles, disabling, unlocking and password resets. The service checks the
-role. Every change lists the users again; a bad entry is a warning beside the buttons, the form keeps it."""
+role. Every change lists the users again; a bad entry is a warning beside the buttons, the form keeps it.
+A reset, a disable and a role taken away end the user's sessions (see :mod:`studio.ui.sessions`); the
+"locked until" column is the latest lock of the name from any client address."""
 
 from __future__ import annotations
 
@@ -60,12 +62,12 @@ def render(services: Services) -> dict[str, Any]:
     @keeps_form(status=0)
     def set_roles(username: str, roles: list[str], request: gr.Request) -> str:
         user = users.set_roles(actor_of(request), name_of(username), roles or [])
-        return f"**{user.username}** now has roles: {', '.join(user.roles)}."
+        return f"**{user.username}** now has roles: {', '.join(user.roles)} (a role taken away signs out)."
 
     @keeps_form(status=0)
     def disable(username: str, request: gr.Request) -> str:
         user = users.disable(actor_of(request), name_of(username))
-        return f"**{user.username}** is disabled."
+        return f"**{user.username}** is disabled (and signed out everywhere)."
 
     @keeps_form(status=0)
     def enable(username: str, request: gr.Request) -> str:
@@ -80,7 +82,7 @@ def render(services: Services) -> dict[str, Any]:
     @keeps_form(status=0)
     def reset_password(username: str, password: str, request: gr.Request) -> str:
         user = users.reset_password(actor_of(request), name_of(username), password or "")
-        return f"Password of **{user.username}** reset; lock cleared."
+        return f"Password of **{user.username}** reset; lock cleared; signed out everywhere."
 
     def pick_user(evt: gr.SelectData) -> tuple[Any, Any]:
         """A click on a row fills the username (and roles) for the buttons below."""
