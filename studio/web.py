@@ -8,6 +8,7 @@ import ipaddress
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from studio.config import Settings, SettingsError
 from studio.errors import StudioError
@@ -77,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     if started.note:
         print(f"note: {started.note}", flush=True)
+    from studio.ui.upload_guard import UploadCache
+
+    UploadCache(  # uploads of an earlier run are gone at start; later ones after their time
+        Path(os.environ["GRADIO_TEMP_DIR"]), max_age_s=settings.upload_cache_minutes * 60
+    ).start()
     demo = build_ui(services)
     demo.queue(default_concurrency_limit=1, max_size=64)
     print(f"Brand Studio on http://{settings.host}:{settings.port} (data in {settings.home})", flush=True)

@@ -16,6 +16,7 @@ from studio.services.brand_loras import BrandLoraService
 from studio.services.brands import BrandService
 from studio.services.datasets import DatasetService
 from studio.services.doctor import DoctorService
+from studio.services.file_access import FileAccessService
 from studio.services.gallery import GalleryService
 from studio.services.generation import EngineProvider, GenerationService
 from studio.services.review import ReviewService
@@ -43,6 +44,7 @@ class Services:
     gallery: GalleryService
     review: ReviewService
     doctor: DoctorService
+    files: FileAccessService
 
     def close(self) -> None:
         """Release database connections."""
@@ -98,4 +100,5 @@ def build_services(
         gallery=gallery,
         review=ReviewService(sessions, settings, gallery),
         doctor=DoctorService(sessions, settings),
+        files=FileAccessService(sessions, settings),
     )

@@ -16,8 +16,11 @@ from studio.services.container import Services
 from studio.services.users import StudioOverview
 from studio.ui import account, brands_tab, gallery_tab, generate_tab, review_tab, training_tab, users_tab
 from studio.ui.common import actor_of, shown_to_user
+from studio.ui.file_access import StudioFiles
+from studio.ui.http_guards import OriginGuard, QueueOwners
 from studio.ui.login_page import LoginPageScript, studio_login
 from studio.ui.sessions import SessionGuard
+from studio.ui.upload_guard import UploadQuota
 
 CSS = """
 .swatch { display:flex; flex-direction:column; align-items:center; gap:2px; font-size:11px }
@@ -166,7 +169,9 @@ def login_off_the_event_loop(check: Callable[[str, str], bool]) -> Callable[[str
 
 
 def launch_options(services: Services) -> dict[str, Any]:
-    """Arguments for ``Blocks.launch``: the studio's own login, local bind, and only the image area served."""
+    """Arguments for ``Blocks.launch``: the studio's own login, local bind, no data folder served by Gradio
+    (studio files go through :mod:`studio.ui.file_access`) and the HTTP guards of :mod:`studio.ui.http_guards`
+    and :mod:`studio.ui.upload_guard`."""
     settings = services.settings
     return {
         "server_name": settings.host,
@@ -174,7 +179,7 @@ def launch_options(services: Services) -> dict[str, Any]:
         "auth": login_off_the_event_loop(studio_login(services.users)),
         "auth_message": "Brand Studio: sign in with the account your admin gave you.",
         "share": False,
-        "allowed_paths": [str(settings.images_dir), str(services.gallery.exports_dir)],
+        "allowed_paths": [],
         "max_file_size": f"{settings.max_upload_mb}mb",
         "footer_links": ["gradio"],
         "css": CSS,
@@ -183,8 +188,12 @@ def launch_options(services: Services) -> dict[str, Any]:
         "show_error": True,
         "app_kwargs": {
             "middleware": [
+                Middleware(OriginGuard),  # another site's requests: refused first
                 Middleware(SessionGuard, users=services.users),  # sign-ins; ended sessions are logged out
                 Middleware(LoginPageScript),  # a lockout's reason on the login page
+                Middleware(StudioFiles, files=services.files),
+                Middleware(QueueOwners),
+                Middleware(UploadQuota, quota_mb=settings.upload_quota_mb),
             ]
         },
     }

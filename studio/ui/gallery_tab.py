@@ -20,6 +20,7 @@ from studio.errors import PermissionDeniedError, ValidationError
 from studio.services.container import Services
 from studio.services.gallery import Comparison, GalleryFilter, GalleryPage, remix_json
 from studio.ui.common import actor_of, shown_to_user
+from studio.ui.file_access import export_link, image_link, linked_file, linked_image
 from studio.ui.generate_tab import RemixTarget
 from studio.ui.review_tab import detail_markdown, history_markdown, palette_html
 
@@ -183,7 +184,7 @@ def render(services: Services) -> dict[str, Any]:
     )
     with gr.Row():
         with gr.Column(scale=3):
-            image = gr.Image(
+            image = linked_image(
                 label="Image",
                 type="filepath",
                 interactive=False,
@@ -204,7 +205,7 @@ def render(services: Services) -> dict[str, Any]:
             with gr.Accordion("Recipe", open=False):
                 recipe = gr.JSON(label="Recipe")
             remix = gr.Code(label="Remix: the Generate form's input", language="json", visible=False)
-            regenerated = gr.Image(
+            regenerated = linked_image(
                 label="Regenerated",
                 type="filepath",
                 interactive=False,
@@ -228,7 +229,7 @@ def render(services: Services) -> dict[str, Any]:
             elem_classes=["pixel-grid"],
         )
         compare_table = gr.HTML(elem_id="gallery-compare")
-        download = gr.File(label="Export (zip)", interactive=False)
+        download = linked_file(label="Export (zip)", interactive=False)
 
     filters = [brand, status, author, since, until, text, lora, template, flag, sort]
 
@@ -256,7 +257,8 @@ def render(services: Services) -> dict[str, Any]:
                 actor_of(request), flt, page=int(number or 1), page_size=PAGE_SIZE
             )
         cells = [
-            (str(i.path), f"#{i.id} {i.review_status}{' ⚠' if i.palette_flag else ''}") for i in result.items
+            (image_link(request, i.id), f"#{i.id} {i.review_status}{' ⚠' if i.palette_flag else ''}")
+            for i in result.items
         ]
         info = page_summary(result.page, len(result.items), result.has_next)
         choices = [(f"#{i.id} {i.review_status}", i.id) for i in result.items]
@@ -288,7 +290,7 @@ def render(services: Services) -> dict[str, Any]:
         with shown_to_user():
             detail = gallery.detail(actor_of(request), image_id)
         return [
-            str(detail.item.path),
+            image_link(request, detail.item.id),
             detail_markdown(detail),
             palette_html(detail),
             history_markdown(detail.history),
@@ -304,19 +306,19 @@ def render(services: Services) -> dict[str, Any]:
         with shown_to_user():
             result = services.generation.regenerate(actor_of(request), image_id)
         made = result.images[0]
-        return [str(made.path), f"Regenerated as **#{made.id}** (pending review)."]
+        return [image_link(request, made.id), f"Regenerated as **#{made.id}** (pending review)."]
 
     def compare(ids: list[int], request: gr.Request) -> list[Any]:
         with shown_to_user():
             comparison = gallery.compare(actor_of(request), ids or [])
-        cells = [(str(d.item.path), f"#{d.item.id}") for d in comparison.images]
+        cells = [(image_link(request, d.item.id), f"#{d.item.id}") for d in comparison.images]
         return [cells, comparison_html(comparison)]
 
     def export_selected(ids: list[int], request: gr.Request) -> list[Any]:
         with shown_to_user():
             result = gallery.export(actor_of(request), image_ids=ids or [])
         skipped = f"; {len(result.skipped)} not approved, left out" if result.skipped else ""
-        return [str(result.path), f"Exported **{result.count}** image(s){skipped}."]
+        return [export_link(request, result.path), f"Exported **{result.count}** image(s){skipped}."]
 
     def export_matching(  # noqa: PLR0913
         brand_v: str | None,
@@ -336,7 +338,7 @@ def render(services: Services) -> dict[str, Any]:
                 brand_v, status_v, author_v, since_v, until_v, text_v, lora_v, template_v, flag_v, sort_v
             )
             result = gallery.export(actor_of(request), flt=flt)
-        return [str(result.path), f"Exported **{result.count}** approved image(s)."]
+        return [export_link(request, result.path), f"Exported **{result.count}** approved image(s)."]
 
     page_inputs = [*filters, page, current, lightbox]
     page_outputs = [grid, page_ids, page_info, selected, page, lightbox]

@@ -16,6 +16,7 @@ import gradio as gr
 
 from studio.errors import StudioError, ValidationError
 from studio.services.generation import GenerateInput, GenerationOptions, GenerationResult, PromptCheck
+from studio.ui.file_access import image_link
 from studio.ui.text import escape_markdown
 
 MAX_LORA_SLIDERS = 4  # the handlers take exactly this many weights
@@ -205,15 +206,17 @@ def summary(results: list[GenerationResult], requested: int, seconds: float) -> 
 # ------------------------------------------------------------------------------------------------ output
 
 
-def gallery_items(results: list[GenerationResult], *, by_cfg: bool = False) -> list[tuple[str, str]]:
-    """The results for the gallery, each under its download name ``<brand>-<id>-<seed>.png``."""
+def gallery_items(
+    results: list[GenerationResult], request: gr.Request | None, *, by_cfg: bool = False
+) -> list[tuple[str, str]]:
+    """The results for the gallery: links under their download names ``<brand>-<id>-<seed>.png``."""
     items = []
     for result in results:
         for image in result.images:
             caption = f"CFG {result.cfg:g}" if by_cfg else f"#{image.id} seed {image.seed}"
             if image.palette_flag:
                 caption += " · off-palette"
-            items.append((str(image.download_path or image.path), caption))
+            items.append((image_link(request, image.id, image.download_name), caption))
     return items
 
 

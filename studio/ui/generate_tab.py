@@ -356,7 +356,7 @@ def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict
             current.line = form_.summary(results, images(ask), seconds)
             if any(r.cancelled for r in results):
                 gr.Info(current.line)
-            shown = form_.gallery_items(results, by_cfg=by_cfg)
+            shown = form_.gallery_items(results, request, by_cfg=by_cfg)
             return [shown, form_.final_prompt(results[0]), form_.details(results)]
 
         return _over_form(handler, name)

@@ -25,6 +25,7 @@ from studio.services.container import Services
 from studio.services.gallery import GalleryItem, ImageDetail, ReviewEntry
 from studio.services.review import comment_problem
 from studio.ui.common import actor_of, shown_to_user
+from studio.ui.file_access import image_link, linked_image
 from studio.ui.text import escape_markdown as text
 
 #: The shown image (Review and Gallery): scaled to its box with its shape kept; small images are upscaled
@@ -180,7 +181,7 @@ def render(services: Services) -> dict[str, Any]:
             detail = gallery.detail(actor_of(request), ids[index])
         position = f"Image {index + 1} of {len(ids)} · "
         return [
-            str(detail.item.path),
+            image_link(request, detail.item.id),
             position + summary_markdown(detail),
             palette_html(detail),
             more_markdown(detail),
@@ -230,7 +231,7 @@ def render(services: Services) -> dict[str, Any]:
     index = gr.State(0)
     with gr.Row():
         with gr.Column(scale=3, min_width=400):
-            image = gr.Image(
+            image = linked_image(
                 label="Image",
                 type="filepath",
                 interactive=False,

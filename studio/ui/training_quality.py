@@ -1,6 +1,6 @@
 """The Training tab's quality gate, as HTML: every checkpoint's scores in a table with the best one marked,
 and the chosen checkpoint's images without and with the LoRA side by side (``studio.training.quality`` makes
-the numbers; the images are served from the image area by their paths, which the views carry)."""
+the numbers; the images are links that only admins can open, see :mod:`studio.ui.file_access`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.services.training_views import CheckpointView, JobView
+from studio.ui.file_access import training_link
 
 #: the tab's own styles: sample captions wrap (never cut), and the quality grid's images stay sharp
 TAB_CSS = """<style>
@@ -64,10 +65,10 @@ def quality_rows(job: JobView) -> list[list[str]]:
     return rows
 
 
-def _image(path: Path | None) -> str:
+def _image(job_id: int, step: int, image_set: str, index: int, path: Path | None) -> str:
     if path is None:
         return "—"
-    src = html.escape(f"/gradio_api/file={path}")
+    src = html.escape(training_link(job_id, step, image_set, index, path.name))
     return f'<img src="{src}" alt="{html.escape(path.stem)}">'
 
 
@@ -90,14 +91,18 @@ def quality_html(job: JobView, step: int | None) -> str:
         if any(c.quality for c in job.checkpoints) else ""
     )  # fmt: skip
     chosen = next((c for c in job.checkpoints if c.step == step), job.checkpoints[-1])
-    grid = quality_grid(chosen)
+    grid = quality_grid(chosen, job.id)
     return (
         f'<div class="quality-gate"><p>{QUALITY_HELP}</p>'
         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><p>{esc(best)}</p>{grid}</div>"
     )
 
 
-def quality_grid(ckpt: CheckpointView) -> str:
+def _nth(paths: tuple[Path, ...], index: int) -> Path | None:
+    return paths[index] if index < len(paths) else None
+
+
+def quality_grid(ckpt: CheckpointView, job_id: int) -> str:
     """One row per prompt and seed: the image without the LoRA next to the ones with it."""
     esc = html.escape
     images, q = ckpt.quality_images, ckpt.quality or {}
@@ -111,7 +116,7 @@ def quality_grid(ckpt: CheckpointView) -> str:
         prompt = prompts[i % len(prompts)] if prompts else ""
         seed = seeds[i // len(prompts)] if prompts and seeds and i // len(prompts) < len(seeds) else "?"
         cells = "".join(
-            f"<td>{_image(images[key][i] if i < len(images.get(key, ())) else None)}</td>"
+            f"<td>{_image(job_id, ckpt.step, key, i, _nth(images.get(key, ()), i))}</td>"
             for key, _ in GRID_COLUMNS
         )
         rows.append(

@@ -22,6 +22,7 @@ from studio.services.container import Services
 from studio.services.training import EXPERT_HELP, OPTIMIZERS, QUANTIZATIONS
 from studio.services.training_views import DatasetCheck, DatasetView, JobView
 from studio.ui.common import actor_of, shown_to_user
+from studio.ui.file_access import file_link
 from studio.ui.forms import keeps_form, require
 from studio.ui.text import escape_markdown
 from studio.ui.training_quality import TAB_CSS, quality_html
@@ -88,14 +89,15 @@ def loss_frame(job: JobView) -> pd.DataFrame:
     return pd.DataFrame({"step": [s for s, _ in job.loss_history], "loss": [v for _, v in job.loss_history]})
 
 
-def checkpoint_gallery(job: JobView) -> list[tuple[str, str]]:
-    """Sample images of every checkpoint, side by side by step (newest first)."""
+def checkpoint_gallery(job: JobView, request: gr.Request | None) -> list[tuple[str, str]]:
+    """Sample images of every checkpoint, side by side by step (newest first), as links for admins."""
     items = []
     for ckpt in reversed(job.checkpoints):
         number = ckpt.published_version_number or ckpt.published_version_id
         published = f" · published as version {number}" if ckpt.published_version_id else ""
-        for path in ckpt.sample_paths:
-            items.append((str(path), f"step {ckpt.step}{published} · {path.stem}"))
+        for index, path in enumerate(ckpt.sample_paths):
+            link = file_link(request, "training", job.id, ckpt.step, "samples", index, path.name)
+            items.append((link, f"step {ckpt.step}{published} · {path.stem}"))
     return items
 
 
@@ -291,13 +293,13 @@ def render(services: Services) -> dict[str, Any]:
         with shown_to_user():
             return job_rows(training.list_jobs(actor_of(request)))
 
-    def job_view(job: JobView, chosen: Any = None) -> tuple[Any, ...]:
+    def job_view(job: JobView, request: gr.Request, chosen: Any = None) -> tuple[Any, ...]:
         steps = [c.step for c in job.checkpoints]
         step = default_step(job, chosen)
         return (
             job_html(job),
             loss_frame(job),
-            checkpoint_gallery(job),
+            checkpoint_gallery(job, request),
             gr.update(choices=steps, value=step),
             quality_html(job, step),
             *job_controls(job),
@@ -310,14 +312,14 @@ def render(services: Services) -> dict[str, Any]:
             empty = (message, loss_frame_empty(), [], gr.update(choices=[], value=None), "")
             return (*empty, *job_controls(None))
         with shown_to_user():
-            return job_view(training.get_job(actor_of(request), number))
+            return job_view(training.get_job(actor_of(request), number), request)
 
     def tick(job_id: Any, step: Any, request: gr.Request) -> tuple[Any, ...]:
         number = job_number(job_id)
         if number is None:  # nothing to follow: no service call (and no error for anyone)
             return (gr.skip(),) * 8
         with shown_to_user():
-            return job_view(training.get_job(actor_of(request), number), step)
+            return job_view(training.get_job(actor_of(request), number), request, step)
 
     def show_quality(job_id: Any, step: Any, request: gr.Request) -> Any:
         number = job_number(job_id)

@@ -490,10 +490,14 @@ def test_private_files_are_not_served_even_to_an_admin(live: Live) -> None:
         assert admin.login("admin", ADMIN_PASSWORD).status_code == 200
         served_image = next((live.app.home / "images").rglob("*.png"), None)
         assert served_image is not None, "the matrix test made images"
-        good = admin.http.get(f"/gradio_api/file={served_image}")
-        assert good.status_code == 200 and good.content[:4] == b"\x89PNG"  # the image area is served
+        with sqlite3.connect(f"file:{live.db}?mode=ro", uri=True) as connection:
+            image_id = connection.execute("SELECT id FROM images ORDER BY id LIMIT 1").fetchone()[0]
+        link = f"/studio/files/image/{image_id}/image-{image_id}.png"
+        good = admin.http.get(link)
+        assert good.status_code == 200 and good.content[:4] == b"\x89PNG"  # images are served by their links
+        assert admin.http.get(f"/gradio_api/file={served_image}").status_code in (403, 404)  # never by path
         with httpx.Client(base_url=live.app.url, timeout=30) as anonymous:
-            assert anonymous.get(f"/gradio_api/file={served_image}").status_code in (401, 403)
+            assert anonymous.get(link).status_code == 404
         outside = [Path("/etc/passwd"), REPO_ROOT / "app.py", REPO_ROOT / "pyproject.toml"]
         for target in targets:
             for url in _file_urls(target, live.app.home):

@@ -200,9 +200,12 @@ def test_quality_grid_table_best_mark_and_confirmed_publish(
         assert "⚠ lowers the palette score" in gate
         # the grid: each prompt and seed, without and with the LoRA, side by side (images the server serves)
         best = next(c for c in job.checkpoints if c.step == job.best_step)
-        for key in ("base", "lora", "lora_plain"):
-            assert f"/gradio_api/file={best.quality_images[key][0]}" in gate
-        image = page.http.get(f"/gradio_api/file={best.quality_images['base'][0]}")
+        for key in ("base", "lora", "lora_plain"):  # links only admins can open, no server path
+            name = best.quality_images[key][0].name
+            assert f"/studio/files/training/{job_id}/{best.step}/{key}/0/{name}" in gate
+        assert str(best.quality_images["base"][0].parent) not in gate
+        base = best.quality_images["base"][0].name
+        image = page.http.get(f"/studio/files/training/{job_id}/{best.step}/base/0/{base}")
         assert image.status_code == 200 and image.content[:4] == b"\x89PNG"
         assert shown["Checkpoint step to publish"]["value"] == job.best_step  # the best is chosen first
         assert _controls(shown) == [False, False, True]  # succeeded with checkpoints: only Publish
