@@ -149,8 +149,7 @@ def bucket_markdown(check: DatasetCheck) -> str:
         for b in check.buckets
     )
     return (
-        f"**Bucket plan** near {check.native}×{check.native} px "
-        f"(<code>{escape_markdown(check.model)}</code>):\n\n"
+        f"**Bucket plan** near {check.native}×{check.native} px (`{check.model.replace('`', '')}`):\n\n"
         f"| bucket | shape | images | crop | files |\n| --- | --- | --- | --- | --- |\n{rows}"
     )
 

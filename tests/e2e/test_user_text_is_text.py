@@ -1,11 +1,12 @@
 """Issue 16: user text is shown as text, in real Chromium against ``python app.py``.
 
 A prompt, a negative prompt, a rejection comment, a training caption and a brand description each carry
-``![x](/logout)``, ``[a](javascript:…)``, ``<img src=x onerror=…>`` and ``![t](/injected-track.png)``; they
-go through every place that shows user text: the gallery's image details, review history and compare table,
-the Review tab, Generate's "Prompt sent", the Training tab's captions and the Brands tab's description. In
-each, the rendered DOM holds no ``<img>`` or ``<a href>`` made from them, the browser requests none of the
-injected addresses, the text is shown literally, and the reviewer is still signed in at the end.
+``![x](/logout)``, ``[a](javascript:…)``, ``<img src=x onerror=…>``, ``![t](/injected-track.png)``, autolinks,
+``$$`` maths and ``**bold**``; they go through every place that shows user text: the gallery's image
+details, review history and compare table, the Review tab, Generate's "Prompt sent", the Training tab's
+captions and the Brands tab's description. In each, the rendered DOM holds no ``<img>``, ``<a href>`` or
+maths made from them, the browser requests none of the injected addresses, the text is shown literally, and
+the reviewer is still signed in at the end.
 """
 
 from __future__ import annotations
@@ -23,16 +24,26 @@ from playwright.sync_api import expect
 pytestmark = [pytest.mark.e2e]
 
 PASSWORD = "user-text-password-1"
-ATTACK = "![x](/logout) [a](javascript:alert(1)) <img src=x onerror=alert(2)> ![t](/injected-track.png)"
+ATTACK = (
+    "![x](/logout) [a](javascript:alert(1)) <img src=x onerror=alert(2)> ![t](/injected-track.png)"
+    " http://injected.example/a www.injected.example $$x^2$$ **bold**"
+)
 PROMPT = f"a red circle {ATTACK}"
 #: what must show literally wherever the text is shown
-LITERALS = ("![x](/logout)", "[a](javascript:alert(1))", "<img src=x onerror=alert(2)>")
+LITERALS = (
+    "![x](/logout)",
+    "[a](javascript:alert(1))",
+    "<img src=x onerror=alert(2)>",
+    "http://injected.example/a",
+    "$$x^2$$",
+    "**bold**",
+)
 #: addresses the page must never ask for
-INJECTED = ("/logout", "/x", "injected-track", "javascript:")
+INJECTED = ("/logout", "/x", "injected", "javascript:")
 #: elements a Markdown or HTML injection would make
 MADE = (
     "img[src*='logout'], img[src$='/x'], img[src='x'], img[src*='injected-track'], img[onerror],"
-    " a[href^='javascript'], a[href*='logout'], a[href*='injected-track']"
+    " a[href^='javascript'], a[href*='logout'], a[href*='injected'], .prose .katex"
 )
 
 

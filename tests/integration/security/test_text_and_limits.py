@@ -71,6 +71,32 @@ def dataset_files(home: Path) -> list[Path]:
     return sorted(p for p in (home / "datasets").rglob("*") if p.is_file())
 
 
+# ------------------------------------------------------------------------------------------- text as text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a square ![x](/logout) [a](javascript:alert(1)) <img src=x onerror=alert(1)>",
+        "http://host/a www.host.example b@c.de $$x^2$$ `code` *em* _em_ __b__ a|b ~~s~~ \\*",
+        "# heading",
+        "- item",
+        "12. item",
+        "teal_0.png, step 2: palette 0.14 (no LoRA)",
+    ],
+)
+def test_escaped_text_holds_no_markdown_or_html_and_reads_the_same(text: str) -> None:
+    import html
+
+    from studio.ui.text import escape_markdown
+
+    escaped = escape_markdown(text)
+    assert html.unescape(escaped) == text  # every character comes back as typed
+    for syntax in ("<", ">", "[", "]", "`", "*", "|", "~", "$", "@", "://", "www.", " _", "_ "):
+        assert syntax not in escaped, (syntax, escaped)
+    assert not escaped.startswith(("#", "-", "1")), escaped
+
+
 # ------------------------------------------------------------------------------------------------- limits
 
 
