@@ -32,6 +32,6 @@ def render(services: Services) -> None:
             new = gr.Textbox(
                 label="New password", type="password", info=f"at least {MIN_PASSWORD} characters"
             )
-        button = gr.Button("Change my password", size="sm")
+        button = gr.Button("Change password", size="sm")
         status = gr.Markdown(elem_id="account-status")
     button.click(change_password, [current, new], [status, current, new], api_name="change_password")
