@@ -16,7 +16,7 @@ The text follows AUTOMATIC1111's ``create_infotext`` (``modules/processing.py``)
 * ``Lora hashes`` uses A1111's short LoRA hash ("AutoV3", sd-scripts' ``addnet_hash_safetensors``): the sha256
   of the tensor data after the safetensors header, first 12 hex digits. The engine computes it for the file
   A1111 would load: the LoRA's kohya export (``studio loras export --format kohya``); see
-  :func:`studio.engine.lora_export.a1111_lora_hash`.
+  :func:`studio.engine.kohya_files.a1111_lora_hash`.
 * ``Model hash`` is A1111's "AutoV2": the first 10 hex digits of the checkpoint file's sha256. A diffusers
   folder has no single checkpoint file, so the studio hashes its denoiser's weights, the file that decides
   what the model draws: ``unet/diffusion_pytorch_model.safetensors`` (SD1/2, SDXL) or

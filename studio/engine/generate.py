@@ -30,6 +30,7 @@ from studio.engine.a1111 import model_hash
 from studio.engine.adapters import AdapterManager, AdapterSpec
 from studio.engine.control import fit_to_size, image_sha256, load_image
 from studio.engine.devices import DeviceChoice, choose_device
+from studio.engine.kohya_files import a1111_lora_hash
 from studio.engine.limits import (  # noqa: F401 (re-exported: the limits were defined here)
     MAX_BATCH,
     MAX_CFG,
@@ -40,7 +41,6 @@ from studio.engine.limits import (  # noqa: F401 (re-exported: the limits were d
     MAX_STEPS,
     MIN_CFG,
 )
-from studio.engine.lora_export import a1111_lora_hash
 from studio.engine.models import ResolvedModel, resolve_model
 from studio.engine.pipelines import LoadedModel, PipelineCache, free_memory
 from studio.engine.recipe import ControlEntry, LoraEntry, Recipe, library_versions
@@ -500,7 +500,7 @@ class Engine:
                 sha256=spec.sha256 or loaded.adapters.sha256_of(spec.name) or "",
                 weight=float(spec.weight),
                 version_id=spec.version_id,
-                a1111_hash=a1111_lora_hash(spec.path, model.family, model.path),
+                a1111_hash=a1111_lora_hash(spec.path, model.family, model.path, spec.sha256),
             )
             for spec in req.loras
         )

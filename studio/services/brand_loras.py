@@ -66,6 +66,8 @@ class BrandLoraService:
         if fmt not in FORMATS:
             raise ValidationError("format", f"say {' or '.join(FORMATS)}, not {fmt!r}")
         brand = self._brands.get_brand(actor, slug)  # admins and members; others: not found
+        if not (adapter or "").strip():
+            raise ValidationError("LoRA", "pick one of the brand's LoRAs")
         found = next((a for a in brand.adapters if a.name == adapter), None)
         if found is None:
             raise NotFoundError(f"LoRA {adapter!r} not found in brand {slug!r}")
@@ -110,7 +112,7 @@ class BrandLoraService:
             raise NotFoundError(f"LoRA {adapter.name!r} version {version.number}: its file is missing")
         target.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "kohya":
-            from studio.engine.lora_export import export_kohya
+            from studio.engine.kohya_files import export_kohya
 
             when = version.created_at.date().isoformat() if version.created_at else None
             export_kohya(
@@ -150,11 +152,11 @@ class BrandLoraService:
         from studio.engine.lora_files import check_fits, peft_to_diffusers, read_lora_header
         from studio.engine.models import resolve_model
 
+        with self._sessions() as session:
+            require_admin(session, actor)  # first: others learn nothing about the file or the brand
         label = filename or Path(file).name
         if not label.lower().endswith(".safetensors"):
             raise ValidationError(label, "only .safetensors LoRA files are taken (pickle files are refused)")
-        with self._sessions() as session:
-            require_admin(session, actor)
         brand = self._brands.get_brand(actor, slug)
         model = resolve_model(brand.base_model)
         header = read_lora_header(file, label)
@@ -162,7 +164,9 @@ class BrandLoraService:
         words = list(trigger_words or ())
         if not words and header.metadata.get("modelspec.trigger_phrase"):
             words = [w.strip() for w in header.metadata["modelspec.trigger_phrase"].split(",") if w.strip()]
-        with tempfile.TemporaryDirectory(prefix="lora-import-", dir=self._settings.home) as work:
+        scratch = self._settings.home / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="lora-import-", dir=scratch) as work:
             source = Path(file)
             if header.format == "peft":
                 from safetensors.torch import load_file, save_file

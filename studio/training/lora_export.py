@@ -1,8 +1,9 @@
-"""Moved to :mod:`studio.engine.lora_export` (the engine hashes kohya exports for the PNG ``parameters``)."""
+"""Moved to :mod:`studio.engine.lora_export` and :mod:`studio.engine.kohya_files` (the engine hashes kohya
+exports for the PNG ``parameters``)."""
 
+from studio.engine.kohya_files import export_kohya  # noqa: F401 (re-exported for existing callers)
 from studio.engine.lora_export import (  # noqa: F401 (re-exported for existing callers)
     BASE_MODEL_VERSIONS,
-    export_kohya,
     fuse_parts,
     fused_part_sizes,
     kohya_state_dict,

@@ -209,7 +209,7 @@ def test_hashes_are_a1111s(tmp_path: Path) -> None:
 
 def test_a1111_reads_a_real_studio_png(services: Any) -> None:
     """A PNG made on the tiny model with the demo brand's LoRA: A1111's rules give back every field."""
-    from studio.engine.lora_export import export_kohya
+    from studio.engine.kohya_files import export_kohya
     from studio.services.generation import GenerateInput
     from studio.services.views import SYSTEM
 
