@@ -158,8 +158,12 @@ def test_web_train_publish_generate(family: str, studio: Any, tmp_path: Path) ->
             )
             assert outcome.ok, outcome.error
             gallery, _, details = outcome.data
+            link = gallery[0]["image"]["url"]  # the image's link (no server path), served to mia
+            served = mia.http.get(link[link.index("/studio/files/") :])
+            assert served.status_code == 200
     image_id = details["generations"][0]["images"][0]["id"]
-    path = Path(gallery[0]["image"]["path"])
+    path = tmp_path / "served.png"
+    path.write_bytes(served.content)
     recipe = read_recipe(path)
     assert (recipe.family, recipe.base_model) == (family, model)
     assert [(entry.name, entry.weight, entry.version_id) for entry in recipe.loras] == [
