@@ -221,11 +221,11 @@ def render(services: Services) -> dict[str, Any]:
     ) -> tuple[str, str]:
         require(slug, "Brand", "pick a brand above first")
         require(file, "LoRA file", "choose a .safetensors file to upload")
-        adapter = brands.upload_lora(
+        adapter = services.loras.import_lora(  # diffusers, kohya or peft; checked against the brand's model
             actor_of(request),
-            slug,
+            slug or "",
+            (name or "").strip(),
             file,
-            name=(name or "").strip(),
             kind=kind,
             trigger_words=split_list(triggers),
             default_weight=float(weight),
@@ -287,7 +287,10 @@ def render(services: Services) -> dict[str, Any]:
 
     gr.Markdown("Brand profiles: palette, style prompt, defaults, LoRAs and layout templates.")
     with gr.Row():
-        brand_pick = gr.Dropdown(label="Brand", choices=[], interactive=True, scale=3)
+        # any value: API clients name a brand without the page's list (the services check who may read it)
+        brand_pick = gr.Dropdown(
+            label="Brand", choices=[], interactive=True, scale=3, allow_custom_value=True
+        )
         refresh = gr.Button("Refresh", scale=1)
     table = gr.Dataframe(
         headers=["slug", "name", "palette", "LoRAs", "templates", "base model"],
@@ -351,12 +354,16 @@ def render(services: Services) -> dict[str, Any]:
         ]
 
     with gr.Accordion("Upload a LoRA (admin)", open=False, visible=False) as lora_form:
+        gr.Markdown(
+            "A diffusers, kohya (A1111, Civitai) or peft `.safetensors` file; one that does not fit the "
+            "brand's model (another family, other layer sizes) is refused with the reason."
+        )
         l_file = gr.File(label="LoRA file (.safetensors)", file_types=[".safetensors"], type="filepath")
         with gr.Row():
             l_name = gr.Textbox(label="Adapter name", info="e.g. lagoon-style")
             l_kind = gr.Radio(["style", "subject"], value="style", label="Kind")
             l_weight = gr.Slider(0, 1.5, value=1.0, step=0.05, label="Default weight")
-        l_triggers = gr.Textbox(label="Trigger words", info="comma-separated")
+        l_triggers = gr.Textbox(label="Trigger words", info="comma-separated (blank: the file's own, if any)")
         l_btn = gr.Button("Upload LoRA")
         l_status = gr.Markdown()
 
