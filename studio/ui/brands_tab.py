@@ -14,6 +14,7 @@ from studio.services.container import Services
 from studio.services.views import Actor, BrandView
 from studio.ui.common import actor_of, shown_to_user, split_list, swatches_html
 from studio.ui.forms import checked_image, keeps_form, require
+from studio.ui.lora_files_block import render_lora_download
 
 SIZE_HELP = "One preset per line: name | channel | WIDTHxHEIGHT, e.g. `square | square 1:1 | 64x64`."
 NO_BRAND_ADMIN = (
@@ -352,6 +353,8 @@ def render(services: Services) -> dict[str, Any]:
             f_base_model,
             f_custom_sizes,
         ]
+
+    render_lora_download(services, brand_pick)  # LoRAs out (issue 17); LoRAs in: the upload below
 
     with gr.Accordion("Upload a LoRA (admin)", open=False, visible=False) as lora_form:
         gr.Markdown(

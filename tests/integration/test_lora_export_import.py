@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import DEMO_BRANDS, files_under, snapshot
+from live_server import DEMO_PASSWORD, demo_server_fixture  # noqa: F401 (the demo_server fixture)
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
@@ -221,3 +222,30 @@ def test_wrong_shapes_are_refused_and_permissions_hold(services: Any, tmp_path: 
     with pytest.raises(ValidationError, match="format"):
         services.loras.export_lora(SYSTEM, "ember", "ember-style", None, "ckpt", tmp_path / "l.safetensors")
 
+
+# ------------------------------------------------------------------------------------------ Brands tab
+
+
+def test_brands_tab_download_gives_a_file_that_loads(demo_server: str, tmp_path: Path) -> None:
+    """mia (a lagoon member) downloads lagoon's LoRA through the live app; diffusers loads it; ember's is
+    not hers to take."""
+    from diffusers import DiffusionPipeline
+    from gradio_client import Client
+
+    from studio.toyworld import MODEL_DIR
+
+    client = Client(demo_server, auth=("mia", DEMO_PASSWORD), verbose=False, download_files=str(tmp_path))
+    choices = client.predict("lagoon", api_name="/lora_choices")
+    assert "lagoon-style" in json.dumps(choices)
+    file, status = client.predict("lagoon", "lagoon-style", None, "kohya", api_name="/download_lora")
+    path = Path(file if isinstance(file, str) else file["path"])
+    assert path.name == "lagoon-style.safetensors" and "version 1 as a kohya file" in status
+    with safe_open(str(path), "pt") as handle:
+        assert handle.metadata()["ss_output_name"] == "lagoon-style"
+        assert handle.metadata()["ss_base_model_version"] == "sd_v1"
+    pipe = DiffusionPipeline.from_pretrained(str(MODEL_DIR))
+    pipe.load_lora_weights(str(path), adapter_name="downloaded")  # diffusers' kohya converter reads it
+    assert "downloaded" in pipe.get_list_adapters().get("unet", [])
+
+    with pytest.raises(Exception, match="brand 'ember' not found"):  # a refusal, no file
+        client.predict("ember", "ember-style", None, "kohya", api_name="/download_lora")
