@@ -1,0 +1,96 @@
+"""Sampling-time guidance candidates on the embedded model (issue 18, item 2): a CFG 1 / 5 / 9 table each.
+
+    python benchmarks/guidance_candidates.py                       # every candidate, full held-out grid
+    python benchmarks/guidance_candidates.py --only apg-m05 --step 3   # one candidate, a third of the prompts
+
+Each candidate is a ``studio.engine.guidance.Guidance`` applied with ``studio.engine.guidance.guided`` on
+the shipped weights (or ``--model``), read back by ``studio.toyworld.evaluate`` with both colour namings
+(nearest world colour, and the fixed HSV bands of ``studio.toyworld.colour_names``). Prompts: the 60 held-out
+combinations (``--step N``: every N-th), seeds ``EVAL_SEEDS`` (1001, 1002), 20 Euler steps. CFG 1 does not
+guide, so it is measured once and shared by every candidate. Issue 18's targets are checked on the HSV naming.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from studio.engine.guidance import Guidance, guided  # noqa: E402
+from studio.toyworld import world  # noqa: E402
+from studio.toyworld.evaluate import (  # noqa: E402
+    EVAL_SEEDS,
+    adherence,
+    format_cfg_table,
+    guided_checks,
+    load_pipeline,
+)
+
+CANDIDATES: dict[str, Guidance] = {
+    "cfg": Guidance(),
+    "rescale-0.7": Guidance(rescale=0.7),
+    "apg": Guidance(method="apg"),
+    "apg-m05": Guidance(method="apg", apg_momentum=-0.5),
+    "apg-m05-r8": Guidance(method="apg", apg_momentum=-0.5, apg_norm_threshold=8.0),
+    "apg-eta1-r8": Guidance(method="apg", apg_eta=1.0, apg_norm_threshold=8.0),
+    "cfg-zero-star": Guidance(method="cfg-zero-star"),
+    "cfg-zero-star-z1": Guidance(method="cfg-zero-star", zero_init_steps=1),
+    "threshold": Guidance(method="threshold"),
+    "fdg-low1": Guidance(method="fdg", fdg_low_scale=1.0),
+    "fdg-low2": Guidance(method="fdg", fdg_low_scale=2.0),
+}
+
+
+def measure(pipe, guidance: Guidance, combos, scale: float) -> dict:
+    with guided(pipe, guidance, scale):
+        return adherence(pipe, combos, seeds=EVAL_SEEDS, cfg=scale)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="model folder (default: the shipped weights)")
+    ap.add_argument("--only", nargs="*", default=None, choices=sorted(CANDIDATES), help="candidates to run")
+    ap.add_argument("--step", type=int, default=1, help="every N-th held-out prompt (1 = all 60)")
+    ap.add_argument("--scales", type=float, nargs="*", default=[5.0, 9.0], help="guided scales besides 1")
+    ap.add_argument("--save", type=Path, default=None, help="write every table as JSON to this file")
+    args = ap.parse_args(argv)
+    combos = world.held_out_combos()[:: args.step]
+    pipe = load_pipeline(args.model)
+    print(
+        f"held-out prompts: {len(combos)} x seeds {EVAL_SEEDS} = {len(combos) * len(EVAL_SEEDS)} images "
+        "per scale, 20 Euler steps"
+    )
+    t0 = time.time()
+    base = measure(pipe, Guidance(), combos, 1.0)
+    results: dict[str, dict] = {}
+    for name in args.only or list(CANDIDATES):
+        guidance = CANDIDATES[name]
+        t1 = time.time()
+        table = {"cfg1": base}
+        for scale in args.scales:
+            table[f"cfg{scale:g}"] = measure(pipe, guidance, combos, scale)
+        results[name] = {"guidance": guidance.to_dict(), **table}
+        print(format_cfg_table(table, title=f"\n{name}: {guidance.to_dict()} ({time.time() - t1:.0f} s)"))
+        if "cfg5" in table:
+            checks = guided_checks(table)
+            met = sum(ok for _, ok in checks)
+            print(f"  issue 18 targets met: {met} of {len(checks)}")
+            for text, ok in checks:
+                if not ok:
+                    print(f"    MISS {text}")
+        for key in table:
+            if key != "cfg1":
+                c = table[key]["confusions"]
+                print(f"  misses at {key}: colour_hsv {c['colour_hsv']} shape {c['shape']}")
+    print(f"\ntook {time.time() - t0:.0f} s")
+    if args.save:
+        args.save.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
