@@ -21,12 +21,15 @@ def _where(key: Key):  # noqa: ANN202
 
 
 def ensure(session: Session, keys: Sequence[Key], now: datetime) -> None:
-    """Make sure each key has a row (a concurrent insert of the same key is not an error)."""
+    """Make sure each key has a row (a concurrent insert of the same key is not an error). SQLite and
+    PostgreSQL both have ``INSERT .. ON CONFLICT DO NOTHING``; the studio supports those two."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
-    else:
+    elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise NotImplementedError(f"login throttles need SQLite or PostgreSQL, not {dialect}")
     rows = [{"username": u, "client": c, "failures": 0, "updated_at": now} for u, c in keys]
     session.execute(insert(LoginThrottle).values(rows).on_conflict_do_nothing())
 
