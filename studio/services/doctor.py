@@ -90,7 +90,7 @@ class DoctorService:
             integrity = self._integrity(session)
             named = named_files(session, self._settings)
             misfits = self._lora_misfits(session)
-        missing = [n for n in named if not n.path.exists()]
+        missing = [n for n in named if n.must_exist and not n.path.exists()]
         temp = sorted(p for p in home.rglob("*.tmp") if p.is_file() and is_temp_file(p))
         orphans = unnamed_files(home, [n.path for n in named], orphans_only=True)
         kept = Counter(

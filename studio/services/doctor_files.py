@@ -8,11 +8,12 @@ name them.
 - ``training/``: checkpoints, LoRA and training-state files (``job_checkpoints.file_path``, ``.state_path``).
 - ``templates/``: layout template images and control maps (``control_templates.source_image_path``,
   ``.control_image_path``); an unnamed one is kept: a recipe may still name a replaced map by its hash.
-- ``exports/`` (export zips and download links, for users), ``backups/``, ``cache/`` and ``tmp/``: kept.
+- ``exports/`` (export zips, download links and converted LoRA downloads, for users), ``backups/``, ``cache/``
+  and ``tmp/``: kept.
 
 Unnamed files in the first four are orphans, what a crash between writing a file and committing its row
 leaves; ``--fix`` removes those older than the grace period. A file that a row names (or that lies in a folder
-a row names) is never an orphan, wherever it lies.
+a row names, such as the folders of a job that may still run or resume) is never an orphan, wherever it lies.
 """
 
 from __future__ import annotations
@@ -28,8 +29,13 @@ from sqlalchemy.orm import Session
 from studio.config import Settings
 from studio.db.generation_models import Image
 from studio.db.models import ControlTemplate, LoraVersion
-from studio.db.training_models import DatasetImage, JobCheckpoint
+from studio.db.training_models import DatasetImage, Job, JobCheckpoint
 from studio.storage import home_path
+from studio.training.worker import job_dirs
+
+#: job states whose folders a worker may still write to or resume from (the baseline images, a checkpoint
+#: whose row is not committed yet): nothing in them is an orphan
+RESUMABLE = ("queued", "running", "interrupted", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class NamedFile:
 
     what: str
     path: Path
+    must_exist: bool = True  # False: a folder kept for a job that may still write it
 
 
 def _paths(value: Any) -> Iterator[str]:
@@ -105,6 +112,10 @@ def named_files(session: Session, settings: Settings) -> list[NamedFile]:
             JobCheckpoint.quality,
         )
     )
+    unfinished = session.execute(select(Job.id).where(Job.status.in_(RESUMABLE)))
+    for (job_id,) in unfinished:  # a job that may still write (or resume from) its folders: all of them
+        folders = job_dirs(settings, job_id)[:2]
+        named += [NamedFile(f"job {job_id} (may resume)", f, must_exist=False) for f in folders]
     for job_id, step, lora, state, samples, quality in rows:
         what = f"job {job_id} step {step}"
         named.append(NamedFile(f"{what} checkpoint", home_path(home, lora)))

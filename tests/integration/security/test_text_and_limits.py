@@ -6,9 +6,9 @@ Real SQLite files, the real services, the real web UI on 127.0.0.1 and the real 
   (:mod:`studio.text_limits`) are refused with a message naming the field, and nothing changes.
 - A zip upload refused for a caption too long leaves no file in ``datasets/``.
 - A database error reaches a user (web UI, CLI) as a short generic message, never as SQL.
-- ``studio doctor --fix`` on a data folder with a finished training job and a dataset removes nothing a row
-  names (training samples, quality images, checkpoints, dataset images) and finds a real orphan in
-  ``datasets/``.
+- ``studio doctor --fix`` on a data folder with a finished training job, a queued one and a dataset removes
+  nothing a row names (training samples, quality images, checkpoints, dataset images, a waiting job's
+  folders) and finds a real orphan in ``datasets/``.
 """
 
 from __future__ import annotations
@@ -263,6 +263,12 @@ def test_doctor_fix_keeps_every_file_a_row_names_and_removes_a_real_dataset_orph
     finally:
         worker.close()
     one_image(studio)
+    waiting = studio.training.queue_training(
+        SYSTEM, "ember", "ember-later", dataset.id, trigger="docsty", preset="quick", steps=2
+    )  # a queued job whose worker drew its baseline images before any checkpoint row exists
+    baseline = studio_home / "images" / "training" / f"job-{waiting.id}" / "baseline" / "p0-s1.png"
+    baseline.parent.mkdir(parents=True)
+    baseline.write_bytes(Path(files[1]).read_bytes())
     done = studio.training.get_job(SYSTEM, job.id)
     named = [p for c in done.checkpoints for p in c.sample_paths]
     named += [p for c in done.checkpoints for paths in c.quality_images.values() for p in paths]
@@ -296,5 +302,5 @@ def test_doctor_fix_keeps_every_file_a_row_names_and_removes_a_real_dataset_orph
     assert not orphan.exists(), fixed.stdout
     gone = [p for p in every_file if not p.exists() and not p.name.startswith("studio.db")]
     assert gone == [], f"doctor --fix deleted files: {gone}\n{fixed.stdout}"
-    assert all(Path(p).is_file() for p in named)
+    assert all(Path(p).is_file() for p in named) and baseline.is_file()
     assert doctor().returncode == 0, doctor().stdout
