@@ -42,6 +42,11 @@ CANDIDATES: dict[str, Guidance] = {
     "threshold": Guidance(method="threshold"),
     "fdg-low1": Guidance(method="fdg", fdg_low_scale=1.0),
     "fdg-low2": Guidance(method="fdg", fdg_low_scale=2.0),
+    "fdg-low1-stop0.5": Guidance(method="fdg", fdg_low_scale=1.0, stop=0.5),
+    "fdg-low1-stop0.7": Guidance(method="fdg", fdg_low_scale=1.0, stop=0.7),
+    "cfg-stop0.5": Guidance(stop=0.5),
+    "fdg-low1-zs": Guidance(method="fdg", fdg_low_scale=1.0, optimized_scale=True),
+    "fdg-low2-zs": Guidance(method="fdg", fdg_low_scale=2.0, optimized_scale=True),
 }
 
 

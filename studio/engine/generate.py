@@ -30,6 +30,7 @@ from studio.engine.a1111 import model_hash
 from studio.engine.adapters import AdapterManager, AdapterSpec
 from studio.engine.control import fit_to_size, image_sha256, load_image
 from studio.engine.devices import DeviceChoice, choose_device
+from studio.engine.guidance import PLAIN, Guidance, guided
 from studio.engine.kohya_files import a1111_lora_hash
 from studio.engine.limits import (  # noqa: F401 (re-exported: the limits were defined here)
     MAX_BATCH,
@@ -109,6 +110,7 @@ class GenerationRequest:
     prompt_typed: str | None = None
     model: str | None = None
     model_revision: str | None = None
+    guidance: Guidance | None = None  # None = plain CFG (studio.engine.guidance)
 
     def __post_init__(self) -> None:
         # accept plain tuples/lists as documented: (name, path, sha256, weight) and
@@ -119,6 +121,8 @@ class GenerationRequest:
         )
         object.__setattr__(self, "loras", loras)
         object.__setattr__(self, "controls", controls)
+        if isinstance(self.guidance, dict):
+            object.__setattr__(self, "guidance", Guidance.from_dict(self.guidance))
 
 
 @dataclass(frozen=True)
@@ -333,6 +337,7 @@ class Engine:
             self.pipelines.max_loras_per_request,
         )
         maps = self._control_maps(request, width, height)
+        guidance = _check_guidance(request.guidance, info.family)
         filled = replace(
             request,
             prompt=prompt,
@@ -345,6 +350,7 @@ class Engine:
             seed=seed,
             sampler=sampler,
             prompt_typed=prompt if request.prompt_typed is None else request.prompt_typed,
+            guidance=guidance,
         )
         return _Prepared(filled, seed, sampler, width, height, maps)
 
@@ -422,7 +428,8 @@ class Engine:
             raise GenerationCancelled("generation cancelled")
         kwargs = self._call_kwargs(prepared, info, index, progress, cancel)
         try:
-            output = pipe(**kwargs)
+            with guided(pipe, req.guidance or PLAIN, float(req.guidance_scale)):
+                output = pipe(**kwargs)
         except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
             self._recover_from_oom()
             raise ModelError(
@@ -538,6 +545,7 @@ class Engine:
                 loras=loras,
                 controls=controls,
                 versions=versions,
+                guidance=None if req.guidance is None else req.guidance.to_dict(),
             )
             results.append(GeneratedImage(image=image.convert("RGB"), seed=seed, recipe=recipe, index=index))
         return results
@@ -594,7 +602,26 @@ def request_from_recipe(
         prompt_typed=recipe.prompt_typed,
         model=recipe.base_model,
         model_revision=recipe.base_model_revision,
+        guidance=None if recipe.guidance is None else Guidance.from_dict(recipe.guidance),
     )
+
+
+def _check_guidance(guidance: Any, family: str) -> Guidance | None:
+    """The request's guidance, None when it is plain CFG; FLUX (distilled guidance, no CFG pair) refuses
+    any other."""
+    if guidance is None:
+        return None
+    if not isinstance(guidance, Guidance):
+        raise ValidationError("guidance", "must be a studio.engine.guidance.Guidance or a dict of its fields")
+    if guidance.is_plain:
+        return None
+    if family == "flux":
+        raise ValidationError(
+            "guidance",
+            f"{guidance.method} needs classifier-free guidance; FLUX models use distilled guidance "
+            "(one pass per step, no unconditional prediction to combine)",
+        )
+    return guidance
 
 
 def _adapter_spec(spec: LoraSpec, index: int) -> AdapterSpec:

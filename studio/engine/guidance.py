@@ -24,7 +24,9 @@ Methods (``Guidance.method``):
   ``x0_c`` and the part orthogonal to it; ``x0 = x0_c + (w − 1)·(Δ⊥ + η·Δ∥)`` (η = ``apg_eta``, 0 drops the
   parallel part, which is what oversaturates).
 - ``cfg-zero-star``: CFG-Zero★ (Fan et al. 2025): the unconditional prediction is scaled by the optimised
-  ``s* = ⟨c, u⟩ / ‖u‖²`` before guidance, and the first ``zero_init_steps`` steps predict zero.
+  ``s* = ⟨c, u⟩ / ‖u‖²`` (per image, in the prediction space) before guidance, and the first
+  ``zero_init_steps`` steps predict zero. ``optimized_scale=True`` applies the same ``s*`` before any other
+  method.
 - ``fdg``: frequency-decoupled guidance (Sadat et al. 2025, "Guidance in the Frequency Domain Enables
   High-Fidelity Sampling at Low CFG Scales") in two bands: the low band is each latent channel's spatial mean
   (the image's overall colour cast), guided at ``fdg_low_scale``; the rest at the CFG scale. Linear, so the
@@ -32,6 +34,10 @@ Methods (``Guidance.method``):
 - ``threshold``: dynamic thresholding in the style of sd-dynamic-thresholding's "mimic scale": the guided
   ``x0`` is clipped, per image and channel around its mean, at its ``threshold_percentile`` of absolute
   deviation and rescaled so that this percentile matches the one of the conditional ``x0`` (CFG 1).
+
+Every method can be limited to a window of the steps (``start`` ≤ step / steps < ``stop``, as diffusers'
+guiders count them; Kynkäänniemi et al. 2024, "Applying Guidance in a Limited Interval Improves Sample and
+Distribution Quality in Diffusion Models"): outside it the conditional prediction is used alone (CFG 1).
 
 Denoised predictions ``x0`` come from the denoiser's input ``x_t`` and output ``p``, affine in ``p``:
 variance-preserving models (SD 1/2, SDXL) ``x_t = √ᾱ·x0 + √(1−ᾱ)·ε`` with ᾱ from the scheduler's
@@ -66,6 +72,9 @@ class Guidance:
     zero_init_steps: int = 0
     threshold_percentile: float = 0.995
     fdg_low_scale: float = 1.0
+    start: float = 0.0
+    stop: float = 1.0
+    optimized_scale: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -78,15 +87,22 @@ class Guidance:
             ("zero_init_steps", self.zero_init_steps, 0, 10),
             ("threshold_percentile", self.threshold_percentile, 0.5, 1.0),
             ("fdg_low_scale", self.fdg_low_scale, 0.0, 30.0),
+            ("start", self.start, 0.0, 1.0),
+            ("stop", self.stop, 0.0, 1.0),
         )
         for name, value, low, high in checks:
             if not isinstance(value, int | float) or not math.isfinite(value) or not low <= value <= high:
                 raise ValidationError(f"guidance.{name}", f"{value!r} is outside {low:g}-{high:g}")
+        if not isinstance(self.optimized_scale, bool):
+            raise ValidationError("guidance.optimized_scale", f"{self.optimized_scale!r} is not a boolean")
+        if self.start >= self.stop:
+            raise ValidationError("guidance.stop", f"needs start < stop ({self.start:g}, {self.stop:g})")
 
     @property
     def is_plain(self) -> bool:
         """Plain CFG: the pipeline's own combination gives the same pixels, no hook is needed."""
-        return self.method == "cfg" and self.rescale == 0.0
+        window = (self.start, self.stop) == (0.0, 1.0)
+        return self.method == "cfg" and self.rescale == 0.0 and not self.optimized_scale and window
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,6 +171,9 @@ class _Combiner:
             self.momentum, self.step = None, 0
         self.last_t = t
         step, self.step = self.step, self.step + 1
+        total = int(getattr(self.space.pipe, "_num_timesteps", 0) or 0)
+        if total and not int(self.g.start * total) <= step < int(self.g.stop * total):
+            return cond  # outside the guidance window: the conditional prediction alone (CFG 1)
         dtype = cond.dtype  # the arithmetic in float64: x0 = a·x_t + b·p and back loses digits in float32
         cond, uncond, sample = cond.double(), uncond.double(), sample.double()
         return self._combine(cond, uncond, sample, timestep, step).to(dtype)
@@ -163,14 +182,13 @@ class _Combiner:
         self, cond: torch.Tensor, uncond: torch.Tensor, sample: torch.Tensor, timestep: Any, step: int
     ) -> torch.Tensor:
         g, w = self.g, self.scale
-        if g.method == "cfg-zero-star":
-            if step < g.zero_init_steps:
-                return torch.zeros_like(cond)
+        if g.method == "cfg-zero-star" and step < g.zero_init_steps:
+            return torch.zeros_like(cond)
+        if g.method == "cfg-zero-star" or g.optimized_scale:
             flat_c, flat_u = cond.flatten(1), uncond.flatten(1)
             s = (flat_c * flat_u).sum(1) / (flat_u * flat_u).sum(1).clamp_min(1e-12)
-            u = uncond * s.view(-1, *([1] * (cond.ndim - 1)))
-            guided = u + w * (cond - u)
-        elif g.method == "cfg":
+            uncond = uncond * s.view(-1, *([1] * (cond.ndim - 1)))
+        if g.method in ("cfg", "cfg-zero-star"):
             guided = uncond + w * (cond - uncond)
         elif g.method == "fdg":
             delta = cond - uncond

@@ -67,7 +67,9 @@ class Recipe:
     ``prompt`` is the prompt as sent to the model (after brand templates), ``prompt_typed`` as the user
     typed it.  ``seed`` is the seed of *this* image (batches use seed, seed+1, ...).  ``base_model_hash``
     identifies the model folder for the studio; ``a1111_model_hash`` is A1111's "Model hash" for the
-    ``parameters`` text (see :func:`studio.engine.a1111.model_hash`).
+    ``parameters`` text (see :func:`studio.engine.a1111.model_hash`).  ``guidance`` holds the fields of
+    :class:`studio.engine.guidance.Guidance` when the image was made with more than plain CFG (None, and
+    absent from the JSON, otherwise).
     """
 
     base_model: str
@@ -88,11 +90,14 @@ class Recipe:
     versions: dict[str, str] = field(default_factory=dict)
     recipe_version: int = RECIPE_VERSION
     a1111_model_hash: str | None = None
+    guidance: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["loras"] = [asdict(entry) for entry in self.loras]
         data["controls"] = [asdict(entry) for entry in self.controls]
+        if data["guidance"] is None:  # plain CFG: the JSON of recipes without guidance stays as it was
+            del data["guidance"]
         return data
 
     def to_json(self) -> str:
@@ -113,6 +118,8 @@ class Recipe:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValidationError("recipe", f"unknown fields: {', '.join(unknown)}")
+        if values.get("guidance") is not None and not isinstance(values["guidance"], dict):
+            raise ValidationError("recipe", "guidance must be a JSON object")
         try:
             values["loras"] = tuple(LoraEntry(**entry) for entry in values.get("loras", ()))
             values["controls"] = tuple(ControlEntry(**entry) for entry in values.get("controls", ()))
