@@ -82,6 +82,9 @@ class Brand(Base):
     default_cfg: Mapped[float] = mapped_column(Float, default=7.0)
     default_steps: Mapped[int] = mapped_column(Integer, default=20)
     default_sampler: Mapped[str] = mapped_column(String(32), default="Euler a")
+    #: the brand's default guidance beyond plain CFG (the non-default fields of
+    #: :class:`studio.engine.guidance_settings.Guidance`); None = plain CFG
+    default_guidance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     #: the model an admin pinned; None = the studio default (follows STUDIO_BASE_MODEL), see
     #: :func:`studio.services.brand_models.effective_model`
     base_model: Mapped[str | None] = mapped_column(String(300), nullable=True)

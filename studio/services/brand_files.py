@@ -19,6 +19,7 @@ from typing import Any
 from studio import text_limits as limits
 from studio.colours import NAMED_COLOURS
 from studio.db.models import LORA_KINDS
+from studio.engine.guidance_settings import Guidance
 from studio.errors import ValidationError
 
 BRAND_FILE = "brand.toml"
@@ -71,7 +72,7 @@ _TOP_KEYS = (
     "loras",
     "templates",
 )
-_DEFAULTS_KEYS = ("cfg", "steps", "sampler", "size")
+_DEFAULTS_KEYS = ("cfg", "steps", "sampler", "size", "guidance")
 _SIZE_KEYS = ("name", "channel", "width", "height")
 _LORA_KEYS = ("name", "file", "kind", "trigger_words", "default_weight", "base_model")
 _TEMPLATE_KEYS = (
@@ -153,6 +154,9 @@ class BrandSpec:
     default_cfg: float = DEFAULT_CFG
     default_steps: int = DEFAULT_STEPS
     default_sampler: str = DEFAULT_SAMPLER
+    #: ``[defaults.guidance]``: the fields of :class:`studio.engine.guidance_settings.Guidance` that differ
+    #: from plain CFG; None = plain CFG
+    default_guidance: dict[str, Any] | None = None
     loras: tuple[LoraSpec, ...] = field(default=())
     templates: tuple[TemplateSpec, ...] = field(default=())
 
@@ -372,6 +376,7 @@ def spec_from_mapping(
         raise check.fail(
             "defaults.sampler", f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLERS)})"
         )
+    default_guidance = guidance_from_mapping(defaults.get("guidance"), check)
     default_size = None
     if defaults.get("size") is not None:
         default_size = check.string(defaults["size"], "defaults.size", required=True)
@@ -444,6 +449,7 @@ def spec_from_mapping(
         default_cfg=cfg,
         default_steps=steps,
         default_sampler=sampler,
+        default_guidance=default_guidance,
         loras=tuple(loras),
         templates=tuple(templates),
     )
@@ -486,6 +492,28 @@ def find_brand_files(path: Path) -> list[Path]:
 # ------------------------------------------------------------------------------------------------- writing
 
 
+def guidance_from_mapping(value: Any, check: _Checker) -> dict[str, Any] | None:
+    """A brand's ``[defaults.guidance]`` table, checked: only the fields that differ from plain CFG, or
+    None for plain CFG (or no table)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise check.fail("defaults.guidance", "must be a table ([defaults.guidance])")
+    try:
+        guidance = Guidance.from_dict(value)
+    except ValidationError as exc:
+        raise check.fail(f"defaults.{exc.field}", str(exc).split(": ", 1)[-1]) from None
+    return compact_guidance(guidance)
+
+
+def compact_guidance(guidance: Guidance) -> dict[str, Any] | None:
+    """The fields of ``guidance`` that differ from their defaults; None for plain CFG."""
+    if guidance.is_plain:
+        return None
+    plain = Guidance().to_dict()
+    return {k: v for k, v in guidance.to_dict().items() if v != plain[k] or k == "method"}
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -525,6 +553,9 @@ def render_brand_toml(spec: BrandSpec) -> str:
     lines.append(f"sampler = {_toml_value(spec.default_sampler)}")
     if spec.default_size is not None:
         lines.append(f"size = {_toml_value(spec.default_size)}")
+    if spec.default_guidance:
+        lines += ["", "[defaults.guidance]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in spec.default_guidance.items()]
     for preset in spec.size_presets:
         lines += ["", "[[sizes]]"] + [f"{k} = {_toml_value(v)}" for k, v in preset.as_dict().items()]
     for lora in spec.loras:

@@ -58,6 +58,7 @@ _BRAND_FIELDS = (
     "default_cfg",
     "default_steps",
     "default_sampler",
+    "default_guidance",
     "base_model",
 )
 
@@ -571,6 +572,7 @@ class BrandService:
             "default_cfg": spec.default_cfg,
             "default_steps": spec.default_steps,
             "default_sampler": spec.default_sampler,
+            "default_guidance": spec.default_guidance,
             "base_model": spec.base_model,
         }
         return [name for name in _BRAND_FIELDS if _set(brand, name, values[name])]
@@ -593,6 +595,7 @@ class BrandService:
             default_cfg=brand.default_cfg,
             default_steps=brand.default_steps,
             default_sampler=brand.default_sampler,
+            default_guidance=brand.default_guidance,
             loras=tuple(
                 LoraSpec(
                     name=a.name,
@@ -699,6 +702,7 @@ class BrandService:
             default_cfg=brand.default_cfg,
             default_steps=brand.default_steps,
             default_sampler=brand.default_sampler,
+            default_guidance=brand.default_guidance,
             base_model=effective_model(brand, self._settings),
             model_pinned=brand.base_model is not None,
             source_path=brand.source_path,

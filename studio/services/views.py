@@ -155,6 +155,8 @@ class BrandView:
     members: tuple[str, ...] = ()
     model_pinned: bool = False
     allow_custom_sizes: bool = False  # sizes outside the presets may be asked for
+    #: the non-default fields of studio.engine.guidance_settings.Guidance; None = plain CFG
+    default_guidance: dict[str, Any] | None = None
 
     @property
     def model_label(self) -> str:

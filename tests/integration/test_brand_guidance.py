@@ -1,0 +1,73 @@
+"""A brand's default guidance (issue 18): ``[defaults.guidance]`` in brand.toml, checked, synced into
+``brands.default_guidance`` (migration 0010), shown on the brand and written back by export."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from studio.errors import ValidationError
+from studio.services.brand_files import parse_brand_file, render_brand_toml
+from studio.services.views import SYSTEM
+
+REPO = Path(__file__).resolve().parents[2]
+FDG = '\n[defaults.guidance]\nmethod = "fdg"\nfdg_low_scale = 2.0\noptimized_scale = true\n'
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(REPO / "brands", tmp_path / "brands", ignore=shutil.ignore_patterns("loras")))
+
+
+def _with_guidance(demo: Path, table: str) -> Path:
+    path = demo / "lagoon" / "brand.toml"
+    text = path.read_text()
+    head, sizes = text.split("\n[[sizes]]", 1)
+    path.write_text(head.rstrip("\n") + "\n" + table + "\n[[sizes]]" + sizes)
+    return path
+
+
+def test_the_table_is_read_and_written_back(demo: Path) -> None:
+    spec = parse_brand_file(_with_guidance(demo, FDG))
+    assert spec.default_guidance == {"method": "fdg", "fdg_low_scale": 2.0, "optimized_scale": True}
+    again = demo / "again" / "brand.toml"
+    again.parent.mkdir()
+    again.write_text(render_brand_toml(spec))
+    assert parse_brand_file(again).default_guidance == spec.default_guidance
+
+
+def test_plain_cfg_is_no_default_guidance(demo: Path) -> None:
+    assert parse_brand_file(demo / "lagoon" / "brand.toml").default_guidance is None
+    spec = parse_brand_file(_with_guidance(demo, '\n[defaults.guidance]\nmethod = "cfg"\n'))
+    assert spec.default_guidance is None
+    assert "[defaults.guidance]" not in render_brand_toml(spec)
+
+
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [
+        ('method = "magic"', "defaults.guidance.method"),
+        ('method = "apg"\napg_eta = 2.0', "defaults.guidance.apg_eta"),
+        ('method = "fdg"\nstart = 0.5\nstop = 0.5', "defaults.guidance.stop"),
+        ('method = "fdg"\nlow = 1.0', "defaults.guidance"),
+    ],
+)
+def test_bad_settings_name_their_field(demo: Path, table: str, field: str) -> None:
+    path = _with_guidance(demo, "\n[defaults.guidance]\n" + table + "\n")
+    with pytest.raises(ValidationError) as err:
+        parse_brand_file(path)
+    assert err.value.field == f"{path}: {field}"
+
+
+def test_sync_stores_it_and_export_writes_it(services, demo: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    _with_guidance(demo, FDG)
+    services.brands.sync(SYSTEM, demo)
+    lagoon = services.brands.get_brand(SYSTEM, "lagoon")
+    assert lagoon.default_guidance == {"method": "fdg", "fdg_low_scale": 2.0, "optimized_scale": True}
+    assert services.brands.get_brand(SYSTEM, "ember").default_guidance is None
+    folder = services.brands.export_brand(SYSTEM, "lagoon", tmp_path / "export")
+    assert parse_brand_file(folder / "brand.toml").default_guidance == lagoon.default_guidance
+    report = services.brands.sync(SYSTEM, demo)
+    assert {r.status for r in report.results} == {"unchanged"}
