@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from typing import Any
 
 import gradio as gr
@@ -21,6 +22,7 @@ from studio.services.container import Services
 from studio.services.gallery import Comparison, GalleryFilter, GalleryPage, remix_json
 from studio.ui.common import actor_of, shown_to_user
 from studio.ui.file_access import export_link, image_link, linked_file, linked_image
+from studio.ui.generate_queue import UserQueue, client_gone
 from studio.ui.generate_tab import RemixTarget
 from studio.ui.review_tab import detail_markdown, history_markdown, palette_html
 
@@ -300,11 +302,29 @@ def render(services: Services) -> dict[str, Any]:
             True,
         ]
 
+    gpu_queue = UserQueue(services.settings.max_queued_per_user)  # each user's share, as on Generate
+
+    def may_queue(image_id: int | None, request: gr.Request) -> None:
+        """The validator (when the request joins the queue): within the user's share of the GPU queue? (An
+        error, not a mark under a field: the input is a State, which shows none.)"""
+        full = gpu_queue.admit(request)
+        if full is not None:
+            raise gr.Error(f"Not queued: {full}.", print_exception=False)
+
     def regenerate(image_id: int | None, request: gr.Request) -> list[Any]:
+        gpu_queue.started(request)
+        if client_gone(request):  # nobody reads the result: never run it
+            return [gr.skip(), gr.skip()]
         if image_id is None:
             raise gr.Error("Open an image first.")
+        gone = threading.Event()  # the client went away mid-run: stop at the next step
+
+        def step(done: int, total: int) -> None:
+            if not gone.is_set() and client_gone(request, wait_s=0):
+                gone.set()
+
         with shown_to_user():
-            result = services.generation.regenerate(actor_of(request), image_id)
+            result = services.generation.regenerate(actor_of(request), image_id, progress=step, cancel=gone)
         made = result.images[0]
         return [image_link(request, made.id), f"Regenerated as **#{made.id}** (pending review)."]
 
@@ -360,7 +380,9 @@ def render(services: Services) -> dict[str, Any]:
     grid.preview_close(lambda: False, None, lightbox, queue=False)
     regenerate_btn.click(
         lambda i: f"Regenerating #{i}…" if i is not None else gr.skip(), current, message, queue=False
-    ).then(regenerate, current, [regenerated, message], concurrency_id="gpu", **quiet).failure(
+    ).then(
+        regenerate, current, [regenerated, message], concurrency_id="gpu", validator=may_queue, **quiet
+    ).failure(
         lambda: "_Not regenerated (the message says why)._", None, message, queue=False
     )
     compare_btn.click(compare, selected, [compare_grid, compare_table], **quiet)

@@ -45,14 +45,19 @@ class _Admitted:
     requests: dict[int, tuple[Any, float]] = field(default_factory=dict)
 
 
+#: (Gradio queue, user) → requests admitted but not queued yet: shared by every tab's UserQueue of an app
+_ADMITTED: dict[tuple[int, str], _Admitted] = {}
+_LOCK = threading.Lock()
+
+
 class UserQueue:
-    """Counts each user's GPU requests in Gradio's queue (see the module docstring); thread-safe."""
+    """Counts each user's GPU requests in Gradio's queue (see the module docstring); thread-safe. Each tab
+    with GPU events has one; they share what they admitted (per Gradio queue), so the cap is per user and
+    app, whichever tab a request comes from."""
 
     def __init__(self, limit: int, concurrency_id: str = GPU) -> None:
         self.limit = limit
         self.concurrency_id = concurrency_id
-        self._admitted: dict[str, _Admitted] = {}
-        self._lock = threading.Lock()
 
     def admit(self, request: gr.Request) -> str | None:
         """Let one more request of the caller in (None), or say why not (the user has ``limit`` already)."""
@@ -61,11 +66,11 @@ class UserQueue:
         join = getattr(request, "request", None)
         if queue is None or not user or join is None:
             return None  # not through the queue (a direct call): nothing to count
-        with self._lock:
+        with _LOCK:
             now = time.monotonic()
             events = self._events_of(queue, user)
             queued = {id(getattr(event, "request", None)) for event in events}
-            admitted = self._admitted.setdefault(user, _Admitted()).requests
+            admitted = _ADMITTED.setdefault((id(queue), user), _Admitted()).requests
             for key, (_, since) in list(admitted.items()):
                 if key in queued or now - since > ADMIT_GRACE_S:
                     del admitted[key]  # queued now (counted there), or never queued
@@ -82,8 +87,8 @@ class UserQueue:
         """The handler of an admitted request started (it is counted in Gradio's queue from now on)."""
         join = getattr(request, "request", None)
         user = str(getattr(request, "username", "") or "")
-        with self._lock:
-            entry = self._admitted.get(user)
+        with _LOCK:
+            entry = _ADMITTED.get((id(_queue(request)), user))
             if entry is not None:
                 entry.requests.pop(id(join), None)
 

@@ -39,6 +39,7 @@ from studio.services.views import Actor
 from studio.ui import generate_form as form_
 from studio.ui.common import actor_of, markdown_message, shown_to_user, toast_error
 from studio.ui.generate_form import CFG_HINT, FORM_FIELDS, MAX_LORA_SLIDERS, form_updates  # noqa: F401
+from studio.ui.generate_queue import UserQueue, client_gone
 
 #: what a Generate / CFG sweep button runs: (actor, request, progress, cancel) → the results
 Runner = Callable[[Actor, GenerateInput, ProgressCallback, Any], list[GenerationResult]]
@@ -259,6 +260,7 @@ def render(services: Services) -> dict[str, Any]:
 def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0915
     """Wire the tab's events; returns what the app shell needs (``on_load``, ``remix_target``)."""
     generation = services.generation
+    queue = UserQueue(services.settings.max_queued_per_user)  # each user's share of the GPU queue
     inputs = [parts[name] for name in FORM_FIELDS]
     sliders = [parts[f"lora_{i}"] for i in range(MAX_LORA_SLIDERS)]
     outputs = [w["gallery"], w["final_prompt"], w["details"]]
@@ -331,6 +333,10 @@ def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict
             problems = list(generation.check(actor_of(request), form_.read_form(named)))
         except StudioError as problem:  # a seed that is not a number
             problems = [problem]
+        if not problems:  # a request that would run: within the user's share of the queue?
+            full = queue.admit(request)
+            if full is not None:
+                problems = [StudioError(f"Not queued: {full}.")]
         messages = form_.field_messages(problems, list(named.get("lora_names") or []))
         if messages:  # nothing runs: the progress line says why (it stays; the marks under fields may not)
             why = " · ".join(markdown_message(p) for p in problems)
@@ -342,10 +348,19 @@ def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict
 
         def handler(values: dict[str, Any], request: gr.Request) -> list[Any]:
             session = _session(request)
+            queue.started(request)
+            if client_gone(request):  # nobody reads the result: never run it
+                return [gr.skip()] * 3
             try:
                 ask = form_.read_form(values)
                 current = _runs.start(session, images(ask))
-                results = run(actor_of(request), ask, current.progress, current.cancel)
+
+                def step(done: int, total: int) -> None:
+                    current.progress(done, total)
+                    if not current.cancel.is_set() and client_gone(request, wait_s=0):
+                        current.cancel.set()  # the client went away: stop at this step
+
+                results = run(actor_of(request), ask, step, current.cancel)
             except StudioError as error:
                 return _failed(error, request, session)
             except Exception as error:

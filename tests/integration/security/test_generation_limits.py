@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -303,10 +305,10 @@ def web(studio: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
         yield url
 
 
-def _form(page: GradioSession, **values: Any) -> tuple[int, list[Any]]:
-    """The ``generate`` endpoint's fn_index and its inputs: the form's defaults, ``values`` by label."""
+def _form(page: GradioSession, api_name: str = "generate", **values: Any) -> tuple[int, list[Any]]:
+    """An endpoint's fn_index and its inputs: the form's defaults, ``values`` by label."""
     config = page.config()
-    dep = next(d for d in config["dependencies"] if d.get("api_name") == "generate")
+    dep = next(d for d in config["dependencies"] if d.get("api_name") == api_name)
     components = {c["id"]: c for c in config["components"]}
     data = []
     for cid in dep["inputs"]:
@@ -330,24 +332,62 @@ def _join(page: GradioSession, fn_index: int, data: list[Any]) -> Any:
     return page.http.post("/gradio_api/queue/join", json=body)
 
 
-def test_one_user_cannot_fill_the_queue_and_abandoned_requests_never_run(studio: Any, web: str) -> None:
-    ask = {"Brand": "acme", "Prompt": "a red circle", "Steps": 2, "Size": "square", "Images": 1}
-    with GradioSession(web, timeout=180) as mia, GradioSession(web, timeout=180) as max_:
+ASK = {"Brand": "acme", "Prompt": "a red circle", "Steps": 2, "Size": "square", "Images": 1}
+
+
+def test_a_user_over_their_share_of_the_queue_is_told_at_once_and_others_are_not(
+    studio: Any, web: str
+) -> None:
+    """max keeps the GPU busy (a large run, cancelled at the end), so mia's requests wait in the queue."""
+    studio.brands.set_custom_sizes(SYSTEM, "acme", True)
+    busy = {**ASK, "Size": "256x256", "Steps": 50, "Images": 4}  # about a second a step here: minutes
+    started = threading.Event()
+
+    def starts(message: dict[str, Any]) -> None:
+        if message.get("msg") == "process_starts":
+            started.set()
+
+    with (
+        GradioSession(web, timeout=300) as mia,
+        GradioSession(web, timeout=300) as max_,
+        ThreadPoolExecutor(1) as pool,
+    ):
         assert mia.login("mia", PASSWORD).status_code == 200
         assert max_.login("max", PASSWORD).status_code == 200
-        fn_index, data = _form(mia, **ask)
+        fn_index, data = _form(mia, **ASK)
+        regenerate_fn = _form(mia, "regenerate")
+        blocker = pool.submit(max_.call_named, "generate", busy, on_message=starts)
+        assert started.wait(120), "the large run did not start"
+
         joined = [_join(mia, fn_index, data) for _ in range(4)]
         assert [r.status_code for r in joined] == [200] * 4, [r.text for r in joined]
         over = _join(mia, fn_index, data)  # told at once, nothing queued
         assert over.status_code == 422 and "at most 4 at a time" in over.text, over.text
+        regenerate = _join(mia, *regenerate_fn)  # the Gallery's Regenerate shares the count
+        assert regenerate.status_code in (400, 422) and "at most 4 at a time" in regenerate.text, (
+            regenerate.text
+        )
+        assert max_.call_named("cancel", {}).ok
+        blocker.result(timeout=300)
 
-        outcome = max_.call_named("generate", ask)  # another user is not blocked
+        outcome = max_.call_named("generate", ASK)  # another user is not blocked by mia's share
         assert outcome.ok, outcome.error
-        # max's request ran after mia's four (one queue, first come first served): none of those ran
-        rows = _generations(studio)
-        assert len(rows) == 1
-        assert files_under(studio.settings.images_dir) and len(files_under(studio.settings.images_dir)) == 1
-
-        again = mia.call_named("generate", ask)  # mia's share is free again
+        again = mia.call_named(
+            "generate", ASK
+        )  # mia's four (nobody read them) were dropped: her share is free
         assert again.ok, again.error
-        assert len(_generations(studio)) == 2
+
+
+def test_requests_whose_client_went_away_never_run(studio: Any, web: str) -> None:
+    with GradioSession(web, timeout=180) as mia, GradioSession(web, timeout=180) as max_:
+        assert mia.login("mia", PASSWORD).status_code == 200
+        assert max_.login("max", PASSWORD).status_code == 200
+        fn_index, data = _form(mia, **ASK)
+        joined = [_join(mia, fn_index, data) for _ in range(2)]  # then mia's page is gone: nobody reads
+        assert [r.status_code for r in joined] == [200] * 2, [r.text for r in joined]
+
+        outcome = max_.call_named("generate", ASK)  # queued after mia's two (one queue, in order)
+        assert outcome.ok, outcome.error
+        rows = _generations(studio)
+        assert len(rows) == 1  # max's only: mia's abandoned requests made no rows...
+        assert len(files_under(studio.settings.images_dir)) == 1  # ...and no files
