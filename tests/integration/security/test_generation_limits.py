@@ -22,12 +22,12 @@ from engine_fixtures import fast_cpu, sd1_dir  # noqa: F401
 from gradio_http import GradioSession
 from helpers import files_under, snapshot
 from live_server import serve_ui
-from sqlalchemy import update
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from studio.cli import app as cli_app
 from studio.config import Settings, SettingsError, family_limits_from_env
-from studio.db.generation_models import Generation
+from studio.db.generation_models import Generation, Image
 from studio.engine.limits import DEFAULT_FAMILY_LIMITS, MAX_PROMPT_CHARS, family_key
 from studio.errors import PermissionDeniedError, ValidationError
 from studio.services.banned_terms import banned_term_in
@@ -391,3 +391,54 @@ def test_requests_whose_client_went_away_never_run(studio: Any, web: str) -> Non
         rows = _generations(studio)
         assert len(rows) == 1  # max's only: mia's abandoned requests made no rows...
         assert len(files_under(studio.settings.images_dir)) == 1  # ...and no files
+
+
+def test_migration_0009_starts_every_brand_with_custom_sizes_off(settings: Settings) -> None:
+    """0009 adds ``brands.allow_custom_sizes`` (false); its downgrade drops the column and keeps the rows."""
+    import sqlite3
+
+    from alembic import command
+
+    from studio.db import migrate
+
+    migrate.upgrade(settings, "0008")
+    with sqlite3.connect(settings.sqlite_path) as db:
+        db.execute(
+            "insert into brands (slug, name, description, palette, style_template, negative_prompt,"
+            " banned_terms, size_presets, default_cfg, default_steps, default_sampler, created_at,"
+            " updated_at) values ('old', 'Old', '', '[]', '{prompt}', '', '[]', '[]', 7, 20, 'Euler',"
+            " '2026-01-01', '2026-01-01')"
+        )
+    migrate.upgrade(settings)
+    with sqlite3.connect(settings.sqlite_path) as db:
+        assert db.execute("select slug, allow_custom_sizes from brands").fetchall() == [("old", 0)]
+    command.downgrade(migrate.alembic_config(settings), "0008")
+    with sqlite3.connect(settings.sqlite_path) as db:
+        assert db.execute("select slug from brands").fetchall() == [("old",)]
+        assert "allow_custom_sizes" not in {row[1] for row in db.execute("pragma table_info(brands)")}
+
+
+class _Leave(Exception):
+    """Raised from a message callback: the client closes its result stream (the page went away)."""
+
+
+def test_a_run_whose_client_leaves_stops_at_the_next_step(studio: Any, web: str) -> None:
+    """max's large run (200 steps, about a second each here) loses its reader once it starts; it stops within
+    a step of Gradio noticing, so mia's request runs next and max's run left fewer than its four images."""
+    studio.brands.set_custom_sizes(SYSTEM, "acme", True)
+    busy = {**ASK, "Size": "256x256", "Steps": 50, "Images": 4}
+
+    def leave(message: dict[str, Any]) -> None:
+        if message.get("msg") == "process_starts":
+            raise _Leave
+
+    with GradioSession(web, timeout=600) as max_, GradioSession(web, timeout=600) as mia:
+        assert max_.login("max", PASSWORD).status_code == 200
+        assert mia.login("mia", PASSWORD).status_code == 200
+        with pytest.raises(_Leave):
+            max_.call_named("generate", busy, on_message=leave)
+        outcome = mia.call_named("generate", ASK)
+        assert outcome.ok, outcome.error
+    with studio.sessions() as session:
+        widths = list(session.scalars(select(Image.width)))
+    assert widths.count(256) < 4 and widths.count(32) == 1, widths
