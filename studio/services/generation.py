@@ -13,7 +13,6 @@ building the services stays light.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -24,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.config import Settings
-from studio.db.generation_models import Generation, Image
+from studio.db.generation_models import Generation
 from studio.db.models import Brand, ControlTemplate, LoraAdapter, LoraVersion, User
 from studio.engine.limits import FamilyLimits, family_key
 from studio.errors import ModelError, NotFoundError, StudioError, ValidationError
@@ -46,6 +45,7 @@ from studio.services.generation_plan import (  # noqa: F401 (GenerateInput etc. 
     number_problems,
     prompt_problems,
 )
+from studio.services.generation_rules import refuse_banned, requested_size
 from studio.services.generation_save import (  # noqa: F401 (ImageView etc. are imported from here too)
     GenerationResult,
     GenerationSaver,
@@ -54,7 +54,7 @@ from studio.services.generation_save import (  # noqa: F401 (ImageView etc. are 
 )
 from studio.services.permissions import readable_brand, require_role
 from studio.services.views import Actor
-from studio.services.visibility import visibility_clause, visible_image
+from studio.services.visibility import visible_image
 from studio.storage import ContentStore, home_path, stored_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,8 +68,6 @@ DEFAULT_SWEEP_SCALES: tuple[float, ...] = (2.0, 4.0, 7.0, 10.0, 14.0)
 #: ControlNet used with the embedded model's templates
 EMBEDDED_PREFIX = "embedded:"
 MIN_CONTROL_SIDE = 64
-#: a size that names no preset but a custom WIDTHxHEIGHT
-_CUSTOM_SIZE = re.compile(r"\s*(\d{1,5})\s*[x×]\s*(\d{1,5})\s*")
 
 
 class EngineProvider:
@@ -475,7 +473,7 @@ class GenerationService:
             assert brand is not None
             for problem in prompt_problems(generation.prompt, generation.negative_prompt):
                 raise problem
-            self._refuse_banned(brand, generation.prompt)
+            refuse_banned(brand, generation.prompt)
             recipe = Recipe.from_dict({**generation.recipe, "seed": image.seed})
             lora_paths = self._lora_paths(session, recipe)
             control_images = self._control_images(session, generation)
@@ -568,11 +566,11 @@ class GenerationService:
         negative = request.negative_prompt if isinstance(request.negative_prompt, str) else ""
         for problem in prompt_problems(prompt, negative):
             raise problem
-        self._refuse_banned(brand, prompt)
+        refuse_banned(brand, prompt)
         model = effective_model(brand, self._settings)
         loras = self._loras(brand, request.loras, self._families().lora_misfits(brand, self._settings))
         templates = self._templates(brand, request.templates, model)
-        width, height = self._size(session, actor, brand, request)
+        width, height = requested_size(session, actor, brand, request)
         trigger_words = [w for lora in loras for w in lora.trigger_words]
         brand_words = [w for adapter in brand.adapters for w in adapter.trigger_words]
         plan = Plan(
@@ -618,13 +616,6 @@ class GenerationService:
             except StudioError:
                 size = None  # a model that cannot be read: generation says so
         return cap_problems(limits, family, plan.steps, plan.batch_size, size)
-
-    @staticmethod
-    def _refuse_banned(brand: Brand, prompt: str) -> None:
-        """A ValidationError naming the prompt when it contains one of the brand's banned terms."""
-        term = banned_term_in(prompt, brand.banned_terms)
-        if term is not None:
-            raise ValidationError("prompt", f"contains {term!r}, a term banned by brand {brand.slug}")
 
     @staticmethod
     def _user_id(session: Session, user: User | None) -> int:
@@ -709,61 +700,6 @@ class GenerationService:
                 )
             )
         return tuple(uses)
-
-    def _size(
-        self, session: Session, actor: Actor, brand: Brand, request: GenerateInput
-    ) -> tuple[int | None, int | None]:
-        """The size asked for: a preset of the brand (by name, or its width and height), else a custom
-        ``WIDTHxHEIGHT`` (or width and height) where :meth:`_custom_size_allowed`; no size: the brand's
-        default preset."""
-        presets = {p["name"]: p for p in brand.size_presets}
-        known = ", ".join(presets) or "none"
-        if request.size:
-            preset = presets.get(request.size)
-            if preset is not None:
-                return int(preset["width"]), int(preset["height"])
-            custom = _CUSTOM_SIZE.fullmatch(request.size)
-            if custom is None:
-                more = "; or WIDTHxHEIGHT" if brand.allow_custom_sizes else ""
-                raise ValidationError(
-                    "size", f"brand {brand.slug} has no size {request.size!r} (it has: {known}{more})"
-                )
-            width, height = int(custom.group(1)), int(custom.group(2))
-        elif request.width is not None or request.height is not None:
-            if request.width is None or request.height is None:
-                raise ValidationError("size", "give both width and height")
-            width, height = request.width, request.height
-        else:
-            preset = presets.get(brand.default_size or "")
-            if preset is not None:
-                return int(preset["width"]), int(preset["height"])
-            return None, None
-        if not self._custom_size_allowed(session, actor, brand, width, height):
-            raise ValidationError(
-                "size",
-                f"{width}x{height} is not a size of brand {brand.slug} (it has: {known}); "
-                "an admin can allow custom sizes for the brand",
-            )
-        return width, height
-
-    @staticmethod
-    def _custom_size_allowed(session: Session, actor: Actor, brand: Brand, width: Any, height: Any) -> bool:
-        """Whether ``width`` × ``height`` may be asked for: one of the brand's presets, any size when an
-        admin allows custom sizes for the brand, or the size of an image of the brand the actor may see
-        (what a remix of it asks for; it was accepted when it was made)."""
-        if brand.allow_custom_sizes:
-            return True
-        if any((int(p["width"]), int(p["height"])) == (width, height) for p in brand.size_presets):
-            return True
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (width, height)):
-            return False
-        query = select(Image.id).where(
-            Image.brand_id == brand.id, Image.width == width, Image.height == height
-        )
-        clause = visibility_clause(session, actor)
-        if clause is not None:
-            query = query.where(clause)
-        return session.scalar(query.limit(1)) is not None
 
     # ------------------------------------------------------------------------------------- engine side
 
