@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import ValidationError
+from studio.storage.safetensors_check import MAX_HEADER_BYTES
 
 _DOWN = (".lora_down.weight", ".lora_A.weight", ".lora.down.weight", ".lora_linear_layer.down.weight")
 _UP = (".lora_up.weight", ".lora_B.weight", ".lora.up.weight", ".lora_linear_layer.up.weight")
@@ -70,6 +71,8 @@ def read_header(path: str | Path, label: str | None = None) -> dict[str, Any]:
     try:
         with file.open("rb") as handle:
             length = struct.unpack("<Q", handle.read(8))[0]
+            if not 0 < length <= min(MAX_HEADER_BYTES, file.stat().st_size - 8):  # not a made-up length
+                raise ValidationError(name, f"not a safetensors file (invalid header length {length})")
             header = json.loads(handle.read(length))
     except (OSError, struct.error, ValueError) as exc:
         raise ValidationError(name, f"not a readable safetensors file ({exc})") from None
