@@ -9,6 +9,7 @@ The brand ``acme`` runs on a tiny random SD1 pipeline (family ``sd1``) with pres
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import threading
@@ -442,3 +443,22 @@ def test_a_run_whose_client_leaves_stops_at_the_next_step(studio: Any, web: str)
     with studio.sessions() as session:
         widths = list(session.scalars(select(Image.width)))
     assert widths.count(256) < 4 and widths.count(32) == 1, widths
+
+
+def test_the_web_form_refuses_what_the_services_refuse_naming_the_field(studio: Any, web: str) -> None:
+    """Through the Generate endpoint as the page calls it: each refusal is a mark under its field."""
+    with GradioSession(web, timeout=120) as mia:
+        assert mia.login("mia", PASSWORD).status_code == 200
+        for change, field, says in (
+            ({"Steps": 60}, "steps", "60 is more than 50 steps, the limit for sd1 models"),
+            ({"Images": 5}, "batch_size", "5 images is more than 4"),
+            ({"Size": "40x24"}, "size", "40x24 is not a size of brand acme"),
+            ({"Prompt": "x" * 2001}, "prompt", "at most 2,000 are allowed"),
+            ({"Negative prompt": "x" * 2001}, "negative_prompt", "at most 2,000 are allowed"),
+            ({"Prompt": "two ｃｏｍｐｅｔｉｔｏｒｓ"}, "prompt", "a term banned by brand acme"),
+        ):
+            outcome = mia.call_named("generate", {**ASK, **change})
+            assert not outcome.ok and outcome.status == 422, (change, outcome)
+            marks = {m.get("parameter_name"): m.get("message", "") for m in ast.literal_eval(outcome.error)}
+            assert says in marks[field], (change, marks)
+    assert _generations(studio) == []
