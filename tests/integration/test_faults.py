@@ -94,7 +94,7 @@ def test_kill_9_mid_generation_then_restart_leaves_a_consistent_studio(home: Pat
                     started.set()
 
             def long_generation() -> None:
-                values = {**GENERATE, "Steps": 60, "Images": 4}
+                values = {**GENERATE, "Steps": 50, "Images": 4}  # the embedded cap
                 outcome.append(mia.call_named("generate", values, on_message=watch))
 
             thread = threading.Thread(target=long_generation, daemon=True)
