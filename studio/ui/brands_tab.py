@@ -125,6 +125,11 @@ def brand_details_html(brand: BrandView) -> str:
     )
 
 
+def pick_created(slug: str) -> Any:
+    """The brand picker set to the brand just created (its slug as typed in the form)."""
+    return gr.update(value=(slug or "").strip().lower())
+
+
 def render(services: Services) -> dict[str, Any]:
     """Build the tab; returns the components the app shell updates at login (admin-only parts)."""
     brands, templates = services.brands, services.templates
@@ -415,7 +420,10 @@ def render(services: Services) -> dict[str, Any]:
     refresh.click(**listing, api_name="list_brands")
     brand_pick.change(show_brand, brand_pick, details, api_name="get_brand")
     load_btn.click(load_form, brand_pick, form, api_visibility="private")
-    create_btn.click(create_brand, form, [details, f_status], api_name="create_brand").success(**listing)
+    created = create_btn.click(create_brand, form, [details, f_status], api_name="create_brand")
+    # the new brand is the one picked: the picker and the details agree
+    picked = created.success(**listing)
+    picked.success(pick_created, f_slug, brand_pick, api_visibility="private", queue=False)
     save_btn.click(update_brand, form, [details, f_status], api_name="update_brand").success(**listing)
     l_btn.click(
         upload_lora,

@@ -172,6 +172,7 @@ def test_1_admin_sets_up_a_brand_trains_its_lora_and_adds_people(
     page.get_by_label("Style prompt template").fill("{prompt}")
     page.get_by_role("button", name="Create brand", exact=True).click()
     page.get_by_text(f"Brand {BRAND} created.").wait_for(timeout=60_000)
+    expect(visible(page.get_by_label("Brand", exact=True))).to_have_value(BRAND, timeout=30_000)  # picked
     shot(page, "1-admin-brand-created")
 
     page.get_by_role("tab", name="Training").click()
