@@ -431,11 +431,13 @@ def _print_result(results: list[Any], as_json: bool) -> None:
 @app.command("generate")
 @_handled
 def generate(
-    brand: Annotated[str, typer.Option("--brand", help="Brand slug.")],
-    prompt: Annotated[str, typer.Option("--prompt", help="What to draw (the brand style is added).")],
+    brand: Annotated[str | None, typer.Option("--brand", help="Brand slug.")] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="What to draw (the brand style is added).")
+    ] = None,
     negative: Annotated[
-        str, typer.Option("--negative", help="Negative prompt (merged with the brand's).")
-    ] = "",
+        str | None, typer.Option("--negative", help="Negative prompt (merged with the brand's).")
+    ] = None,
     cfg: Annotated[float | None, typer.Option("--cfg", help="CFG scale (default: the brand's).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Denoising steps (1-150).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed (default: random, recorded).")] = None,
@@ -447,19 +449,36 @@ def generate(
         list[str] | None, typer.Option("--template", help="Layout template (repeat).")
     ] = None,
     lora: Annotated[list[str] | None, typer.Option("--lora", help="NAME=WEIGHT, 0-1.5 (repeat).")] = None,
-    batch: Annotated[int, typer.Option("--batch", help="Number of images.")] = 1,
+    batch: Annotated[int | None, typer.Option("--batch", help="Number of images (default 1).")] = None,
     user: Annotated[
         str | None, typer.Option("--user", help="Generate as this user (their permissions).")
+    ] = None,
+    from_png: Annotated[
+        Path | None,
+        typer.Option(
+            "--from", help="Settings from a PNG (the studio's, A1111's); the options above override."
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate images for a brand; prints image ids and paths (progress on stderr)."""
     from studio.services.generation import GenerateInput
 
+    if from_png is not None:
+        from studio.cli_restore import generate_from_png
+
+        asked = {"prompt": prompt, "negative_prompt": negative, "cfg": cfg, "steps": steps, "seed": seed}
+        asked |= {"sampler": sampler, "size": size, "width": width, "height": height, "batch_size": batch}
+        asked |= {"loras": _lora_weights(lora) if lora else None, "templates": tuple(template or ()) or None}
+        found = generate_from_png(_services(), _actor(user), from_png, asked, brand, _progress_line)
+        _print_result([found], as_json)
+        return
+    if not brand or prompt is None:
+        raise StudioError("--brand and --prompt are needed (or --from FILE.png)")
     request = GenerateInput(
         brand=brand,
         prompt=prompt,
-        negative_prompt=negative,
+        negative_prompt=negative or "",
         cfg=cfg,
         steps=steps,
         seed=seed,
@@ -469,7 +488,7 @@ def generate(
         height=height,
         loras=_lora_weights(lora or []),
         templates=tuple(template or ()),
-        batch_size=batch,
+        batch_size=1 if batch is None else batch,
     )
     result = _services().generation.generate(_actor(user), request, progress=_progress_line)
     _print_result([result], as_json)
@@ -478,12 +497,20 @@ def generate(
 @app.command("regenerate")
 @_handled
 def regenerate(
-    image_id: int,
+    image: Annotated[str, typer.Argument(help="An image id, or a PNG file (the studio's, A1111's).")],
     user: Annotated[str | None, typer.Option("--user", help="Regenerate as this user.")] = None,
+    brand: Annotated[
+        str | None, typer.Option("--brand", help="The brand for a PNG not made by this studio.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Make an image again from its stored recipe (same pixels on the same machine)."""
-    result = _services().generation.regenerate(_actor(user), image_id, progress=_progress_line)
+    from studio.cli_restore import looks_like_file, regenerate_png
+
+    if looks_like_file(image):
+        result = regenerate_png(_services(), _actor(user), Path(image), brand, _progress_line)
+    else:
+        result = _services().generation.regenerate(_actor(user), int(image), progress=_progress_line)
     _print_result([result], as_json)
 
 
