@@ -30,54 +30,72 @@ from studio.toyworld.evaluate import (  # noqa: E402
     load_pipeline,
 )
 
+FDG = {"method": "fdg", "optimized_scale": True}
 CANDIDATES: dict[str, Guidance] = {
     "cfg": Guidance(),
     "rescale-0.7": Guidance(rescale=0.7),
     "apg": Guidance(method="apg"),
     "apg-m05": Guidance(method="apg", apg_momentum=-0.5),
     "apg-m05-r8": Guidance(method="apg", apg_momentum=-0.5, apg_norm_threshold=8.0),
-    "apg-eta1-r8": Guidance(method="apg", apg_eta=1.0, apg_norm_threshold=8.0),
     "cfg-zero-star": Guidance(method="cfg-zero-star"),
-    "cfg-zero-star-z1": Guidance(method="cfg-zero-star", zero_init_steps=1),
     "threshold": Guidance(method="threshold"),
+    "cfg-stop0.5": Guidance(stop=0.5),
     "fdg-low1": Guidance(method="fdg", fdg_low_scale=1.0),
     "fdg-low2": Guidance(method="fdg", fdg_low_scale=2.0),
     "fdg-low1-stop0.5": Guidance(method="fdg", fdg_low_scale=1.0, stop=0.5),
-    "fdg-low1-stop0.7": Guidance(method="fdg", fdg_low_scale=1.0, stop=0.7),
-    "cfg-stop0.5": Guidance(stop=0.5),
-    "fdg-low1-zs": Guidance(method="fdg", fdg_low_scale=1.0, optimized_scale=True),
-    "fdg-low2-zs": Guidance(method="fdg", fdg_low_scale=2.0, optimized_scale=True),
+    "fdg-low2-stop0.6": Guidance(method="fdg", fdg_low_scale=2.0, stop=0.6),
+    "fdg-low1-zs": Guidance(**FDG, fdg_low_scale=1.0),
+    "fdg-low2-zs": Guidance(**FDG, fdg_low_scale=2.0),
+    "fdg-low3-zs": Guidance(**FDG, fdg_low_scale=3.0),
+    "fdg-low2-zs-stop0.6": Guidance(**FDG, fdg_low_scale=2.0, stop=0.6),
+    "fdg-low2-zs-stop0.7": Guidance(**FDG, fdg_low_scale=2.0, stop=0.7),
+    "fdg-low2-zs-stop0.8": Guidance(**FDG, fdg_low_scale=2.0, stop=0.8),  # the studio's choice
+    "fdg-low2-zs-stop0.9": Guidance(**FDG, fdg_low_scale=2.0, stop=0.9),
 }
 
 
-def measure(pipe, guidance: Guidance, combos, scale: float) -> dict:
+def measure(pipe, guidance: Guidance, combos, scale: float, seeds=EVAL_SEEDS) -> dict:
     with guided(pipe, guidance, scale):
-        return adherence(pipe, combos, seeds=EVAL_SEEDS, cfg=scale)
+        return adherence(pipe, combos, seeds=seeds, cfg=scale)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="model folder (default: the shipped weights)")
     ap.add_argument("--only", nargs="*", default=None, choices=sorted(CANDIDATES), help="candidates to run")
+    ap.add_argument(
+        "--extra",
+        nargs="*",
+        default=[],
+        metavar="NAME=JSON",
+        help='more candidates as Guidance fields, e.g. fdg-stop0.6=\'{"method": "fdg", "stop": 0.6}\'',
+    )
     ap.add_argument("--step", type=int, default=1, help="every N-th held-out prompt (1 = all 60)")
     ap.add_argument("--scales", type=float, nargs="*", default=[5.0, 9.0], help="guided scales besides 1")
+    ap.add_argument(
+        "--seeds", type=int, nargs="*", default=list(EVAL_SEEDS), help="noise seeds (second check: 4001 4002)"
+    )
     ap.add_argument("--save", type=Path, default=None, help="write every table as JSON to this file")
     args = ap.parse_args(argv)
+    extra = {}
+    for item in args.extra:
+        name, _, text = item.partition("=")
+        extra[name] = Guidance.from_dict(json.loads(text))
+    CANDIDATES.update(extra)
     combos = world.held_out_combos()[:: args.step]
     pipe = load_pipeline(args.model)
-    print(
-        f"held-out prompts: {len(combos)} x seeds {EVAL_SEEDS} = {len(combos) * len(EVAL_SEEDS)} images "
-        "per scale, 20 Euler steps"
-    )
+    images = len(combos) * len(args.seeds)
+    print(f"held-out prompts: {len(combos)} x seeds {tuple(args.seeds)} = {images} images a scale, 20 steps")
     t0 = time.time()
-    base = measure(pipe, Guidance(), combos, 1.0)
+    base = measure(pipe, Guidance(), combos, 1.0, args.seeds)
     results: dict[str, dict] = {}
-    for name in args.only or list(CANDIDATES):
+    names = (args.only or []) + list(extra) if (args.only or extra) else list(CANDIDATES)
+    for name in names:
         guidance = CANDIDATES[name]
         t1 = time.time()
         table = {"cfg1": base}
         for scale in args.scales:
-            table[f"cfg{scale:g}"] = measure(pipe, guidance, combos, scale)
+            table[f"cfg{scale:g}"] = measure(pipe, guidance, combos, scale, args.seeds)
         results[name] = {"guidance": guidance.to_dict(), **table}
         print(format_cfg_table(table, title=f"\n{name}: {guidance.to_dict()} ({time.time() - t1:.0f} s)"))
         if "cfg5" in table:

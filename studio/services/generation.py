@@ -25,11 +25,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from studio.config import Settings
 from studio.db.generation_models import Generation
 from studio.db.models import Brand, ControlTemplate, LoraAdapter, LoraVersion, User
+from studio.engine.guidance_settings import Guidance
 from studio.engine.limits import FamilyLimits, family_key
 from studio.errors import ModelError, NotFoundError, StudioError, ValidationError
 from studio.services import audit
 from studio.services.banned_terms import banned_term_in
-from studio.services.brand_files import SAMPLERS
+from studio.services.brand_files import SAMPLERS, compact_guidance
 from studio.services.brand_models import Families, effective_model
 from studio.services.generation_plan import (  # noqa: F401 (GenerateInput etc. are imported from here too)
     MAX_LORA_WEIGHT,
@@ -153,6 +154,8 @@ class GenerationOptions:
     #: what one request may ask of the brand's model family, and whether sizes outside ``sizes`` are allowed
     limits: FamilyLimits | None = None
     allow_custom_sizes: bool = False
+    #: the brand's default guidance (non-default Guidance fields); None = plain CFG
+    default_guidance: dict[str, Any] | None = None
 
 
 def control_map_size(info: Any) -> tuple[int, int]:
@@ -200,6 +203,7 @@ class GenerationService:
                 default_cfg=row.default_cfg,
                 default_steps=row.default_steps,
                 default_sampler=row.default_sampler,
+                default_guidance=row.default_guidance,
                 samplers=self._samplers(model),
                 sizes=tuple((p["name"], int(p["width"]), int(p["height"])) for p in row.size_presets),
                 default_size=row.default_size,
@@ -589,6 +593,7 @@ class GenerationService:
             cfg=brand.default_cfg if request.cfg is None else request.cfg,
             steps=brand.default_steps if request.steps is None else request.steps,
             sampler=request.sampler or brand.default_sampler,
+            guidance=self._guidance(brand, request, model),
             seed=request.seed,
             width=width,
             height=height,
@@ -703,6 +708,15 @@ class GenerationService:
 
     # ------------------------------------------------------------------------------------- engine side
 
+    def _guidance(self, brand: Brand, request: GenerateInput, model: str) -> dict[str, Any] | None:
+        """The request's guidance (checked), else the brand's default; a brand default does not apply to
+        a FLUX model (distilled guidance: the engine would refuse it), a request's own is refused there."""
+        if request.guidance is not None:
+            return compact_guidance(Guidance.from_dict(request.guidance))
+        if brand.default_guidance and self._families()(model) == "flux":
+            return None
+        return brand.default_guidance or None
+
     def _engine_request(self, plan: Plan) -> GenerationRequest:
         from studio.engine.generate import GenerationRequest, LoraSpec
 
@@ -722,6 +736,7 @@ class GenerationService:
             ),
             prompt_typed=plan.prompt,
             model=plan.base_model,
+            guidance=None if plan.guidance is None else Guidance.from_dict(plan.guidance),
         )
 
     def _with_controls(self, engine: Engine, plan: Plan, request: GenerationRequest) -> GenerationRequest:

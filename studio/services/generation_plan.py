@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.engine.guidance_settings import Guidance
 from studio.engine.limits import (
     MAX_BATCH,
     MAX_CFG,
@@ -49,6 +50,8 @@ class GenerateInput:
     weight. ``size`` names one of the brand's size presets (or is ``WIDTHxHEIGHT``); ``width``/``height`` ask
     for a custom size.
     ``templates`` are layout template names of the brand.
+    ``guidance`` maps fields of :class:`studio.engine.guidance_settings.Guidance` (``{"method": "cfg"}`` is
+    plain CFG); None is the brand's default guidance.
     """
 
     brand: str
@@ -64,6 +67,7 @@ class GenerateInput:
     loras: Mapping[str, float] = field(default_factory=dict)
     templates: Sequence[str] = ()
     batch_size: int = 1
+    guidance: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,8 @@ class Plan:
     batch_size: int
     loras: tuple[LoraUse, ...]
     templates: tuple[TemplateUse, ...]
+    #: the non-default Guidance fields to generate with; None = plain CFG
+    guidance: dict[str, Any] | None = None
 
 
 def merge_negative(brand_negative: str, user_negative: str) -> str:
@@ -191,6 +197,11 @@ def number_problems(request: GenerateInput) -> list[ValidationError]:
     for adapter, weight in request.loras.items():
         try:
             lora_weight(adapter, weight)
+        except ValidationError as problem:
+            problems.append(problem)
+    if request.guidance is not None:
+        try:
+            Guidance.from_dict(request.guidance)
         except ValidationError as problem:
             problems.append(problem)
     return problems

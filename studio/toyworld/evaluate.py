@@ -144,9 +144,19 @@ def adherence(pipe, combos, seeds=EVAL_SEEDS, cfg=5.0, steps=20) -> dict:
     return figs
 
 
-def cfg_table(pipe, combos, seeds=EVAL_SEEDS, scales=GUIDANCE_SCALES, steps=20) -> dict[str, dict]:
-    """:func:`adherence` at each guidance scale, keyed ``cfg1``, ``cfg5``, ``cfg9`` (``f"cfg{scale:g}"``)."""
-    return {f"cfg{s:g}": adherence(pipe, combos, seeds=seeds, cfg=s, steps=steps) for s in scales}
+def cfg_table(
+    pipe, combos, seeds=EVAL_SEEDS, scales=GUIDANCE_SCALES, steps=20, guidance=None
+) -> dict[str, dict]:
+    """:func:`adherence` at each guidance scale, keyed ``cfg1``, ``cfg5``, ``cfg9`` (``f"cfg{scale:g}"``).
+
+    ``guidance``: a :class:`studio.engine.guidance.Guidance` applied at every scale (None: plain CFG)."""
+    from studio.engine.guidance import PLAIN, guided
+
+    table = {}
+    for s in scales:
+        with guided(pipe, guidance or PLAIN, s):
+            table[f"cfg{s:g}"] = adherence(pipe, combos, seeds=seeds, cfg=s, steps=steps)
+    return table
 
 
 def guided_checks(table: dict[str, dict]) -> list[tuple[str, bool]]:
@@ -264,15 +274,18 @@ def determinism(pipe) -> bool:
     return bool((a == b).all())
 
 
-def evaluate(model_dir=None, quick: bool = False, table_only: bool = False) -> dict:
-    """Every figure (``table_only``: just the CFG 1 / 5 / 9 adherence table) on the held-out grid."""
+def evaluate(model_dir=None, quick: bool = False, table_only: bool = False, guidance=None) -> dict:
+    """Every figure (``table_only``: just the CFG 1 / 5 / 9 adherence table) on the held-out grid;
+    ``guidance`` (a ``Guidance``) applies to the table only."""
     t0 = time.time()
     combos = world.held_out_combos()
     if quick:
         combos = combos[::3]
     pipe = load_pipeline(model_dir)
     report: dict = {"prompts": len(combos), "seeds": list(EVAL_SEEDS)}
-    report.update(cfg_table(pipe, combos))
+    report.update(cfg_table(pipe, combos, guidance=guidance))
+    if guidance is not None:
+        report["guidance"] = guidance.to_dict()
     report["cfg5_beats_cfg1"] = report["cfg5"]["mean"] > report["cfg1"]["mean"]
     if table_only:
         report["eval_seconds"] = round(time.time() - t0)
@@ -293,6 +306,8 @@ def evaluate(model_dir=None, quick: bool = False, table_only: bool = False) -> d
 def print_table(r: dict) -> None:
     """The CFG 1 / 5 / 9 table with both colour namings, and issue 18's targets (HSV naming)."""
     table = {k: r[k] for k in ("cfg1", "cfg5", "cfg9") if k in r}
+    if r.get("guidance"):
+        print(f"guidance: {json.dumps(r['guidance'])}")
     print(
         f"held-out canonical prompts: {r['prompts']} x {len(r['seeds'])} seeds "
         f"{tuple(r['seeds'])} = {r['cfg5']['n']} images per scale, 20 steps"
@@ -361,10 +376,20 @@ def main(argv=None) -> int:
         action="store_true",
         help="only the CFG 1 / 5 / 9 table (no negative prompt, speed, ...)",
     )
+    ap.add_argument(
+        "--guidance",
+        default=None,
+        help='the table with a sampling-time guidance, as JSON of its fields, e.g. \'{"method": "fdg"}\'',
+    )
     ap.add_argument("--json", action="store_true", help="print the report as JSON too")
     ap.add_argument("--save", type=Path, default=None, help="write the report as JSON to this file")
     args = ap.parse_args(argv)
-    r = evaluate(args.model, quick=args.quick, table_only=args.table_only)
+    guidance = None
+    if args.guidance:
+        from studio.engine.guidance_settings import Guidance
+
+        guidance = Guidance.from_dict(json.loads(args.guidance))
+    r = evaluate(args.model, quick=args.quick, table_only=args.table_only, guidance=guidance)
     print_report(r)
     if args.json:
         print(json.dumps(r, indent=2))
