@@ -77,6 +77,7 @@ def test_studio_users_unlock(services: Any, monkeypatch: pytest.MonkeyPatch) -> 
     services.users.add_user(SYSTEM, "mia", ["marketer"], PASSWORD)
     fail_five_times(services, "mia")
     monkeypatch.setenv("STUDIO_HOME", str(services.settings.home))
+    monkeypatch.setenv("STUDIO_DATABASE_URL", services.settings.database_url)
     result = CliRunner().invoke(app, ["users", "unlock", "mia"])
     assert result.exit_code == 0 and "unlocked mia" in result.stdout
     assert services.users.check_login("mia", PASSWORD)

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from helpers import snapshot
 from review_support import MAX, MIA, OLGA, REX, RITA
-from sqlalchemy import event, text
+from sqlalchemy import event, text, update
 
+from studio.db.generation_models import Image
 from studio.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from studio.services.container import build_services
 from studio.services.views import SYSTEM
@@ -165,16 +166,11 @@ def test_bulk_decision_with_one_comment(studio: Any, make_images: Any) -> None:
 
 def test_queue_shows_off_palette_first_with_the_missed_colours(studio: Any, make_images: Any) -> None:
     ids = make_images(MIA, count=3)
-    with studio.engine.begin() as conn:  # the tiny random model's colours are arbitrary: set the flags
-        conn.execute(text("update images set palette_flag = 0, palette_misses = '[]'"))
-        conn.execute(
-            text(
-                "update images set palette_flag = 1, palette_score = 0.1, palette_misses ="
-                ' \'[{"colour": "#00ff00", "share": 0.6, "nearest": "#ffffff", "delta_e": 40.0}]\''
-                " where id = :i"
-            ),
-            {"i": ids[2]},
-        )
+    missed = [{"colour": "#00ff00", "share": 0.6, "nearest": "#ffffff", "delta_e": 40.0}]
+    with studio.sessions.begin() as session:  # the tiny random model's colours are arbitrary: set the flags
+        session.execute(update(Image).values(palette_flag=False, palette_misses=[]))
+        flagged = dict(palette_flag=True, palette_score=0.1, palette_misses=missed)
+        session.execute(update(Image).where(Image.id == ids[2]).values(**flagged))
     queue = studio.review.queue(REX)
     assert [item.id for item in queue] == [ids[2], ids[0], ids[1]]
     assert queue[0].palette_flag and queue[0].missed_colours == ("#00ff00",)

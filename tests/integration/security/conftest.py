@@ -1,7 +1,7 @@
 """Fixtures for the login and session tests: the studio UI, built as ``app.py`` builds it, on 127.0.0.1 over
-a fresh SQLite file, with users (``login_support``) whose passwords are hashed at a real, if lighter than
-default, argon2 cost: a password check takes tens of milliseconds as in production, so races and timings
-are real.
+a fresh database (SQLite, or PostgreSQL on that run: the ``settings`` fixture), with users
+(``login_support``) whose passwords are hashed at a real, if lighter than default, argon2 cost: a password
+check takes tens of milliseconds as in production, so races and timings are real.
 
 Requests can say which client address they come from with ``X-Forwarded-For``: uvicorn trusts it from
 127.0.0.1 (``FORWARDED_ALLOW_IPS``), as it would from a reverse proxy on the same machine.
@@ -18,16 +18,16 @@ from login_support import PASSWORDS, ROLES, LoginServer
 
 
 @pytest.fixture
-def login_server(studio_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoginServer]:
+def login_server(
+    studio_home: Path, settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+) -> Iterator[LoginServer]:
     from argon2 import PasswordHasher
 
-    from studio.config import Settings
     from studio.services.container import build_services
     from studio.services.views import SYSTEM
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    settings = Settings.from_env({"STUDIO_HOME": str(studio_home)})
     hasher = PasswordHasher(time_cost=2, memory_cost=32 * 1024, parallelism=1)
     services = build_services(settings, password_hasher=hasher)
     try:

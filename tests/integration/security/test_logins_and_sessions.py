@@ -1,5 +1,5 @@
 """Issue 16, logins and sessions, against the UI as ``app.py`` builds it (a real server on 127.0.0.1, a real
-SQLite file, real argon2 hashing, real threads):
+SQLite file or PostgreSQL database, real argon2 hashing, real threads):
 
 1. parallel wrong guesses get no more password checks than the lockout allows, and the right password among
    them stays out once the lock should have engaged;
@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import concurrent.futures
 import html
-import sqlite3
+import json
 import statistics
 import time
-from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from gradio_http import GradioSession
 from login_support import PASSWORDS, LoginServer
+from sqlalchemy import select
 
+from studio.db.models import AuditEvent
 from studio.errors import PermissionDeniedError, ValidationError
 from studio.services.views import SYSTEM, Actor
 from studio.ui.permissions_matrix import ENDPOINTS
@@ -45,24 +47,21 @@ def login(url: str, username: str, password: str, client: str | None = None) -> 
         return browser.post("/login", data={"username": username, "password": password}, headers=headers)
 
 
-def failures_audited(db: Path, target: str) -> list[str]:
+def failures_audited(services: Any, target: str) -> list[str]:
     """The reason of every failed sign-in audited for ``target``, oldest first."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        rows = connection.execute(
-            "SELECT json_extract(details, '$.reason') FROM audit_events WHERE action = 'login.failed' "
-            "AND target = ? ORDER BY id",
-            (target,),
-        ).fetchall()
-    return [r[0] for r in rows]
+    query = select(AuditEvent.details).where(AuditEvent.action == "login.failed", AuditEvent.target == target)
+    with services.sessions() as session:
+        return [details.get("reason") for details in session.scalars(query.order_by(AuditEvent.id))]
 
 
-def audit_bytes(db: Path) -> int:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        row = connection.execute(
-            "SELECT COALESCE(SUM(LENGTH(actor) + LENGTH(COALESCE(target, '')) + LENGTH(details)), 0) "
-            "FROM audit_events"
-        ).fetchone()
-    return int(row[0])
+def audit_bytes(services: Any) -> int:
+    """The size of the audit's text: actor, target and details (as JSON)."""
+    with services.sessions() as session:
+        rows = session.execute(select(AuditEvent.actor, AuditEvent.target, AuditEvent.details))
+        return sum(
+            len(actor) + len(target or "") + len(json.dumps(details))
+            for actor, target, details in rows
+        )
 
 
 # ------------------------------------------------------------------------------------ 1. the race
@@ -81,7 +80,7 @@ def test_parallel_wrong_guesses_get_no_more_checks_than_allowed_and_the_right_pa
     assert right.result().status_code == 400, "the right password got in after the lock should have engaged"
     assert "locked" in right.result().json()["detail"]
     assert all(a.status_code == 400 for a in answers)
-    reasons = failures_audited(login_server.db, "lara")
+    reasons = failures_audited(login_server.services, "lara")
     assert len(reasons) == 30, "every attempt is audited"
     assert reasons.count("wrong password") == LOCK_ATTEMPTS, reasons  # no more password checks than allowed
     assert reasons.count("locked") == 30 - LOCK_ATTEMPTS
@@ -182,12 +181,12 @@ def test_usernames_are_case_insensitive_and_the_session_uses_the_stored_name(
 
 
 def test_a_huge_username_is_refused_by_name_and_barely_grows_the_audit(login_server: LoginServer) -> None:
-    before = audit_bytes(login_server.db)
+    before = audit_bytes(login_server.services)
     answer = login(login_server.url, "u" * 900_000, "whatever-password", "203.0.113.99")
     assert answer.status_code == 400
     detail = answer.json()["detail"]
     assert detail.lower().startswith("username") and "32 characters" in detail
-    grown = audit_bytes(login_server.db) - before
+    grown = audit_bytes(login_server.services) - before
     assert grown < 2_000, f"one refused login wrote {grown} bytes of audit"
     with pytest.raises(ValidationError) as refused:
         login_server.services.users.add_user(SYSTEM, "n" * 40, ["marketer"], "long-name-pass")
