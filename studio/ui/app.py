@@ -185,7 +185,7 @@ def launch_options(services: Services) -> dict[str, Any]:
         "css": CSS,
         "head": review_tab.KEYBOARD_HEAD,  # approve / reject / next from the keyboard
         "theme": gr.themes.Soft(),
-        "show_error": True,
+        "show_error": False,  # only the studio's own messages (gr.Error) reach a user; others are logged
         "app_kwargs": {
             "middleware": [
                 Middleware(OriginGuard),  # another site's requests: refused first

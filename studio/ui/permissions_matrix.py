@@ -57,6 +57,9 @@ ENDPOINTS: dict[str, Access] = {
     "run_finished": Access(ANYONE, why="UI-only: the last line of the caller's own run, the poll stops"),
     "run_expected": Access(ANYONE, why="UI-only: a Generate click starts polling the caller's progress line"),
     "last_seed": Access(ANYONE, why="UI-only: Reuse seed, the seed in the Details panel into the seed box"),
+    "settings_from_png": Access(
+        MARKETERS, why="a dropped PNG's settings into the Generate form (the brand's: members only)"
+    ),
     # Review
     "review_queue": Access(REVIEWERS, member=True, why="pending images of a brand (empty: all the caller's)"),
     "load_queue": Access(REVIEWERS, member=True, why="pending images of a brand (empty: all the caller's)"),
@@ -82,6 +85,7 @@ ENDPOINTS: dict[str, Access] = {
     "load_form": Access(ANYONE, member=True, why="a brand's profile in the edit form"),
     "create_brand": Access(ADMINS, why="create a brand"),
     "update_brand": Access(ADMINS, why="change a brand"),
+    "pick_created": Access(ANYONE, why="sets the brand picker to a slug typed in the form (reads nothing)"),
     "upload_lora": Access(ADMINS, why="add a LoRA file (diffusers, kohya or peft) to a brand"),
     "lora_choices": Access(ANYONE, member=True, why="a brand's LoRAs for the download picker"),
     "download_lora": Access(ANYONE, member=True, why="a brand's LoRA version as a kohya or diffusers file"),

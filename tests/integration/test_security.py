@@ -620,6 +620,7 @@ def test_default_bind_is_loopback_and_launch_never_shares(services: Any) -> None
     options = launch_options(services)
     assert options["server_name"] == "127.0.0.1"
     assert options["share"] is False
+    assert options["show_error"] is False  # an unexpected exception's text (a path, SQL) never reaches a user
     assert options["auth"].check("nobody", "not-a-password") is False  # the studio's own login check
 
 
