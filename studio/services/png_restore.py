@@ -36,6 +36,7 @@ from studio.errors import NotFoundError, ValidationError
 from studio.services.gallery import GalleryService
 from studio.services.generation import GenerateInput, GenerationOptions, GenerationResult, GenerationService
 from studio.services.generation_plan import MAX_LORA_WEIGHT, MIN_LORA_WEIGHT
+from studio.services.permissions import require_role
 from studio.services.views import Actor
 from studio.services.visibility import visibility_clause
 
@@ -76,9 +77,11 @@ class PngRestore:
         """The restore service over a :class:`~studio.services.container.Services`."""
         return cls(services.sessions, services.generation, services.gallery)
 
-    def read(self, actor: Actor, path: str | Path, brand: str | None = None) -> PngSettings:
+    def read(
+        self, actor: Actor, path: str | Path, brand: str | None = None, *, fallback_brand: str | None = None
+    ) -> PngSettings:
         """The settings of the PNG at ``path`` as a request of ``brand`` (a studio image's own brand when
-        ``brand`` is None); see the module docstring."""
+        ``brand`` is None; ``fallback_brand`` for any other PNG); see the module docstring."""
         name = Path(path).name
         text, pixels = _png_text_and_pixels(path)
         if RECIPE_CHUNK in text:
@@ -86,9 +89,13 @@ class PngRestore:
             if image_id is not None and (brand is None or brand == image_brand):
                 return PngSettings("studio", self._gallery.remix(actor, image_id), image_id=image_id)
             recipe = Recipe.from_json(text[RECIPE_CHUNK])
-            return self._from_recipe(actor, recipe, _needs_brand(brand or image_brand, name))
+            return self._from_recipe(
+                actor, recipe, _needs_brand(brand or image_brand or fallback_brand, name)
+            )
         if PARAMETERS_CHUNK in text:
-            return self._from_parameters(actor, text[PARAMETERS_CHUNK], _needs_brand(brand, name))
+            return self._from_parameters(
+                actor, text[PARAMETERS_CHUNK], _needs_brand(brand or fallback_brand, name)
+            )
         if "workflow" in text or "prompt" in text:
             raise ValidationError(
                 "png",
@@ -129,6 +136,11 @@ class PngRestore:
         request = with_overrides(settings.request, overrides or {})
         result = self._generation.generate(actor, request, progress=progress, cancel=cancel)
         return result, replace(settings, request=request)
+
+    def may_generate(self, actor: Actor) -> None:
+        """Refuse (PermissionDeniedError) unless ``actor`` generates: a marketer or an admin."""
+        with self._sessions() as session:
+            require_role(session, actor, "marketer")
 
     # ------------------------------------------------------------------------------------------ reading
 

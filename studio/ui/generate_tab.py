@@ -37,6 +37,7 @@ from studio.services.generation import (
 )
 from studio.services.views import Actor
 from studio.ui import generate_form as form_
+from studio.ui import png_drop
 from studio.ui.common import actor_of, markdown_message, shown_to_user, toast_error
 from studio.ui.generate_form import CFG_HINT, FORM_FIELDS, MAX_LORA_SLIDERS, form_updates  # noqa: F401
 from studio.ui.generate_queue import UserQueue, client_gone
@@ -203,6 +204,7 @@ def render(services: Services) -> dict[str, Any]:
                 elem_id="gen-templates",
             )
             availability = gr.Markdown()
+            png_file, png_note = png_drop.render()
         with gr.Column(scale=3):
             with gr.Row(elem_id="gen-actions"):  # above the fold, and sticky when the page scrolls
                 generate_btn = gr.Button("Generate", variant="primary", elem_id="gen-generate", min_width=90)
@@ -253,6 +255,8 @@ def render(services: Services) -> dict[str, Any]:
         "final_prompt": final_prompt,
         "details": details,
         "timer": timer,
+        "png_file": png_file,
+        "png_note": png_note,
     }
     return listen(services, parts, widgets)
 
@@ -472,4 +476,5 @@ def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict
     w["cancel"].click(cancel, None, None, api_visibility="private", queue=False)
     filled = (brand, prompt, parts["negative_prompt"], parts["seed"], parts["batch_size"], *form)
     remix_target = RemixTarget(outputs=(*filled, w["pending_remix"]), fill=fill)
+    png_drop.connect(services, w["png_file"], w["png_note"], brand, remix_target)
     return {"on_load": {"fn": list_brands, "inputs": None, "outputs": brand}, "remix_target": remix_target}
