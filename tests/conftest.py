@@ -30,7 +30,7 @@ BOTH_DATABASES = (
     "integration/generation/test_generation_service.py",
     "integration/review/test_review_service.py",
     "integration/test_training_services.py",
-    "integration/test_training_queue_postgres.py",
+    "integration/test_queue_claims.py",
     "integration/security/test_logins_and_sessions.py",
     "integration/test_db_copy.py",
 )

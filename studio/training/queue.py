@@ -2,11 +2,13 @@
 
 States: queued → running → succeeded | failed | cancelled | interrupted. A worker **claims** the next job
 with a conditional UPDATE (``... WHERE id = :id AND status = 'queued'``) inside its own transaction and owns
-it only if exactly one row changed, so two workers never run the same job. A running job's worker writes a
-**heartbeat**; a job whose heartbeat is older than the stale limit is marked ``interrupted`` (on worker start
-and periodically). **Cancel** of a queued job is immediate; of a running one it sets ``cancel_requested``,
-which the worker reads every training step. **Resume** puts an interrupted/failed/cancelled job back in the
-queue, to continue from its last checkpoint.
+it only if exactly one row changed, so two workers never run the same job. On PostgreSQL the candidate is
+read with ``SELECT .. FOR UPDATE SKIP LOCKED``: workers claiming at once each lock a different row instead
+of queueing behind (and then losing) the same one. SQLite has one writer at a time and no row locks.
+A running job's worker writes a **heartbeat**; a job whose heartbeat is older than the stale limit is marked
+``interrupted`` (on worker start and periodically). **Cancel** of a queued job is immediate; of a running one
+it sets ``cancel_requested``, which the worker reads every training step. **Resume** puts an
+interrupted/failed/cancelled job back in the queue, to continue from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ DEFAULT_HEARTBEAT_SECONDS = 5.0
 FINAL = ("succeeded", "failed", "cancelled")
 RESUMABLE = ("interrupted", "failed", "cancelled")
 MAX_LOSS_POINTS = 2000
+SKIP_LOCKED_DIALECTS = ("postgresql",)  # the claim's SELECT .. FOR UPDATE SKIP LOCKED
 
 load_all_models()  # the jobs table's foreign keys name tables of other model modules (brands, datasets)
 
@@ -147,12 +150,10 @@ class JobQueue:
         """Atomically take the next queued job (highest priority, then oldest); None if there is none."""
         for _ in range(attempts):
             with self._sessions.begin() as session:
-                candidate = session.scalar(
-                    select(Job.id)
-                    .where(Job.status == "queued")
-                    .order_by(Job.priority.desc(), Job.id)
-                    .limit(1)
-                )
+                next_job = select(Job.id).where(Job.status == "queued").order_by(Job.priority.desc(), Job.id)
+                if session.get_bind().dialect.name in SKIP_LOCKED_DIALECTS:
+                    next_job = next_job.with_for_update(skip_locked=True)
+                candidate = session.scalar(next_job.limit(1))
                 if candidate is None:
                     return None
                 now = utcnow()
