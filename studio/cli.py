@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from studio.cli_db import add_db_copy
 from studio.cli_loras import loras_commands
 from studio.config import Settings, SettingsError
 from studio.errors import DATABASE_ERROR_MESSAGE, StudioError, is_database_error
@@ -834,6 +835,7 @@ def serve(
 
 
 app.add_typer(loras_commands(_handled, _services, _actor), name="loras")
+add_db_copy(db_app, _handled, _settings)
 
 
 def main() -> None:

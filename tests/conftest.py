@@ -32,7 +32,6 @@ BOTH_DATABASES = (
     "integration/test_training_services.py",
     "integration/test_queue_claims.py",
     "integration/security/test_logins_and_sessions.py",
-    "integration/test_db_copy.py",
 )
 TESTS = Path(__file__).resolve().parent
 
