@@ -36,8 +36,8 @@ from studio.services.generation import (
     ProgressCallback,
 )
 from studio.services.views import Actor
+from studio.ui import generate_api, png_drop
 from studio.ui import generate_form as form_
-from studio.ui import png_drop
 from studio.ui.common import actor_of, markdown_message, shown_to_user, toast_error
 from studio.ui.generate_form import CFG_HINT, FORM_FIELDS, MAX_LORA_SLIDERS, form_updates  # noqa: F401
 from studio.ui.generate_queue import UserQueue, client_gone
@@ -477,4 +477,5 @@ def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict
     filled = (brand, prompt, parts["negative_prompt"], parts["seed"], parts["batch_size"], *form)
     remix_target = RemixTarget(outputs=(*filled, w["pending_remix"]), fill=fill)
     png_drop.connect(services, w["png_file"], w["png_note"], brand, remix_target)
+    generate_api.register(services)  # the named API endpoints by keyword (generate_api, brands_api, …)
     return {"on_load": {"fn": list_brands, "inputs": None, "outputs": brand}, "remix_target": remix_target}

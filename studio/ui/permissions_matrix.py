@@ -57,6 +57,10 @@ ENDPOINTS: dict[str, Access] = {
     "run_finished": Access(ANYONE, why="UI-only: the last line of the caller's own run, the poll stops"),
     "run_expected": Access(ANYONE, why="UI-only: a Generate click starts polling the caller's progress line"),
     "last_seed": Access(ANYONE, why="UI-only: Reuse seed, the seed in the Details panel into the seed box"),
+    "generate_api": Access(MARKETERS, member=True, why="generate images, arguments by name (the API)"),
+    "brands_api": Access(ANYONE, why="the caller's brands; for those who generate, LoRAs, templates, sizes"),
+    "remix_api": Access(ANYONE, member=True, why="an image's recipe as generate_api's arguments"),
+    "regenerate_api": Access(MARKETERS, member=True, why="make an image again from its recipe (the API)"),
     "settings_from_png": Access(
         MARKETERS, why="a dropped PNG's settings into the Generate form (the brand's: members only)"
     ),
