@@ -17,6 +17,7 @@ import gradio as gr
 from studio.errors import StudioError, ValidationError
 from studio.services.generation import GenerateInput, GenerationOptions, GenerationResult, PromptCheck
 from studio.ui.file_access import image_link
+from studio.ui.generate_api import request_from_fields
 from studio.ui.text import escape_markdown
 
 MAX_LORA_SLIDERS = 4  # the handlers take exactly this many weights
@@ -74,22 +75,25 @@ def _whole(value: float | None) -> int | float | None:
 
 
 def read_form(values: dict[str, Any]) -> GenerateInput:
-    """One request from the form's values (``FORM_FIELDS`` → value); a bad seed is a ValidationError."""
+    """One request from the form's values (``FORM_FIELDS`` → value), through the API's request builder
+    (:func:`studio.ui.generate_api.request_from_fields`); a bad seed is a ValidationError."""
     names = values.get("lora_names") or []
     weights = [values.get(f"lora_{i}") for i in range(MAX_LORA_SLIDERS)]
     batch = values.get("batch_size")
-    return GenerateInput(
-        brand=values.get("brand") or "",
-        prompt=values.get("prompt") or "",
-        negative_prompt=values.get("negative_prompt") or "",
-        cfg=values.get("cfg"),
-        steps=_whole(values.get("steps")),  # type: ignore[arg-type]
-        seed=read_seed(values.get("seed")),
-        sampler=values.get("sampler") or None,
-        size=values.get("size") or None,
-        loras=dict(zip(names, weights, strict=False)),
-        templates=tuple(values.get("templates") or ()),
-        batch_size=1 if batch is None else _whole(batch),  # type: ignore[arg-type]
+    return request_from_fields(
+        {
+            "brand": values.get("brand") or "",
+            "prompt": values.get("prompt") or "",
+            "negative_prompt": values.get("negative_prompt") or "",
+            "cfg": values.get("cfg"),
+            "steps": _whole(values.get("steps")),
+            "seed": read_seed(values.get("seed")),
+            "sampler": values.get("sampler") or None,
+            "size": values.get("size") or None,
+            "loras": dict(zip(names, weights, strict=False)),
+            "templates": list(values.get("templates") or ()),
+            "batch_size": 1 if batch is None else _whole(batch),
+        }
     )
 
 
