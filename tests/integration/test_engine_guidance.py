@@ -125,3 +125,28 @@ def test_state_restarts_with_each_pipeline_call(pipes: dict) -> None:
         generator = torch.Generator().manual_seed(3)
         again = pipe(prompt="a red circle", negative_prompt="blue", generator=generator, **kwargs).images[0]
     assert np.abs(fresh - again).max() < 1e-5
+
+
+def test_a_window_that_ends_early_leaves_the_last_steps_unguided(pipes: dict) -> None:
+    """Guidance off after 2 of 3 steps differs from guidance throughout, and from none at all."""
+    full = _run("sd1", Guidance(method="fdg", fdg_low_scale=2.0))
+    windowed = _run("sd1", Guidance(method="fdg", fdg_low_scale=2.0, stop=0.7))
+    unguided = _run("sd1", guidance_scale=1.0)
+    assert np.abs(full - windowed).max() > 1e-4
+    assert np.abs(unguided - windowed).max() > 1e-4
+
+
+def test_window_and_scale_settings_are_checked() -> None:
+    for kwargs, field in (
+        ({"start": 0.5, "stop": 0.4}, "guidance.stop"),
+        ({"stop": 1.5}, "guidance.stop"),
+        ({"optimized_scale": "yes"}, "guidance.optimized_scale"),
+        ({"zero_init_steps": 1.5}, "guidance.zero_init_steps"),
+    ):
+        with pytest.raises(ValidationError) as err:
+            Guidance(**kwargs)
+        assert err.value.field == field
+    with pytest.raises(ValidationError) as err:
+        Guidance.from_dict({"method": "fdg", "low": 1})
+    assert err.value.field == "guidance"
+    assert not Guidance(stop=0.8).is_plain and not Guidance(optimized_scale=True).is_plain
