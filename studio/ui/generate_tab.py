@@ -1,8 +1,9 @@
 """The Generate tab (marketers, admins): pick a brand, type a prompt, get on-brand images.
 
 ``render()`` builds the components and ``listen()`` wires them; each handler makes one service call, and the
-service checks the role and the brand membership. The Generate button is also the named API endpoint
-``generate`` (``gradio_client``: ``client.predict(..., api_name="/generate")`` with a login).
+service checks the role and the brand membership. The Generate button is also the endpoint ``generate``, with
+the form's inputs by position; API clients use ``/generate_api`` (keyword arguments, LoRAs by name; see
+:mod:`studio.ui.generate_api`), and "Settings from a PNG" (:mod:`studio.ui.png_drop`) fills the form.
 
 Bad input never replaces a component: a validator runs :meth:`GenerationService.check` before the run and
 shows each problem under its field (an API client gets the same messages as an error), and a failure
