@@ -29,6 +29,8 @@ BOTH_DATABASES = (
     "integration/test_brands_service.py",
     "integration/generation/test_generation_service.py",
     "integration/review/test_review_service.py",
+    "integration/review/test_gallery_export.py",
+    "integration/review/test_image_visibility.py",
     "integration/test_training_services.py",
     "integration/test_queue_claims.py",
     "integration/security/test_logins_and_sessions.py",
@@ -43,8 +45,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run the database-facing tests once per database, through the ``database_url`` fixture."""
-    if "database_url" not in metafunc.fixturenames:
+    """Run the database-facing tests once per database, through the ``database_url`` fixture (or
+    ``module_database_url``, for a module-scoped studio)."""
+    names = [n for n in ("database_url", "module_database_url") if n in metafunc.fixturenames]
+    if not names:
         return
     path = Path(str(metafunc.definition.path)).resolve()
     listed = path.is_relative_to(TESTS) and path.relative_to(TESTS).as_posix() in BOTH_DATABASES
@@ -53,7 +57,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     backends = ["sqlite"]
     if not metafunc.definition.get_closest_marker("sqlite_only"):
         backends.append(pytest.param("postgres", marks=pytest.mark.postgres))
-    metafunc.parametrize("database_url", backends, indirect=True)
+    scope = "function" if names[0] == "database_url" else "module"
+    metafunc.parametrize(names[0], backends, indirect=True, scope=scope)
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +92,21 @@ def database_url(request: pytest.FixtureRequest, studio_home: Path) -> Iterator[
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")
     url = server.fresh_database(migrated="services" in request.fixturenames)
+    try:
+        yield url
+    finally:
+        server.drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def module_database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """A module-scoped studio's database: None for SQLite (the studio's own file), or on the PostgreSQL
+    run a fresh, empty database."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield None
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.fresh_database()
     try:
         yield url
     finally:

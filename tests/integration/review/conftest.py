@@ -96,6 +96,7 @@ def studio(services, review_engine: Any, review_model_dir: Path, lora_files: dic
 @pytest.fixture(scope="module")
 def module_studio(
     tmp_path_factory: pytest.TempPathFactory,
+    module_database_url: str | None,
     review_engine: Any,
     review_model_dir: Path,
     lora_files: dict[str, Path],  # noqa: F811
@@ -107,8 +108,11 @@ def module_studio(
     from studio.services.container import build_services
 
     home = tmp_path_factory.mktemp("review-home")
+    env = {"STUDIO_HOME": str(home)}
+    if module_database_url:  # the PostgreSQL run (tests/conftest.py)
+        env["STUDIO_DATABASE_URL"] = module_database_url
     services = build_services(
-        Settings.from_env({"STUDIO_HOME": str(home)}),
+        Settings.from_env(env),
         password_hasher=PasswordHasher.from_parameters(profiles.CHEAPEST),
     )
     try:
