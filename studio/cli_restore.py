@@ -1,7 +1,7 @@
 """``studio regenerate FILE.png`` and ``studio generate --from FILE.png``: settings from a PNG.
 
 Both are one :class:`~studio.services.png_restore.PngRestore` call; what of the PNG did not map is printed
-on stderr (``not used: …``) before the run. ``studio.cli`` calls these from its ``generate`` and
+on stderr (``not mapped: …``) before the run. ``studio.cli`` calls these from its ``generate`` and
 ``regenerate`` commands.
 """
 
@@ -23,7 +23,7 @@ def looks_like_file(value: str) -> bool:
 
 def _notes(settings: PngSettings) -> None:
     for line in settings.unmapped:
-        typer.echo(f"not used: {line}", err=True)
+        typer.echo(f"not mapped: {line}", err=True)
 
 
 def regenerate_png(

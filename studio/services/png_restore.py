@@ -201,7 +201,7 @@ class PngRestore:
             )
         unused = sorted(k for k in fields if k not in _READ_FIELDS)
         if unused:
-            notes.append(f"not used: {', '.join(unused)}")
+            notes.append(f"fields not used: {', '.join(unused)}")
         ask = GenerateInput(
             brand=options.brand_slug,
             prompt=prompt,

@@ -28,7 +28,7 @@ def render() -> tuple[gr.File, gr.Markdown]:
         label="Settings from a PNG",
         file_types=[".png"],
         type="filepath",
-        height=90,
+        height=130,
         elem_id="gen-png-drop",
     )
     note = gr.Markdown(elem_id="gen-png-note")
@@ -45,7 +45,7 @@ def note_text(settings: PngSettings, file_name: str) -> str:
         head = f"Settings from {e(file_name)} ({kind}) for brand {e(settings.request.brand)}."
     if not settings.unmapped:
         return head
-    return "\n".join([head, "", "Not used:", *(f"- {e(line)}" for line in settings.unmapped)])
+    return "\n".join([head, "", "Did not map:", *(f"- {e(line)}" for line in settings.unmapped)])
 
 
 def connect(services: Any, drop: gr.File, note: gr.Markdown, brand: gr.Dropdown, target: Any) -> None:
@@ -57,9 +57,9 @@ def connect(services: Any, drop: gr.File, note: gr.Markdown, brand: gr.Dropdown,
         with shown_to_user():
             restore.may_generate(actor)
             if not path:  # the file was cleared
-                return [gr.skip(), *[gr.skip()] * len(target.outputs)]
+                return [gr.skip(), gr.skip(), *[gr.skip()] * len(target.outputs)]
             settings = restore.read(actor, path, fallback_brand=current_brand or None)
             form = target.fill(actor, settings.request)
-        return [note_text(settings, Path(path).name), *form]
+        return [note_text(settings, Path(path).name), None, *form]  # the zone is empty for the next PNG
 
-    drop.upload(settings_from_png, [drop, brand], [note, *target.outputs], api_visibility="private")
+    drop.upload(settings_from_png, [drop, brand], [note, drop, *target.outputs], api_visibility="private")

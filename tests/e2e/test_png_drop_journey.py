@@ -1,6 +1,7 @@
 """Settings from a PNG in a real browser (issue 17): a marketer drops a PNG the studio made (downloaded, so
 a copy of the file) on the Generate tab's "Settings from a PNG", the form fills with its recipe, and
-Generate makes the same pixels."""
+Generate makes the same pixels; an A1111 PNG fills it for the picked brand and the note names what did not
+map."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from e2e_support import RunningStudio, assert_no_error_state, login, screenshot
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # app start, two generations and Chromium: about a minute
 
@@ -65,3 +68,29 @@ def test_a_dropped_studio_png_fills_the_form_and_regenerates_the_same_pixels(
     with sqlite3.connect(studio_server.home / "studio.db") as connection:
         rows = connection.execute("select pixel_sha256, seed from images order by id").fetchall()
     assert rows == [(original["pixel_sha256"], 77), (original["pixel_sha256"], 77)]
+
+    info = PngInfo()  # a PNG as A1111 saves one
+    info.add_text(
+        "parameters",
+        "a teal circle <lora:lagoon-style:0.3> <lora:film-grain:1>\nNegative prompt: text\n"
+        "Steps: 4, Sampler: Euler a, Schedule type: Automatic, CFG scale: 7.5, Seed: 1234, Size: 64x112, "
+        "Model: sd_xl_base_1.0, Clip skip: 2, Version: v1.10.1",
+    )
+    foreign = tmp_path / "00012-1234.png"
+    Image.new("RGB", (64, 112), "teal").save(foreign, pnginfo=info)
+    page.locator("#gen-png-drop input[type=file]").set_input_files(str(foreign))
+    note = page.locator("#gen-png-note")
+    expect(note).to_contain_text(
+        "Settings from 00012-1234.png (A1111 parameters) for brand lagoon", timeout=30_000
+    )
+    expect(note).to_contain_text("LoRA 'film-grain' is not one of brand lagoon's (it has: lagoon-style)")
+    expect(note).to_contain_text("model sd_xl_base_1.0 is not the brand's")
+    expect(note).to_contain_text("fields not used: Clip skip")
+    page.wait_for_timeout(3000)
+    expect(page.get_by_label("Prompt", exact=True)).to_have_value("a teal circle")
+    expect(page.get_by_role("textbox", name="Seed")).to_have_value("1234")
+    expect(sampler).to_have_value("Euler a")
+    expect(page.get_by_role("combobox", name="Size")).to_have_value("story 9:16")
+    expect(page.get_by_role("spinbutton", name="CFG scale", exact=True)).to_have_value("7.5")
+    expect(lora).to_have_value("0.3")
+    screenshot(page, "marketer-a1111-png-dropped")

@@ -121,14 +121,14 @@ def test_generate_from_an_a1111_png_maps_its_settings_and_names_the_rest(
     notes = "\n".join(settings.unmapped)
     assert "LoRA 'other-style' is not one of brand acme's (it has: shine)" in notes
     assert "model v1-5-pruned-emaonly (hash 0123456789) is not the brand's" in notes
-    assert "not used: Clip skip" in notes
+    assert "fields not used: Clip skip" in notes
     assert "the studio draws it on the CPU" in notes  # no RNG field: A1111 drew GPU noise
 
     made = cli.invoke(
         app, ["generate", "--from", str(png), "--brand", "acme", "--steps", "1", "--user", "mia", "--json"]
     )
     assert made.exit_code == 0, made.output
-    assert "not used: LoRA 'other-style'" in made.stderr
+    assert "not mapped: LoRA 'other-style'" in made.stderr
     recipe = read_recipe(json.loads(made.stdout)["images"][0]["path"])
     assert recipe.prompt_typed == "a blue square, bold" and "smudge" in recipe.negative_prompt
     assert (recipe.steps, recipe.sampler, recipe.guidance_scale, recipe.seed) == (
