@@ -33,6 +33,7 @@ BOTH_DATABASES = (
     "integration/review/test_image_visibility.py",
     "integration/test_training_services.py",
     "integration/test_queue_claims.py",
+    "integration/test_training_worker.py",
     "integration/security/test_logins_and_sessions.py",
 )
 TESTS = Path(__file__).resolve().parent

@@ -29,8 +29,9 @@ FAST = {"sample_steps": 1, "sample_prompts": ["{trigger}"], "sample_seeds": [7]}
 
 
 @pytest.fixture
-def tservices(studio_home: Path, sd1_dir: Path) -> Any:  # noqa: F811
-    settings = Settings.from_env({"STUDIO_HOME": str(studio_home), "STUDIO_BASE_MODEL": str(sd1_dir)})
+def tservices(studio_home: Path, database_url: str, sd1_dir: Path) -> Any:  # noqa: F811
+    env = {"STUDIO_HOME": str(studio_home), "STUDIO_DATABASE_URL": database_url}
+    settings = Settings.from_env({**env, "STUDIO_BASE_MODEL": str(sd1_dir)})
     built = build_services(settings, password_hasher=PasswordHasher.from_parameters(profiles.CHEAPEST))
     built.brands.sync(SYSTEM, DEMO_BRANDS)
     yield built
