@@ -173,6 +173,7 @@ class PngRestore:
             steps=recipe.steps,
             seed=recipe.seed,
             sampler=recipe.sampler if recipe.sampler in options.samplers else None,
+            guidance=recipe.guidance or _plain_cfg(options),
         )
         if ask.sampler is None:
             notes.append(f"sampler {recipe.sampler!r} is not one of this model's; {options.default_sampler}")
@@ -210,6 +211,7 @@ class PngRestore:
             steps=_number(fields, "Steps", int, notes),
             seed=_number(fields, "Seed", int, notes),
             sampler=sampler,
+            guidance=_plain_cfg(options),
         )
         width, height = _number(fields, "Size-1", int, notes), _number(fields, "Size-2", int, notes)
         size = (width, height) if width is not None and height is not None else None
@@ -268,6 +270,14 @@ def with_overrides(request: GenerateInput, overrides: Mapping[str, Any]) -> Gene
     if unknown:
         raise ValidationError("overrides", f"unknown fields: {', '.join(sorted(unknown))}")
     return replace(request, **given)
+
+
+def _plain_cfg(options: GenerationOptions) -> dict[str, Any] | None:
+    """Plain CFG, as the PNG was made, where the brand's default guidance is something else (a FLUX model
+    takes no guidance setting: None there)."""
+    if options.default_guidance and options.model_family != "flux":
+        return {"method": "cfg"}
+    return None
 
 
 def _needs_brand(brand: str | None, name: str) -> str:

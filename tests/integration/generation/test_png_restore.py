@@ -193,3 +193,25 @@ def test_pngs_without_readable_settings_are_named(studio: Any, cli: CliRunner, t
     text = tmp_path / "notes.png"
     text.write_text("not a png")
     assert "not a readable PNG image" in cli.invoke(app, ["regenerate", str(text)]).stderr
+
+
+def test_a_foreign_png_keeps_plain_cfg_where_the_brand_defaults_to_another_guidance(
+    studio: Any, tmp_path: Path, model_dir: Path
+) -> None:
+    from studio.services.brand_files import BrandSpec, SizePreset
+    from studio.services.views import SYSTEM
+
+    spec = BrandSpec(
+        slug="beta", name="Beta", palette=("#ff0000",), style_template="{prompt}",
+        size_presets=(SizePreset("wide", "web", 48, 32),), default_size="wide", default_cfg=5.0,
+        default_steps=2, default_sampler="Euler", base_model=str(model_dir),
+        default_guidance={"method": "fdg", "fdg_low_scale": 2.0, "optimized_scale": True},
+    )  # fmt: skip
+    studio.brands.create_brand(SYSTEM, spec)
+    studio.brands.grant(SYSTEM, "beta", "mia")
+    png = a1111_png(tmp_path / "a1111.png", A1111_TEXT)
+
+    settings = PngRestore.of(studio).read(MIA, png, brand="beta")
+    assert settings.request.guidance == {"method": "cfg"}  # as A1111 made it, not the brand's FDG
+    result, _ = PngRestore.of(studio).generate(MIA, png, {"steps": 1}, brand="beta")
+    assert read_recipe(result.images[0].path).guidance is None  # plain CFG
