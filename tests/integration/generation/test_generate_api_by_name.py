@@ -9,6 +9,7 @@ server's address and password).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from studio.services.views import Actor
 
 PASSWORD = "correct horse"
 README_EXAMPLE = """
+import httpx
 from gradio_client import Client
 
 client = Client("http://127.0.0.1:7860", auth=("mia", "your-password"))
@@ -35,6 +37,8 @@ result = client.predict(
 )
 image = result["images"][0]
 print(result["generation_id"], image["id"], image["seed"], image["url"])
+with open(f"lagoon-{image['id']}.png", "wb") as out:  # the PNG, with its recipe and A1111 parameters
+    out.write(httpx.get(image["url"], cookies=client.cookies).raise_for_status().content)
 recipe = client.predict(image_id=image["id"], api_name="/remix_api")  # generate_api's keyword arguments
 again = client.predict(image_id=image["id"], api_name="/regenerate_api")
 assert again["images"][0]["pixel_sha256"] == image["pixel_sha256"]
@@ -118,8 +122,13 @@ def test_brands_remix_and_regenerate_by_name(studio: Any, server: str) -> None:
         _client(server, "olga").predict(image_id=image["id"], api_name="/remix_api")
 
 
-def test_the_readme_example_runs_as_written(demo_server: str) -> None:
+def test_the_readme_example_runs_as_written(
+    demo_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     code = README_EXAMPLE.replace("http://127.0.0.1:7860", demo_server).replace(
         "your-password", DEMO_PASSWORD
     )
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the README's own text
+    (saved,) = tmp_path.glob("lagoon-*.png")
+    assert read_recipe(saved).steps == 4
