@@ -82,6 +82,7 @@ def test_cli_train_publish_generate(
     )
     assert result.exit_code == 0, result.output
     cli("brands", "grant", "lagoon", "mia")
+    cli("brands", "custom-sizes", "lagoon", "on")  # 32x32 is none of lagoon's presets: an admin allows it
     out = cli(
         "generate", "--brand", "lagoon", "--prompt", "a red circle", "--lora", "orange-style=0.8",
         "--width", "32", "--height", "32", "--steps", "2", "--seed", "5", "--user", "mia", "--json",

@@ -9,8 +9,8 @@ import pytest
 
 from studio.colours import BACKGROUND_COLOURS, FOREGROUND_COLOURS, NAMED_COLOURS
 from studio.errors import ValidationError
+from studio.services.banned_terms import banned_term_in
 from studio.services.brand_files import (
-    banned_term_in,
     find_brand_files,
     parse_brand_file,
     render_brand_toml,
