@@ -4,7 +4,7 @@
 anything left out is the brand's default (the CLI's rule). ``/brands_api``, ``/remix_api`` and
 ``/regenerate_api`` list brands, give an image's recipe as those arguments, and make an image again. The
 README's example runs as written against the demo brands (the text below is the README's, with this
-server's address and password).
+server's address and password, read from README.md).
 """
 
 from __future__ import annotations
@@ -20,29 +20,14 @@ from studio.services.generation import GenerateInput
 from studio.services.views import Actor
 
 PASSWORD = "correct horse"
-README_EXAMPLE = """
-import httpx
-from gradio_client import Client
+README = Path(__file__).resolve().parents[3] / "README.md"
 
-client = Client("http://127.0.0.1:7860", auth=("mia", "your-password"))
-brands = client.predict(api_name="/brands_api")
-print([(b["slug"], [lora["name"] for lora in b["loras"]]) for b in brands])
-result = client.predict(
-    brand="lagoon",
-    prompt="a red circle",
-    seed=42,
-    steps=4,  # left out: the brand's default, as cfg, sampler and size are here
-    loras={"lagoon-style": 0.6},  # by name; 0 turns one off; LoRAs not named take their default weight
-    api_name="/generate_api",
-)
-image = result["images"][0]
-print(result["generation_id"], image["id"], image["seed"], image["url"])
-with open(f"lagoon-{image['id']}.png", "wb") as out:  # the PNG, with its recipe and A1111 parameters
-    out.write(httpx.get(image["url"], cookies=client.cookies).raise_for_status().content)
-recipe = client.predict(image_id=image["id"], api_name="/remix_api")  # generate_api's keyword arguments
-again = client.predict(image_id=image["id"], api_name="/regenerate_api")
-assert again["images"][0]["pixel_sha256"] == image["pixel_sha256"]
-"""
+
+def readme_example() -> str:
+    """The README's API example (between its ``api-example`` markers), as the README shows it."""
+    text = README.read_text(encoding="utf-8")
+    block = text.split("<!-- api-example -->", 1)[1].split("<!-- /api-example -->", 1)[0]
+    return block.split("```python\n", 1)[1].rsplit("```", 1)[0]
 
 
 def _client(url: str, user: str = "mia", password: str = PASSWORD) -> Any:
@@ -126,8 +111,8 @@ def test_the_readme_example_runs_as_written(
     demo_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    code = README_EXAMPLE.replace("http://127.0.0.1:7860", demo_server).replace(
-        "your-password", DEMO_PASSWORD
+    code = (
+        readme_example().replace("http://127.0.0.1:7860", demo_server).replace("your-password", DEMO_PASSWORD)
     )
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the README's own text
     (saved,) = tmp_path.glob("lagoon-*.png")
