@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from studio.engine.guidance_settings import Guidance
 from studio.errors import StudioError, ValidationError
 from studio.services.generation import GenerateInput, GenerationOptions, GenerationResult, PromptCheck
 from studio.ui.file_access import image_link
@@ -25,6 +26,19 @@ CFG_HINT = (
     "How closely images follow the prompt. Low (2-4): looser, more varied, softer; high (10+): literal but "
     "harsher colours and artefacts. 5-8 is a good start. Allowed: 1-30."
 )
+GUIDANCE_HINT = (
+    "How the prompt's pull is applied. Colour-stable keeps backgrounds and colours true at CFG 5-9 "
+    "(frequency-decoupled guidance, off for the last fifth of the steps); APG and rescale soften high CFG. "
+    "Not for FLUX models."
+)
+#: the Guidance control's choices: label → the request's guidance (None: the brand's default)
+GUIDANCE_PRESETS: dict[str, dict[str, Any] | None] = {
+    "Brand default": None,
+    "Plain CFG": {"method": "cfg"},
+    "Colour-stable (FDG)": {"method": "fdg", "fdg_low_scale": 2.0, "optimized_scale": True, "stop": 0.8},
+    "APG (momentum -0.5)": {"method": "apg", "apg_momentum": -0.5},
+    "CFG + rescale 0.7": {"method": "cfg", "rescale": 0.7},
+}
 #: the form's inputs, in the order the handlers take them (the API's order too)
 FORM_FIELDS = (
     "brand",
@@ -39,10 +53,12 @@ FORM_FIELDS = (
     "lora_names",
     "templates",
     *(f"lora_{i}" for i in range(MAX_LORA_SLIDERS)),
+    "guidance",
 )
 #: a service's field name → the form field that shows its message
 _FIELD_OF = {
     "guidance_scale": "cfg",
+    "guidance": "guidance",  # guidance.<setting>: under the Guidance control
     "num_inference_steps": "steps",
     "width": "size",
     "height": "size",
@@ -93,8 +109,41 @@ def read_form(values: dict[str, Any]) -> GenerateInput:
             "loras": dict(zip(names, weights, strict=False)),
             "templates": list(values.get("templates") or ()),
             "batch_size": 1 if batch is None else _whole(batch),
+            "guidance": read_guidance(values.get("guidance")),
         }
     )
+
+
+def read_guidance(label: str | None) -> dict[str, Any] | None:
+    """The Guidance control's choice as the request's guidance (blank: the brand's default)."""
+    if not label:
+        return None
+    if label not in GUIDANCE_PRESETS:
+        raise ValidationError("guidance", f"{label!r} is not one of {', '.join(GUIDANCE_PRESETS)}")
+    return GUIDANCE_PRESETS[label]
+
+
+def guidance_label(guidance: dict[str, Any] | None) -> str:
+    """The control's choice for a request's guidance (a remix): the preset it equals, else the brand's
+    default."""
+    if guidance is None:
+        return "Brand default"
+    try:
+        wanted = Guidance.from_dict(guidance)
+    except ValidationError:
+        return "Brand default"
+    for label, preset in GUIDANCE_PRESETS.items():
+        if preset is not None and Guidance.from_dict(preset) == wanted:
+            return label
+    return "Brand default"
+
+
+def guidance_info(options: GenerationOptions) -> str:
+    """The Guidance control's hint, with what the brand's default is."""
+    default = options.default_guidance
+    label = guidance_label(default) if default else "Plain CFG"
+    named = label if label != "Brand default" else ", ".join(f"{k} {v}" for k, v in (default or {}).items())
+    return f"{GUIDANCE_HINT} This brand's default: {named}."
 
 
 def field_messages(problems: tuple[StudioError, ...] | list[StudioError], names: list[str]) -> dict[str, str]:
@@ -327,7 +376,8 @@ def size_info(options: GenerationOptions) -> str:
 
 
 def form_updates(options: GenerationOptions, ask: GenerateInput | None) -> list[Any]:
-    """cfg, steps, sampler, size, LoRA names, templates, thumbnails, the model note and the LoRA sliders:
+    """cfg, steps, sampler, size, LoRA names, templates, thumbnails, the model note, the LoRA sliders and
+    the guidance:
     the brand's defaults, or ``ask``'s values where it has them (a remix). LoRAs and templates that do
     not fit the brand's model are disabled (weight 0) or left out of the choices, with the reason."""
     ask = ask or GenerateInput(brand=options.brand_slug, prompt="")
@@ -365,4 +415,5 @@ def form_updates(options: GenerationOptions, ask: GenerateInput | None) -> list[
         [(image, name) for name, image in options.thumbnails if image is not None and name in usable],
         availability(options),
         *lora_updates,
+        gr.update(value=guidance_label(ask.guidance), info=guidance_info(options)),
     ]

@@ -40,7 +40,14 @@ from studio.services.views import Actor
 from studio.ui import generate_api, png_drop
 from studio.ui import generate_form as form_
 from studio.ui.common import actor_of, markdown_message, shown_to_user, toast_error
-from studio.ui.generate_form import CFG_HINT, FORM_FIELDS, MAX_LORA_SLIDERS, form_updates  # noqa: F401
+from studio.ui.generate_form import (  # noqa: F401
+    CFG_HINT,
+    FORM_FIELDS,
+    GUIDANCE_HINT,
+    GUIDANCE_PRESETS,
+    MAX_LORA_SLIDERS,
+    form_updates,
+)
 from studio.ui.generate_queue import UserQueue, client_gone
 
 #: what a Generate / CFG sweep button runs: (actor, request, progress, cancel) → the results
@@ -125,6 +132,7 @@ def _over_form(body: Callable[[dict[str, Any], gr.Request], Any], name: str) -> 
         lora_1: float,
         lora_2: float,
         lora_3: float,
+        guidance: str | None,
         request: gr.Request,
     ) -> Any:
         given = locals()
@@ -153,6 +161,13 @@ def render(services: Services) -> dict[str, Any]:
                 label="Negative prompt", lines=1, info="Merged with the brand's negative prompt."
             )
             cfg = gr.Number(label="CFG scale", value=7, step=0.5, info=CFG_HINT, elem_id="gen-cfg")
+            guidance = gr.Dropdown(
+                label="Guidance",
+                choices=list(GUIDANCE_PRESETS),
+                value="Brand default",
+                info=GUIDANCE_HINT,
+                elem_id="gen-guidance",
+            )
             with gr.Row(equal_height=True):
                 steps = gr.Number(label="Steps", value=20, precision=None, step=1, info="1-150.")
                 batch = gr.Number(label="Images", value=1, step=1, info="1-8 per run.")
@@ -240,6 +255,7 @@ def render(services: Services) -> dict[str, Any]:
         "lora_names": lora_names,
         "templates": templates,
         **{f"lora_{i}": slider for i, slider in enumerate(sliders)},
+        "guidance": guidance,
     }
     widgets = {
         "tokens": tokens,
@@ -279,6 +295,7 @@ def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict
         w["thumbs"],
         w["availability"],
         *sliders,
+        parts["guidance"],
     ]
 
     def list_brands(request: gr.Request) -> Any:
@@ -296,7 +313,7 @@ def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict
         cleared = [[], "", None, ""]  # results, prompt sent, details, the last run's line
         if not slug:
             hidden = [gr.update(visible=False)] * MAX_LORA_SLIDERS
-            return [*[gr.update()] * 4, [], gr.update(choices=[]), [], "", *hidden, *cleared]
+            return [*[gr.update()] * 4, [], gr.update(choices=[]), [], "", *hidden, gr.update(), *cleared]
         with shown_to_user():
             options: GenerationOptions = generation.options(actor_of(request), slug)
         remix = pending if pending is not None and pending.brand == slug else None
