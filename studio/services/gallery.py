@@ -154,7 +154,7 @@ class GalleryService:
 
     def remix(self, actor: Actor, image_id: Any) -> GenerateInput:
         """The Generate form's input that makes this image's recipe again (prompt as typed, same seed, size,
-        sampler, steps, CFG, LoRA weights — the brand's other LoRAs at 0 — and templates)."""
+        sampler, steps, CFG, guidance, LoRA weights — the brand's other LoRAs at 0 — and templates)."""
         with self._sessions() as session:
             image = visible_image(session, actor, image_id)
             generation = image.generation
@@ -176,6 +176,8 @@ class GalleryService:
                 loras=loras,
                 templates=tuple(t.template_name for t in generation.templates),
                 batch_size=1,
+                # the recipe's guidance; plain CFG said outright, so a brand default does not replace it
+                guidance=(generation.recipe or {}).get("guidance") or {"method": "cfg"},
             )
 
     # -------------------------------------------------------------------------------------------- export

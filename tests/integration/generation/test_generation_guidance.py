@@ -62,3 +62,14 @@ def test_bad_guidance_is_refused_before_anything_runs(studio: Any, guidance: dic
     with pytest.raises(ValidationError) as err:
         studio.generation.generate(MIA, GenerateInput(brand="acme", prompt="a red circle", guidance=guidance))
     assert err.value.field == field
+
+
+def test_a_remix_keeps_the_images_guidance(studio: Any) -> None:
+    _with_default(studio, FDG)
+    guided = studio.generation.generate(MIA, GenerateInput(brand="acme", prompt="a red circle", seed=3))
+    remix = studio.gallery.remix(MIA, guided.images[0].id)
+    assert {k: remix.guidance[k] for k in FDG} == FDG
+    plain = studio.generation.generate(
+        MIA, GenerateInput(brand="acme", prompt="a red circle", seed=3, guidance={"method": "cfg"})
+    )
+    assert studio.gallery.remix(MIA, plain.images[0].id).guidance == {"method": "cfg"}
