@@ -125,8 +125,11 @@ def brand_details_html(brand: BrandView) -> str:
     )
 
 
-def pick_created(slug: str) -> Any:
-    """The brand picker set to the brand just created (its slug as typed in the form)."""
+def pick_created(slug: str, status: str) -> Any:
+    """The brand picker set to the brand just created (its slug as typed in the form); nothing when the
+    form was refused (its status line holds the warning: the form's handler returns normally then)."""
+    if (status or "").strip():
+        return gr.skip()
     return gr.update(value=(slug or "").strip().lower())
 
 
@@ -423,7 +426,7 @@ def render(services: Services) -> dict[str, Any]:
     created = create_btn.click(create_brand, form, [details, f_status], api_name="create_brand")
     # the new brand is the one picked: the picker and the details agree
     picked = created.success(**listing)
-    picked.success(pick_created, f_slug, brand_pick, api_visibility="private", queue=False)
+    picked.success(pick_created, [f_slug, f_status], brand_pick, api_visibility="private", queue=False)
     save_btn.click(update_brand, form, [details, f_status], api_name="update_brand").success(**listing)
     l_btn.click(
         upload_lora,

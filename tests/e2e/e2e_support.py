@@ -83,6 +83,10 @@ def close_toasts(page: object) -> None:
 def assert_no_error_state(page: object, where: str) -> None:
     """No component shows Gradio's error state, and no error toast is up."""
     pills = page.locator("[data-testid='status-tracker'] .error, .wrap .error").filter(visible=True)  # type: ignore[attr-defined]
-    assert pills.count() == 0, f"{where}: a component turned into an error: {pills.all_inner_texts()}"
+    if pills.count():
+        where_shown = pills.evaluate_all(
+            "(els) => els.map((e) => (e.closest('.block')?.id || '') + ' ' + e.outerHTML.slice(0, 200))"
+        )
+        raise AssertionError(f"{where}: a component turned into an error: {where_shown}")
     toasts = page.locator("[data-testid='toast-body'].error").filter(visible=True)  # type: ignore[attr-defined]
     assert toasts.count() == 0, f"{where}: an error toast: {toasts.all_inner_texts()}"
