@@ -245,7 +245,7 @@ def test_generate_tab_disables_a_lora_and_template_made_for_another_family(moved
     assert name == "frame" and why.endswith("a sd ControlNet does not fit this sd3 base model")
 
     updates = form_updates(options, None)
-    slider = updates[-4]  # the first LoRA slider
+    slider = updates[8]  # the first LoRA slider (after cfg … availability; the guidance update is last)
     assert slider["interactive"] is False and slider["value"] == 0.0
     assert slider["info"] == f"Disabled: {SD1_LORA_VS_SD3}"
     assert updates[5]["choices"] == [] and updates[6] == []  # the template is not offered
@@ -356,7 +356,7 @@ def test_generate_tab_gives_usable_loras_the_sliders_first() -> None:
         model_family="sdxl", lora_issues=tuple((name, "made for sd1") for name, _, _ in old),
     )  # fmt: skip
     updates = form_updates(options, None)
-    names, sliders = updates[4], updates[-MAX_LORA_SLIDERS:]
+    names, sliders = updates[4], updates[8 : 8 + MAX_LORA_SLIDERS]  # after cfg … availability
     assert names == ["fresh", "old-0", "old-1", "old-2"]
     first = sliders[0]
     assert (first["label"], first["interactive"], first["value"]) == ("LoRA fresh (freshsty)", True, 1.0)

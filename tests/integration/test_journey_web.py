@@ -22,6 +22,7 @@ from studio.config import Settings
 from studio.engine.recipe import read_recipe
 from studio.services.views import SYSTEM, Actor
 from studio.training.worker import Worker
+from studio.ui.text import escape_markdown
 
 pytestmark = pytest.mark.usefixtures("fast_cpu")
 PASSWORD = "a-long-password-1"
@@ -142,7 +143,8 @@ def test_web_train_publish_generate(family: str, studio: Any, tmp_path: Path) ->
             changed = mia.call_named("brand_changed", {"Brand": "lagoon"})  # the page does this at login
             form = _outputs(config, _named(config, "brand_changed"), changed)
             texts = [v.get("value", "") if isinstance(v, dict) else v for v in changed.data]
-            assert any(f"**Model:** `{model}` ({family})" in str(text) for text in texts)  # the brand's notes
+            shown = f"**Model:** <code>{escape_markdown(model)}</code> ({family})"
+            assert any(shown in str(text) for text in texts)  # the brand's notes
             new = form["LoRA orange-style (orangesty)"]
             assert (new["visible"], new["interactive"], new["value"]) == (True, True, 1.0)
             demo = form["LoRA lagoon-style (lagoonstyle) (disabled)"]
