@@ -103,6 +103,41 @@ def controlnet_unit(unit: ControlEntry) -> str:
     return ", ".join(f"{key}: {value}" for key, value in fields)
 
 
+#: The Guidance fields written after ``RNG``, by the names A1111 extensions read (sd-webui-cfg-rescale's
+#: ``CFG Rescale φ``) or, for methods A1111 has no extension for, plain names. Only fields that differ from
+#: plain CFG are written, so a plain-CFG image's line is exactly A1111's.
+GUIDANCE_KEYS: tuple[tuple[str, str], ...] = (
+    ("method", "Guidance"),
+    ("rescale", "CFG Rescale φ"),
+    ("apg_eta", "APG eta"),
+    ("apg_momentum", "APG momentum"),
+    ("apg_norm_threshold", "APG norm threshold"),
+    ("fdg_low_scale", "FDG low scale"),
+    ("optimized_scale", "CFG-Zero* scale"),
+    ("zero_init_steps", "CFG-Zero* zero init steps"),
+    ("threshold_percentile", "Dynamic threshold percentile"),
+    ("start", "Guidance start"),
+    ("stop", "Guidance stop"),
+)
+
+
+def guidance_fields(guidance: dict[str, object] | None) -> list[tuple[str, str]]:
+    """The recipe's guidance as ``parameters`` fields: those that differ from plain CFG, in a fixed order."""
+    if not guidance:
+        return []
+    from studio.engine.guidance_settings import Guidance
+
+    plain = Guidance()
+    fields = []
+    for name, key in GUIDANCE_KEYS:
+        value = guidance.get(name, getattr(plain, name))
+        if value == getattr(plain, name):
+            continue
+        text = str(value) if isinstance(value, bool | str | int) else number(float(value))  # type: ignore[arg-type]
+        fields.append((key, text))
+    return fields
+
+
 def parameters_text(recipe: Recipe) -> str:
     """The A1111 ``parameters`` text for ``recipe`` (see the module docstring for each field)."""
     sampler, schedule = sampler_and_schedule(recipe.sampler, recipe.family)
@@ -118,6 +153,7 @@ def parameters_text(recipe: Recipe) -> str:
         fields.append(("Model hash", recipe.a1111_model_hash[:10]))
     fields.append(("Model", recipe.base_model))
     fields.append(("RNG", "CPU"))
+    fields += guidance_fields(recipe.guidance)
     for index, unit in enumerate(recipe.controls):
         fields.append((f"ControlNet {index}", controlnet_unit(unit)))
     hashes = [

@@ -244,3 +244,13 @@ def test_a1111_reads_a_real_studio_png(services: Any) -> None:
     )
     assert hashes == {adapter.name: autov3(exported)[:12]}
     exported.unlink()
+
+
+def test_a_guidance_other_than_plain_cfg_is_written_after_rng_only_where_it_differs() -> None:
+    guidance = {"method": "fdg", "fdg_low_scale": 2.0, "optimized_scale": True, "stop": 0.8, "rescale": 0.0}
+    line = _recipe(guidance=guidance, controls=(), loras=()).parameters_text().split("\n")[-1]
+    written = "RNG: CPU, Guidance: fdg, FDG low scale: 2, CFG-Zero* scale: True, Guidance stop: 0.8, Version:"
+    assert written in line, line
+    rescaled = _recipe(guidance={"method": "cfg", "rescale": 0.7}, controls=(), loras=()).parameters_text()
+    assert "RNG: CPU, CFG Rescale φ: 0.7, Version:" in rescaled  # sd-webui-cfg-rescale's key
+    assert "Guidance:" not in _recipe(guidance=None).parameters_text()  # plain CFG: A1111's line exactly
