@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 (the e2e conftest's launch)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = REPO_ROOT / "tests" / "e2e" / "artifacts"
 ADMIN_PASSWORD = "admin-e2e-password"
 

@@ -27,22 +27,13 @@ from engine_fixtures import controlnet_dir, fast_cpu, lora_files, sd1_dir  # noq
 from gradio_http import GradioSession
 from integration.security_setup import ADMIN_PASSWORD, BRAND, PASSWORDS, make_model_dir, png_bytes, populate
 from live_server import LiveApp, free_port, start_app
+from support.chromium import CHROMIUM, CHROMIUM_ARGS
 
 from studio.services.views import SYSTEM, Actor
 
 PASSWORD = "files-security-pass"
 QUOTA_MB = 3
 STALE_ENTRY = "ab" * 32  # a cache entry (a sha256-named folder) left by an earlier run
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @dataclass
@@ -85,10 +76,14 @@ def more_people(home: Path, model_dir: Path) -> None:
         services.users.add_user(SYSTEM, "max", ["marketer"], PASSWORD)
         services.brands.grant(SYSTEM, BRAND, "max")
         services.brands.create_brand(
-            SYSTEM, BrandSpec(
-                slug="globex", name="Globex", palette=("#0000ff",), style_template="{prompt}",
+            SYSTEM,
+            BrandSpec(
+                slug="globex",
+                name="Globex",
+                palette=("#0000ff",),
+                style_template="{prompt}",
                 base_model=str(model_dir),
-            )
+            ),
         )
         services.users.add_user(SYSTEM, "gus", ["marketer"], PASSWORD)
         services.brands.grant(SYSTEM, "globex", "gus")
