@@ -14,9 +14,14 @@ from typing import Any
 
 import gradio as gr
 
-from studio.engine.guidance_settings import Guidance
 from studio.errors import StudioError, ValidationError
-from studio.services.generation import GenerateInput, GenerationOptions, GenerationResult, PromptCheck
+from studio.services.generation import (  # ui reads engine types through services
+    GenerateInput,
+    GenerationOptions,
+    GenerationResult,
+    Guidance,
+    PromptCheck,
+)
 from studio.ui.file_access import image_link
 from studio.ui.generate_api import request_from_fields
 from studio.ui.text import escape_markdown
