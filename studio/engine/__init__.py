@@ -1,15 +1,16 @@
 """Inference engine: the only place that imports diffusers for generation.
 
 Framework-free API (no database, no UI): build an :class:`~studio.engine.generate.Engine`, pass it a
-:class:`~studio.engine.generate.GenerationRequest`, get
+:class:`~studio.engine.request.GenerationRequest`, get
 :class:`~studio.engine.generate.GeneratedImage` objects whose ``recipe`` makes the same pixels again.
 Heavy imports (torch, diffusers) happen when the submodules are imported, not when this package is,
 so ``import studio.engine`` stays cheap.
 
 Modules (imports flow downwards; nothing here imports studio.db, services or ui):
 
-* ``generate``  — Engine, GenerationRequest, LoraSpec, ControlSpec, GeneratedImage, ModelInfo,
-  GenerationCancelled, request_from_recipe
+* ``request``   — GenerationRequest, LoraSpec, ControlSpec, their limits, request_from_recipe (no torch)
+* ``generate``  — Engine, GeneratedImage, GenerationCancelled
+* ``model_info`` — ModelInfo, read_model_info (what a model accepts, from its configs)
 * ``pipelines`` — PipelineCache: one base pipeline per (model, device, dtype), ControlNet pipelines via
   ``from_pipe``, optional torch.compile
 * ``adapters``  — AdapterManager (resident LoRAs, LRU, fit checks), HotswapAdapters (compile mode)
@@ -25,16 +26,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from studio.engine.generate import (
-        ControlSpec,
-        Engine,
-        GeneratedImage,
-        GenerationCancelled,
-        GenerationRequest,
-        LoraSpec,
-        ModelInfo,
-    )
+    from studio.engine.generate import Engine, GeneratedImage, GenerationCancelled
+    from studio.engine.model_info import ModelInfo
     from studio.engine.recipe import Recipe, png_bytes, png_metadata, read_recipe
+    from studio.engine.request import ControlSpec, GenerationRequest, LoraSpec
 
 __all__ = [
     "ControlSpec",
@@ -51,13 +46,13 @@ __all__ = [
 ]
 
 _LAZY = {
-    "ControlSpec": "studio.engine.generate",
+    "ControlSpec": "studio.engine.request",
     "Engine": "studio.engine.generate",
     "GeneratedImage": "studio.engine.generate",
     "GenerationCancelled": "studio.engine.generate",
-    "GenerationRequest": "studio.engine.generate",
-    "LoraSpec": "studio.engine.generate",
-    "ModelInfo": "studio.engine.generate",
+    "GenerationRequest": "studio.engine.request",
+    "LoraSpec": "studio.engine.request",
+    "ModelInfo": "studio.engine.model_info",
     "Recipe": "studio.engine.recipe",
     "png_bytes": "studio.engine.recipe",
     "png_metadata": "studio.engine.recipe",

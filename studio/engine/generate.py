@@ -1,4 +1,5 @@
-"""The engine's front door: validate a :class:`GenerationRequest`, generate, return images with recipes.
+"""The engine's front door: validate a :class:`~studio.engine.request.GenerationRequest`, generate, return
+images with recipes.
 
 Example::
 
@@ -6,19 +7,16 @@ Example::
     images = engine.generate(GenerationRequest(prompt="a red circle", seed=42), progress=print)
     images[0].image.save("out.png", pnginfo=png_metadata(images[0].recipe))
 
-Limits (checked before anything runs, each a ValidationError naming the field): prompt 1-2000 characters,
-``guidance_scale`` 1-30, ``num_inference_steps`` 1-150, ``batch_size`` 1-``max_batch`` (8), width/height a
-multiple of :attr:`ModelInfo.size_multiple` between that multiple and 4096, LoRA weights 0-1.5, at most 4
-ControlNet units with scale 0-2 and 0 ≤ start < end ≤ 1, seed 0-2**32-1 (None = random, always recorded).
+Everything is checked before anything runs, each problem a ValidationError naming the field: the request's
+own limits (:mod:`studio.engine.request`), and width/height a multiple of :attr:`ModelInfo.size_multiple`
+between that multiple and 4096, the sampler, the LoRA files and the control maps.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +28,24 @@ from studio.engine.a1111 import model_hash
 from studio.engine.adapters import AdapterManager, AdapterSpec
 from studio.engine.control import fit_to_size, image_sha256, load_image
 from studio.engine.devices import DeviceChoice, choose_device
-from studio.engine.guidance import PLAIN, Guidance, guided
+from studio.engine.guidance import PLAIN, guided
 from studio.engine.kohya_files import a1111_lora_hash
-from studio.engine.limits import (  # noqa: F401 (re-exported: the limits were defined here)
-    MAX_BATCH,
-    MAX_CFG,
-    MAX_CONTROLS,
-    MAX_PROMPT_CHARS,
-    MAX_SEED,
-    MAX_SIDE,
-    MAX_STEPS,
-    MIN_CFG,
-)
+from studio.engine.limits import MAX_BATCH, MAX_SIDE
+from studio.engine.model_info import ModelInfo, read_model_info
 from studio.engine.models import ResolvedModel, resolve_model
 from studio.engine.pipelines import LoadedModel, PipelineCache, free_memory
 from studio.engine.recipe import ControlEntry, LoraEntry, Recipe, library_versions
+from studio.engine.request import (
+    GenerationRequest,
+    LoraSpec,
+    check_controls,
+    check_guidance,
+    check_numbers,
+    check_prompts,
+    check_seed,
+    integer,
+    number,
+)
 from studio.engine.tokens import TokenCount, count_tokens, known_words
 from studio.errors import CancelledError, ModelError, NotFoundError, ValidationError
 
@@ -66,66 +67,6 @@ class GenerationCancelled(CancelledError):
 
 
 @dataclass(frozen=True)
-class LoraSpec:
-    """A LoRA to apply: adapter name, ``.safetensors`` path, expected sha256 (None = not checked), weight."""
-
-    name: str
-    path: str | Path
-    sha256: str | None = None
-    weight: float = 1.0
-    version_id: str | None = None
-
-
-@dataclass(frozen=True)
-class ControlSpec:
-    """A ControlNet unit: ControlNet reference, control map (PIL image or file), scale, guidance start/end.
-
-    ``image_sha256`` is recorded in the recipe (default: the hash of the control map's pixels).
-    """
-
-    controlnet: str
-    image: Image.Image | str | Path | bytes
-    scale: float = 1.0
-    start: float = 0.0
-    end: float = 1.0
-    template_id: str | None = None
-    image_sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """What to generate.  Names follow diffusers; ``None`` means the model's default (seed: random)."""
-
-    prompt: str
-    negative_prompt: str = ""
-    guidance_scale: float = 7.0
-    num_inference_steps: int = 20
-    seed: int | None = None
-    sampler: str | None = None
-    width: int | None = None
-    height: int | None = None
-    batch_size: int = 1
-    loras: tuple[LoraSpec, ...] = ()
-    controls: tuple[ControlSpec, ...] = ()
-    prompt_typed: str | None = None
-    model: str | None = None
-    model_revision: str | None = None
-    guidance: Guidance | None = None  # None = plain CFG (studio.engine.guidance)
-
-    def __post_init__(self) -> None:
-        # accept plain tuples/lists as documented: (name, path, sha256, weight) and
-        # (controlnet, image, scale, start, end)
-        loras = tuple(item if isinstance(item, LoraSpec) else LoraSpec(*item) for item in self.loras)
-        controls = tuple(
-            item if isinstance(item, ControlSpec) else ControlSpec(*item) for item in self.controls
-        )
-        object.__setattr__(self, "loras", loras)
-        object.__setattr__(self, "controls", controls)
-        if isinstance(self.guidance, dict):
-            object.__setattr__(self, "guidance", Guidance.from_dict(self.guidance))
-
-
-@dataclass(frozen=True)
 class GeneratedImage:
     """One output image, the seed that made it and the full recipe to make it again."""
 
@@ -133,62 +74,6 @@ class GeneratedImage:
     seed: int
     recipe: Recipe
     index: int = 0
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a base model accepts, read from its configs (no weights loaded)."""
-
-    ref: str
-    family: str
-    revision: str | None
-    content_hash: str | None
-    size_multiple: int
-    default_width: int
-    default_height: int
-    samplers: tuple[str, ...]
-    default_sampler: str
-    supports_negative_prompt: bool
-    scheduler_config: dict[str, Any] = field(repr=False, default_factory=dict)
-
-
-def _config(path: Path, component: str, filename: str) -> dict[str, Any]:
-    file = path / component / filename
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path.name}: cannot read {component}/{filename} ({exc})") from None
-
-
-def read_model_info(model: ResolvedModel) -> ModelInfo:
-    """Size multiple, default size and samplers of a resolved base model, from its config files."""
-    vae = _config(model.path, "vae", "config.json")
-    vae_scale = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
-    scheduler = _config(model.path, "scheduler", "scheduler_config.json")
-    if model.family in ("sd1", "sd2", "sdxl"):
-        unet = _config(model.path, "unet", "config.json")
-        multiple = vae_scale * 2 ** (len(unet.get("down_block_types", [0])) - 1)
-        sample = unet.get("sample_size", 64)
-    else:
-        transformer = _config(model.path, "transformer", "config.json")
-        patch = int(transformer.get("patch_size", 2))
-        multiple = vae_scale * patch * (2 if model.family == "flux" else 1)
-        sample = transformer.get("sample_size", 128) if model.family == "sd3" else 128
-    sample = sample[0] if isinstance(sample, list | tuple) else sample
-    default = max(multiple, int(sample) * vae_scale // multiple * multiple)
-    return ModelInfo(
-        ref=model.ref,
-        family=model.family,
-        revision=model.revision,
-        content_hash=model.content_hash,
-        size_multiple=multiple,
-        default_width=default,
-        default_height=default,
-        samplers=tuple(sampler_registry.available_samplers(scheduler)),
-        default_sampler=sampler_registry.default_sampler(scheduler),
-        supports_negative_prompt=model.family != "flux",
-        scheduler_config=scheduler,
-    )
 
 
 @dataclass(frozen=True)
@@ -301,24 +186,10 @@ class Engine:
 
     def _prepare(self, request: GenerationRequest) -> _Prepared:
         info = self.model_info(request.model, request.model_revision)
-        prompt = request.prompt if isinstance(request.prompt, str) else ""
-        if not prompt.strip():
-            raise ValidationError("prompt", "must not be empty")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise ValidationError("prompt", f"is longer than {MAX_PROMPT_CHARS} characters")
-        if len(request.negative_prompt or "") > MAX_PROMPT_CHARS:
-            raise ValidationError("negative_prompt", f"is longer than {MAX_PROMPT_CHARS} characters")
-        cfg = _number("guidance_scale", request.guidance_scale)
-        if not MIN_CFG <= cfg <= MAX_CFG:
-            raise ValidationError("guidance_scale", f"{cfg:g} is outside {MIN_CFG:g}-{MAX_CFG:g}")
-        steps = _integer("num_inference_steps", request.num_inference_steps)
-        if not 1 <= steps <= MAX_STEPS:
-            raise ValidationError("num_inference_steps", f"{steps} is outside 1-{MAX_STEPS}")
-        batch = _integer("batch_size", request.batch_size)
-        if not 1 <= batch <= self.max_batch:
-            raise ValidationError("batch_size", f"{batch} is outside 1-{self.max_batch}")
-        width = info.default_width if request.width is None else _integer("width", request.width)
-        height = info.default_height if request.height is None else _integer("height", request.height)
+        prompt = check_prompts(request)
+        cfg, steps, batch = check_numbers(request, self.max_batch)
+        width = info.default_width if request.width is None else integer("width", request.width)
+        height = info.default_height if request.height is None else integer("height", request.height)
         for name, value in (("width", width), ("height", height)):
             multiple = info.size_multiple
             if value % multiple or not multiple <= value <= MAX_SIDE:
@@ -327,9 +198,7 @@ class Engine:
                     f"{value} is not accepted: use a multiple of {multiple} "
                     f"between {multiple} and {MAX_SIDE}",
                 )
-        seed = secrets.randbelow(MAX_SEED + 1) if request.seed is None else _integer("seed", request.seed)
-        if not 0 <= seed <= MAX_SEED:
-            raise ValidationError("seed", f"{seed} is outside 0-{MAX_SEED}")
+        seed = check_seed(request.seed)
         sampler_name = request.sampler or info.default_sampler
         sampler = sampler_registry.check_sampler(sampler_name, info.scheduler_config)
         AdapterManager.validate(
@@ -337,7 +206,7 @@ class Engine:
             self.pipelines.max_loras_per_request,
         )
         maps = self._control_maps(request, width, height)
-        guidance = _check_guidance(request.guidance, info.family)
+        guidance = check_guidance(request.guidance, info.family)
         filled = replace(
             request,
             prompt=prompt,
@@ -356,23 +225,10 @@ class Engine:
 
     @staticmethod
     def _control_maps(request: GenerationRequest, width: int, height: int) -> tuple[Image.Image, ...]:
-        if len(request.controls) > MAX_CONTROLS:
-            raise ValidationError(
-                "controls", f"at most {MAX_CONTROLS} ControlNet units, got {len(request.controls)}"
-            )
+        check_controls(request.controls)
         maps = []
         for index, unit in enumerate(request.controls):
-            field_name = f"controls[{index}]"
-            scale = _number(f"{field_name}.scale", unit.scale)
-            start = _number(f"{field_name}.start", unit.start)
-            end = _number(f"{field_name}.end", unit.end)
-            if not 0.0 <= scale <= 2.0:
-                raise ValidationError(f"{field_name}.scale", f"{scale:g} is outside 0-2")
-            if not 0.0 <= start < end <= 1.0:
-                raise ValidationError(f"{field_name}.start", "guidance window needs 0 ≤ start < end ≤ 1")
-            if not str(unit.controlnet or "").strip():
-                raise ValidationError(f"{field_name}.controlnet", "must name a ControlNet model")
-            maps.append(fit_to_size(load_image(unit.image, f"{field_name}.image"), width, height))
+            maps.append(fit_to_size(load_image(unit.image, f"controls[{index}].image"), width, height))
         return tuple(maps)
 
     # ------------------------------------------------------------------------------------- generation
@@ -551,105 +407,8 @@ class Engine:
         return results
 
 
-def request_from_recipe(
-    recipe: Recipe,
-    lora_paths: dict[str, str | Path] | None = None,
-    control_images: dict[str, Image.Image | str | Path] | None = None,
-) -> GenerationRequest:
-    """A request that makes ``recipe``'s image again (batch of one, the recipe's own seed).
-
-    ``lora_paths`` maps LoRA sha256 → file; ``control_images`` maps control image sha256 → image.  A LoRA or
-    control image that is not supplied raises a ValidationError naming it.
-    """
-    lora_paths = lora_paths or {}
-    control_images = control_images or {}
-    loras = []
-    for entry in recipe.loras:
-        path = lora_paths.get(entry.sha256)
-        if path is None:
-            raise ValidationError("loras", f"LoRA {entry.name} ({entry.sha256[:12]}…) is no longer available")
-        loras.append(LoraSpec(entry.name, path, entry.sha256, entry.weight, entry.version_id))
-    controls = []
-    for entry in recipe.controls:
-        image = control_images.get(entry.control_image_sha256)
-        if image is None:
-            raise ValidationError(
-                "controls", f"control image {entry.control_image_sha256[:12]}… is no longer available"
-            )
-        controls.append(
-            ControlSpec(
-                entry.controlnet,
-                image,
-                entry.scale,
-                entry.start,
-                entry.end,
-                entry.template_id,
-                entry.control_image_sha256,
-            )
-        )
-    return GenerationRequest(
-        prompt=recipe.prompt,
-        negative_prompt=recipe.negative_prompt,
-        guidance_scale=recipe.guidance_scale,
-        num_inference_steps=recipe.steps,
-        seed=recipe.seed,
-        sampler=recipe.sampler,
-        width=recipe.width,
-        height=recipe.height,
-        batch_size=1,
-        loras=tuple(loras),
-        controls=tuple(controls),
-        prompt_typed=recipe.prompt_typed,
-        model=recipe.base_model,
-        model_revision=recipe.base_model_revision,
-        guidance=None if recipe.guidance is None else Guidance.from_dict(recipe.guidance),
-    )
-
-
-def _check_guidance(guidance: Any, family: str) -> Guidance | None:
-    """The request's guidance, None when it is plain CFG; FLUX (distilled guidance, no CFG pair) refuses
-    any other."""
-    if guidance is None:
-        return None
-    if not isinstance(guidance, Guidance):
-        raise ValidationError("guidance", "must be a studio.engine.guidance.Guidance or a dict of its fields")
-    if guidance.is_plain:
-        return None
-    if family == "flux":
-        raise ValidationError(
-            "guidance",
-            f"{guidance.method} needs classifier-free guidance; FLUX models use distilled guidance "
-            "(one pass per step, no unconditional prediction to combine)",
-        )
-    return guidance
-
-
 def _adapter_spec(spec: LoraSpec, index: int) -> AdapterSpec:
     if not isinstance(spec.path, str | Path) or not str(spec.path):
         raise ValidationError(f"loras[{index}].path", "must name a .safetensors file")
-    weight = _number(f"loras[{index}].weight", spec.weight)
+    weight = number(f"loras[{index}].weight", spec.weight)
     return AdapterSpec(name=str(spec.name), path=Path(spec.path), sha256=spec.sha256, weight=weight)
-
-
-def _number(field_name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValidationError(field_name, "must be a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValidationError(field_name, f"must be a number, not {value!r}") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValidationError(field_name, "must be a finite number")
-    return number
-
-
-def _integer(field_name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValidationError(field_name, "must be a whole number")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise ValidationError(field_name, f"must be a whole number, not {value!r}")

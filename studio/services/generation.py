@@ -60,7 +60,8 @@ from studio.storage import ContentStore, home_path, stored_path
 
 if TYPE_CHECKING:  # pragma: no cover
 
-    from studio.engine.generate import Engine, GenerationRequest
+    from studio.engine.generate import Engine
+    from studio.engine.request import GenerationRequest
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -466,8 +467,8 @@ class GenerationService:
         and the caps of the model's family; the size is the recipe's (it was accepted when the image was
         made), so it need not be one of the brand's presets.
         """
-        from studio.engine.generate import request_from_recipe
         from studio.engine.recipe import Recipe
+        from studio.engine.request import request_from_recipe
 
         with self._sessions() as session:
             image = visible_image(session, actor, image_id)
@@ -718,7 +719,7 @@ class GenerationService:
         return brand.default_guidance or None
 
     def _engine_request(self, plan: Plan) -> GenerationRequest:
-        from studio.engine.generate import GenerationRequest, LoraSpec
+        from studio.engine.request import GenerationRequest, LoraSpec
 
         return GenerationRequest(
             prompt=plan.final_prompt,
@@ -743,7 +744,7 @@ class GenerationService:
         """Add the templates' control maps (made and stored on first use) to a validated request."""
         if not plan.templates:
             return request
-        from studio.engine.generate import ControlSpec
+        from studio.engine.request import ControlSpec
 
         default: str | None = None
         controls = []

@@ -30,7 +30,8 @@ from studio.storage import atomic_write_bytes
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image as PILImage
 
-    from studio.engine.generate import GeneratedImage, GenerationRequest
+    from studio.engine.generate import GeneratedImage
+    from studio.engine.request import GenerationRequest
 
 
 @dataclass(frozen=True)

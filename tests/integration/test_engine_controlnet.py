@@ -9,7 +9,8 @@ from engine_fixtures import controlnet_dir, fast_cpu, lora_files, sd1_dir  # noq
 from PIL import Image, ImageDraw
 
 from studio.engine.control import fit_to_size, image_sha256, make_control_map
-from studio.engine.generate import ControlSpec, Engine, GenerationRequest
+from studio.engine.generate import Engine
+from studio.engine.request import ControlSpec, GenerationRequest
 from studio.errors import ModelError
 
 

@@ -18,8 +18,9 @@ from engine_fixtures import (
 )
 from PIL import Image
 
-from studio.engine.generate import ControlSpec, Engine, GenerationRequest
+from studio.engine.generate import Engine
 from studio.engine.models import resolve_model
+from studio.engine.request import ControlSpec, GenerationRequest
 
 FAMILIES = {
     "sd1": (sd1_pipeline, "StableDiffusionPipeline", 4),

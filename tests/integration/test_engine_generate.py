@@ -13,7 +13,8 @@ import torch
 from engine_fixtures import fast_cpu, sd1_dir  # noqa: F401
 
 from studio.engine import png_metadata, read_recipe
-from studio.engine.generate import Engine, GenerationCancelled, GenerationRequest, request_from_recipe
+from studio.engine.generate import Engine, GenerationCancelled
+from studio.engine.request import GenerationRequest, request_from_recipe
 from studio.errors import ModelError
 
 FAST = {"num_inference_steps": 3, "width": 32, "height": 32}

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from engine_fixtures import family_dir, fast_cpu  # noqa: F401
 
-from studio.engine.generate import Engine, GenerationRequest, request_from_recipe
+from studio.engine.generate import Engine
 from studio.engine.guidance import Guidance
 from studio.engine.recipe import Recipe
+from studio.engine.request import GenerationRequest, request_from_recipe
 from studio.errors import ValidationError
 
 FDG = Guidance(method="fdg", fdg_low_scale=1.0, optimized_scale=True)

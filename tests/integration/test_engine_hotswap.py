@@ -11,7 +11,8 @@ from engine_fixtures import fast_cpu, lora_files, sd1_dir  # noqa: F401
 from helpers import DEMO_BRANDS
 
 from studio.engine.adapters import AdapterSpec, HotswapAdapters
-from studio.engine.generate import Engine, GenerationRequest
+from studio.engine.generate import Engine
+from studio.engine.request import GenerationRequest
 from studio.errors import ModelError, ValidationError
 
 FAST = {"prompt": "a red circle", "seed": 5, "num_inference_steps": 1, "width": 32, "height": 32}

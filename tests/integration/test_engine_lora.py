@@ -10,7 +10,8 @@ from engine_fixtures import fast_cpu, lora_files, sd1_dir  # noqa: F401
 from safetensors.torch import save_file
 
 from studio.engine import adapters as adapters_module
-from studio.engine.generate import Engine, GenerationRequest, LoraSpec
+from studio.engine.generate import Engine
+from studio.engine.request import GenerationRequest, LoraSpec
 from studio.errors import ModelError, NotFoundError
 
 FAST = {"prompt": "a red circle", "seed": 5, "num_inference_steps": 1, "width": 32, "height": 32}

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from engine_fixtures import flux_pipeline, save_pipeline, sd1_pipeline, sd3_pipeline, sdxl_pipeline
 
-from studio.engine.generate import read_model_info
+from studio.engine.model_info import read_model_info
 from studio.engine.models import native_resolution, resolve_model, size_multiple
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from engine_fixtures import fast_cpu  # noqa: F401
 
-from studio.engine.generate import Engine, GenerationRequest
+from studio.engine.generate import Engine
+from studio.engine.request import GenerationRequest
 
 SEEDS = (11, 12, 13, 14)
 

@@ -19,7 +19,8 @@ from engine_fixtures import family_dir, fast_cpu  # noqa: F401
 from PIL import Image
 from safetensors.torch import load_file
 
-from studio.engine.generate import Engine, GenerationRequest, LoraSpec
+from studio.engine.generate import Engine
+from studio.engine.request import GenerationRequest, LoraSpec
 from studio.training.config import build_config
 from studio.training.families import make_trainer
 from studio.training.trainer import LoraTrainer, TrainItem

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from studio.engine.generate import ControlSpec, Engine, GenerationRequest, LoraSpec
+from studio.engine.generate import Engine
+from studio.engine.request import ControlSpec, GenerationRequest, LoraSpec
 from studio.errors import ValidationError
 
 
