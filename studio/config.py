@@ -33,6 +33,10 @@ VARIABLES: dict[str, str] = {
     "of that model family, e.g. pixels=1024x1024,images=4,steps=50 (keys left out keep their default)",
     "max_queued_per_user": "STUDIO_MAX_QUEUED_PER_USER: generation requests one user may have waiting or "
     "running in the web app at once (default 4)",
+    "c2pa_cert": "STUDIO_C2PA_CERT: an organisation's Content Credentials certificate chain (PEM, signing "
+    "certificate first; with STUDIO_C2PA_KEY). Unset: this install's own, made at the first start",
+    "c2pa_key": "STUDIO_C2PA_KEY: the ES256 private key (PEM) of STUDIO_C2PA_CERT; keep it mode 0600",
+    "c2pa_trust": "STUDIO_C2PA_TRUST: extra trusted roots (PEM) for `studio verify` and the gallery's badge",
 }
 
 
@@ -74,6 +78,10 @@ class Settings:
     max_queued_per_user: int = 4
     upload_quota_mb: int = 500  # per user, in Gradio's upload cache at once
     upload_cache_minutes: int = 120  # cached uploads older than this are deleted
+    #: Content Credentials: an organisation's chain and key (None: this install's, see studio.provenance)
+    c2pa_cert: Path | None = None
+    c2pa_key: Path | None = None
+    c2pa_trust: Path | None = None
 
     @property
     def images_dir(self) -> Path:
@@ -128,6 +136,7 @@ class Settings:
             raise SettingsError(f"STUDIO_DEMO_BRANDS must be 1 or 0, not {demo_text!r}")
         upload_quota_mb = _positive_int(env, "STUDIO_UPLOAD_QUOTA_MB", 500)
         upload_cache_minutes = _positive_int(env, "STUDIO_UPLOAD_CACHE_MINUTES", 120)
+        c2pa_cert, c2pa_key, c2pa_trust = _c2pa_paths(env, home)
         return cls(
             home=home,
             database_url=database_url,
@@ -141,6 +150,9 @@ class Settings:
             upload_cache_minutes=upload_cache_minutes,
             family_limits=family_limits_from_env(env),
             max_queued_per_user=int(queued_text),
+            c2pa_cert=c2pa_cert,
+            c2pa_key=c2pa_key,
+            c2pa_trust=c2pa_trust,
         )
 
     def public_dict(self) -> dict[str, str | int]:
@@ -149,12 +161,28 @@ class Settings:
         values["admin_password"] = "(set)" if self.admin_password else "(not set)"
         values["home"] = str(self.home)
         values["family_limits"] = "; ".join(f"{k}: {v.describe()}" for k, v in self.family_limits)
+        for name in ("c2pa_cert", "c2pa_key", "c2pa_trust"):
+            values[name] = str(values[name]) if values[name] else "(not set)"
         return values
 
     def limits_for(self, family: str) -> FamilyLimits:
         """What one request may ask of a ``family`` model (keys: :func:`studio.engine.limits.family_key`)."""
         table = dict(self.family_limits)
         return table.get(family) or table.get(FALLBACK_FAMILY) or DEFAULT_FAMILY_LIMITS[FALLBACK_FAMILY]
+
+
+def _c2pa_paths(env: Mapping[str, str], home: Path) -> tuple[Path | None, Path | None, Path | None]:
+    """STUDIO_C2PA_CERT, _KEY (both or neither; the key outside the served folders) and _TRUST."""
+    cert, key, trust = (
+        Path(text).expanduser().resolve() if (text := (env.get(f"STUDIO_C2PA_{n}") or "").strip()) else None
+        for n in ("CERT", "KEY", "TRUST")
+    )
+    if (cert is None) != (key is None):
+        raise SettingsError("STUDIO_C2PA_CERT and STUDIO_C2PA_KEY must be set together (or neither)")
+    served = (home / "images", home / "exports", home / "cache")
+    if key is not None and any(key.is_relative_to(folder) for folder in served):
+        raise SettingsError(f"STUDIO_C2PA_KEY must not be inside a folder the app serves: {key}")
+    return cert, key, trust
 
 
 def family_limits_from_env(env: Mapping[str, str]) -> tuple[tuple[str, FamilyLimits], ...]:
