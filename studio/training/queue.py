@@ -305,6 +305,20 @@ class JobQueue:
             )
             return result.rowcount == 1
 
+    def hand_back(self, job_id: int, worker_id: str, why: str) -> int | None:
+        """A draining worker puts its running job back in the queue, to resume from its last checkpoint on
+        any worker; returns that step (None if the job is no longer ours)."""
+        with self._sessions.begin() as session:
+            job = session.scalar(
+                select(Job).where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+            )
+            if job is None:
+                return None
+            job.status = "interrupted"
+            step = self.requeue(session, job)
+            job.message = f"handed back: {why}; {job.message}"
+            return step
+
     def mark_stale(self, older_than_seconds: float | None = None, now: datetime | None = None) -> list[int]:
         """Mark running jobs whose heartbeat is older than the limit as interrupted; returns their ids."""
         limit = stale_seconds() if older_than_seconds is None else older_than_seconds

@@ -1,10 +1,15 @@
 """The worker process: ``studio worker [--once]`` (or ``python -m studio.training.worker``).
 
-It marks jobs left running by dead workers as interrupted (at start and periodically), claims the next job
-atomically, runs it, and keeps its heartbeat fresh from a background thread. Progress and the cancel flag are
-read every training step. A crash or out-of-memory in training fails the job with a clear message; the worker
-itself carries on with the next job. The web app runs the worker as a subprocess, so nothing that happens here
-can take the web app down.
+It registers itself in the workers table (machine, pid, device) and beats there every few seconds with what
+it is doing, marks jobs left running by dead workers as interrupted (at start and periodically), claims the
+next job atomically and runs it (:mod:`studio.training.train_job`). A crash or out-of-memory in a job fails
+that job with a clear message; the worker itself carries on with the next one. The web app runs a worker as
+a subprocess, so nothing that happens here can take the web app down.
+
+**Stopping.** SIGTERM drains: the worker claims nothing more, hands its running training job back to the
+queue at the next step (it resumes from its last checkpoint on any worker), then exits 0. A second SIGTERM,
+or SIGINT, stops at once: the running job is marked interrupted. A worker started with ``--parent-pid``
+stops that way when the web app is gone.
 """
 
 from __future__ import annotations
@@ -12,244 +17,43 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import signal
 import sys
 import threading
 import time
-import traceback
-from pathlib import Path
 from typing import Any
 
 from studio.config import Settings, SettingsError
 from studio.db.engine import make_engine, make_session_factory
-from studio.errors import StudioError
-from studio.storage import home_path, stored_path
-from studio.training.queue import DEFAULT_HEARTBEAT_SECONDS, ClaimedJob, JobQueue, new_worker_id
+from studio.training.queue import DEFAULT_HEARTBEAT_SECONDS, JobQueue, new_worker_id
+from studio.training.train_job import (  # noqa: F401 - re-exported: the worker's public names
+    JobReporter,
+    clean_partial_files,
+    job_dirs,
+    out_of_memory_message,
+    run_job,
+)
+from studio.training.workers import WorkerRegistry
 
 log = logging.getLogger("studio.worker")
 
 STALE_CHECK_SECONDS = 30.0
 
 
-def job_dirs(settings: Settings, job_id: int) -> tuple[Path, Path, Path]:
-    """(checkpoint folder, sample-image folder, shared latent cache) of a job."""
-    return (
-        settings.home / "training" / f"job-{job_id}",
-        settings.images_dir / "training" / f"job-{job_id}",
-        settings.home / "cache" / "training",
-    )
-
-
-def clean_partial_files(folder: Path) -> int:
-    """Remove temporary files and staging folders a killed worker left behind; returns how many."""
-    removed = 0
-    if not folder.is_dir():
-        return 0
-    for path in list(folder.rglob(".*")):
-        if path.is_dir() and path.name.startswith(".staging-"):
-            shutil.rmtree(path, ignore_errors=True)
-            removed += 1
-        elif path.is_file() and path.name.endswith(".tmp"):
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
-class JobReporter:
-    """Connects a training run to its job row: progress, checkpoints, cancel, heartbeat."""
-
-    def __init__(
-        self,
-        queue: JobQueue,
-        settings: Settings,
-        job: ClaimedJob,
-        *,
-        progress_interval: float = 0.5,
-        heartbeat_interval: float = DEFAULT_HEARTBEAT_SECONDS,
-    ) -> None:
-        self.queue = queue
-        self.settings = settings
-        self.job = job
-        self.progress_interval = progress_interval
-        self._points: list[list[float]] = []
-        self._last_flush = 0.0
-        self.step = 0
-        self._loss: float | None = None
-        self._stop = threading.Event()
-        self.lost = threading.Event()
-        self.scorer: Any = None  # a quality.Scorer once the config is known (jobs queued with a palette)
-        self._beat = threading.Thread(
-            target=self._beat_loop, args=(heartbeat_interval,), name=f"heartbeat-{job.id}", daemon=True
-        )
-
-    def __enter__(self) -> JobReporter:
-        self._beat.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._beat.join(timeout=5)
-
-    def _beat_loop(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                if self.queue.heartbeat(self.job.id, self.job.worker_id).lost:
-                    self.lost.set()
-                    return
-            except Exception:  # noqa: BLE001 - a busy database must not kill the heartbeat
-                log.warning("heartbeat of job %s failed", self.job.id, exc_info=True)
-
-    def _check(self, control: Any) -> None:
-        from studio.training.trainer import TrainingStopped
-
-        if control.lost or self.lost.is_set():
-            raise TrainingStopped("lost")
-        if control.cancel:
-            raise TrainingStopped("cancelled")
-
-    def flush(self, message: str | None = None) -> None:
-        control = self.queue.progress(
-            self.job.id,
-            self.job.worker_id,
-            step=self.step,
-            loss=self._loss,
-            new_points=self._points or None,
-            message=message,
-        )
-        self._points = []
-        self._last_flush = time.monotonic()
-        self._check(control)
-
-    def on_status(self, message: str) -> None:
-        self.flush(message)
-
-    def on_step(self, step: int, loss: float) -> None:
-        self.step, self._loss = step, loss
-        self._points.append([step, round(loss, 6)])
-        if time.monotonic() - self._last_flush >= self.progress_interval:
-            self.flush(f"training: step {step}")
-        else:
-            self._check(self.queue.poll(self.job.id, self.job.worker_id))
-
-    def quality(self, checkpoint: Any) -> dict[str, Any] | None:
-        """The checkpoint's quality-gate scores and images (stored paths); None without a scorer. A scoring
-        failure is recorded in the scores, and never stops the training."""
-        if self.scorer is None or not checkpoint.quality_paths:
-            return None
-        self.flush(f"scoring checkpoint {checkpoint.step} against the brand")
-        try:
-            scores = self.scorer.score(checkpoint.quality_paths)
-        except Exception as error:  # noqa: BLE001 - a scoring bug must not lose the checkpoint
-            log.warning("scoring checkpoint %s of job %s failed", checkpoint.step, self.job.id, exc_info=True)
-            scores = {"error": f"{type(error).__name__}: {error}"[:500]}
-        home = self.settings.home
-        scores["images"] = {k: [stored_path(home, p) for p in v] for k, v in checkpoint.quality_paths.items()}
-        return scores
-
-    def on_checkpoint(self, checkpoint: Any) -> None:
-        from studio.training.trainer import TrainingStopped
-
-        quality = self.quality(checkpoint)
-        self.flush(f"checkpoint at step {checkpoint.step}")
-        ok = self.queue.add_checkpoint(
-            self.job.id,
-            self.job.worker_id,
-            step=checkpoint.step,
-            file_path=stored_path(self.settings.home, checkpoint.lora_path),
-            sha256=checkpoint.sha256,
-            state_path=stored_path(self.settings.home, checkpoint.state_path),
-            sample_paths=[stored_path(self.settings.home, p) for p in checkpoint.sample_paths],
-            loss=checkpoint.loss,
-            quality=quality,
-        )
-        if not ok:
-            raise TrainingStopped("lost")
-
-
-def out_of_memory_message(job_id: int, config: Any) -> str:
-    """What to lower after a CUDA out-of-memory, by setting name; the job resumes from its checkpoint."""
-    if config is None:
-        return f"out of GPU memory while loading the model; free the GPU, then resume job {job_id}"
-    settings = [f"batch size {config.batch_size} → lower it", f"resolution {config.resolution or 'native'}"]
-    if not config.gradient_checkpointing:
-        settings.append("turn on gradient checkpointing")
-    return (
-        f"out of GPU memory: {'; '.join(settings)} (expert panel), then resume job {job_id} from its last "
-        f"checkpoint (studio jobs resume {job_id})"
-    )
-
-
-def run_job(queue: JobQueue, settings: Settings, job: ClaimedJob) -> str:
-    """Run one claimed job to a final state; returns that state (or ``lost``)."""
-    import torch
-
-    from studio.engine.devices import choose_device
-    from studio.engine.models import resolve_model
-    from studio.training.config import TrainConfig, fit_to_memory
-    from studio.training.families import make_trainer
-    from studio.training.quality import Scorer
-    from studio.training.trainer import TrainingStopped, TrainItem, device_memory_gib
-
-    out_dir, samples_dir, cache_dir = job_dirs(settings, job.id)
-    clean_partial_files(out_dir)
-    clean_partial_files(samples_dir)
-    reporter = JobReporter(queue, settings, job)
-    config: TrainConfig | None = None
+def describe_device(setting: str) -> str:
+    """The device this worker's jobs run on, for the workers list (e.g. ``cuda:0 NVIDIA H100 80GB HBM3``)."""
     try:
-        with reporter:
-            if job.kind != "lora":
-                raise StudioError(f"unknown job kind {job.kind!r}")
-            device = choose_device(settings.device).device
-            asked = TrainConfig.from_dict(job.config["train"])
-            model = resolve_model(asked.base_model)  # once: resolving hashes the model folder
-            config = fit_to_memory(asked, device, device_memory_gib(device), model.family)
-            if job.config.get("quality"):  # queued with the brand's palette: score every checkpoint
-                prompts, seeds = config.sample_prompts_for_trigger(), config.sample_seeds
-                reporter.scorer = Scorer.for_job(job.config, prompts, seeds)
-            items = [
-                TrainItem(home_path(settings.home, path), caption, sha)
-                for path, caption, sha in job.config["items"]
-            ]
-            missing = [str(i.path) for i in items if not i.path.is_file()]
-            if missing:
-                raise StudioError(f"{len(missing)} dataset image file(s) are missing, e.g. {missing[0]}")
-            start, state = job.resume_from or 0, None
-            if start:
-                stored = queue.checkpoint_state(job.id, start)
-                state = home_path(settings.home, stored) if stored else None
-                if state is None or not state.is_file():
-                    raise StudioError(f"cannot resume: the training state of step {start} is missing")
-            trainer = make_trainer(
-                config, items, model=model, out_dir=out_dir, samples_dir=samples_dir, cache_dir=cache_dir,
-                device=device, reporter=reporter,
-            )  # fmt: skip
-            result = trainer.train(resume_state=state, start_step=start)
-        notes = f" ({'; '.join(config.notes)})" if config.notes else ""
-        loss = f", final loss {result.loss:.4f}" if result.loss is not None else ""
-        done = f"finished {result.steps} steps in {result.seconds:.0f} s{loss}{notes}"
-        message = f"{done}; publish a checkpoint to use it"
-        return "succeeded" if queue.finish(job.id, job.worker_id, "succeeded", message) else "lost"
-    except TrainingStopped as stop:
-        if stop.reason == "cancelled":
-            step = reporter.step
-            queue.finish(
-                job.id, job.worker_id, "cancelled", f"cancelled at step {step}; checkpoints are kept"
-            )
-            return "cancelled"
-        return "lost"
-    except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
-        queue.finish(job.id, job.worker_id, "failed", out_of_memory_message(job.id, config))
-        return "failed"
-    except StudioError as error:
-        queue.finish(job.id, job.worker_id, "failed", f"failed: {error}")
-        return "failed"
-    except Exception as error:  # noqa: BLE001 - any crash fails the job, never the worker
-        traceback.print_exc(file=sys.stderr)
-        message = f"training crashed: {type(error).__name__}: {error}"
-        queue.finish(job.id, job.worker_id, "failed", message[:1000])
-        return "failed"
+        import torch
+
+        from studio.engine.devices import choose_device
+
+        device = choose_device(setting).device
+        if device == "cuda":
+            index = torch.cuda.current_device()
+            return f"cuda:{index} {torch.cuda.get_device_name(index)}"
+        return device
+    except Exception as error:  # noqa: BLE001 - the list says why rather than the worker failing here
+        return f"{setting} (unavailable: {error})"[:200]
 
 
 class Worker:
@@ -258,10 +62,35 @@ class Worker:
     def __init__(self, settings: Settings, *, worker_id: str | None = None, poll: float = 2.0) -> None:
         self.settings = settings
         self.engine = make_engine(settings.database_url)
-        self.queue = JobQueue(make_session_factory(self.engine))
+        sessions = make_session_factory(self.engine)
+        self.queue = JobQueue(sessions)
+        self.registry = WorkerRegistry(sessions)
         self.worker_id = worker_id or new_worker_id()
         self.poll = poll
-        self.stopping = threading.Event()
+        self.kinds: tuple[str, ...] = ("train",)
+        self.stopping = threading.Event()  # claim nothing more
+        self.draining = threading.Event()  # SIGTERM: hand the running job back, then exit
+        self.current_job: int | None = None
+        self._beating = threading.Event()
+
+    def drain(self) -> None:
+        """Stop claiming; the running job goes back to the queue at its next step; :meth:`run` returns."""
+        log.info("worker %s drains (SIGTERM)", self.worker_id)
+        self.draining.set()
+        self.stopping.set()
+
+    def status(self) -> str:
+        """idle, busy or draining (what the workers list shows)."""
+        if self.draining.is_set():
+            return "draining"
+        return "busy" if self.current_job is not None else "idle"
+
+    def _beat_loop(self, interval: float) -> None:
+        while not self._beating.wait(interval):
+            try:
+                self.registry.beat(self.worker_id, status=self.status(), job_id=self.current_job)
+            except Exception:  # noqa: BLE001 - a busy database must not kill the heartbeat
+                log.warning("worker heartbeat failed", exc_info=True)
 
     def recover(self) -> list[int]:
         """Mark jobs of dead workers interrupted."""
@@ -278,41 +107,56 @@ class Worker:
         if job is None:
             return None
         log.info("worker %s runs job %s", self.worker_id, job.id)
-        status = run_job(self.queue, self.settings, job)
+        self.current_job = job.id
+        try:
+            self.registry.beat(self.worker_id, status=self.status(), job_id=job.id)
+            status = run_job(self.queue, self.settings, job, self.draining)
+        finally:
+            self.current_job = None
         log.info("job %s: %s", job.id, status)
         return status
 
     def run(self, *, once: bool = False) -> int:
-        """The main loop; returns an exit status."""
-        self.recover()
-        last_check = time.monotonic()
-        while not self.stopping.is_set():
-            status = self.run_once()
-            if once:
-                return 0
-            if status is None:
-                self.stopping.wait(self.poll)
-            if time.monotonic() - last_check > STALE_CHECK_SECONDS:
-                self.recover()
-                last_check = time.monotonic()
-        return 0
+        """The main loop (registered in the workers table while it runs); returns an exit status."""
+        self.registry.register(self.worker_id, device=describe_device(self.settings.device), kinds=self.kinds)
+        beat = threading.Thread(
+            target=self._beat_loop, args=(DEFAULT_HEARTBEAT_SECONDS,), name="worker-heartbeat", daemon=True
+        )
+        beat.start()
+        try:
+            self.recover()
+            last_check = time.monotonic()
+            while not self.stopping.is_set():
+                status = self.run_once()
+                if once:
+                    return 0
+                if status is None:
+                    self.stopping.wait(self.poll)
+                if time.monotonic() - last_check > STALE_CHECK_SECONDS:
+                    self.recover()
+                    last_check = time.monotonic()
+            return 0
+        finally:
+            self._beating.set()
+            beat.join(timeout=5)
+            self.registry.stopped(self.worker_id)
 
     def close(self) -> None:
         self.engine.dispose()
 
 
 def _stop_when_gone(parent_pid: int, interval: float = 1.0) -> None:
-    """SIGTERM this process once `parent_pid` (the web app) is gone, even mid-job.
+    """SIGINT this process once `parent_pid` (the web app) is gone, even mid-job.
 
-    The running job is then handed back as interrupted, as on any SIGTERM, and can be resumed from its last
-    checkpoint; a web app that was killed (or stopped by a plain SIGTERM) leaves no worker training on.
+    The running job is then marked interrupted at once and can be resumed from its last checkpoint; a web
+    app that was killed (or stopped by a plain SIGTERM) leaves no worker training on.
     """
 
     def watch() -> None:
         while _alive(parent_pid):
             time.sleep(interval)
         log.info("the web app (pid %s) is gone: the worker stops", parent_pid)
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
@@ -346,19 +190,23 @@ def main(argv: list[str] | None = None) -> int:
 def run_worker(
     settings: Settings, *, once: bool = False, poll: float = 2.0, parent_pid: int | None = None
 ) -> int:
-    """Run a worker in this process until SIGTERM/SIGINT (a running job is handed back as interrupted)."""
+    """Run a worker in this process until SIGTERM (drain) or SIGINT / a second SIGTERM (stop now: a running
+    job is marked interrupted)."""
     worker = Worker(settings, poll=poll)
 
-    def stop(signum: int, frame: Any) -> None:
-        worker.stopping.set()
-        raise KeyboardInterrupt
+    def terminate(signum: int, frame: Any) -> None:
+        if worker.draining.is_set():
+            raise KeyboardInterrupt  # asked twice: stop now
+        worker.drain()
 
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if parent_pid is not None:
         _stop_when_gone(parent_pid)
     try:
         return worker.run(once=once)
     except KeyboardInterrupt:
+        worker.stopping.set()
         _release_running(worker)
         return 0
     finally:

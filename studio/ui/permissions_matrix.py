@@ -122,6 +122,8 @@ ENDPOINTS: dict[str, Access] = {
     "cancel_job": Access(ADMINS, why="stop a job"),
     "resume_job": Access(ADMINS, why="resume an interrupted job"),
     "publish_checkpoint": Access(ADMINS, why="make a checkpoint the brand's active LoRA version"),
+    "training_workers": Access(ADMINS, why="the live workers: machine, device, current job, heartbeat"),
+    "list_workers": Access(ADMINS, why="the live workers, every 2 s"),
     # Users
     "list_users": Access(ADMINS, why="every account"),
     "add_user": Access(ADMINS, why="create an account"),
