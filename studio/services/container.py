@@ -14,8 +14,6 @@ from studio.db.migrate import upgrade
 from studio.services.audit import AuditService
 from studio.services.brand_loras import BrandLoraService
 from studio.services.brands import BrandService
-from studio.services.credentials import CredentialsService
-from studio.services.credentials import ensure_at_start as ensure_content_credentials
 from studio.services.datasets import DatasetService
 from studio.services.doctor import DoctorService
 from studio.services.file_access import FileAccessService
@@ -39,7 +37,6 @@ class Services:
     brands: BrandService
     loras: BrandLoraService
     audit: AuditService
-    credentials: CredentialsService
     engines: EngineProvider
     generation: GenerationService
     templates: TemplateService
@@ -82,7 +79,6 @@ def build_services(
     """
     settings = settings or Settings.from_env()
     ensure_folders(settings)
-    ensure_content_credentials(settings)  # made on the first start; a missing or bad key stops the start
     if migrate:
         upgrade(settings)
     engine = make_engine(settings.database_url)
@@ -98,7 +94,6 @@ def build_services(
         brands=brands,
         loras=BrandLoraService(sessions, settings, brands),
         audit=AuditService(sessions),
-        credentials=CredentialsService(sessions, settings),
         engines=engines,
         generation=GenerationService(sessions, settings, engines),
         templates=TemplateService(sessions, settings, engines),
