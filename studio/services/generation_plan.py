@@ -1,73 +1,44 @@
-"""From what a user asks for to what is sent: the request, the plan, the prompt as sent, the number limits.
+"""From what a user asks for to what is sent: :class:`Planner` reads everything one request needs from the
+database and refuses bad input before anything runs; :class:`Plan` is what it read.
 
-:class:`GenerateInput` is what the form, the API and the CLI ask for (``None`` = the brand's default).
-:func:`assemble_prompt` builds the prompt as sent: the style template around the prompt as typed, with
-the trigger words of the LoRAs used; when the model's text encoder would not read all of it (CLIP: 75
-tokens, the embedded model: 14), the trigger words go first, so that they are never the part that is cut.
-:func:`number_problems` checks the numbers against the engine's limits
-(:mod:`studio.engine.limits`) and names every one out of range, so a form can say so next to each field;
-:func:`cap_problems` checks them against the tighter caps of the model's family (``Settings.family_limits``)
-and :func:`prompt_problems` the lengths of the prompts as typed.
-:class:`Plan` is everything read from the database for one request.
+The input is a :class:`~studio.services.generation_input.GenerateInput` (the form, the API, the CLI); the
+prompt as sent is built by :mod:`studio.services.generation_prompt`, the size and the banned terms are the
+brand's rules (:mod:`studio.services.generation_rules`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from studio.config import Settings
+from studio.db.models import Brand, ControlTemplate, LoraAdapter, LoraVersion, User
 from studio.engine.guidance_settings import Guidance
-from studio.engine.limits import (
-    MAX_BATCH,
-    MAX_CFG,
-    MAX_PROMPT_CHARS,
-    MAX_SEED,
-    MAX_STEPS,
-    MIN_CFG,
-    MIN_STEPS,
-    FamilyLimits,
+from studio.engine.limits import FamilyLimits, family_key
+from studio.errors import NotFoundError, StudioError, ValidationError
+from studio.services.brand_files import SAMPLERS, compact_guidance
+from studio.services.brand_models import Families, effective_model
+from studio.services.generation_input import (
+    GenerateInput,
+    cap_problems,
+    lora_weight,
+    number_problems,
+    prompt_problems,
 )
-from studio.errors import ValidationError
+from studio.services.generation_prompt import assemble_prompt, merge_negative
+from studio.services.generation_rules import refuse_banned, requested_size
+from studio.services.permissions import readable_brand, require_role
+from studio.services.views import Actor
+from studio.storage import home_path
 
-MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = 0.0, 1.5
-#: the numbers a request may ask for: field → (low, high, whole number)
-LIMITS: dict[str, tuple[float, float, bool]] = {
-    "cfg": (MIN_CFG, MAX_CFG, False),
-    "steps": (MIN_STEPS, MAX_STEPS, True),
-    "batch_size": (1, MAX_BATCH, True),
-    "seed": (0, MAX_SEED, True),
-}
-
-
-@dataclass(frozen=True)
-class GenerateInput:
-    """What a user asks for. ``None`` means the brand's default.
-
-    ``loras`` maps adapter name → weight (0–1.5; 0 leaves it out); adapters not named use their default
-    weight. ``size`` names one of the brand's size presets (or is ``WIDTHxHEIGHT``); ``width``/``height`` ask
-    for a custom size.
-    ``templates`` are layout template names of the brand.
-    ``guidance`` maps fields of :class:`studio.engine.guidance_settings.Guidance` (``{"method": "cfg"}`` is
-    plain CFG); None is the brand's default guidance.
-    """
-
-    brand: str
-    prompt: str
-    negative_prompt: str = ""
-    cfg: float | None = None
-    steps: int | None = None
-    seed: int | None = None
-    sampler: str | None = None
-    size: str | None = None
-    width: int | None = None
-    height: int | None = None
-    loras: Mapping[str, float] = field(default_factory=dict)
-    templates: Sequence[str] = ()
-    batch_size: int = 1
-    guidance: Mapping[str, Any] | None = None
+if TYPE_CHECKING:  # pragma: no cover
+    from studio.engine.generate import Engine
+    from studio.engine.request import GenerationRequest
 
 
 @dataclass(frozen=True)
@@ -120,146 +91,251 @@ class Plan:
     guidance: dict[str, Any] | None = None
 
 
-def merge_negative(brand_negative: str, user_negative: str) -> str:
-    """The brand's negative terms, then the user's that are not already there (comma separated)."""
-    terms: list[str] = []
-    seen: set[str] = set()
-    for text in (brand_negative, user_negative):
-        for term in (part.strip() for part in (text or "").split(",")):
-            if term and term.lower() not in seen:
-                seen.add(term.lower())
-                terms.append(term)
-    return ", ".join(terms)
+def stored_file(settings: Settings, stored: str | None) -> Path | None:
+    """The absolute path of a file stored under the studio's home (None for none)."""
+    if not stored:
+        return None
+    return home_path(settings.home, stored)
 
 
-def _word(term: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w-]){re.escape(term.strip())}(?![\w-])", re.IGNORECASE)
+def brand_for_generation(session: Session, actor: Actor, slug: str) -> tuple[User | None, Brand]:
+    """Marketers and admins who may read the brand (non-members get NotFoundError)."""
+    user = require_role(session, actor, "marketer")
+    if not isinstance(slug, str) or not slug.strip():
+        raise ValidationError("brand", "choose a brand")
+    brand, _ = readable_brand(session, actor, slug.strip())
+    return user, brand
 
 
-def apply_style(style_template: str, prompt: str, trigger_words: Sequence[str]) -> str:
-    """The style template around the prompt, then the trigger words that are not in it yet."""
-    text = (style_template or "{prompt}").replace("{prompt}", prompt.strip())
-    if not prompt.strip():  # the template alone (a counter's preview): no dangling comma
-        text = text.strip(" ,")
-    lowered = text.lower()
-    missing = [w for w in trigger_words if w.strip() and w.lower() not in lowered]
-    return ", ".join([text, *missing]) if missing else text
+class Planner:
+    """Turns a :class:`GenerateInput` into a :class:`Plan`, and a plan into the engine's request.
 
+    ``engine`` returns the process's engine (built on first use); ``template_problem(engine, template,
+    model)`` says why a template cannot be used with a model (None when it can)."""
 
-def assemble_prompt(
-    style_template: str,
-    prompt: str,
-    trigger_words: Sequence[str],
-    brand_words: Sequence[str] = (),
-    fits: Callable[[str], bool] | None = None,
-) -> str:
-    """The prompt as sent: the brand's order (:func:`apply_style`) when the model reads all of it
-    (``fits(text)``), else the trigger words first, so that they are never the part that is cut.
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Callable[[], Engine],
+        template_problem: Callable[[Engine, ControlTemplate, str], str | None],
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._template_problem = template_problem
 
-    First: ``trigger_words`` (of the LoRAs used), and ``brand_words`` (every trigger word of the brand) that
-    the template or the prompt has; each is taken out where it stood, so it is sent once:
-    ``"{prompt}, emberstyle"`` with ``"a circle"`` → ``"emberstyle, a circle"``. ``fits=None`` always puts
-    them first. (Not always first: a model trained on short captions with the trigger word last, like the
-    embedded one, draws noise when its 14 tokens start with a 10-letter trigger word.)
-    """
-    styled = apply_style(style_template, prompt, trigger_words)
-    if fits is not None and fits(styled):
-        return styled
-    text = (style_template or "{prompt}").replace("{prompt}", prompt.strip())
-    first: dict[str, str] = {}
-    for term in trigger_words:
-        if term.strip():
-            first.setdefault(term.strip().lower(), term.strip())
-    for term in brand_words:
-        if term.strip() and _word(term).search(text):
-            first.setdefault(term.strip().lower(), term.strip())
-    if not first:
-        return styled
-    for term in first.values():
-        text = _word(term).sub("", text)
-    text = re.sub(r"\s*,(\s*,)+", ",", text)  # the commas a removed word leaves
-    text = re.sub(r"\s{2,}", " ", text).strip(" ,")
-    return ", ".join([*first.values(), text]) if text else ", ".join(first.values())
+    # ------------------------------------------------------------------------------ about the model
 
+    def families(self) -> Families:
+        """Family lookups through the engine's cache of resolved models."""
+        return Families(lambda ref: self._engine().model_info(ref).family)
 
-def number_problems(request: GenerateInput) -> list[ValidationError]:
-    """Every number of ``request`` that is not a number, not whole where it must be, or out of range
-    (``None`` is the brand's default, fine); LoRA weights 0-1.5."""
-    problems = []
-    for name, (low, high, whole) in LIMITS.items():
-        value = getattr(request, name)
-        if value is None:
-            continue
+    def limits(self, model: str, families: Families | None = None) -> tuple[str, FamilyLimits]:
+        """The limits-table key of ``model`` (``embedded``, ``sd1``, …) and what one request may ask of it."""
+        key = family_key(model, (families or self.families())(model))
+        return key, self._settings.limits_for(key)
+
+    def fits(self, model: str) -> Callable[[str], bool]:
+        """Whether the model's text encoders read all of a prompt (a model that cannot be read: yes, and
+        generation says what is wrong with it)."""
+
+        def fits(text: str) -> bool:
+            try:
+                return not self._engine().count_tokens(text, model).truncated
+            except StudioError:
+                return True
+
+        return fits
+
+    def samplers(self, base_model: str) -> tuple[str, ...]:
+        """The samplers the brand's model can use (all known names when the model cannot be read)."""
         try:
-            check_number(name, value, low, high, whole=whole)
-        except ValidationError as problem:
-            problems.append(problem)
-    for adapter, weight in request.loras.items():
-        try:
-            lora_weight(adapter, weight)
-        except ValidationError as problem:
-            problems.append(problem)
-    if request.guidance is not None:
-        try:
-            Guidance.from_dict(request.guidance)
-        except ValidationError as problem:
-            problems.append(problem)
-    return problems
+            return tuple(self._engine().model_info(base_model).samplers)
+        except StudioError:
+            return SAMPLERS
 
+    def template_problem(self, template: ControlTemplate, model: str) -> str | None:
+        """Why ``template`` cannot be used with ``model`` (None when it can)."""
+        return self._template_problem(self._engine(), template, model)
 
-def check_number(name: str, value: Any, low: float, high: float, *, whole: bool = False) -> float:
-    """``value`` as a number in ``low``-``high`` (a whole number with ``whole``), else a ValidationError."""
-    if isinstance(value, bool):
-        raise ValidationError(name, "must be a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValidationError(name, f"must be a number, not {value!r}") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValidationError(name, "must be a finite number")
-    if whole and not number.is_integer():
-        raise ValidationError(name, f"{number:g} is not a whole number")
-    if not low <= number <= high:
-        raise ValidationError(name, f"{number:g} is outside {low:g}-{high:g}")
-    return number
+    # -------------------------------------------------------------------------------------- the plan
 
-
-def lora_weight(name: str, value: Any) -> float:
-    """A LoRA weight, 0-1.5 (a ValidationError naming ``loras.NAME`` otherwise)."""
-    return check_number(f"loras.{name}", value, MIN_LORA_WEIGHT, MAX_LORA_WEIGHT)
-
-
-def prompt_problems(prompt: str, negative_prompt: str) -> list[ValidationError]:
-    """The prompt and the negative prompt as typed, each at most ``MAX_PROMPT_CHARS`` characters."""
-    problems = []
-    for name, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
-        if isinstance(text, str) and len(text) > MAX_PROMPT_CHARS:
-            why = f"is {len(text):,} characters long; at most {MAX_PROMPT_CHARS:,} are allowed"
-            problems.append(ValidationError(name, why))
-    return problems
-
-
-def cap_problems(
-    limits: FamilyLimits, family: str, steps: Any, images: Any, size: tuple[int, int] | None
-) -> list[ValidationError]:
-    """What of ``steps``, ``images`` (per request) and ``size`` (width, height) is over the caps of the model
-    ``family`` (each a ValidationError naming the form's field); values that are not numbers are left to
-    :func:`number_problems`."""
-    problems = []
-    of = f"the limit for {family} models"
-    if isinstance(steps, int | float) and steps > limits.steps:
-        problems.append(ValidationError("steps", f"{steps:g} is more than {limits.steps} steps, {of}"))
-    if isinstance(images, int | float) and images > limits.images:
-        why = f"{images:g} images is more than {limits.images}, {of}"
-        problems.append(ValidationError("batch_size", why))
-    if size is not None and size[0] * size[1] > limits.pixels:
-        width, height = size
-        side = int(limits.pixels**0.5)
-        problems.append(
-            ValidationError(
-                "size",
-                f"{width}x{height} is {width * height:,} pixels, more than {limits.pixels:,} "
-                f"(about {side}x{side}), {of}",
-            )
+    def plan(self, session: Session, actor: Actor, request: GenerateInput, *, caps: bool = True) -> Plan:
+        """Everything one request needs from the database, with every refusal before it runs: the brand
+        and role, the prompts' lengths and banned terms, the size (a preset, or custom where allowed), the
+        numbers' ranges and, with ``caps``, the caps of the model's family."""
+        user, brand = brand_for_generation(session, actor, request.brand)
+        prompt = request.prompt if isinstance(request.prompt, str) else ""
+        if not prompt.strip():
+            raise ValidationError("prompt", "must not be empty")
+        negative = request.negative_prompt if isinstance(request.negative_prompt, str) else ""
+        for problem in prompt_problems(prompt, negative):
+            raise problem
+        refuse_banned(brand, prompt)
+        model = effective_model(brand, self._settings)
+        loras = self._loras(brand, request.loras, self.families().lora_misfits(brand, self._settings))
+        templates = self._templates(brand, request.templates, model)
+        width, height = requested_size(session, actor, brand, request)
+        trigger_words = [w for lora in loras for w in lora.trigger_words]
+        brand_words = [w for adapter in brand.adapters for w in adapter.trigger_words]
+        plan = Plan(
+            user_id=author_id(session, user),
+            brand_id=brand.id,
+            brand_slug=brand.slug,
+            base_model=model,
+            palette=tuple(brand.palette),
+            palette_threshold=brand.palette_threshold,
+            prompt=prompt,
+            negative_prompt=negative,
+            final_prompt=assemble_prompt(
+                brand.style_template, prompt, trigger_words, brand_words, self.fits(model)
+            ),
+            final_negative=merge_negative(brand.negative_prompt, negative),
+            cfg=brand.default_cfg if request.cfg is None else request.cfg,
+            steps=brand.default_steps if request.steps is None else request.steps,
+            sampler=request.sampler or brand.default_sampler,
+            guidance=self._guidance(brand, request, model),
+            seed=request.seed,
+            width=width,
+            height=height,
+            batch_size=request.batch_size,
+            loras=loras,
+            templates=templates,
         )
-    return problems
+        if caps:  # a number out of its absolute range is the engine's to name (the caps are within them)
+            numbers = {problem.field for problem in number_problems(request)}
+            for problem in self.cap_problems(plan):
+                if problem.field not in numbers:
+                    raise problem
+        return plan
+
+    def cap_problems(self, plan: Plan) -> list[ValidationError]:
+        """What of ``plan`` is over the caps of its model's family (size: the model's default when none)."""
+        family, limits = self.limits(plan.base_model)
+        size: tuple[int, int] | None = None
+        if plan.width is not None and plan.height is not None:
+            size = (plan.width, plan.height)
+        else:
+            try:
+                info = self._engine().model_info(plan.base_model)
+                size = (plan.width or info.default_width, plan.height or info.default_height)
+            except StudioError:
+                size = None  # a model that cannot be read: generation says so
+        return cap_problems(limits, family, plan.steps, plan.batch_size, size)
+
+    def engine_request(self, plan: Plan) -> GenerationRequest:
+        """The engine's request for ``plan`` (without its ControlNet units)."""
+        from studio.engine.request import GenerationRequest, LoraSpec
+
+        return GenerationRequest(
+            prompt=plan.final_prompt,
+            negative_prompt=plan.final_negative,
+            guidance_scale=plan.cfg,
+            num_inference_steps=plan.steps,
+            seed=plan.seed,
+            sampler=plan.sampler,
+            width=plan.width,
+            height=plan.height,
+            batch_size=plan.batch_size,
+            loras=tuple(
+                LoraSpec(lora.adapter, lora.path, lora.sha256, lora.weight, str(lora.version_id))
+                for lora in plan.loras
+            ),
+            prompt_typed=plan.prompt,
+            model=plan.base_model,
+            guidance=None if plan.guidance is None else Guidance.from_dict(plan.guidance),
+        )
+
+    # ------------------------------------------------------------------------------------ its parts
+
+    def _loras(
+        self, brand: Brand, weights: Mapping[str, float], misfits: Mapping[str, str]
+    ) -> tuple[LoraUse, ...]:
+        """The LoRAs to use; one that does not fit the brand's model (``misfits``: name → reason) is left
+        out, or refused when asked for by name with a weight above 0."""
+        adapters = {a.name: a for a in brand.adapters}
+        for name in weights:
+            if name not in adapters:
+                known = ", ".join(sorted(adapters)) or "none"
+                raise ValidationError("loras", f"brand {brand.slug} has no LoRA {name!r} (it has: {known})")
+        uses = []
+        for adapter in brand.adapters:
+            weight = weights.get(adapter.name, adapter.default_weight)
+            weight = lora_weight(adapter.name, weight)
+            version = adapter.active_version
+            if weight == 0.0 or version is None:
+                if adapter.name in weights and version is None and weight > 0:
+                    raise ValidationError(f"loras.{adapter.name}", "has no file yet (train or upload one)")
+                continue
+            reason = misfits.get(adapter.name)
+            if reason is not None:
+                if adapter.name in weights:
+                    raise ValidationError(
+                        f"loras.{adapter.name}", f"LoRA {adapter.name} cannot be used: {reason}"
+                    )
+                continue
+            uses.append(self._lora_use(adapter, version, weight))
+        return tuple(uses)
+
+    def _lora_use(self, adapter: LoraAdapter, version: LoraVersion, weight: float) -> LoraUse:
+        path = stored_file(self._settings, version.file_path)
+        if path is None or not path.is_file():
+            raise NotFoundError(f"LoRA {adapter.name}: its file {version.file_path} is missing")
+        return LoraUse(
+            adapter=adapter.name,
+            version_id=version.id,
+            sha256=version.sha256,
+            path=path,
+            weight=weight,
+            trigger_words=tuple(adapter.trigger_words),
+        )
+
+    def _templates(self, brand: Brand, names: Sequence[str], model: str) -> tuple[TemplateUse, ...]:
+        by_name = {t.name: t for t in brand.templates}
+        uses = []
+        for name in dict.fromkeys(n for n in names if n):
+            template = by_name.get(name)
+            if template is None:
+                known = ", ".join(sorted(by_name)) or "none"
+                raise ValidationError(
+                    "templates", f"brand {brand.slug} has no template {name!r} (it has: {known})"
+                )
+            problem = self.template_problem(template, model)
+            if problem is not None:
+                raise ValidationError("templates", f"template {name} cannot be used: {problem}")
+            uses.append(
+                TemplateUse(
+                    template_id=template.id,
+                    name=template.name,
+                    preprocessor=template.preprocessor,
+                    source_path=stored_file(self._settings, template.source_image_path),
+                    control_path=stored_file(self._settings, template.control_image_path),
+                    scale=template.conditioning_scale,
+                    start=template.guidance_start,
+                    end=template.guidance_end,
+                    controlnet=template.controlnet_model,
+                )
+            )
+        return tuple(uses)
+
+    def _guidance(self, brand: Brand, request: GenerateInput, model: str) -> dict[str, Any] | None:
+        """The request's guidance (checked), else the brand's default; a brand default does not apply to
+        a FLUX model (distilled guidance: the engine would refuse it), a request's own is refused there."""
+        if request.guidance is not None:
+            return compact_guidance(Guidance.from_dict(request.guidance))
+        if brand.default_guidance and self.families()(model) == "flux":
+            return None
+        return brand.default_guidance or None
+
+
+def author_id(session: Session, user: User | None) -> int:
+    """The author's id; the system actor (CLI) generates as the first admin."""
+    if user is not None:
+        return user.id
+    from studio.db.models import UserRole
+
+    first_admin = session.scalar(
+        select(User.id).join(UserRole).where(UserRole.role == "admin").order_by(User.id).limit(1)
+    )
+    if first_admin is None:
+        raise ValidationError("user", "no user to record as the author; pass --user NAME")
+    return int(first_admin)

@@ -1,6 +1,6 @@
 """The brand's rules on what a request may ask for, before anything runs: the size (a preset, or a custom
 size where allowed) and the banned terms. The caps per model family and the prompt lengths are in
-:mod:`studio.services.generation_plan` (they need no database).
+:mod:`studio.services.generation_input` (they need no database).
 
 Sizes: a request names one of the brand's presets (or gives its width and height). A ``WIDTHxHEIGHT``
 outside them is accepted when an admin allows custom sizes for the brand (``brands.allow_custom_sizes``),
@@ -20,7 +20,7 @@ from studio.db.generation_models import Image
 from studio.db.models import Brand
 from studio.errors import ValidationError
 from studio.services.banned_terms import banned_term_in
-from studio.services.generation_plan import GenerateInput
+from studio.services.generation_input import GenerateInput
 from studio.services.views import Actor
 from studio.services.visibility import visibility_clause
 

@@ -35,7 +35,7 @@ from studio.engine.recipe import PARAMETERS_CHUNK, RECIPE_CHUNK, Recipe
 from studio.errors import NotFoundError, ValidationError
 from studio.services.gallery import GalleryService
 from studio.services.generation import GenerateInput, GenerationOptions, GenerationResult, GenerationService
-from studio.services.generation_plan import MAX_LORA_WEIGHT, MIN_LORA_WEIGHT
+from studio.services.generation_input import MAX_LORA_WEIGHT, MIN_LORA_WEIGHT
 from studio.services.permissions import require_role
 from studio.services.views import Actor
 from studio.services.visibility import visibility_clause

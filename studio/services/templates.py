@@ -20,7 +20,8 @@ from studio.errors import ConflictError, ValidationError
 from studio.services import audit
 from studio.services.brand_files import NAME_RE
 from studio.services.brand_models import effective_model
-from studio.services.generation import EngineProvider, control_map_size
+from studio.services.generation import EngineProvider
+from studio.services.generation_controls import control_map_size
 from studio.services.permissions import readable_brand, require_admin
 from studio.services.views import Actor, ControlTemplateView
 from studio.storage import ContentStore, stored_path

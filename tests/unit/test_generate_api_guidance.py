@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from studio.services.generation_plan import number_problems
+from studio.services.generation_input import number_problems
 from studio.ui.generate_api import request_from_fields
 
 

@@ -56,7 +56,7 @@ def test_trigger_words_go_first_and_the_counter_names_what_is_cut(studio: Any) -
 
 
 def test_trigger_words_move_first_only_when_the_prompt_is_cut() -> None:
-    from studio.services.generation_plan import assemble_prompt
+    from studio.services.generation_prompt import assemble_prompt
 
     args = ("{prompt}, emberstyle", "a circle", ["emberstyle"])
     assert assemble_prompt(*args, fits=lambda text: True) == "a circle, emberstyle"  # the brand's order
