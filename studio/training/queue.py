@@ -9,6 +9,10 @@ A running job's worker writes a **heartbeat**; a job whose heartbeat is older th
 ``interrupted`` (on worker start and periodically). **Cancel** of a queued job is immediate; of a running one
 it sets ``cancel_requested``, which the worker reads every training step. **Resume** puts an
 interrupted/failed/cancelled job back in the queue, to continue from its last checkpoint.
+
+**Fair share.** Within a priority, the claim goes round the users who have jobs waiting, the one served
+least recently first (:func:`next_queued`); :meth:`JobQueue.check_user_limit` caps what one user may have
+queued or running at once (``STUDIO_MAX_QUEUED_PER_USER`` for generation requests).
 """
 
 from __future__ import annotations
@@ -16,15 +20,17 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.db import load_all_models
 from studio.db.base import utcnow
+from studio.db.models import User
 from studio.db.training_models import Job, JobCheckpoint
 from studio.errors import ConflictError, NotFoundError
 
@@ -70,6 +76,43 @@ class Control:
     lost: bool = False  # the job is no longer ours (marked interrupted, or finished by someone else)
 
 
+def next_queued(session: Session, kinds: Sequence[str] | None = None) -> int | None:
+    """The id of the job to claim next, or None: among the queued jobs of ``kinds`` with the highest
+    priority, the oldest one of the user whose last job (of those kinds) started longest ago, users never
+    served first. This round-robin between users means one user's batch of 64 waits behind one request of
+    each other user, not the other way round. On PostgreSQL the row is read ``FOR UPDATE SKIP LOCKED``
+    (a row another claim holds is passed over); if every job of the chosen user is held, any queued job."""
+    queued = [Job.status == "queued"] + ([Job.kind.in_(kinds)] if kinds is not None else [])
+    top = session.scalar(select(func.max(Job.priority)).where(*queued))
+    if top is None:
+        return None
+    queued.append(Job.priority == top)
+    waiting = dict(
+        session.execute(select(Job.created_by, func.min(Job.id)).where(*queued).group_by(Job.created_by))
+        .tuples()
+        .all()
+    )
+    served_of = [Job.created_by.in_(list(waiting)), Job.started_at.is_not(None)]
+    if kinds is not None:
+        served_of.append(Job.kind.in_(kinds))
+    served = dict(
+        session.execute(
+            select(Job.created_by, func.max(Job.started_at)).where(*served_of).group_by(Job.created_by)
+        )
+        .tuples()
+        .all()
+    )
+    never = datetime.min.replace(tzinfo=UTC)
+    user = min(waiting, key=lambda name: (served.get(name) or never, waiting[name]))
+    locking = session.get_bind().dialect.name in SKIP_LOCKED_DIALECTS
+    for where in ([*queued, Job.created_by == user], queued):
+        query = select(Job.id).where(*where).order_by(Job.id).limit(1)
+        candidate = session.scalar(query.with_for_update(skip_locked=True) if locking else query)
+        if candidate is not None:
+            return candidate
+    return None
+
+
 class JobQueue:
     """Queue operations; each call is one short transaction of its own."""
 
@@ -77,6 +120,23 @@ class JobQueue:
         self._sessions = sessions
 
     # ------------------------------------------------------------------------------------- producers
+
+    @staticmethod
+    def check_user_limit(session: Session, user: str, kinds: Sequence[str], limit: int) -> None:
+        """Refuse (ConflictError) a new job of ``user`` who already has ``limit`` jobs of ``kinds`` queued or
+        running. On PostgreSQL the user's row is locked first, so two requests at once cannot both pass."""
+        if session.get_bind().dialect.name in SKIP_LOCKED_DIALECTS:
+            session.execute(select(User.id).where(User.username == user).with_for_update())
+        count = session.scalar(
+            select(func.count(Job.id)).where(
+                Job.created_by == user, Job.kind.in_(kinds), Job.status.in_(("queued", "running"))
+            )
+        )
+        if count is not None and count >= limit:
+            raise ConflictError(
+                f"you already have {count} generation request{'s' if count != 1 else ''} waiting or running "
+                f"(at most {limit} at a time): wait for one to finish, then try again"
+            )
 
     @staticmethod
     def enqueue(
@@ -146,14 +206,15 @@ class JobQueue:
 
     # --------------------------------------------------------------------------------------- workers
 
-    def claim(self, worker_id: str, *, attempts: int = 5) -> ClaimedJob | None:
-        """Atomically take the next queued job (highest priority, then oldest); None if there is none."""
+    def claim(
+        self, worker_id: str, *, attempts: int = 5, kinds: Sequence[str] | None = None
+    ) -> ClaimedJob | None:
+        """Atomically take the next queued job of ``kinds`` (job kinds; None: any): the highest priority
+        first, and within it the oldest job of the user served least recently (see :func:`next_queued`);
+        None if there is none."""
         for _ in range(attempts):
             with self._sessions.begin() as session:
-                next_job = select(Job.id).where(Job.status == "queued").order_by(Job.priority.desc(), Job.id)
-                if session.get_bind().dialect.name in SKIP_LOCKED_DIALECTS:
-                    next_job = next_job.with_for_update(skip_locked=True)
-                candidate = session.scalar(next_job.limit(1))
+                candidate = next_queued(session, kinds)
                 if candidate is None:
                     return None
                 now = utcnow()
