@@ -33,6 +33,9 @@ VARIABLES: dict[str, str] = {
     "of that model family, e.g. pixels=1024x1024,images=4,steps=50 (keys left out keep their default)",
     "max_queued_per_user": "STUDIO_MAX_QUEUED_PER_USER: generation requests one user may have waiting or "
     "running in the web app at once (default 4)",
+    "max_queue_size": "STUDIO_MAX_QUEUE_SIZE: requests the web app's queue holds for all users together "
+    "(Gradio's queue; past it a request is told the queue is full). Default 256: 50 users with "
+    "STUDIO_MAX_QUEUED_PER_USER generation requests each, and room for the page's other events",
     "c2pa_cert": "STUDIO_C2PA_CERT: an organisation's Content Credentials certificate chain (PEM, signing "
     "certificate first; with STUDIO_C2PA_KEY). Unset: this install's own, made at the first start",
     "c2pa_key": "STUDIO_C2PA_KEY: the ES256 private key (PEM) of STUDIO_C2PA_CERT; keep it mode 0600",
@@ -76,6 +79,7 @@ class Settings:
     #: (model family, what one request may ask of it), see :meth:`limits_for` and :mod:`studio.engine.limits`
     family_limits: tuple[tuple[str, FamilyLimits], ...] = tuple(DEFAULT_FAMILY_LIMITS.items())
     max_queued_per_user: int = 4
+    max_queue_size: int = 256  # Gradio's queue, all users together
     upload_quota_mb: int = 500  # per user, in Gradio's upload cache at once
     upload_cache_minutes: int = 120  # cached uploads older than this are deleted
     #: Content Credentials: an organisation's chain and key (None: this install's, see studio.provenance)
@@ -136,6 +140,7 @@ class Settings:
             raise SettingsError(f"STUDIO_DEMO_BRANDS must be 1 or 0, not {demo_text!r}")
         upload_quota_mb = _positive_int(env, "STUDIO_UPLOAD_QUOTA_MB", 500)
         upload_cache_minutes = _positive_int(env, "STUDIO_UPLOAD_CACHE_MINUTES", 120)
+        max_queue_size = _positive_int(env, "STUDIO_MAX_QUEUE_SIZE", 256)
         c2pa_cert, c2pa_key, c2pa_trust = _c2pa_paths(env, home)
         return cls(
             home=home,
@@ -150,6 +155,7 @@ class Settings:
             upload_cache_minutes=upload_cache_minutes,
             family_limits=family_limits_from_env(env),
             max_queued_per_user=int(queued_text),
+            max_queue_size=max_queue_size,
             c2pa_cert=c2pa_cert,
             c2pa_key=c2pa_key,
             c2pa_trust=c2pa_trust,

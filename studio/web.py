@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(os.environ["GRADIO_TEMP_DIR"]), max_age_s=settings.upload_cache_minutes * 60
     ).start()
     demo = build_ui(services)
-    demo.queue(default_concurrency_limit=1, max_size=64)
+    demo.queue(default_concurrency_limit=1, max_size=settings.max_queue_size)  # STUDIO_MAX_QUEUE_SIZE
     print(f"Brand Studio on http://{settings.host}:{settings.port} (data in {settings.home})", flush=True)
     worker = None
     if not args.no_worker:  # training runs in its own process: a crash there never takes the app down
