@@ -79,6 +79,8 @@ class Brand(Base):
     default_size: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: whether a size outside ``size_presets`` (``WIDTHxHEIGHT``) may be asked for (an admin's choice)
     allow_custom_sizes: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Content Credentials: put the prompts in the signed manifest (off: campaign prompts stay confidential)
+    credentials_include_prompt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     default_cfg: Mapped[float] = mapped_column(Float, default=7.0)
     default_steps: Mapped[int] = mapped_column(Integer, default=20)
     default_sampler: Mapped[str] = mapped_column(String(32), default="Euler a")

@@ -13,10 +13,12 @@ import c2pa
 from PIL import Image, UnidentifiedImageError
 
 from studio.provenance.manifest import APPROVAL_LABEL, RECIPE_LABEL
-from studio.provenance.sign import ProvenanceError, sdk_context
+from studio.provenance.sign import PNG_SIGNATURE, ProvenanceError, sdk_context
 
 #: the validation states that mean "the manifests validate" (Trusted: the signer chains to a trusted root)
 VALID_STATES = ("Valid", "Trusted")
+#: the one failure code that leaves a manifest valid: its signer is not among the trusted roots
+UNTRUSTED = "signingCredential.untrusted"
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,14 @@ class Verification:
 
     @property
     def valid(self) -> bool:
-        """The manifests validate and the hard binding (the file's bytes) matches."""
-        return self.state in VALID_STATES and self.hard_binding and not self.failures
+        """The manifests validate and the hard binding (the file's bytes) matches (trusted or not)."""
+        serious = [f for f in self.failures if not f.startswith(UNTRUSTED)]
+        return self.state in VALID_STATES and self.hard_binding and not serious
+
+    @property
+    def trusted(self) -> bool:
+        """The signer chains to a trusted root (this studio's CA or ``STUDIO_C2PA_TRUST``)."""
+        return self.state == "Trusted"
 
 
 def pixel_sha256(png: bytes) -> str | None:
@@ -97,6 +105,8 @@ def _summary(label: str, data: dict[str, Any]) -> ManifestSummary:
 
 def verify_png(png: bytes, anchors_pem: bytes = b"") -> Verification:
     """Read ``png``'s manifest store with the SDK (trusting ``anchors_pem``) and check the recorded pixels."""
+    if not png.startswith(PNG_SIGNATURE):
+        raise ProvenanceError("not a PNG image")
     try:
         with sdk_context(anchors_pem) as context:
             reader = c2pa.Reader.try_create("image/png", io.BytesIO(png), None, context)
@@ -165,7 +175,9 @@ def describe(verification: Verification) -> list[str]:
     verdict = "validates" if verification.valid else "DOES NOT VALIDATE"
     binding = "matches" if verification.hard_binding else "does NOT match"
     lines.append(f"validation: {state}, {verdict}; hard binding (c2pa.hash.data) {binding}")
-    lines += [f"   failure: {failure}" for failure in verification.failures]
+    if not verification.trusted:
+        lines.append("   signer: not chained to a trusted root (this studio's CA or STUDIO_C2PA_TRUST)")
+    lines += [f"   failure: {f}" for f in verification.failures if not f.startswith(UNTRUSTED)]
     pixels = {True: "yes", False: "NO", None: "unknown (no pixel hash recorded)"}[verification.pixels_match]
     lines.append(f"pixels match the recorded sha256: {pixels}")
     return lines

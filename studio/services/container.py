@@ -14,6 +14,8 @@ from studio.db.migrate import upgrade
 from studio.services.audit import AuditService
 from studio.services.brand_loras import BrandLoraService
 from studio.services.brands import BrandService
+from studio.services.credentials import CredentialsService
+from studio.services.credentials import ensure_at_start as ensure_content_credentials
 from studio.services.datasets import DatasetService
 from studio.services.doctor import DoctorService
 from studio.services.file_access import FileAccessService
@@ -37,6 +39,7 @@ class Services:
     brands: BrandService
     loras: BrandLoraService
     audit: AuditService
+    credentials: CredentialsService
     engines: EngineProvider
     generation: GenerationService
     templates: TemplateService
@@ -79,6 +82,7 @@ def build_services(
     """
     settings = settings or Settings.from_env()
     ensure_folders(settings)
+    ensure_content_credentials(settings)  # made on the first start; a missing or bad key stops the start
     if migrate:
         upgrade(settings)
     engine = make_engine(settings.database_url)
@@ -94,6 +98,7 @@ def build_services(
         brands=brands,
         loras=BrandLoraService(sessions, settings, brands),
         audit=AuditService(sessions),
+        credentials=CredentialsService(sessions, settings),
         engines=engines,
         generation=GenerationService(sessions, settings, engines),
         templates=TemplateService(sessions, settings, engines),

@@ -1,14 +1,17 @@
-"""Export of approved images as a zip: the original PNGs (recipes embedded), ``metadata.csv`` and
-``metadata.json``, written atomically. Pending and rejected images are never included."""
+"""Export of approved images as a zip: the PNGs (recipes embedded), ``metadata.csv`` and ``metadata.json``,
+written atomically. Pending and rejected images are never included. Each exported PNG carries a second
+Content Credentials manifest recording the approval, with the created image as its ingredient (the pixels
+and text chunks are the original's; ``file_sha256`` in the metadata is the exported file's)."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +27,7 @@ from studio.db.models import User
 from studio.db.review_models import Review
 from studio.errors import NotFoundError, ValidationError
 from studio.services import audit
+from studio.services.credentials import approved_png
 from studio.services.gallery_query import GalleryFilter, filtered_query
 from studio.services.views import Actor
 from studio.services.visibility import image_number
@@ -95,7 +99,7 @@ class GalleryExport:
             if len(rows) > MAX_EXPORT:
                 raise ValidationError("export", f"more than {MAX_EXPORT} images match; narrow the filter")
             records = self._records(session, rows)
-        self._write_zip(target, records)
+        self._write_zip(target, records, sign=approved_png(self._settings))
         exported = tuple(int(r["id"]) for r in records)
         with self._sessions.begin() as session:
             audit.record(session, actor, "export.create", str(target), images=list(exported))
@@ -147,16 +151,20 @@ class GalleryExport:
         return records
 
     @staticmethod
-    def _write_zip(target: Path, records: list[dict[str, Any]]) -> None:
+    def _write_zip(
+        target: Path, records: list[dict[str, Any]], sign: Callable[[dict[str, Any], bytes], bytes]
+    ) -> None:
         public = [{k: v for k, v in r.items() if k != "_source"} for r in records]
-        csv_text = io.StringIO()
-        writer = csv.DictWriter(csv_text, fieldnames=list(public[0]), lineterminator="\n")
-        writer.writeheader()
-        for record in public:
-            writer.writerow({**record, "recipe": json.dumps(record["recipe"], sort_keys=True)})
         with atomic_writer(target) as fh, zipfile.ZipFile(fh, "w") as archive:
-            for record in records:
-                archive.write(record["_source"], record["file"], compress_type=zipfile.ZIP_STORED)
+            for record, shown in zip(records, public, strict=True):
+                data = sign(record, record["_source"].read_bytes())
+                shown["file_sha256"] = hashlib.sha256(data).hexdigest()
+                archive.writestr(record["file"], data, compress_type=zipfile.ZIP_STORED)
+            csv_text = io.StringIO()
+            writer = csv.DictWriter(csv_text, fieldnames=list(public[0]), lineterminator="\n")
+            writer.writeheader()
+            for record in public:
+                writer.writerow({**record, "recipe": json.dumps(record["recipe"], sort_keys=True)})
             archive.writestr("metadata.csv", csv_text.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
             archive.writestr(
                 "metadata.json",

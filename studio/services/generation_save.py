@@ -3,7 +3,8 @@
 :meth:`GenerationSaver.save` writes the files atomically first and adds the generation, its images and the
 audit event in one transaction; if that fails the files are removed again, so a generation is saved whole
 or not at all (InvokeAI's ``images_default`` pattern). Each saved image also gets a link under its download
-name (``<brand>-<id>-<seed>.png``).
+name (``<brand>-<id>-<seed>.png``). Every PNG is signed with Content Credentials (C2PA, see
+:mod:`studio.services.credentials`) before it is written; pixels and text chunks stay as they were.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from studio.db.base import utcnow
 from studio.db.generation_models import Generation, GenerationLora, GenerationTemplate, Image
 from studio.errors import StudioError
 from studio.services import audit
+from studio.services.credentials import generated_signer
 from studio.services.generation_plan import Plan
 from studio.services.views import Actor
 from studio.storage import atomic_write_bytes
@@ -93,12 +95,13 @@ class GenerationSaver:
         from studio.engine.recipe import png_metadata
         from studio.palette import palette_score
 
+        sign = generated_signer(self._sessions, self._settings, plan)  # C2PA signing: fails before writes
         written: list[Path] = []
         rows: list[Image] = []
         day = utcnow().strftime("%Y%m%d")
         try:
             for item in images:
-                data = png_bytes(item.image, png_metadata(item.recipe))
+                data = sign(item, png_bytes(item.image, png_metadata(item.recipe)))
                 relative = f"{plan.brand_slug}/{day}/{uuid.uuid4().hex}.png"
                 path = self._settings.images_dir / relative
                 atomic_write_bytes(path, data)

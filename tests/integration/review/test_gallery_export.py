@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from helpers import files_under
+from PIL import Image
 from review_support import MAX, MIA, OLGA, REX, RITA, generate_images
 from sqlalchemy import text
 
@@ -123,7 +124,8 @@ def test_export_holds_only_approved_images_with_metadata(
         )
         original = studio.generation.get_image(MIA, plain[0]).path
         packed = archive.read(f"images/{plain[0]}.png")
-        assert packed == original.read_bytes()  # the same file: embedded recipe and parameters intact
+        with Image.open(io.BytesIO(packed)) as exported, Image.open(original) as saved:  # + approval's C2PA
+            assert exported.tobytes() == saved.tobytes() and exported.text == saved.text  # pixels, chunks
         (tmp_path / "x.png").write_bytes(packed)
         assert read_recipe(tmp_path / "x.png").seed == studio.gallery.detail(MIA, plain[0]).item.seed
         assert "Seed: " in (read_parameters(tmp_path / "x.png") or "")
