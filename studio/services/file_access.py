@@ -7,7 +7,9 @@ does not exist, so a link reveals nothing:
 - a generated image follows the gallery's rule (:mod:`studio.services.visibility`);
 - training samples and quality-gate images (files a job's checkpoint names) are for admins;
 - an export zip is for the user who made it (its ``export.create`` audit event names them);
-- a brand LoRA's export file is for admins and the brand's members.
+- a brand LoRA's export file is for admins and the brand's members;
+- a layout template's pictures (its source image, its control map) are for admins and the brand's members;
+- a dataset's images are for admins (as the Training tab).
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.config import Settings
-from studio.db.models import AuditEvent, JobCheckpoint
+from studio.db.models import AuditEvent, ControlTemplate, DatasetImage, JobCheckpoint
 from studio.errors import NotFoundError, PermissionDeniedError
-from studio.services.permissions import actor_user
+from studio.services.permissions import actor_user, readable_brand
 from studio.services.views import Actor
 from studio.services.visibility import visible_image
 from studio.storage.paths import home_path
@@ -31,6 +33,9 @@ from studio.storage.paths import home_path
 EXPORT_NAME = re.compile(r"^export-[0-9]{8}-[0-9]{6}-[0-9a-f]{32}\.zip$")
 #: The image sets of a checkpoint: its samples, and the quality gate's four sets.
 TRAINING_SETS = ("samples", "lora", "lora_plain", "base", "base_plain")
+#: A template's pictures: ``picture`` is its source image (its control map when it has none), as the Generate
+#: form's tiles show it; ``control`` is the control map.
+TEMPLATE_PICTURES = ("picture", "control")
 
 
 class FileAccessService:
@@ -88,6 +93,44 @@ class FileAccessService:
             if session.scalar(maker.limit(1)) is None:
                 raise NotFoundError(f"{what} not found")
         return self._existing(path, what)
+
+    def template(self, actor: Actor, brand: str, name: str, picture: str) -> Path:
+        """A picture (:data:`TEMPLATE_PICTURES`) of a brand's layout template (admins and its members)."""
+        what = f"template {brand}/{name} ({picture})"
+        if picture not in TEMPLATE_PICTURES:
+            raise NotFoundError(f"{what} not found")
+        with self._sessions() as session:
+            _known_user(session, actor)
+            try:
+                row, _ = readable_brand(session, actor, brand)
+            except NotFoundError:
+                raise NotFoundError(f"{what} not found") from None
+            template = session.scalar(
+                select(ControlTemplate).where(
+                    ControlTemplate.brand_id == row.id, ControlTemplate.name == name
+                )
+            )
+            if template is None:
+                raise NotFoundError(f"{what} not found")
+            stored = template.control_image_path
+            if picture == "picture":
+                stored = template.source_image_path or stored
+        if not stored:
+            raise NotFoundError(f"{what} not found")
+        return self._existing(home_path(self._settings.home, stored), what)
+
+    def dataset_image(self, actor: Actor, dataset_id: Any, image_id: Any) -> Path:
+        """Image ``image_id`` of dataset ``dataset_id`` (admins only)."""
+        what = f"dataset image {dataset_id}/{image_id}"
+        with self._sessions() as session:
+            user = _known_user(session, actor)
+            if user is not None and "admin" not in user.role_names:
+                raise NotFoundError(f"{what} not found")
+            image = session.get(DatasetImage, _number(image_id, what))
+            if image is None or image.dataset_id != _number(dataset_id, what):
+                raise NotFoundError(f"{what} not found")
+            stored = image.file_path
+        return self._existing(home_path(self._settings.home, stored), what)
 
     def lora(self, actor: Actor, slug: str, adapter: str, version: Any, fmt: str) -> Path:
         """A brand LoRA version's export file (admins and the brand's members; see

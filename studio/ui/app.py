@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from studio.services.container import Services
 from studio.services.users import StudioOverview
 from studio.ui import account, brands_tab, gallery_tab, generate_tab, review_tab, training_tab, users_tab
+from studio.ui.cached_files import CachedFiles, CachedLinks
 from studio.ui.common import actor_of, shown_to_user
 from studio.ui.file_access import StudioFiles
 from studio.ui.http_guards import OriginGuard, QueueOwners
@@ -173,6 +174,7 @@ def launch_options(services: Services) -> dict[str, Any]:
     (studio files go through :mod:`studio.ui.file_access`) and the HTTP guards of :mod:`studio.ui.http_guards`
     and :mod:`studio.ui.upload_guard`."""
     settings = services.settings
+    cached = CachedFiles()  # Gradio's cached files, each named by a link bound to one user
     return {
         "server_name": settings.host,
         "server_port": settings.port,
@@ -191,8 +193,9 @@ def launch_options(services: Services) -> dict[str, Any]:
                 Middleware(OriginGuard),  # another site's requests: refused first
                 Middleware(SessionGuard, users=services.users),  # sign-ins; ended sessions are logged out
                 Middleware(LoginPageScript),  # a lockout's reason on the login page
-                Middleware(StudioFiles, files=services.files),
+                Middleware(StudioFiles, files=services.files, cached=cached),
                 Middleware(QueueOwners),
+                Middleware(CachedLinks, cached=cached),  # no upload answer or event shows a cached path
                 Middleware(UploadQuota, quota_mb=settings.upload_quota_mb),
             ]
         },

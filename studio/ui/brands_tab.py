@@ -13,6 +13,7 @@ from studio.services.brand_files import PREPROCESSORS, SAMPLERS, BrandSpec, spec
 from studio.services.container import Services
 from studio.services.views import Actor, BrandView
 from studio.ui.common import actor_of, shown_to_user, split_list, swatches_html
+from studio.ui.file_access import linked_image, template_link
 from studio.ui.forms import checked_image, keeps_form, require
 from studio.ui.lora_files_block import render_lora_download
 
@@ -276,7 +277,8 @@ def render(services: Services) -> dict[str, Any]:
             controlnet_model=controlnet or None,
         )
         gr.Info(f"Template {made.name} saved for {made.brand_slug}.")
-        return show_brand(made.brand_slug, request), str(made.control_image_path), ""
+        control_map = template_link(request, made.brand_slug, made.name, "control")
+        return show_brand(made.brand_slug, request), control_map, ""
 
     @keeps_form(outputs=2, status=1)
     def grant(slug: str | None, username: str | None, request: gr.Request) -> tuple[str, str]:
@@ -385,7 +387,7 @@ def render(services: Services) -> dict[str, Any]:
         )
         with gr.Row():
             t_image = checked_image(label="Layout image", sources=["upload"], height=220)
-            t_map = gr.Image(
+            t_map = linked_image(  # a preview (cached) or, once saved, the template's control map (a link)
                 label="Control map (preview)", type="pil", format="png", interactive=False, height=220
             )
         with gr.Row():

@@ -7,7 +7,8 @@ file path is copied into Gradio's cache (``GRADIO_TEMP_DIR``) and sent as ``{"pa
 (or guessed) one got the file, whatever the gallery would show them.
 
 Instead, handlers hand components a link: ``<root>/studio/files/<kind>/<ref…>/<name>`` — an image by its
-id, a training image by job, step, set and index, an export by its (random) file name. Gradio keeps an
+id, a training image by job, step, set and index, an export by its (random) file name, a layout template's
+picture by brand and name, a dataset image by dataset and image id. Gradio keeps an
 ``http(s)`` URL as it is (Gallery as a value; :func:`linked_image` and :func:`linked_file` do the same for
 Image and File, which would otherwise fetch it on the server): it is never copied into the cache, ``path``
 and ``url`` both hold the link, and no server path reaches the page. ``<root>`` is the app's public address
@@ -17,7 +18,9 @@ as Gradio itself works it out for its own file URLs (``X-Forwarded-Host`` / ``-P
 :class:`~studio.services.file_access.FileAccessService`, which reads the database as it is now (a revoke
 or a disable ends access at once). Anyone else, a bad link and a missing file all get the same 404.
 ``gradio_client`` downloads a result as ``/gradio_api/file=<link>``: that is answered the same way.
-``launch_options`` gives Gradio no ``allowed_paths``, so ``/gradio_api/file=`` serves only its own cache.
+``launch_options`` gives Gradio no ``allowed_paths``, so ``/gradio_api/file=`` serves only its own cache, and
+what Gradio caches (uploads, PIL images a handler returns) is named by a link bound to one user
+(``cached`` links: :mod:`studio.ui.cached_files`), never by its path.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 import anyio
@@ -35,9 +38,12 @@ from gradio.data_classes import FileData
 from gradio_client.utils import is_http_url_like
 from starlette.responses import FileResponse, PlainTextResponse
 
-from studio.errors import StudioError
+from studio.errors import NotFoundError, StudioError
 from studio.services.file_access import FileAccessService
 from studio.services.views import Actor
+
+if TYPE_CHECKING:
+    from studio.ui.cached_files import CachedFiles
 
 ROUTE = "/studio/files"
 GRADIO_FILE = "/gradio_api/file="
@@ -73,6 +79,16 @@ def image_link(request: gr.Request | None, image_id: int, name: str | None = Non
 
 def export_link(request: gr.Request | None, path: Path) -> str:
     return file_link(request, "export", path.name)
+
+
+def template_link(request: gr.Request | None, brand: str, name: str, picture: str = "picture") -> str:
+    """A layout template's picture: ``picture`` (its source image, else its control map) or ``control``."""
+    return file_link(request, "template", brand, name, picture, f"{name}-{picture}.png")
+
+
+def dataset_link(request: gr.Request | None, dataset_id: int, image_id: int, name: str) -> str:
+    """A dataset's image (``name``: the download name)."""
+    return file_link(request, "dataset", dataset_id, image_id, name)
 
 
 def training_link(job_id: int, step: int, image_set: str, index: int, name: str) -> str:
@@ -128,7 +144,9 @@ def logged_in_user(scope: dict[str, Any]) -> str | None:
     return tokens.get(token) if token else None
 
 
-def resolver(files: FileAccessService, kind: str, parts: list[str]) -> Callable[[Actor], Path] | None:
+def resolver(
+    files: FileAccessService, kind: str, parts: list[str], cached: CachedFiles | None = None
+) -> Callable[[Actor], Path] | None:
     """The service call that a link's kind and parts name (None: not a link the studio makes)."""
     if kind == "image" and len(parts) == 2:
         return lambda actor: files.image(actor, parts[0])
@@ -139,7 +157,20 @@ def resolver(files: FileAccessService, kind: str, parts: list[str]) -> Callable[
         return lambda actor: files.export(actor, parts[0])
     if kind == "lora" and len(parts) == 5:  # brand, adapter, version, format, name (issue 17)
         return lambda actor: files.lora(actor, *parts[:4])
+    if kind == "template" and len(parts) == 4:  # brand, template, picture, name
+        return lambda actor: files.template(actor, *parts[:3])
+    if kind == "dataset" and len(parts) == 3:  # dataset, image, name
+        return lambda actor: files.dataset_image(actor, parts[0], parts[1])
+    if kind == "cached" and len(parts) == 2 and cached is not None:  # token, name
+        return lambda actor: _held(cached, parts[0], actor)
     return None
+
+
+def _held(cached: CachedFiles, token: str, actor: Actor) -> Path:
+    found = cached.path_for(token, actor.username)
+    if found is None:
+        raise NotFoundError("file not found")
+    return found
 
 
 def link_path(path: str) -> str | None:
@@ -149,6 +180,8 @@ def link_path(path: str) -> str | None:
         return path
     if path.startswith(GRADIO_FILE):
         named = unquote(path[len(GRADIO_FILE) :])
+        if named.startswith(ROUTE + "/"):  # the page shows an upload as /gradio_api/file=<its cached link>
+            return named
         if is_http_url_like(named):
             inner = urlsplit(named).path
             return inner if inner.startswith(ROUTE + "/") else None
@@ -158,9 +191,10 @@ def link_path(path: str) -> str | None:
 class StudioFiles:
     """ASGI middleware: answers ``GET``/``HEAD /studio/files/…`` (see the module docstring); others pass."""
 
-    def __init__(self, app: Any, files: FileAccessService) -> None:
+    def __init__(self, app: Any, files: FileAccessService, cached: CachedFiles | None = None) -> None:
         self.app = app
         self.files = files
+        self.cached = cached
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = link_path(scope.get("path", "")) if scope["type"] == "http" else None
@@ -171,7 +205,7 @@ class StudioFiles:
             await PlainTextResponse("Method not allowed", status_code=405)(scope, receive, send)
             return
         kind, *parts = [unquote(p) for p in path[len(ROUTE) + 1 :].split("/")]
-        find = resolver(self.files, kind, parts)
+        find = resolver(self.files, kind, parts, self.cached)
         username = logged_in_user(scope)
         found: Path | None = None
         if find is not None and username:

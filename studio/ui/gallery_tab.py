@@ -425,7 +425,7 @@ def _wire_remix(
             ask = services.gallery.remix(actor, image_id)
             recipe = gr.update(value=remix_json(ask), visible=True)
             try:
-                form = target.fill(actor, ask)
+                form = target.fill(actor, ask, request)
             except PermissionDeniedError:  # reviewers do not generate: the recipe to read is all they get
                 skipped = [gr.skip()] * (1 + len(target.outputs))
                 return [recipe, f"The recipe of #{image_id} (generating needs the marketer role).", *skipped]

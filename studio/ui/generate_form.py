@@ -22,7 +22,7 @@ from studio.services.generation import (  # ui reads engine types through servic
     Guidance,
     PromptCheck,
 )
-from studio.ui.file_access import image_link
+from studio.ui.file_access import image_link, template_link
 from studio.ui.generate_api import request_from_fields
 from studio.ui.text import escape_markdown
 
@@ -380,11 +380,14 @@ def size_info(options: GenerationOptions) -> str:
     return f"The brand's channel sizes, or type WIDTHxHEIGHT{most}."
 
 
-def form_updates(options: GenerationOptions, ask: GenerateInput | None) -> list[Any]:
+def form_updates(
+    options: GenerationOptions, ask: GenerateInput | None, request: gr.Request | None = None
+) -> list[Any]:
     """cfg, steps, sampler, size, LoRA names, templates, thumbnails, the model note, the LoRA sliders and
     the guidance:
     the brand's defaults, or ``ask``'s values where it has them (a remix). LoRAs and templates that do
-    not fit the brand's model are disabled (weight 0) or left out of the choices, with the reason."""
+    not fit the brand's model are disabled (weight 0) or left out of the choices, with the reason. The
+    thumbnails are links to the templates' pictures (:func:`template_link`; none without a ``request``)."""
     ask = ask or GenerateInput(brand=options.brand_slug, prompt="")
     off = dict(options.lora_issues)
     # the LoRAs that fit the brand's model first: the disabled ones never take a slider from a usable one
@@ -417,7 +420,11 @@ def form_updates(options: GenerationOptions, ask: GenerateInput | None) -> list[
         gr.update(choices=sizes, value=size_value, info=size_info(options)),
         [name for name, _, _ in loras],
         gr.update(choices=usable, value=[t for t in ask.templates if t in usable]),
-        [(image, name) for name, image in options.thumbnails if image is not None and name in usable],
+        [
+            (template_link(request, options.brand_slug, name), name)
+            for name, image in options.thumbnails
+            if image is not None and name in usable and request is not None
+        ],
         availability(options),
         *lora_updates,
         gr.update(value=guidance_label(ask.guidance), info=guidance_info(options)),

@@ -91,15 +91,16 @@ if (!window.__studioGenerateKeys) {
 class RemixTarget:
     """The Generate form, for another tab to fill with a recipe (the Gallery's Remix).
 
-    ``fill(actor, request)`` returns one value per component of ``outputs``: the brand, the prompts, seed,
-    size, CFG, steps, sampler, LoRA weights and templates of ``request`` (a service refusal propagates,
-    e.g. for reviewers, who do not generate). It also leaves ``request`` as the pending remix, which the
-    brand's change event applies instead of the brand's defaults (until the user picks a brand), so the
-    recipe wins over them.
+    ``fill(actor, ask, request)`` returns one value per component of ``outputs``: the brand, the prompts,
+    seed, size, CFG, steps, sampler, LoRA weights and templates of ``ask`` (a service refusal propagates,
+    e.g. for reviewers, who do not generate); ``request`` is the Gradio request of the event that fills
+    the form (the template tiles are links on its address). It also leaves ``ask`` as the pending remix,
+    which the brand's change event applies instead of the brand's defaults (until the user picks a brand),
+    so the recipe wins over them.
     """
 
     outputs: tuple[Any, ...]
-    fill: Callable[[Actor, GenerateInput], list[Any]]
+    fill: Callable[[Actor, GenerateInput, gr.Request], list[Any]]
 
 
 def _session(request: gr.Request | None) -> str:
@@ -317,9 +318,9 @@ def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict
         with shown_to_user():
             options: GenerationOptions = generation.options(actor_of(request), slug)
         remix = pending if pending is not None and pending.brand == slug else None
-        return [*form_updates(options, remix), *cleared]
+        return [*form_updates(options, remix, request), *cleared]
 
-    def fill(actor: Actor, ask: GenerateInput) -> list[Any]:
+    def fill(actor: Actor, ask: GenerateInput, request: gr.Request) -> list[Any]:
         options = generation.options(actor, ask.brand)
         return [
             gr.update(value=ask.brand),
@@ -327,7 +328,7 @@ def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict
             ask.negative_prompt,
             "" if ask.seed is None else str(ask.seed),
             ask.batch_size,
-            *form_updates(options, ask),
+            *form_updates(options, ask, request),
             ask,
         ]
 

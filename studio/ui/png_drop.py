@@ -59,7 +59,7 @@ def connect(services: Any, drop: gr.File, note: gr.Markdown, brand: gr.Dropdown,
             if not path:  # the file was cleared
                 return [gr.skip(), gr.skip(), *[gr.skip()] * len(target.outputs)]
             settings = restore.read(actor, path, fallback_brand=current_brand or None)
-            form = target.fill(actor, settings.request)
+            form = target.fill(actor, settings.request, request)
         return [note_text(settings, Path(path).name), None, *form]  # the zone is empty for the next PNG
 
     drop.upload(settings_from_png, [drop, brand], [note, drop, *target.outputs], api_visibility="private")
