@@ -45,6 +45,7 @@ from studio.engine.request import (
     check_seed,
     integer,
     number,
+    recipe_settings,
 )
 from studio.engine.tokens import TokenCount, count_tokens, known_words
 from studio.errors import CancelledError, ModelError, NotFoundError, ValidationError
@@ -389,19 +390,10 @@ class Engine:
                 base_model_hash=model.content_hash,
                 a1111_model_hash=a1111_hash_of_model,
                 family=model.family,
-                prompt=req.prompt,
-                prompt_typed=req.prompt_typed if req.prompt_typed is not None else req.prompt,
-                negative_prompt=req.negative_prompt,
-                sampler=prepared.sampler,
-                steps=int(req.num_inference_steps),
-                guidance_scale=float(req.guidance_scale),
-                seed=seed,
-                width=prepared.width,
-                height=prepared.height,
+                **recipe_settings(replace(req, seed=seed)),  # the request's fields under the recipe's keys
                 loras=loras,
                 controls=controls,
                 versions=versions,
-                guidance=None if req.guidance is None else req.guidance.to_dict(),
             )
             results.append(GeneratedImage(image=image.convert("RGB"), seed=seed, recipe=recipe, index=index))
         return results

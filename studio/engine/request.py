@@ -2,8 +2,8 @@
 between a request and a stored :class:`~studio.engine.recipe.Recipe`.
 
 A request speaks diffusers' names (``guidance_scale``, ``num_inference_steps``) from the planner down to
-the pipeline call. The recipe JSON keeps its own keys (``steps``), which existing PNGs carry;
-:func:`request_from_recipe` makes a request from a recipe.
+the pipeline call. The recipe JSON keeps its own keys (``steps``), which existing PNGs carry: the two are
+mapped here only (:data:`RECIPE_KEYS`), by :func:`recipe_settings` and :func:`request_from_recipe`.
 
 Limits (each a ValidationError naming the field): prompt 1-2000 characters, ``guidance_scale`` 1-30,
 ``num_inference_steps`` 1-150, ``batch_size`` 1-``max_batch`` (8), LoRA weights 0-1.5, at most 4 ControlNet
@@ -195,6 +195,32 @@ def integer(field_name: str, value: Any) -> int:
 
 # ----------------------------------------------------------------------------------- recipe mapping
 
+#: request field → recipe key, for what a recipe keeps of a request (the recipe JSON's keys stay as they are,
+#: so the recipes in existing PNGs regenerate as before)
+RECIPE_KEYS: dict[str, str] = {
+    "prompt": "prompt",
+    "prompt_typed": "prompt_typed",
+    "negative_prompt": "negative_prompt",
+    "sampler": "sampler",
+    "num_inference_steps": "steps",
+    "guidance_scale": "guidance_scale",
+    "seed": "seed",
+    "width": "width",
+    "height": "height",
+}
+
+
+def recipe_settings(request: GenerationRequest) -> dict[str, Any]:
+    """The recipe's fields for a validated ``request`` (seed, sampler and size filled in), under the recipe's
+    keys: the settings that make its first image again (the model, LoRAs and controls are added by the
+    engine, which knows their files)."""
+    settings = {key: getattr(request, field) for field, key in RECIPE_KEYS.items()}
+    settings["prompt_typed"] = request.prompt if request.prompt_typed is None else request.prompt_typed
+    settings["steps"] = int(request.num_inference_steps)
+    settings["guidance_scale"] = float(request.guidance_scale)
+    settings["guidance"] = None if request.guidance is None else request.guidance.to_dict()
+    return settings
+
 
 def request_from_recipe(
     recipe: Recipe,
@@ -233,18 +259,10 @@ def request_from_recipe(
             )
         )
     return GenerationRequest(
-        prompt=recipe.prompt,
-        negative_prompt=recipe.negative_prompt,
-        guidance_scale=recipe.guidance_scale,
-        num_inference_steps=recipe.steps,
-        seed=recipe.seed,
-        sampler=recipe.sampler,
-        width=recipe.width,
-        height=recipe.height,
+        **{field: getattr(recipe, key) for field, key in RECIPE_KEYS.items()},
         batch_size=1,
         loras=tuple(loras),
         controls=tuple(controls),
-        prompt_typed=recipe.prompt_typed,
         model=recipe.base_model,
         model_revision=recipe.base_model_revision,
         guidance=None if recipe.guidance is None else Guidance.from_dict(recipe.guidance),

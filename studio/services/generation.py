@@ -172,8 +172,8 @@ class GenerationService:
         with self._sessions() as session:
             plan = self._planner.plan(session, actor, request)
         return PromptPreview(
-            prompt=plan.final_prompt,
-            negative_prompt=plan.final_negative,
+            prompt=plan.request.prompt,
+            negative_prompt=plan.request.negative_prompt,
             trigger_words=tuple(w for lora in plan.loras for w in lora.trigger_words),
             loras=tuple((lora.adapter, lora.weight) for lora in plan.loras),
         )
@@ -198,7 +198,7 @@ class GenerationService:
         with self._sessions() as session:
             plan = self._planner.plan(session, actor, request)
         engine = self.engine
-        engine_request = self._planner.engine_request(plan)
+        engine_request = plan.request
         if plan.templates:  # a missing control map is made and stored: refuse bad input before that
             engine_request = self._controls.with_controls(engine, plan, engine.validate(engine_request))
         # otherwise the engine validates everything before it runs, and files are only written after it
@@ -238,7 +238,7 @@ class GenerationService:
             caps = [p for p in self._planner.cap_problems(plan) if p.field not in numbers]
             problems += caps
             if not problems:
-                self.engine.validate(self._planner.engine_request(plan))
+                self.engine.validate(plan.request)
         except ValidationError as problem:
             if problem.field not in numbers:
                 problems.append(problem)
@@ -344,9 +344,7 @@ class GenerationService:
         made), so it need not be one of the brand's presets.
         """
         with self._sessions() as session:
-            plan, engine_request, recipe = recipe_plan(
-                session, self._settings, self._controls, actor, image_id
-            )
+            plan, recipe = recipe_plan(session, self._settings, self._controls, actor, image_id)
         for problem in self._planner.cap_problems(plan):
             raise problem
         engine = self.engine
@@ -356,7 +354,7 @@ class GenerationService:
             raise ModelError(
                 f"the recipe's base model {recipe.base_model!r} is not available: {exc}"
             ) from None
-        return self._run_and_save(actor, plan, engine_request, progress, cancel)
+        return self._run_and_save(actor, plan, plan.request, progress, cancel)
 
     def pull_model(self, actor: Actor, repo_id: str, revision: str | None = None) -> Path:
         """Download a hub model's safetensors, configs and tokenizer files (admins); fails fast offline."""

@@ -20,6 +20,7 @@ from studio.config import Settings
 from studio.db.models import Brand, ControlTemplate, LoraAdapter, LoraVersion, User
 from studio.engine.guidance_settings import Guidance
 from studio.engine.limits import FamilyLimits, family_key
+from studio.engine.request import GenerationRequest, LoraSpec
 from studio.errors import NotFoundError, StudioError, ValidationError
 from studio.services.brand_files import SAMPLERS, compact_guidance
 from studio.services.brand_models import Families, effective_model
@@ -38,7 +39,6 @@ from studio.storage import home_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from studio.engine.generate import Engine
-    from studio.engine.request import GenerationRequest
 
 
 @dataclass(frozen=True)
@@ -66,29 +66,28 @@ class TemplateUse:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything read from the database for one request (so the engine runs outside any transaction)."""
+    """Everything read from the database for one request (so the engine runs outside any transaction).
+
+    ``request`` is what the engine is asked for, in diffusers' names (the prompts as sent, the brand's
+    defaults filled in; without the templates' ControlNet units, which
+    :class:`~studio.services.generation_controls.ControlMaps` adds). The rest is what the rows record: the
+    author and brand, the prompts as typed, the LoRA versions and templates used."""
 
     user_id: int
     brand_id: int
     brand_slug: str
-    base_model: str
     palette: tuple[str, ...]
     palette_threshold: float | None
     prompt: str
     negative_prompt: str
-    final_prompt: str
-    final_negative: str
-    cfg: float
-    steps: int
-    sampler: str
-    seed: int | None
-    width: int | None
-    height: int | None
-    batch_size: int
+    request: GenerationRequest
     loras: tuple[LoraUse, ...]
     templates: tuple[TemplateUse, ...]
-    #: the non-default Guidance fields to generate with; None = plain CFG
-    guidance: dict[str, Any] | None = None
+
+    @property
+    def base_model(self) -> str:
+        """The model the request runs on."""
+        return self.request.model or ""
 
 
 def stored_file(settings: Settings, stored: str | None) -> Path | None:
@@ -108,7 +107,8 @@ def brand_for_generation(session: Session, actor: Actor, slug: str) -> tuple[Use
 
 
 class Planner:
-    """Turns a :class:`GenerateInput` into a :class:`Plan`, and a plan into the engine's request.
+    """Turns a :class:`GenerateInput` (the user's words: ``cfg``, ``steps``) into a :class:`Plan` whose
+    request speaks diffusers' (``guidance_scale``, ``num_inference_steps``).
 
     ``engine`` returns the process's engine (built on first use); ``template_problem(engine, template,
     model)`` says why a template cannot be used with a model (None when it can)."""
@@ -177,27 +177,35 @@ class Planner:
         width, height = requested_size(session, actor, brand, request)
         trigger_words = [w for lora in loras for w in lora.trigger_words]
         brand_words = [w for adapter in brand.adapters for w in adapter.trigger_words]
+        author = author_id(session, user)
+        sent = assemble_prompt(brand.style_template, prompt, trigger_words, brand_words, self.fits(model))
+        engine_request = GenerationRequest(  # the user's words (cfg, steps) become diffusers' here, once
+            prompt=sent,
+            negative_prompt=merge_negative(brand.negative_prompt, negative),
+            guidance_scale=brand.default_cfg if request.cfg is None else request.cfg,
+            num_inference_steps=brand.default_steps if request.steps is None else request.steps,
+            seed=request.seed,
+            sampler=request.sampler or brand.default_sampler,
+            width=width,
+            height=height,
+            batch_size=request.batch_size,
+            loras=tuple(
+                LoraSpec(lora.adapter, lora.path, lora.sha256, lora.weight, str(lora.version_id))
+                for lora in loras
+            ),
+            prompt_typed=prompt,
+            model=model,
+            guidance=self._guidance(brand, request, model),
+        )
         plan = Plan(
-            user_id=author_id(session, user),
+            user_id=author,
             brand_id=brand.id,
             brand_slug=brand.slug,
-            base_model=model,
             palette=tuple(brand.palette),
             palette_threshold=brand.palette_threshold,
             prompt=prompt,
             negative_prompt=negative,
-            final_prompt=assemble_prompt(
-                brand.style_template, prompt, trigger_words, brand_words, self.fits(model)
-            ),
-            final_negative=merge_negative(brand.negative_prompt, negative),
-            cfg=brand.default_cfg if request.cfg is None else request.cfg,
-            steps=brand.default_steps if request.steps is None else request.steps,
-            sampler=request.sampler or brand.default_sampler,
-            guidance=self._guidance(brand, request, model),
-            seed=request.seed,
-            width=width,
-            height=height,
-            batch_size=request.batch_size,
+            request=engine_request,
             loras=loras,
             templates=templates,
         )
@@ -211,39 +219,17 @@ class Planner:
     def cap_problems(self, plan: Plan) -> list[ValidationError]:
         """What of ``plan`` is over the caps of its model's family (size: the model's default when none)."""
         family, limits = self.limits(plan.base_model)
+        request = plan.request
         size: tuple[int, int] | None = None
-        if plan.width is not None and plan.height is not None:
-            size = (plan.width, plan.height)
+        if request.width is not None and request.height is not None:
+            size = (request.width, request.height)
         else:
             try:
                 info = self._engine().model_info(plan.base_model)
-                size = (plan.width or info.default_width, plan.height or info.default_height)
+                size = (request.width or info.default_width, request.height or info.default_height)
             except StudioError:
                 size = None  # a model that cannot be read: generation says so
-        return cap_problems(limits, family, plan.steps, plan.batch_size, size)
-
-    def engine_request(self, plan: Plan) -> GenerationRequest:
-        """The engine's request for ``plan`` (without its ControlNet units)."""
-        from studio.engine.request import GenerationRequest, LoraSpec
-
-        return GenerationRequest(
-            prompt=plan.final_prompt,
-            negative_prompt=plan.final_negative,
-            guidance_scale=plan.cfg,
-            num_inference_steps=plan.steps,
-            seed=plan.seed,
-            sampler=plan.sampler,
-            width=plan.width,
-            height=plan.height,
-            batch_size=plan.batch_size,
-            loras=tuple(
-                LoraSpec(lora.adapter, lora.path, lora.sha256, lora.weight, str(lora.version_id))
-                for lora in plan.loras
-            ),
-            prompt_typed=plan.prompt,
-            model=plan.base_model,
-            guidance=None if plan.guidance is None else Guidance.from_dict(plan.guidance),
-        )
+        return cap_problems(limits, family, request.num_inference_steps, request.batch_size, size)
 
     # ------------------------------------------------------------------------------------ its parts
 
@@ -317,14 +303,18 @@ class Planner:
             )
         return tuple(uses)
 
-    def _guidance(self, brand: Brand, request: GenerateInput, model: str) -> dict[str, Any] | None:
+    def _guidance(self, brand: Brand, request: GenerateInput, model: str) -> Guidance | None:
         """The request's guidance (checked), else the brand's default; a brand default does not apply to
-        a FLUX model (distilled guidance: the engine would refuse it), a request's own is refused there."""
-        if request.guidance is not None:
-            return compact_guidance(Guidance.from_dict(request.guidance))
-        if brand.default_guidance and self.families()(model) == "flux":
-            return None
-        return brand.default_guidance or None
+        a FLUX model (distilled guidance: the engine would refuse it), a request's own is refused there.
+        None is plain CFG."""
+        chosen: Mapping[str, Any] | None = request.guidance
+        if chosen is None:
+            if brand.default_guidance and self.families()(model) == "flux":
+                return None
+            chosen = brand.default_guidance or None
+        else:
+            chosen = compact_guidance(Guidance.from_dict(chosen))
+        return None if chosen is None else Guidance.from_dict(chosen)
 
 
 def author_id(session: Session, user: User | None) -> int:

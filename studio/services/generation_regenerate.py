@@ -27,13 +27,12 @@ from studio.services.visibility import visible_image
 
 if TYPE_CHECKING:  # pragma: no cover
     from studio.engine.recipe import Recipe
-    from studio.engine.request import GenerationRequest
 
 
 def recipe_plan(
     session: Session, settings: Settings, controls: ControlMaps, actor: Actor, image_id: int
-) -> tuple[Plan, GenerationRequest, Recipe]:
-    """The plan, the engine's request and the recipe that make image ``image_id`` again, for ``actor``
+) -> tuple[Plan, Recipe]:
+    """The plan (with the engine's request) and the recipe that make image ``image_id`` again, for ``actor``
     (who must see the image and be a marketer or an admin). A LoRA file or control map that is no longer
     there is a ValidationError naming it."""
     from studio.engine.recipe import Recipe
@@ -63,24 +62,16 @@ def recipe_plan(
         )
         for t in generation.templates
     )
+    request = request_from_recipe(recipe, lora_paths, control_images)
     plan = Plan(
         user_id=user.id if user is not None else generation.user_id,
         brand_id=brand.id,
         brand_slug=brand.slug,
-        base_model=recipe.base_model,
         palette=tuple(brand.palette),
         palette_threshold=brand.palette_threshold,
         prompt=generation.prompt,
         negative_prompt=generation.negative_prompt,
-        final_prompt=recipe.prompt,
-        final_negative=recipe.negative_prompt,
-        cfg=recipe.guidance_scale,
-        steps=recipe.steps,
-        sampler=recipe.sampler,
-        seed=recipe.seed,
-        width=recipe.width,
-        height=recipe.height,
-        batch_size=1,
+        request=request,
         loras=tuple(
             LoraUse(
                 adapter=lora.adapter_name,
@@ -94,7 +85,7 @@ def recipe_plan(
         ),
         templates=templates,
     )
-    return plan, request_from_recipe(recipe, lora_paths, control_images), recipe
+    return plan, recipe
 
 
 def lora_files(session: Session, settings: Settings, recipe: Recipe) -> dict[str, str | Path]:

@@ -21,6 +21,7 @@ from studio.errors import PermissionDeniedError, ValidationError
 from studio.services.container import Services
 from studio.services.gallery import Comparison, GalleryFilter, GalleryPage, remix_json
 from studio.ui.common import actor_of, shown_to_user
+from studio.ui.credentials_block import badge_handler, render_badge
 from studio.ui.file_access import export_link, image_link, linked_file, linked_image
 from studio.ui.generate_queue import UserQueue, client_gone
 from studio.ui.generate_tab import RemixTarget
@@ -198,6 +199,7 @@ def render(services: Services) -> dict[str, Any]:
         with gr.Column(scale=2):
             facts = gr.Markdown("_Click an image to open it._", elem_id="gallery-facts")
             palette = gr.HTML(elem_id="gallery-palette")
+            credentials_badge, credentials_details = render_badge()  # Content Credentials (C2PA)
             gr.Markdown("#### Review history")
             history = gr.Markdown(elem_id="gallery-history")
             with gr.Row():
@@ -376,7 +378,9 @@ def render(services: Services) -> dict[str, Any]:
     # what the tab shows stays as it was.
     quiet = {"show_progress": "hidden"}
     opened = [image, facts, palette, history, recipe, current, remix, lightbox]
-    grid.select(open_image, page_ids, opened, **quiet)
+    grid.select(open_image, page_ids, opened, **quiet).then(
+        badge_handler(services), current, [credentials_badge, credentials_details], **quiet
+    )
     grid.preview_close(lambda: False, None, lightbox, queue=False)
     regenerate_btn.click(
         lambda i: f"Regenerating #{i}…" if i is not None else gr.skip(), current, message, queue=False

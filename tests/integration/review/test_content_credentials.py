@@ -188,3 +188,62 @@ def test_a_missing_or_unreadable_key_is_a_clear_error_never_half_an_image(
         key.write_bytes(saved_key)
         forget_credentials()
     assert generate_images(studio, MIA)
+
+
+def test_the_gallery_badge_reads_the_image_file(studio: Any) -> None:
+    from review_support import OLGA
+
+    from studio.errors import NotFoundError
+    from studio.ui.credentials_block import badge_markdown, details_markdown
+
+    (image_id,) = generate_images(studio, MIA)
+    found = studio.credentials.check_image(MIA, image_id)
+    assert "✅ **Content Credentials** · AI-generated, validates" in badge_markdown(found)
+    assert "signed by Brand Studio signer" in badge_markdown(found)
+    assert "actions: c2pa.created (trainedAlgorithmicMedia)" in details_markdown(found)
+    with pytest.raises(NotFoundError):
+        studio.credentials.check_image(OLGA, image_id)  # not a member of the brand: not even a badge
+
+
+def test_credentials_init_from_the_shell(tmp_path: Path) -> None:
+    env = {"STUDIO_HOME": str(tmp_path / "home")}
+    made = CliRunner().invoke(app, ["credentials", "init", "--organisation", "Acme Corp"], env=env)
+    assert made.exit_code == 0 and "signing as: Acme Corp signer" in made.output
+    assert (tmp_path / "home" / "credentials" / "signer.key").stat().st_mode & 0o777 == 0o600
+    again = CliRunner().invoke(app, ["credentials", "init"], env=env)
+    assert again.exit_code == 1 and "already holds" in again.output and "--force" in again.output
+    shown = CliRunner().invoke(app, ["credentials", "show"], env=env)
+    assert shown.exit_code == 0 and "valid until: 20" in shown.output
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_the_badge_in_chromium(studio: Any, server: str) -> None:
+    import shutil
+
+    from review_support import PASSWORD
+    from support.chromium import CHROMIUM, CHROMIUM_ARGS
+
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    generate_images(studio, MIA)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            page.goto(server.rstrip("/") + "/")
+            page.get_by_label("username").fill("mia")
+            page.get_by_label("password").fill(PASSWORD)
+            page.get_by_role("button", name="Login", exact=True).click()
+            page.get_by_text("Signed in as mia").wait_for(timeout=30_000)
+            page.get_by_role("tab", name="Gallery").click()
+            page.get_by_role("button", name="Search").click()
+            page.get_by_text("image(s)").first.wait_for(timeout=30_000)
+            page.locator("#gallery-grid button.thumbnail-item").first.click()
+            page.get_by_text("AI-generated, validates").wait_for(timeout=30_000)
+            page.get_by_text("Content Credentials: details").click()
+            page.get_by_text("actions: c2pa.created (trainedAlgorithmicMedia)").wait_for(timeout=30_000)
+        finally:
+            browser.close()
