@@ -120,21 +120,21 @@ def _over_form(body: Callable[[dict[str, Any], gr.Request], Any], name: str) -> 
     def handler(  # noqa: PLR0913
         brand: str | None,
         prompt: str | None,
-        negative_prompt: str | None,
-        cfg: float | None,
-        steps: float | None,
-        sampler: str | None,
-        size: str | None,
-        batch_size: float | None,
-        seed: str | float | None,
-        lora_names: list[str] | None,
-        templates: list[str] | None,
-        lora_0: float,
-        lora_1: float,
-        lora_2: float,
-        lora_3: float,
-        guidance: str | None,
-        request: gr.Request,
+        negative_prompt: str | None = None,
+        cfg: float | None = None,
+        steps: float | None = None,
+        sampler: str | None = None,
+        size: str | None = None,
+        batch_size: float | None = None,
+        seed: str | float | None = None,
+        lora_names: list[str] | None = None,
+        templates: list[str] | None = None,
+        lora_0: float | None = None,
+        lora_1: float | None = None,
+        lora_2: float | None = None,
+        lora_3: float | None = None,
+        guidance: str | None = None,
+        request: gr.Request | None = None,
     ) -> Any:
         given = locals()
         return body({field: given[field] for field in FORM_FIELDS}, request)
@@ -161,7 +161,9 @@ def render(services: Services) -> dict[str, Any]:
             negative = gr.Textbox(
                 label="Negative prompt", lines=1, info="Merged with the brand's negative prompt."
             )
-            cfg = gr.Number(label="CFG scale", value=7, step=0.5, info=CFG_HINT, elem_id="gen-cfg")
+            # no value of their own: the brand's defaults fill them (an API client that leaves them out
+            # gets the brand's, as with /generate_api and the CLI)
+            cfg = gr.Number(label="CFG scale", value=None, step=0.5, info=CFG_HINT, elem_id="gen-cfg")
             guidance = gr.Dropdown(
                 label="Guidance",
                 choices=list(GUIDANCE_PRESETS),
@@ -170,7 +172,7 @@ def render(services: Services) -> dict[str, Any]:
                 elem_id="gen-guidance",
             )
             with gr.Row(equal_height=True):
-                steps = gr.Number(label="Steps", value=20, precision=None, step=1, info="1-150.")
+                steps = gr.Number(label="Steps", value=None, precision=None, step=1, info="1-150.")
                 batch = gr.Number(label="Images", value=1, step=1, info="1-8 per run.")
             with gr.Row(equal_height=True):
                 sampler = gr.Dropdown(
