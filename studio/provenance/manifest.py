@@ -12,6 +12,7 @@ XMP packet that says the same for readers without C2PA. Pure data: nothing here 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
@@ -24,6 +25,14 @@ GENERATOR = "Brand Studio"
 IPTC_SOURCE_TYPES = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 TRAINED_ALGORITHMIC_MEDIA = IPTC_SOURCE_TYPES + "trainedAlgorithmicMedia"
 COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = IPTC_SOURCE_TYPES + "compositeWithTrainedAlgorithmicMedia"
+#: the digital source type of each edit kind: a repainted region or new border is a composite; img2img and
+#: upscale redraw the whole image
+EDIT_SOURCE_TYPES = {
+    "inpaint": COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    "expand": COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    "img2img": TRAINED_ALGORITHMIC_MEDIA,
+    "upscale": TRAINED_ALGORITHMIC_MEDIA,
+}
 RECIPE_LABEL = "com.brandstudio.recipe"
 APPROVAL_LABEL = "com.brandstudio.approval"
 
@@ -75,18 +84,27 @@ def recipe_assertion(
         "pixel_sha256": pixel_sha256,
         "prompt_included": include_prompt,
     }
+    edit = getattr(recipe, "edit", None)  # an edited image (issue 19): kind, strength, source and parent
+    if edit is not None:
+        data["edit"] = {k: v for k, v in asdict(edit).items() if v is not None}
     if include_prompt:
         data |= {"prompt": recipe.prompt, "negative_prompt": recipe.negative_prompt}
     return {"label": RECIPE_LABEL, "data": data}
 
 
-def created_manifest(title: str, recipe_data: dict[str, Any]) -> dict[str, Any]:
-    """A new image made by the model."""
+def created_manifest(
+    title: str,
+    recipe_data: dict[str, Any],
+    *,
+    source_type: str = TRAINED_ALGORITHMIC_MEDIA,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """A new image made by the model (``source_type`` composite: from a source that has no manifest)."""
     created = {
         "action": "c2pa.created",
-        "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
+        "digitalSourceType": source_type,
         "softwareAgent": _agent(),
-        "description": f"generated with {recipe_data['data']['base_model']}",
+        "description": description or f"generated with {recipe_data['data']['base_model']}",
     }
     return _base(title) | {
         "assertions": [{"label": "c2pa.actions", "data": {"actions": [created]}}, recipe_data]

@@ -117,10 +117,19 @@ def sign_png(
         raise ProvenanceError(f"the image could not be signed (Content Credentials): {error}") from None
 
 
-def sign_generated(settings: Settings, png: bytes, recipe_data: dict[str, Any], *, title: str) -> bytes:
+def sign_generated(
+    settings: Settings,
+    png: bytes,
+    recipe_data: dict[str, Any],
+    *,
+    title: str,
+    source_type: str = mf.TRAINED_ALGORITHMIC_MEDIA,
+    description: str | None = None,
+) -> bytes:
     """A generated image: XMP added, then a ``c2pa.created`` manifest with ``recipe_data``
     (:func:`studio.provenance.manifest.recipe_assertion`)."""
-    return sign_png(settings, with_xmp(png), mf.created_manifest(title, recipe_data))
+    definition = mf.created_manifest(title, recipe_data, source_type=source_type, description=description)
+    return sign_png(settings, with_xmp(png, source_type), definition)
 
 
 def sign_edited(

@@ -10,11 +10,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.config import Settings
+from studio.db.generation_models import Image
 from studio.db.models import Brand
 from studio.errors import NotFoundError
 from studio.provenance import manifest as mf
 from studio.provenance.keys import ensure_credentials
-from studio.provenance.sign import credentials_for, forget_credentials, sign_approved, sign_generated
+from studio.provenance.sign import (
+    credentials_for,
+    forget_credentials,
+    sign_approved,
+    sign_edited,
+    sign_generated,
+)
 from studio.provenance.verify import Verification, describe, verify_png
 from studio.services import audit
 from studio.services.permissions import readable_brand, require_admin
@@ -39,8 +46,10 @@ def ensure_at_start(settings: Settings) -> bool:
 def generated_signer(
     sessions: sessionmaker[Session], settings: Settings, plan: Plan
 ) -> Callable[[GeneratedImage, bytes], bytes]:
-    """``sign(item, png)``: ``png`` (one image of ``plan``) signed with a ``c2pa.created`` manifest. The
-    credentials and the brand's prompt setting are read here, before any file is written."""
+    """``sign(item, png)``: ``png`` (one image of ``plan``) signed with a ``c2pa.created`` manifest, or, when
+    its recipe says it is an edit (``recipe.edit``), a ``c2pa.edited`` one with the parent image (from the
+    gallery) as ingredient. The credentials and the brand's prompt setting are read here, before any file
+    is written."""
     from studio.engine.control import image_sha256
 
     credentials_for(settings)
@@ -57,9 +66,34 @@ def generated_signer(
             pixel_sha256=image_sha256(item.image),
             include_prompt=include_prompt,
         )
-        return sign_generated(settings, png, data, title=f"{plan.brand_slug}-{item.seed}.png")
+        title = f"{plan.brand_slug}-{item.seed}.png"
+        edit = getattr(item.recipe, "edit", None)
+        if edit is None:
+            return sign_generated(settings, png, data, title=title)
+        kind = str(edit.kind)
+        source_type = mf.EDIT_SOURCE_TYPES.get(kind, mf.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA)
+        description = f"{kind} at strength {edit.strength:g}"
+        parent = _parent_png(sessions, settings, edit.parent_image_id)
+        if parent is None:  # a source from outside the studio: only its hash is known (in the recipe data)
+            return sign_generated(
+                settings, png, data, title=title, source_type=source_type, description=description
+            )
+        return sign_edited(
+            settings, png, parent, data, title=title, description=description, source_type=source_type
+        )
 
     return sign
+
+
+def _parent_png(sessions: sessionmaker[Session], settings: Settings, image_id: int | None) -> bytes | None:
+    """The stored PNG of the gallery image an edit started from (None: none, or its file is gone)."""
+    if image_id is None:
+        return None
+    with sessions() as session:
+        row = session.get(Image, image_id)
+        relative = row.file_path if row is not None else None
+    path = settings.images_dir / relative if relative else None
+    return path.read_bytes() if path is not None and path.is_file() else None
 
 
 @dataclass(frozen=True)
