@@ -19,6 +19,8 @@ import contextlib
 import datetime as dt
 import os
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,10 +246,42 @@ def load_credentials(settings: Settings) -> SigningCredentials:
 
 def ensure_credentials(settings: Settings) -> tuple[SigningCredentials, bool]:
     """(credentials, made now?): this install's are made when neither an organisation's are set nor any
-    file of ours exists; a half set (a chain without its key) is an error, never silently replaced."""
+    file of ours exists; a half set (a chain without its key) is an error, never silently replaced.
+    Processes starting at once on a shared data folder (the app, workers) make them only once."""
     folder = credentials_dir(settings)
-    ours = any((folder / name).exists() for name in (CA_FILE, CHAIN_FILE, KEY_FILE))
-    if settings.c2pa_cert is None and not ours:
-        init_credentials(settings)
-        return load_credentials(settings), True
+    if settings.c2pa_cert is None and not _any_of_ours(folder):
+        with _making(folder):
+            made = not _any_of_ours(folder)  # another process may have made them while we waited
+            if made:
+                init_credentials(settings)
+        return load_credentials(settings), made
     return load_credentials(settings), False
+
+
+def _any_of_ours(folder: Path) -> bool:
+    return any((folder / name).exists() for name in (CA_FILE, CHAIN_FILE, KEY_FILE))
+
+
+@contextlib.contextmanager
+def _making(folder: Path, wait_s: float = 30.0) -> Iterator[None]:
+    """Hold ``folder/.making`` (created exclusively) while the keys are made; a lock older than
+    ``wait_s`` is a crashed process's and is taken over."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / ".making"
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            break
+        except FileExistsError:
+            with contextlib.suppress(OSError):
+                if time.time() - lock.stat().st_mtime > wait_s:
+                    lock.unlink()
+                    continue
+            if time.monotonic() > deadline:
+                raise CredentialsError(f"{lock} is held by another process; remove it if none runs") from None
+            time.sleep(0.05)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)

@@ -213,3 +213,23 @@ def test_organisation_keys_through_settings_and_clear_errors(settings: Settings,
     (credentials_dir(settings) / "signer.key").unlink()
     with pytest.raises(CredentialsError, match="signer.key is missing"):  # never silently replaced
         ensure_credentials(settings)
+
+
+def test_processes_starting_at_once_make_the_keys_once(settings: Settings) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from studio.config import Settings;"
+        "from studio.provenance.keys import ensure_credentials;"
+        "c, made = ensure_credentials(Settings.from_env({'STUDIO_HOME': sys.argv[1]}));"
+        "print(int(made), c.chain_pem.hex()[-80:])"
+    )
+    runs = [
+        subprocess.Popen([sys.executable, "-c", code, str(settings.home)], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    answers = [run.communicate(timeout=60)[0].split() for run in runs]
+    assert sorted(int(made) for made, _ in answers) == [0, 0, 0, 1]
+    assert len({chain for _, chain in answers}) == 1  # everyone signs with the one chain
+    assert not (credentials_dir(settings) / ".making").exists()
