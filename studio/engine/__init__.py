@@ -10,9 +10,12 @@ Modules (imports flow downwards; nothing here imports studio.db, services or ui)
 
 * ``request``   — GenerationRequest, LoraSpec, ControlSpec, their limits, request_from_recipe (no torch)
 * ``generate``  — Engine, GeneratedImage, GenerationCancelled
+* ``edit_request`` — EditRequest (img2img, inpaint, expand, upscale), edit_request_from_recipe (no torch)
+* ``edit``      — edit_images: edits on the resident pipeline
+* ``edit_masks`` — masks, expand canvases, exact compositing, upscale tiles (no torch)
 * ``model_info`` — ModelInfo, read_model_info (what a model accepts, from its configs)
-* ``pipelines`` — PipelineCache: one base pipeline per (model, device, dtype), ControlNet pipelines via
-  ``from_pipe``, optional torch.compile
+* ``pipelines`` — PipelineCache: one base pipeline per (model, device, dtype), ControlNet, image-to-image
+  and inpainting pipelines via ``from_pipe``, optional torch.compile
 * ``adapters``  — AdapterManager (resident LoRAs, LRU, fit checks), HotswapAdapters (compile mode)
 * ``control``   — load_image (safe uploads), make_control_map (controlnet-aux preprocessors), fit_to_size
 * ``samplers``  — SAMPLERS, make_scheduler, available_samplers

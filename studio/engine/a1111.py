@@ -22,6 +22,9 @@ The text follows AUTOMATIC1111's ``create_infotext`` (``modules/processing.py``)
   what the model draws: ``unet/diffusion_pytorch_model.safetensors`` (SD1/2, SDXL) or
   ``transformer/diffusion_pytorch_model.safetensors`` (SD3, FLUX); sharded weights are hashed one after the
   other in file-name order. See :func:`model_hash`.
+* An edit (image-to-image, inpainting, expand, upscale) writes what A1111's img2img writes:
+  ``Denoising strength`` after ``Model``, and after ``RNG`` ``Mask blur`` (inpainting and expand) or the "SD
+  upscale" script's ``SD upscale overlap`` and ``SD upscale upscaler`` (a tiled upscale).
 * ControlNet units use the sd-webui-controlnet extension's ``ControlNetUnit.serialize`` fields, in its order.
   The studio feeds each unit the template's ready control map, which is that extension's module ``none``.
 
@@ -38,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from studio.engine.recipe import ControlEntry, Recipe
+    from studio.engine.recipe import ControlEntry, EditEntry, Recipe
 
 #: studio sampler → (A1111 sampler name, A1111 schedule type), for noise-prediction models
 SCHEDULES: dict[str, tuple[str, str]] = {
@@ -138,6 +141,17 @@ def guidance_fields(guidance: dict[str, object] | None) -> list[tuple[str, str]]
     return fields
 
 
+def edit_fields(edit: EditEntry) -> list[tuple[str, str]]:
+    """What A1111 adds to ``extra_generation_params`` for an edit: ``Mask blur`` for inpainting (and
+    outpainting, which A1111 does by inpainting), ``SD upscale overlap`` / ``SD upscale upscaler`` for a tiled
+    upscale (its "SD upscale" script). ``Denoising strength`` has its own place, after ``Model``."""
+    if edit.kind in ("inpaint", "expand") and edit.mask_blur is not None:
+        return [("Mask blur", str(edit.mask_blur))]
+    if edit.kind == "upscale" and edit.tile_size:
+        return [("SD upscale overlap", str(edit.tile_overlap or 0)), ("SD upscale upscaler", "Lanczos")]
+    return []
+
+
 def parameters_text(recipe: Recipe) -> str:
     """The A1111 ``parameters`` text for ``recipe`` (see the module docstring for each field)."""
     sampler, schedule = sampler_and_schedule(recipe.sampler, recipe.family)
@@ -152,8 +166,13 @@ def parameters_text(recipe: Recipe) -> str:
     if recipe.a1111_model_hash:
         fields.append(("Model hash", recipe.a1111_model_hash[:10]))
     fields.append(("Model", recipe.base_model))
+    edit = recipe.edit
+    if edit is not None:
+        fields.append(("Denoising strength", number(edit.strength)))
     fields.append(("RNG", "CPU"))
     fields += guidance_fields(recipe.guidance)
+    if edit is not None:
+        fields += edit_fields(edit)
     for index, unit in enumerate(recipe.controls):
         fields.append((f"ControlNet {index}", controlnet_unit(unit)))
     hashes = [

@@ -15,7 +15,8 @@ between that multiple and 4096, the sampler, the LoRA files and the control maps
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,9 @@ class GeneratedImage:
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class Prepared:
+    """A checked request with its seed, sampler, size and control maps (fitted to the size) filled in."""
+
     request: GenerationRequest
     seed: int
     sampler: str
@@ -183,9 +186,10 @@ class Engine:
     # ------------------------------------------------------------------------------------- validation
     def validate(self, request: GenerationRequest) -> GenerationRequest:
         """Check ``request`` and return it with seed, sampler and size filled in."""
-        return self._prepare(request).request
+        return self.prepare(request).request
 
-    def _prepare(self, request: GenerationRequest) -> _Prepared:
+    def prepare(self, request: GenerationRequest) -> Prepared:
+        """Check ``request`` (every refusal before anything runs) and fill in what it leaves open."""
         info = self.model_info(request.model, request.model_revision)
         prompt = check_prompts(request)
         cfg, steps, batch = check_numbers(request, self.max_batch)
@@ -222,7 +226,7 @@ class Engine:
             prompt_typed=prompt if request.prompt_typed is None else request.prompt_typed,
             guidance=guidance,
         )
-        return _Prepared(filled, seed, sampler, width, height, maps)
+        return Prepared(filled, seed, sampler, width, height, maps)
 
     @staticmethod
     def _control_maps(request: GenerationRequest, width: int, height: int) -> tuple[Image.Image, ...]:
@@ -247,43 +251,53 @@ class Engine:
         finished before it.  Out-of-memory becomes a ModelError after
         the caches are freed, so the next request works.
         """
-        prepared = self._prepare(request)
+        prepared = self.prepare(request)
         req = prepared.request
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled("generation cancelled before it started")
+        with self.pipeline(prepared) as (pipe, loaded, info):
+            images: list[Image.Image] = []
+            try:
+                for index in range(req.batch_size):
+                    kwargs = self._call_kwargs(prepared, info, index, progress, cancel)
+                    images.append(self.call(pipe, prepared, kwargs, index, cancel))
+            except GenerationCancelled as cancelled:  # the finished images go with it
+                raise GenerationCancelled(
+                    str(cancelled), tuple(self.results(prepared, loaded, images)), req.batch_size
+                ) from None
+        return self.results(prepared, loaded, images)
+
+    @contextmanager
+    def pipeline(
+        self, prepared: Prepared, task: str = "text2img"
+    ) -> Iterator[tuple[Any, LoadedModel, ModelInfo]]:
+        """Hold the engine's lock and yield ``(pipe, loaded, info)``: the resident pipeline for ``task``
+        (text2img, img2img or inpaint; with the request's ControlNets; see
+        :meth:`~studio.engine.pipelines.PipelineCache.pipeline_for`) with the request's LoRAs active and its
+        sampler set. Every variant shares the base pipeline's components: there is one copy of the model."""
+        req = prepared.request
         with self._lock:
             resolved, info = self.resolve(req.model, req.model_revision)
             loaded = self.pipelines.get(resolved)
             loaded.adapters.activate([_adapter_spec(spec, i) for i, spec in enumerate(req.loras)])
-            if req.controls:
-                pipe = self.pipelines.control_pipeline(loaded, [unit.controlnet for unit in req.controls])
-            else:
-                pipe = loaded.pipe
+            pipe = self.pipelines.pipeline_for(loaded, task, [unit.controlnet for unit in req.controls])
             pipe.scheduler = sampler_registry.make_scheduler(prepared.sampler, loaded.scheduler_config)
-            images: list[Image.Image] = []
-            try:
-                for index in range(req.batch_size):
-                    images.append(self._run_one(pipe, prepared, info, index, progress, cancel))
-            except GenerationCancelled as cancelled:  # the finished images go with it
-                raise GenerationCancelled(
-                    str(cancelled), tuple(self._results(prepared, loaded, images)), req.batch_size
-                ) from None
-        return self._results(prepared, loaded, images)
+            yield pipe, loaded, info
 
-    def _run_one(
+    def call(
         self,
         pipe: Any,
-        prepared: _Prepared,
-        info: ModelInfo,
-        index: int,
-        progress: ProgressCallback | None,
-        cancel: threading.Event | None,
+        prepared: Prepared,
+        kwargs: dict[str, Any],
+        index: int = 0,
+        cancel: threading.Event | None = None,
     ) -> Image.Image:
-        """One image (batch of one, so each image depends only on its own seed: same recipe, same pixels)."""
+        """One pipeline call (a batch of one, so each image depends only on its own seed: same recipe, same
+        pixels) under the request's guidance; out of memory becomes a ModelError after the caches are
+        freed; a cancel raises :class:`GenerationCancelled`. Call it inside :meth:`pipeline`."""
         req = prepared.request
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled("generation cancelled")
-        kwargs = self._call_kwargs(prepared, info, index, progress, cancel)
         try:
             with guided(pipe, req.guidance or PLAIN, float(req.guidance_scale)):
                 output = pipe(**kwargs)
@@ -307,7 +321,7 @@ class Engine:
 
     def _call_kwargs(
         self,
-        prepared: _Prepared,
+        prepared: Prepared,
         info: ModelInfo,
         index: int,
         progress: ProgressCallback | None,
@@ -315,18 +329,6 @@ class Engine:
     ) -> dict[str, Any]:
         req = prepared.request
         steps = int(req.num_inference_steps or 0)
-        total = steps * req.batch_size
-        done = steps * index
-
-        def on_step_end(
-            pipeline: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]
-        ) -> dict[str, Any]:
-            if progress is not None:
-                progress(done + min(step + 1, steps), total)
-            if cancel is not None and cancel.is_set():
-                pipeline._interrupt = True
-            return callback_kwargs
-
         kwargs: dict[str, Any] = {
             "prompt": req.prompt,
             "guidance_scale": float(req.guidance_scale),
@@ -335,7 +337,9 @@ class Engine:
             "height": prepared.height,
             "num_images_per_prompt": 1,
             "generator": torch.Generator("cpu").manual_seed(prepared.seed + index),
-            "callback_on_step_end": on_step_end,
+            "callback_on_step_end": step_callback(
+                progress, cancel, steps * index, steps, steps * req.batch_size
+            ),
             "output_type": "pil",
         }
         if info.supports_negative_prompt:
@@ -353,9 +357,10 @@ class Engine:
         self.pipelines.reset_compiled()
         free_memory(self.device)
 
-    def _results(
-        self, prepared: _Prepared, loaded: LoadedModel, images: list[Image.Image]
+    def results(
+        self, prepared: Prepared, loaded: LoadedModel, images: list[Image.Image]
     ) -> list[GeneratedImage]:
+        """The images of a batch with their recipes (image ``i`` has seed ``prepared.seed + i``)."""
         req = prepared.request
         model = loaded.model
         loras = tuple(
@@ -397,6 +402,24 @@ class Engine:
             )
             results.append(GeneratedImage(image=image.convert("RGB"), seed=seed, recipe=recipe, index=index))
         return results
+
+
+def step_callback(
+    progress: ProgressCallback | None, cancel: threading.Event | None, done: int, steps: int, total: int
+) -> Callable[..., dict[str, Any]]:
+    """A ``callback_on_step_end`` that reports ``progress(done + step, total)`` (at most ``done + steps``) and
+    interrupts the pipeline within one step when ``cancel`` is set."""
+
+    def on_step_end(
+        pipeline: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        if progress is not None:
+            progress(done + min(step + 1, steps), total)
+        if cancel is not None and cancel.is_set():
+            pipeline._interrupt = True
+        return callback_kwargs
+
+    return on_step_end
 
 
 def _adapter_spec(spec: LoraSpec, index: int) -> AdapterSpec:

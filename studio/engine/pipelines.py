@@ -1,9 +1,10 @@
-"""Pipeline cache: one base pipeline per (model, device, dtype); ControlNet pipelines via ``from_pipe``.
+"""Pipeline cache: one base pipeline per (model, device, dtype); ControlNet, image-to-image and inpainting
+pipelines via ``from_pipe``.
 
-ControlNet pipelines share every component of the base pipeline (UNet/transformer, VAE, text encoders),
-so resident LoRA adapters apply to them too.  Several ControlNets become a MultiControlNet.  With
-``compile=True`` (GPU only) the denoiser is wrapped in ``torch.compile`` after
-``enable_lora_hotswap(target_rank=...)``, so new LoRA weights are hot-swapped into the compiled graph
+ControlNet, image-to-image and inpainting pipelines share every component of the base pipeline
+(UNet/transformer, VAE, text encoders), so resident LoRA adapters apply to them too.  Several ControlNets
+become a MultiControlNet.  With ``compile=True`` (GPU only) the denoiser is wrapped in ``torch.compile``
+after ``enable_lora_hotswap(target_rank=...)``, so new LoRA weights are hot-swapped into the compiled graph
 instead of recompiling it.
 """
 
@@ -25,6 +26,8 @@ from studio.engine.devices import DeviceChoice
 from studio.engine.models import ResolvedModel, load_controlnet, load_pipeline, resolve_model
 from studio.errors import ModelError
 
+#: task → diffusers auto pipeline built ``from_pipe`` the base (or ControlNet) pipeline
+TASKS = {"img2img": "AutoPipelineForImage2Image", "inpaint": "AutoPipelineForInpainting"}
 _CONTROL_FAMILY = {"sd1": "sd", "sd2": "sd", "sdxl": "sd", "sd3": "sd3", "flux": "flux"}
 
 
@@ -39,6 +42,8 @@ class LoadedModel:
     adapters: AdapterManager | HotswapAdapters
     compiled: bool = False
     control_pipes: OrderedDict[tuple[str, ...], Any] = field(default_factory=OrderedDict)
+    #: image-to-image and inpainting variants, by (task, ControlNet refs)
+    edit_pipes: dict[tuple[str, tuple[str, ...]], Any] = field(default_factory=dict)
 
     @property
     def denoiser(self) -> Any:
@@ -171,6 +176,36 @@ class PipelineCache:
             loaded.control_pipes[key] = pipe
             return pipe
 
+    def pipeline_for(self, loaded: LoadedModel, task: str, refs: Sequence[str] = ()) -> Any:
+        """The pipeline for ``task`` on ``loaded``: ``text2img`` is the base pipeline (or its ControlNet
+        variant for ``refs``); ``img2img`` and ``inpaint`` are diffusers' AutoPipelineForImage2Image /
+        AutoPipelineForInpainting built ``from_pipe`` that one, sharing its components (cached)."""
+        base = self.control_pipeline(loaded, refs) if refs else loaded.pipe
+        if task == "text2img":
+            return base
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+        key = (task, tuple(refs))
+        with self._lock:
+            pipe = loaded.edit_pipes.get(key)
+            if pipe is not None:
+                return pipe
+            import diffusers
+
+            auto = getattr(diffusers, TASKS[task])
+            try:
+                pipe = auto.from_pipe(base)
+            except (ValueError, TypeError, KeyError) as exc:
+                what = f"{task} with ControlNet" if refs else task
+                raise ModelError(
+                    f"{loaded.model.ref} ({loaded.model.family}) has no {what} pipeline in diffusers: {exc}"
+                ) from None
+            pipe.set_progress_bar_config(disable=True)
+            if len(loaded.edit_pipes) >= 2 * self.max_controlnets + 2:
+                loaded.edit_pipes.pop(next(iter(loaded.edit_pipes)))
+            loaded.edit_pipes[key] = pipe
+            return pipe
+
     def clear(self) -> None:
         """Drop every pipeline and ControlNet (frees memory; the next request loads again)."""
         with self._lock:
@@ -188,6 +223,7 @@ class PipelineCache:
     @staticmethod
     def _release(loaded: LoadedModel) -> None:
         loaded.control_pipes.clear()
+        loaded.edit_pipes.clear()
         loaded.pipe = None
 
 

@@ -61,6 +61,26 @@ class ControlEntry:
 
 
 @dataclass(frozen=True)
+class EditEntry:
+    """How an edited image was made from its source (issue 19): the edit ``kind`` (img2img, inpaint, expand,
+    upscale), the denoising ``strength``, the source's hash (``source_sha256``: the stored source file, or
+    its pixels) and the parent image's id when it came from the gallery; the painted mask's hash and its
+    blur (inpaint), the ``anchor`` (expand), the ``scale`` and the tiles (upscale; ``tile_size`` 0 = one
+    pass). The recipe's width and height are the output's."""
+
+    kind: str
+    strength: float
+    source_sha256: str
+    parent_image_id: int | None = None
+    mask_sha256: str | None = None
+    mask_blur: int | None = None
+    anchor: str | None = None
+    scale: int | None = None
+    tile_size: int | None = None
+    tile_overlap: int | None = None
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A complete, JSON-serialisable description of one generated image (DESIGN.md "recipe").
 
@@ -69,7 +89,8 @@ class Recipe:
     identifies the model folder for the studio; ``a1111_model_hash`` is A1111's "Model hash" for the
     ``parameters`` text (see :func:`studio.engine.a1111.model_hash`).  ``guidance`` holds the fields of
     :class:`studio.engine.guidance.Guidance` when the image was made with more than plain CFG (None, and
-    absent from the JSON, otherwise).
+    absent from the JSON, otherwise). ``edit`` says how an edited image was made from its source
+    (:class:`EditEntry`; None, and absent from the JSON, for an image made from text).
     """
 
     base_model: str
@@ -91,6 +112,7 @@ class Recipe:
     recipe_version: int = RECIPE_VERSION
     a1111_model_hash: str | None = None
     guidance: dict[str, Any] | None = None
+    edit: EditEntry | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -98,6 +120,8 @@ class Recipe:
         data["controls"] = [asdict(entry) for entry in self.controls]
         if data["guidance"] is None:  # plain CFG: the JSON of recipes without guidance stays as it was
             del data["guidance"]
+        if data["edit"] is None:  # made from text: the JSON stays as it was
+            del data["edit"]
         return data
 
     def to_json(self) -> str:
@@ -120,7 +144,11 @@ class Recipe:
             raise ValidationError("recipe", f"unknown fields: {', '.join(unknown)}")
         if values.get("guidance") is not None and not isinstance(values["guidance"], dict):
             raise ValidationError("recipe", "guidance must be a JSON object")
+        if values.get("edit") is not None and not isinstance(values["edit"], dict):
+            raise ValidationError("recipe", "edit must be a JSON object")
         try:
+            if values.get("edit") is not None:
+                values["edit"] = EditEntry(**values["edit"])
             values["loras"] = tuple(LoraEntry(**entry) for entry in values.get("loras", ()))
             values["controls"] = tuple(ControlEntry(**entry) for entry in values.get("controls", ()))
             return cls(**values)
