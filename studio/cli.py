@@ -790,14 +790,24 @@ def publish(
 @_handled
 def worker(
     once: Annotated[bool, typer.Option("--once", help="Run at most one job, then exit.")] = False,
+    kinds: Annotated[
+        str | None,
+        typer.Option(
+            "--kinds",
+            help="Jobs to claim: generate, train or generate,train (default: train, and generate when "
+            "STUDIO_GENERATION=queue).",
+        ),
+    ] = None,
 ) -> None:
-    """Run training jobs from the queue (several workers may share one database)."""
+    """Run jobs from the queue: LoRA training and/or generation requests (any number of workers, on any
+    machine sharing the database and data folder). SIGTERM drains: the running job is finished or handed
+    back, then the worker exits."""
     from studio.db.migrate import upgrade
-    from studio.training.worker import run_worker
+    from studio.worker_main import run
 
     settings = _settings()
     upgrade(settings)
-    raise typer.Exit(run_worker(settings, once=once))
+    raise typer.Exit(run(settings, kinds=kinds, once=once))
 
 
 @app.command("doctor")

@@ -11,6 +11,7 @@ from typing import Any
 from studio.engine.limits import DEFAULT_FAMILY_LIMITS, FALLBACK_FAMILY, FamilyLimits
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+GENERATION_MODES = ("inline", "queue")
 DEFAULT_BASE_MODEL = "embedded:toyworld"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -31,6 +32,9 @@ VARIABLES: dict[str, str] = {
     "from brands/ and grants them to the first admin; 0 = off",
     "family_limits": "STUDIO_LIMITS_<FAMILY> (EMBEDDED, SD1, SD2, SDXL, SD3, FLUX): what one request may ask "
     "of that model family, e.g. pixels=1024x1024,images=4,steps=50 (keys left out keep their default)",
+    "generation": "STUDIO_GENERATION: inline (the web app generates itself) or queue (each request is a job "
+    "that `studio worker --kinds generate` processes claim, on any machine sharing the database and data "
+    "folder; the web app then loads no model)",
     "max_queued_per_user": "STUDIO_MAX_QUEUED_PER_USER: generation requests one user may have waiting or "
     "running in the web app at once (default 4)",
     "max_queue_size": "STUDIO_MAX_QUEUE_SIZE: requests the web app's queue holds for all users together "
@@ -79,6 +83,7 @@ class Settings:
     #: (model family, what one request may ask of it), see :meth:`limits_for` and :mod:`studio.engine.limits`
     family_limits: tuple[tuple[str, FamilyLimits], ...] = tuple(DEFAULT_FAMILY_LIMITS.items())
     max_queued_per_user: int = 4
+    generation: str = "inline"  # or "queue": workers run the requests (STUDIO_GENERATION)
     max_queue_size: int = 256  # Gradio's queue, all users together
     upload_quota_mb: int = 500  # per user, in Gradio's upload cache at once
     upload_cache_minutes: int = 120  # cached uploads older than this are deleted
@@ -135,6 +140,9 @@ class Settings:
         queued_text = (env.get("STUDIO_MAX_QUEUED_PER_USER") or "4").strip()
         if not queued_text.isdigit() or not 1 <= int(queued_text) <= 1000:
             raise SettingsError(f"STUDIO_MAX_QUEUED_PER_USER must be a number 1-1000, not {queued_text!r}")
+        generation = (env.get("STUDIO_GENERATION") or "inline").strip().lower()
+        if generation not in GENERATION_MODES:
+            raise SettingsError(f"STUDIO_GENERATION must be inline or queue, not {generation!r}")
         demo_text = (env.get("STUDIO_DEMO_BRANDS") or "1").strip().lower()
         if demo_text not in _TRUE + _FALSE:
             raise SettingsError(f"STUDIO_DEMO_BRANDS must be 1 or 0, not {demo_text!r}")
@@ -155,6 +163,7 @@ class Settings:
             upload_cache_minutes=upload_cache_minutes,
             family_limits=family_limits_from_env(env),
             max_queued_per_user=int(queued_text),
+            generation=generation,
             max_queue_size=max_queue_size,
             c2pa_cert=c2pa_cert,
             c2pa_key=c2pa_key,

@@ -13,6 +13,9 @@ from pathlib import Path
 from studio.config import Settings, SettingsError
 from studio.errors import StudioError
 
+#: STUDIO_GENERATION=queue: requests the web app follows at once (each holds a thread that reads its job row)
+QUEUED_AT_ONCE = 32
+
 
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost."""
@@ -84,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         Path(os.environ["GRADIO_TEMP_DIR"]), max_age_s=settings.upload_cache_minutes * 60
     ).start()
     demo = build_ui(services)
-    demo.queue(default_concurrency_limit=1, max_size=settings.max_queue_size)  # STUDIO_MAX_QUEUE_SIZE
+    # inline, one generation at a time uses the GPU; queued, each waiting request only reads its job row
+    waiting = 1 if settings.generation == "inline" else QUEUED_AT_ONCE
+    demo.queue(default_concurrency_limit=waiting, max_size=settings.max_queue_size)  # STUDIO_MAX_QUEUE_SIZE
     print(f"Brand Studio on http://{settings.host}:{settings.port} (data in {settings.home})", flush=True)
     worker = None
     if not args.no_worker:  # training runs in its own process: a crash there never takes the app down

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from studio.db.base import Base, UTCDateTime, utcnow
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
-JOB_KINDS = ("lora",)
+JOB_KINDS = ("lora", "generate")
 
 
 class Dataset(Base):
@@ -104,6 +104,9 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     resume_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: what a finished job made, for whoever waits on it (a generation job: its generation and image ids,
+    #: or the error; migration 0013); None until then
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     checkpoints: Mapped[list[JobCheckpoint]] = relationship(
         back_populates="job", cascade="all, delete-orphan", order_by="JobCheckpoint.step"

@@ -37,6 +37,7 @@ from studio.services.generation_input import (  # noqa: F401 (GenerateInput is i
     number_problems,
     prompt_problems,
 )
+from studio.services.generation_jobs import GenerationQueue
 from studio.services.generation_plan import Plan, Planner, brand_for_generation, stored_file
 from studio.services.generation_prompt import assemble_prompt
 from studio.services.generation_regenerate import recipe_plan
@@ -106,6 +107,9 @@ class GenerationService:
         self._controls = ControlMaps(sessions, settings, controlnets)
         self._planner = Planner(settings, engines.get, self._controls.template_problem)
         self._saver = GenerationSaver(sessions, settings)
+        #: STUDIO_GENERATION=queue: requests become jobs that workers run (the web app loads no model)
+        queued = settings.generation == "queue"
+        self._queued = GenerationQueue(sessions, settings, self._saver) if queued else None
 
     @property
     def engine(self) -> Engine:
@@ -214,6 +218,9 @@ class GenerationService:
     ) -> GenerationResult:
         """Run the engine and save the images; a cancel saves the images finished before it (and raises
         when there are none)."""
+        if self._queued is not None:  # a worker runs it: the seed is fixed first, so a rerun is the same
+            job_id = self._queued.submit(actor, plan, self.engine.validate(request))
+            return self._queued.wait(job_id, progress, cancel)
         from studio.engine.generate import GenerationCancelled
 
         try:

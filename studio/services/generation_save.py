@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,9 +89,16 @@ class GenerationSaver:
         self._settings = settings
 
     def save(
-        self, actor: Actor, plan: Plan, request: GenerationRequest, images: list[GeneratedImage]
+        self,
+        actor: Actor,
+        plan: Plan,
+        request: GenerationRequest,
+        images: list[GeneratedImage],
+        *,
+        within: Callable[[Session, Generation], None] | None = None,
     ) -> GenerationResult:
-        """Write the PNG files, then the rows in one transaction; remove the files if the rows fail."""
+        """Write the PNG files, then the rows in one transaction; remove the files if the rows fail.
+        ``within(session, generation)`` runs last inside that transaction (raising undoes it all)."""
         from studio.engine.control import image_sha256
         from studio.engine.recipe import png_metadata
         from studio.palette import palette_score
@@ -174,6 +182,8 @@ class GenerationSaver:
                     brand=plan.brand_slug,
                     images=[row.id for row in rows],
                 )
+                if within is not None:  # the caller's part of the same transaction (a queued job ends)
+                    within(session, generation)
         except BaseException:
             for path in written:
                 path.unlink(missing_ok=True)

@@ -6,9 +6,10 @@ it only if exactly one row changed, so two workers never run the same job. On Po
 read with ``SELECT .. FOR UPDATE SKIP LOCKED``: workers claiming at once each lock a different row instead
 of queueing behind (and then losing) the same one. SQLite has one writer at a time and no row locks.
 A running job's worker writes a **heartbeat**; a job whose heartbeat is older than the stale limit is marked
-``interrupted`` (on worker start and periodically). **Cancel** of a queued job is immediate; of a running one
-it sets ``cancel_requested``, which the worker reads every training step. **Resume** puts an
-interrupted/failed/cancelled job back in the queue, to continue from its last checkpoint.
+``interrupted`` (on worker start and periodically); a generation job is queued again instead (its request
+fixes the seed, so another worker makes the same pixels), up to :data:`MAX_ATTEMPTS` claims. **Cancel** of
+a queued job is immediate; of a running one it sets ``cancel_requested``, which the worker reads every step.
+**Resume** puts an interrupted/failed/cancelled job back in the queue, to continue from its last checkpoint.
 
 **Fair share.** Within a priority, the claim goes round the users who have jobs waiting, the one served
 least recently first (:func:`next_queued`); :meth:`JobQueue.check_user_limit` caps what one user may have
@@ -39,6 +40,10 @@ DEFAULT_HEARTBEAT_SECONDS = 5.0
 FINAL = ("succeeded", "failed", "cancelled")
 RESUMABLE = ("interrupted", "failed", "cancelled")
 MAX_LOSS_POINTS = 2000
+#: kinds whose job a dead worker hands back to the queue (run again from the start: same seed, same pixels)
+RERUN_KINDS = ("generate",)
+#: how many times such a job is claimed before a death more fails it
+MAX_ATTEMPTS = 3
 SKIP_LOCKED_DIALECTS = ("postgresql",)  # the claim's SELECT .. FOR UPDATE SKIP LOCKED
 
 load_all_models()  # the jobs table's foreign keys name tables of other model modules (brands, datasets)
@@ -55,6 +60,11 @@ def stale_seconds() -> float:
         return max(0.5, float(os.environ.get("STUDIO_JOB_STALE_SECONDS", DEFAULT_STALE_SECONDS)))
     except ValueError:
         return DEFAULT_STALE_SECONDS
+
+
+def heartbeat_seconds() -> float:
+    """How often a running job and a worker beat: every 5 s, or a third of the stale limit if that is less."""
+    return min(DEFAULT_HEARTBEAT_SECONDS, stale_seconds() / 3)
 
 
 @dataclass(frozen=True)
@@ -82,16 +92,20 @@ def next_queued(session: Session, kinds: Sequence[str] | None = None) -> int | N
     served first. This round-robin between users means one user's batch of 64 waits behind one request of
     each other user, not the other way round. On PostgreSQL the row is read ``FOR UPDATE SKIP LOCKED``
     (a row another claim holds is passed over); if every job of the chosen user is held, any queued job."""
-    queued = [Job.status == "queued"] + ([Job.kind.in_(kinds)] if kinds is not None else [])
-    top = session.scalar(select(func.max(Job.priority)).where(*queued))
+    anything = [Job.status == "queued"] + ([Job.kind.in_(kinds)] if kinds is not None else [])
+    top = session.scalar(select(func.max(Job.priority)).where(*anything))
     if top is None:
         return None
-    queued.append(Job.priority == top)
+    queued = [*anything, Job.priority == top]
     waiting = dict(
         session.execute(select(Job.created_by, func.min(Job.id)).where(*queued).group_by(Job.created_by))
         .tuples()
         .all()
     )
+    locking = session.get_bind().dialect.name in SKIP_LOCKED_DIALECTS
+    if not waiting:  # claimed by others since: take whatever is left, in the plain order
+        query = select(Job.id).where(*anything).order_by(Job.priority.desc(), Job.id).limit(1)
+        return session.scalar(query.with_for_update(skip_locked=True) if locking else query)
     served_of = [Job.created_by.in_(list(waiting)), Job.started_at.is_not(None)]
     if kinds is not None:
         served_of.append(Job.kind.in_(kinds))
@@ -104,7 +118,6 @@ def next_queued(session: Session, kinds: Sequence[str] | None = None) -> int | N
     )
     never = datetime.min.replace(tzinfo=UTC)
     user = min(waiting, key=lambda name: (served.get(name) or never, waiting[name]))
-    locking = session.get_bind().dialect.name in SKIP_LOCKED_DIALECTS
     for where in ([*queued, Job.created_by == user], queued):
         query = select(Job.id).where(*where).order_by(Job.id).limit(1)
         candidate = session.scalar(query.with_for_update(skip_locked=True) if locking else query)
@@ -342,26 +355,49 @@ class JobQueue:
             job.heartbeat_at = utcnow()
             return True
 
-    def finish(self, job_id: int, worker_id: str, status: str, message: str) -> bool:
-        """Move our running job to a final state; False if it is no longer ours."""
+    def finish(
+        self,
+        job_id: int,
+        worker_id: str,
+        status: str,
+        message: str,
+        *,
+        result: dict[str, Any] | None = None,
+        session: Session | None = None,
+    ) -> bool:
+        """Move our running job to a final state, with its ``result``; False if it is no longer ours. With
+        ``session`` it happens inside the caller's transaction (so the job ends with what it saved)."""
         if status not in FINAL:
             raise ValueError(f"not a final status: {status}")
-        with self._sessions.begin() as session:
-            result = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
-                .values(status=status, message=message[:2000], finished_at=utcnow(), cancel_requested=False)
-                .execution_options(synchronize_session=False)
-            )
-            return result.rowcount == 1
+        values: dict[str, Any] = {
+            "status": status, "message": message[:2000], "finished_at": utcnow(), "cancel_requested": False
+        }  # fmt: skip
+        if result is not None:
+            values["result"] = result
+        statement = (
+            update(Job)
+            .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if session is not None:
+            return session.execute(statement).rowcount == 1
+        with self._sessions.begin() as own:
+            return own.execute(statement).rowcount == 1
 
     def release(self, job_id: int, worker_id: str, message: str) -> bool:
-        """A worker shutting down cleanly hands its job back as interrupted (resumable)."""
+        """A worker stopping at once hands its job back as interrupted (resumable); a generation job goes
+        back to the queue (it runs again from the start, with the same seed)."""
         with self._sessions.begin() as session:
+            kind = session.scalar(select(Job.kind).where(Job.id == job_id))
+            values: dict[str, Any] = {"status": "interrupted", "message": message, "finished_at": utcnow()}
+            if kind in RERUN_KINDS:
+                values = {"status": "queued", "worker_id": None, "step": 0, "cancel_requested": False,
+                          "message": "handed back: its worker was stopped; queued to run again"}  # fmt: skip
             result = session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
-                .values(status="interrupted", message=message, finished_at=utcnow())
+                .values(**values)
                 .execution_options(synchronize_session=False)
             )
             return result.rowcount == 1
@@ -381,7 +417,8 @@ class JobQueue:
             return step
 
     def mark_stale(self, older_than_seconds: float | None = None, now: datetime | None = None) -> list[int]:
-        """Mark running jobs whose heartbeat is older than the limit as interrupted; returns their ids."""
+        """Mark running jobs whose heartbeat is older than the limit as interrupted (a generation job: queued
+        again, or failed after :data:`MAX_ATTEMPTS`); returns their ids."""
         limit = stale_seconds() if older_than_seconds is None else older_than_seconds
         cutoff = (now or utcnow()) - timedelta(seconds=limit)
         with self._sessions.begin() as session:
@@ -394,7 +431,29 @@ class JobQueue:
                 )
             )
             marked = []
+            silent = f"its worker stopped answering (no heartbeat for {limit:g} s)"
             for job_id in ids:
+                job = session.get(Job, job_id)
+                assert job is not None
+                if job.kind not in RERUN_KINDS:
+                    values: dict[str, Any] = {
+                        "status": "interrupted",
+                        "finished_at": utcnow(),
+                        "message": f"interrupted: {silent}; resume it to continue from the last checkpoint",
+                    }
+                elif job.attempts < MAX_ATTEMPTS:  # a rerun makes the same pixels: hand it back
+                    values = {
+                        "status": "queued", "worker_id": None, "step": 0, "cancel_requested": False,
+                        "message": f"handed back: {silent}; queued to run again "
+                        f"(attempt {job.attempts + 1} of {MAX_ATTEMPTS})",
+                    }  # fmt: skip
+                else:
+                    values = {
+                        "status": "failed", "finished_at": utcnow(),
+                        "message": f"failed: {silent}, {job.attempts} times",
+                        "result": {"error": {"type": "StudioError", "message": f"its worker died "
+                                             f"{job.attempts} times running it; try a smaller request"}},
+                    }  # fmt: skip
                 result = session.execute(
                     update(Job)
                     .where(
@@ -402,12 +461,7 @@ class JobQueue:
                         Job.status == "running",
                         (Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < cutoff),
                     )
-                    .values(
-                        status="interrupted",
-                        finished_at=utcnow(),
-                        message="interrupted: its worker stopped answering (no heartbeat for "
-                        f"{limit:g} s); resume it to continue from the last checkpoint",
-                    )
+                    .values(**values)
                     .execution_options(synchronize_session=False)
                 )
                 if result.rowcount == 1:

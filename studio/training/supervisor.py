@@ -16,7 +16,7 @@ RESTART_DELAY_SECONDS = 5.0
 
 
 class WorkerSupervisor:
-    """Starts ``python -m studio.training.worker`` and restarts it after it exits, until :meth:`stop`."""
+    """Starts ``python -m studio.worker_main`` and restarts it after it exits, until :meth:`stop`."""
 
     def __init__(
         self, env: dict[str, str] | None = None, restart_delay: float = RESTART_DELAY_SECONDS
@@ -33,7 +33,8 @@ class WorkerSupervisor:
         return self
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "studio.training.worker", "--parent-pid", str(os.getpid())]
+        # every kind the studio queues: training, and generation with STUDIO_GENERATION=queue
+        command = [sys.executable, "-m", "studio.worker_main", "--parent-pid", str(os.getpid())]
         return subprocess.Popen(command, env=self.env)
 
     def _loop(self) -> None:

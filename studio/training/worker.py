@@ -21,11 +21,19 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from studio.config import Settings, SettingsError
 from studio.db.engine import make_engine, make_session_factory
-from studio.training.queue import DEFAULT_HEARTBEAT_SECONDS, JobQueue, new_worker_id
+from studio.errors import ValidationError
+from studio.training.queue import (
+    ClaimedJob,
+    JobQueue,
+    heartbeat_seconds,
+    new_worker_id,
+    stale_seconds,
+)
 from studio.training.train_job import (  # noqa: F401 - re-exported: the worker's public names
     JobReporter,
     clean_partial_files,
@@ -38,6 +46,22 @@ from studio.training.workers import WorkerRegistry
 log = logging.getLogger("studio.worker")
 
 STALE_CHECK_SECONDS = 30.0
+#: what ``--kinds`` names → the job kinds claimed (``train``: LoRA training; ``generate``: generation
+#: requests queued by a web app with STUDIO_GENERATION=queue)
+WORKER_KINDS: dict[str, tuple[str, ...]] = {"train": ("lora",), "generate": ("generate",)}
+#: runs one claimed job of a kind to its end: (queue, job, draining) → final status
+JobRunner = Callable[[JobQueue, ClaimedJob, threading.Event], str]
+
+
+def parse_kinds(text: str) -> tuple[str, ...]:
+    """``generate,train`` → ("generate", "train"); an unknown kind is a ValidationError naming it."""
+    kinds = tuple(dict.fromkeys(k.strip() for k in (text or "").split(",") if k.strip()))
+    unknown = [k for k in kinds if k not in WORKER_KINDS]
+    if unknown or not kinds:
+        raise ValidationError(
+            "kinds", f"{', '.join(unknown) or 'none given'}: use {' and/or '.join(WORKER_KINDS)}"
+        )
+    return kinds
 
 
 def describe_device(setting: str) -> str:
@@ -59,7 +83,15 @@ def describe_device(setting: str) -> str:
 class Worker:
     """Claims and runs jobs until stopped (or once)."""
 
-    def __init__(self, settings: Settings, *, worker_id: str | None = None, poll: float = 2.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        worker_id: str | None = None,
+        poll: float = 2.0,
+        kinds: tuple[str, ...] = ("train",),
+        runners: Mapping[str, JobRunner] | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = make_engine(settings.database_url)
         sessions = make_session_factory(self.engine)
@@ -67,7 +99,9 @@ class Worker:
         self.registry = WorkerRegistry(sessions)
         self.worker_id = worker_id or new_worker_id()
         self.poll = poll
-        self.kinds: tuple[str, ...] = ("train",)
+        self.kinds = kinds
+        self.job_kinds = tuple(k for kind in kinds for k in WORKER_KINDS[kind])
+        self.runners = dict(runners or {})  # job kind → runner; LoRA training is built in
         self.stopping = threading.Event()  # claim nothing more
         self.draining = threading.Event()  # SIGTERM: hand the running job back, then exit
         self.current_job: int | None = None
@@ -96,21 +130,25 @@ class Worker:
         """Mark jobs of dead workers interrupted."""
         marked = self.queue.mark_stale()
         for job_id in marked:
-            log.warning("job %s was left running by a dead worker: marked interrupted", job_id)
+            log.warning("job %s was left running by a dead worker: handed back or marked interrupted", job_id)
             for folder in job_dirs(self.settings, job_id)[:2]:  # its half-written temporary files go
                 clean_partial_files(folder)
         return marked
 
     def run_once(self) -> str | None:
         """Claim and run one job; None when the queue is empty."""
-        job = self.queue.claim(self.worker_id)
+        job = self.queue.claim(self.worker_id, kinds=self.job_kinds)
         if job is None:
             return None
-        log.info("worker %s runs job %s", self.worker_id, job.id)
+        log.info("worker %s runs job %s (%s)", self.worker_id, job.id, job.kind)
         self.current_job = job.id
         try:
             self.registry.beat(self.worker_id, status=self.status(), job_id=job.id)
-            status = run_job(self.queue, self.settings, job, self.draining)
+            runner = self.runners.get(job.kind)
+            if runner is not None:
+                status = runner(self.queue, job, self.draining)
+            else:
+                status = run_job(self.queue, self.settings, job, self.draining)
         finally:
             self.current_job = None
         log.info("job %s: %s", job.id, status)
@@ -120,7 +158,7 @@ class Worker:
         """The main loop (registered in the workers table while it runs); returns an exit status."""
         self.registry.register(self.worker_id, device=describe_device(self.settings.device), kinds=self.kinds)
         beat = threading.Thread(
-            target=self._beat_loop, args=(DEFAULT_HEARTBEAT_SECONDS,), name="worker-heartbeat", daemon=True
+            target=self._beat_loop, args=(heartbeat_seconds(),), name="worker-heartbeat", daemon=True
         )
         beat.start()
         try:
@@ -132,7 +170,7 @@ class Worker:
                     return 0
                 if status is None:
                     self.stopping.wait(self.poll)
-                if time.monotonic() - last_check > STALE_CHECK_SECONDS:
+                if time.monotonic() - last_check > min(STALE_CHECK_SECONDS, stale_seconds()):
                     self.recover()
                     last_check = time.monotonic()
             return 0
@@ -188,11 +226,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_worker(
-    settings: Settings, *, once: bool = False, poll: float = 2.0, parent_pid: int | None = None
+    settings: Settings,
+    *,
+    once: bool = False,
+    poll: float = 2.0,
+    parent_pid: int | None = None,
+    kinds: tuple[str, ...] = ("train",),
+    runners: Mapping[str, JobRunner] | None = None,
 ) -> int:
     """Run a worker in this process until SIGTERM (drain) or SIGINT / a second SIGTERM (stop now: a running
-    job is marked interrupted)."""
-    worker = Worker(settings, poll=poll)
+    job is marked interrupted). ``kinds``: see :data:`WORKER_KINDS`; ``runners``: job kind → runner for the
+    kinds other than training (``studio worker`` builds the generation runner)."""
+    worker = Worker(settings, poll=poll, kinds=kinds, runners=runners)
 
     def terminate(signum: int, frame: Any) -> None:
         if worker.draining.is_set():

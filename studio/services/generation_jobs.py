@@ -1,0 +1,329 @@
+"""Generation through the job queue (``STUDIO_GENERATION=queue``): the web app plans, a worker runs.
+
+**Web side** (:class:`GenerationQueue`). The request is planned and checked as inline (permissions, the
+brand's rules, every refusal before anything is queued), its seed fixed, and the plan and the engine's
+request are written into a ``generate`` job row (JSON: :func:`encode` / :func:`decode`). The caller then
+follows the row: progress from ``step``/``total_steps``, the images from ``result`` once it succeeded. A
+cancel marks the row, so it works whichever machine runs the job. Each user may have
+``STUDIO_MAX_QUEUED_PER_USER`` requests queued or running at once; workers take users' requests in turn
+(:func:`studio.training.queue.next_queued`). The web process loads no pipeline.
+
+**Worker side** (:class:`GenerationJobRunner`, given to ``studio worker --kinds generate``). It runs the
+engine on the decoded request, reports progress and reads the cancel flag every step (throttled), beats while
+it runs, and saves the images and ends the job in **one transaction**: if the job is no longer its own (its
+heartbeat went stale and another worker took it), nothing is kept, so no request is saved twice. A worker that
+dies mid-job stops beating; the job goes back to the queue and runs again with the same seed: same pixels.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields, is_dataclass, replace
+from pathlib import Path
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from studio import errors
+from studio.config import Settings
+from studio.db.generation_models import Generation
+from studio.db.models import Brand
+from studio.db.training_models import Job
+from studio.errors import CancelledError, StudioError
+from studio.services.generation_plan import Plan
+from studio.services.generation_save import GenerationResult, GenerationSaver
+from studio.services.views import SYSTEM, Actor
+from studio.training.queue import ClaimedJob, JobQueue, heartbeat_seconds
+
+if TYPE_CHECKING:  # pragma: no cover
+    from studio.engine.request import GenerationRequest
+
+GENERATE = "generate"  # the job kind
+#: how often the web side reads the row it waits on, and the worker writes progress / reads the cancel flag
+POLL_S = 0.2
+ProgressCallback = Callable[[int, int], None]
+
+
+# ------------------------------------------------------------------------------------------ the row
+
+
+def encode(value: Any) -> Any:
+    """A dataclass (nested, with paths and tuples) as JSON-ready data."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: encode(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): encode(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"a {type(value).__name__} cannot be queued")
+
+
+def decode(kind: Any, data: Any) -> Any:
+    """The inverse of :func:`encode`, guided by ``kind``'s type hints."""
+    if data is None:
+        return None
+    origin, args = get_origin(kind), get_args(kind)
+    if origin in (Union, UnionType):
+        options = [a for a in args if a is not type(None)]
+        for option in options:
+            if is_dataclass(option) and isinstance(data, dict):
+                return decode(option, data)
+        if Path in options and isinstance(data, str):
+            return Path(data)  # a file (a LoRA, a control map): queued as its path
+        return data if str in options or len(options) != 1 else decode(options[0], data)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(decode(args[0], v) for v in data)
+        return tuple(decode(a, v) for a, v in zip(args, data, strict=True)) if args else tuple(data)
+    if kind is Path:
+        return Path(data)
+    if is_dataclass(kind) and isinstance(kind, type):
+        hints = get_type_hints(kind)
+        return kind(
+            **{f.name: decode(hints.get(f.name, Any), data[f.name]) for f in fields(kind) if f.name in data}
+        )
+    return data
+
+
+def job_config(actor: Actor, plan: Plan, request: GenerationRequest) -> dict[str, Any]:
+    """What a generate job's row holds: who asked, the plan, the engine's request (seed fixed)."""
+    return {
+        "actor": None if actor.is_system else actor.username,
+        "plan": encode(plan),
+        "request": encode(request),
+    }
+
+
+def from_config(config: dict[str, Any]) -> tuple[Actor, Plan, GenerationRequest]:
+    """The actor, plan and engine request of a generate job's row."""
+    from studio.engine.request import GenerationRequest
+
+    actor = SYSTEM if config.get("actor") is None else Actor.user(config["actor"])
+    return actor, decode(Plan, config["plan"]), decode(GenerationRequest, config["request"])
+
+
+def error_of(error: StudioError) -> dict[str, Any]:
+    """A studio error as the row's result (re-raised with its type on the web side)."""
+    return {"type": type(error).__name__, "field": getattr(error, "field", None), "message": str(error)}
+
+
+def raise_error(stored: dict[str, Any]) -> None:
+    """Raise the studio error a worker recorded (its type, field and message)."""
+    kind = getattr(errors, str(stored.get("type")), StudioError)
+    if not (isinstance(kind, type) and issubclass(kind, StudioError)):
+        kind = StudioError
+    message = str(stored.get("message") or "the generation failed")
+    if issubclass(kind, errors.ValidationError):
+        field = str(stored.get("field") or "request")
+        raise kind(field, message.removeprefix(f"{field}: "))
+    raise kind(message)
+
+
+# ------------------------------------------------------------------------------------- web side
+
+
+class GenerationQueue:
+    """Queues planned requests and follows their rows (the web app, ``STUDIO_GENERATION=queue``)."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings, saver: GenerationSaver) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._saver = saver
+        self._queue = JobQueue(sessions)
+
+    def submit(self, actor: Actor, plan: Plan, request: GenerationRequest) -> int:
+        """Queue a validated request (its seed fixed); returns the job id. Refused (ConflictError) when the
+        user already has ``max_queued_per_user`` requests queued or running."""
+        owner = "system" if actor.is_system else actor.username
+        with self._sessions.begin() as session:
+            if not actor.is_system:
+                JobQueue.check_user_limit(session, owner, (GENERATE,), self._settings.max_queued_per_user)
+            job = JobQueue.enqueue(
+                session,
+                kind=GENERATE,
+                config=job_config(actor, plan, request),
+                total_steps=request.num_inference_steps * request.batch_size,
+                brand_id=plan.brand_id,
+                created_by=owner,
+            )
+            return job.id
+
+    def wait(
+        self,
+        job_id: int,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        timeout_s: float | None = None,
+    ) -> GenerationResult:
+        """Follow the job until it ends: progress from its row, Cancel written to it; the result from its
+        rows (a cancel keeps the images finished before it, or raises CancelledError when there are none);
+        a failure raises the worker's error."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        asked_cancel, last = False, (-1, -1)
+        while True:
+            with self._sessions() as session:
+                job = session.get(Job, job_id)
+                if job is None:
+                    raise errors.NotFoundError(f"generation job {job_id} not found")
+                status, step, total = job.status, job.step, job.total_steps
+                if status in ("succeeded", "cancelled", "failed", "interrupted"):
+                    if progress is not None and status == "succeeded" and (step, total) != last:
+                        progress(step, total)  # the last step reported (a short job may end between reads)
+                    return self._ended(session, job_id, status, job.result or {}, job.message)
+            if cancel is not None and cancel.is_set() and not asked_cancel:
+                asked_cancel = True
+                with self._sessions.begin() as session:
+                    row = session.get(Job, job_id)
+                    if row is not None and row.status in ("queued", "running"):
+                        JobQueue.request_cancel(session, row)
+                continue
+            if progress is not None and status == "running" and (step, total) != last:
+                progress(step, total)
+                last = (step, total)
+            if deadline is not None and time.monotonic() > deadline:
+                raise errors.ConflictError(f"generation job {job_id} did not finish in {timeout_s:g} s")
+            time.sleep(POLL_S)
+
+    def _ended(
+        self, session: Session, job_id: int, status: str, result: dict[str, Any], message: str
+    ) -> GenerationResult:
+        if status == "failed" or (status == "interrupted" and "error" in result):
+            raise_error(result.get("error") or {"message": message})
+        if not result.get("generation_id"):
+            raise CancelledError("generation cancelled" if status == "cancelled" else message)
+        generation = session.get(Generation, int(result["generation_id"]))
+        if generation is None:
+            raise errors.NotFoundError(f"the generation of job {job_id} is gone")
+        slug = session.scalar(select(Brand.slug).where(Brand.id == generation.brand_id)) or ""
+        views = [self._saver.image_view(image, generation, slug) for image in generation.images]
+        return GenerationResult(
+            generation_id=generation.id,
+            brand_slug=slug,
+            prompt=generation.final_prompt,
+            negative_prompt=generation.final_negative_prompt,
+            cfg=generation.cfg,
+            seed=generation.seed,
+            images=tuple(replace(v, download_path=self._saver.download_link(v)) for v in views),
+            cancelled=status == "cancelled",
+            requested=int(result.get("requested") or len(views)),
+        )
+
+
+# ---------------------------------------------------------------------------------- worker side
+
+
+@dataclass
+class _Follow:
+    """Progress written to the row and its cancel flag read, at most every :data:`POLL_S`."""
+
+    queue: JobQueue
+    job: ClaimedJob
+    cancel: threading.Event
+    lost: bool = False
+    _last: float = 0.0
+
+    def __call__(self, step: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last < POLL_S and step < total:
+            return
+        self._last = now
+        control = self.queue.progress(self.job.id, self.job.worker_id, step=step, loss=None)
+        if control.lost:
+            self.lost = True
+        if control.cancel or control.lost:
+            self.cancel.set()
+
+
+class GenerationJobRunner:
+    """Runs claimed ``generate`` jobs in a worker: engine, then save and end the job in one transaction."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], engine: Callable[[], Any], saver: GenerationSaver
+    ) -> None:
+        self._sessions = sessions
+        self._engine = engine
+        self._saver = saver
+
+    def __call__(self, queue: JobQueue, job: ClaimedJob, draining: threading.Event | None = None) -> str:
+        """Run one job to its end; returns its final status, or ``lost``. Draining does not stop it (it is
+        short): it is finished, then the worker exits."""
+        cancel = threading.Event()
+        follow = _Follow(queue, job, cancel)
+        stop_beat = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(queue, job, stop_beat, follow), daemon=True)
+        beat.start()
+        try:
+            return self._run(queue, job, cancel, follow)
+        finally:
+            stop_beat.set()
+            beat.join(timeout=5)
+
+    @staticmethod
+    def _beat(queue: JobQueue, job: ClaimedJob, stop: threading.Event, follow: _Follow) -> None:
+        while not stop.wait(heartbeat_seconds()):
+            try:
+                control = queue.heartbeat(job.id, job.worker_id)
+            except Exception:  # noqa: BLE001, S112 - a busy database must not kill the heartbeat
+                continue
+            if control.lost:
+                follow.lost = True
+            if control.cancel or control.lost:
+                follow.cancel.set()
+
+    def _run(self, queue: JobQueue, job: ClaimedJob, cancel: threading.Event, follow: _Follow) -> str:
+        from studio.engine.generate import GenerationCancelled
+
+        try:
+            actor, plan, request = from_config(job.config)
+            images = self._engine().generate(request, progress=follow, cancel=cancel)
+            status, requested = "succeeded", len(images)
+        except GenerationCancelled as cancelled:
+            if follow.lost:
+                return "lost"
+            images, status, requested = list(cancelled.images), "cancelled", cancelled.requested
+            if not images:
+                queue.finish(job.id, job.worker_id, "cancelled", "cancelled before an image was finished")
+                return "cancelled"
+        except StudioError as error:
+            queue.finish(
+                job.id, job.worker_id, "failed", f"failed: {error}", result={"error": error_of(error)}
+            )
+            return "failed"
+        except Exception as error:  # noqa: BLE001 - a crash fails the job, never the worker
+            crash = StudioError(f"the generation crashed: {type(error).__name__}: {error}"[:1000])
+            queue.finish(job.id, job.worker_id, "failed", str(crash), result={"error": error_of(crash)})
+            return "failed"
+        if follow.lost:
+            return "lost"
+        done = (
+            f"{len(images)} of {requested} image(s)" if status == "cancelled" else f"{len(images)} image(s)"
+        )
+
+        def end_job(session: Session, generation: Generation) -> None:
+            result = {"generation_id": generation.id, "image_ids": [i.id for i in generation.images],
+                      "requested": requested}  # fmt: skip
+            if not queue.finish(job.id, job.worker_id, status, done, result=result, session=session):
+                raise JobLost(f"job {job.id} is no longer this worker's")
+
+        try:
+            self._saver.save(actor, plan, request, images, within=end_job)
+        except JobLost:
+            return "lost"
+        except StudioError as error:
+            queue.finish(
+                job.id, job.worker_id, "failed", f"failed: {error}", result={"error": error_of(error)}
+            )
+            return "failed"
+        return status
+
+
+class JobLost(StudioError):
+    """The job was handed to another worker while this one ran it: its images are not kept."""
