@@ -20,6 +20,7 @@ import typer
 
 from studio.cli_credentials import add_credentials_commands
 from studio.cli_db import add_db_copy
+from studio.cli_edit import add_edit_command
 from studio.cli_loras import loras_commands
 from studio.cli_workers import add_workers_command
 from studio.config import Settings, SettingsError
@@ -849,6 +850,7 @@ def serve(
 app.add_typer(loras_commands(_handled, _services, _actor), name="loras")
 add_db_copy(db_app, _handled, _settings)
 add_credentials_commands(app, _handled, _services, _settings, _system)
+add_edit_command(app, _handled, _services, _actor, _print_json, _progress_line)
 add_workers_command(app, _handled, _services, _system, _print_json)
 
 

@@ -44,11 +44,23 @@ VARIABLES: dict[str, str] = {
     "certificate first; with STUDIO_C2PA_KEY). Unset: this install's own, made at the first start",
     "c2pa_key": "STUDIO_C2PA_KEY: the ES256 private key (PEM) of STUDIO_C2PA_CERT; keep it mode 0600",
     "c2pa_trust": "STUDIO_C2PA_TRUST: extra trusted roots (PEM) for `studio verify` and the gallery's badge",
+    "reviewers_may_edit": "STUDIO_REVIEWERS_MAY_EDIT: 1 = reviewers may edit the images they can see "
+    "(image-to-image, inpainting, expand, upscale), as marketers do; 0 = off (default)",
 }
 
 
 class SettingsError(ValueError):
     """A setting has a value the studio cannot use."""
+
+
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    """A 1/0 (true/false, yes/no, on/off) setting from ``env[name]`` (``default`` when unset or empty)."""
+    text = (env.get(name) or "").strip().lower()
+    if not text:
+        return default
+    if text not in _TRUE + _FALSE:
+        raise SettingsError(f"{name} must be 1 or 0, not {text!r}")
+    return text in _TRUE
 
 
 def _positive_int(env: dict[str, str], name: str, default: int) -> int:
@@ -91,6 +103,7 @@ class Settings:
     c2pa_cert: Path | None = None
     c2pa_key: Path | None = None
     c2pa_trust: Path | None = None
+    reviewers_may_edit: bool = False  # STUDIO_REVIEWERS_MAY_EDIT
 
     @property
     def images_dir(self) -> Path:
@@ -168,6 +181,7 @@ class Settings:
             c2pa_cert=c2pa_cert,
             c2pa_key=c2pa_key,
             c2pa_trust=c2pa_trust,
+            reviewers_may_edit=_flag(env, "STUDIO_REVIEWERS_MAY_EDIT", False),
         )
 
     def public_dict(self) -> dict[str, str | int]:

@@ -18,6 +18,7 @@ from studio.services.credentials import CredentialsService
 from studio.services.credentials import ensure_at_start as ensure_content_credentials
 from studio.services.datasets import DatasetService
 from studio.services.doctor import DoctorService
+from studio.services.editing import EditingService
 from studio.services.file_access import FileAccessService
 from studio.services.gallery import GalleryService
 from studio.services.generation import EngineProvider, GenerationService
@@ -42,6 +43,7 @@ class Services:
     credentials: CredentialsService
     engines: EngineProvider
     generation: GenerationService
+    editing: EditingService
     templates: TemplateService
     datasets: DatasetService
     training: TrainingService
@@ -90,6 +92,7 @@ def build_services(
     engines = EngineProvider(settings)  # the diffusion engine is built on first use
     brands = BrandService(sessions, settings, engines)
     gallery = GalleryService(sessions, settings)
+    editing = EditingService(sessions, settings, engines)
     return Services(
         settings=settings,
         engine=engine,
@@ -100,7 +103,8 @@ def build_services(
         audit=AuditService(sessions),
         credentials=CredentialsService(sessions, settings),
         engines=engines,
-        generation=GenerationService(sessions, settings, engines),
+        generation=GenerationService(sessions, settings, engines, edits=editing),
+        editing=editing,
         templates=TemplateService(sessions, settings, engines),
         datasets=DatasetService(sessions, settings),
         training=TrainingService(sessions, settings, brands),

@@ -58,6 +58,7 @@ from studio.services.visibility import visible_image
 if TYPE_CHECKING:  # pragma: no cover
     from studio.engine.generate import Engine
     from studio.engine.request import GenerationRequest
+    from studio.services.editing import EditingService
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -100,7 +101,9 @@ class GenerationService:
         engines: EngineProvider,
         *,
         controlnets: Mapping[str, str] | None = None,
+        edits: EditingService | None = None,
     ) -> None:
+        self._edits = edits  # regenerate hands an edit's recipe to the editing service
         self._sessions = sessions
         self._settings = settings
         self._engines = engines
@@ -361,6 +364,10 @@ class GenerationService:
             raise ModelError(
                 f"the recipe's base model {recipe.base_model!r} is not available: {exc}"
             ) from None
+        if recipe.edit is not None:  # an edit: made again from its stored source (and mask)
+            if self._edits is None:
+                raise ModelError(f"image {image_id} is an edit; this studio was built without editing")
+            return self._edits.run_recipe(actor, plan, recipe, progress, cancel)
         return self._run_and_save(actor, plan, plan.request, progress, cancel)
 
     def pull_model(self, actor: Actor, repo_id: str, revision: str | None = None) -> Path:

@@ -97,9 +97,11 @@ def stored_file(settings: Settings, stored: str | None) -> Path | None:
     return home_path(settings.home, stored)
 
 
-def brand_for_generation(session: Session, actor: Actor, slug: str) -> tuple[User | None, Brand]:
-    """Marketers and admins who may read the brand (non-members get NotFoundError)."""
-    user = require_role(session, actor, "marketer")
+def brand_for_generation(
+    session: Session, actor: Actor, slug: str, roles: tuple[str, ...] = ("marketer",)
+) -> tuple[User | None, Brand]:
+    """Marketers (or ``roles``) and admins who may read the brand (non-members get NotFoundError)."""
+    user = require_role(session, actor, *roles)
     if not isinstance(slug, str) or not slug.strip():
         raise ValidationError("brand", "choose a brand")
     brand, _ = readable_brand(session, actor, slug.strip())
@@ -159,11 +161,19 @@ class Planner:
 
     # -------------------------------------------------------------------------------------- the plan
 
-    def plan(self, session: Session, actor: Actor, request: GenerateInput, *, caps: bool = True) -> Plan:
+    def plan(
+        self,
+        session: Session,
+        actor: Actor,
+        request: GenerateInput,
+        *,
+        caps: bool = True,
+        roles: tuple[str, ...] = ("marketer",),
+    ) -> Plan:
         """Everything one request needs from the database, with every refusal before it runs: the brand
-        and role, the prompts' lengths and banned terms, the size (a preset, or custom where allowed), the
-        numbers' ranges and, with ``caps``, the caps of the model's family."""
-        user, brand = brand_for_generation(session, actor, request.brand)
+        and role (``roles`` or admin), the prompts' lengths and banned terms, the size (a preset, or custom
+        where allowed), the numbers' ranges and, with ``caps``, the caps of the model's family."""
+        user, brand = brand_for_generation(session, actor, request.brand, roles)
         prompt = request.prompt if isinstance(request.prompt, str) else ""
         if not prompt.strip():
             raise ValidationError("prompt", "must not be empty")
