@@ -105,13 +105,15 @@ def prepare(home: Path, users: int) -> str:
     return base
 
 
-def start_app(home: Path, port: int) -> subprocess.Popen[bytes]:
+def start_app(home: Path, port: int, **extra: str) -> subprocess.Popen[bytes]:
+    """``python app.py --no-worker`` on ``home`` (``extra``: more environment, e.g. STUDIO_GENERATION)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDIO_", "GRADIO_"))}
     env.update(
         STUDIO_HOME=str(home),
         STUDIO_PORT=str(port),
         STUDIO_ADMIN_PASSWORD=secrets.token_urlsafe(12),
         HF_HUB_OFFLINE="1",
+        **extra,
     )
     log = (home / "app.log").open("ab")
     process = subprocess.Popen(
@@ -216,9 +218,21 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=600, help="seconds for the concurrent phase")
+    parser.add_argument(
+        "--queue-workers", type=int, default=0,
+        help="issue 20: the same load inline and with STUDIO_GENERATION=queue and N worker processes",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fairness", action="store_true",
+        help="issue 20: nine users' waits with and without one user keeping 64 requests coming (queue mode)",
+    )  # fmt: skip
     args = parser.parse_args()
-    if not (1 <= args.users <= 200 and 1 <= args.images <= 20):
-        raise SystemExit("--users 1..200 and --images 1..20 (the benchmark is bounded)")
+    if not (1 <= args.users <= 200 and 1 <= args.images <= 20 and 0 <= args.queue_workers <= 8):
+        raise SystemExit("--users 1..200, --images 1..20, --queue-workers 0..8 (the benchmark is bounded)")
+    if args.queue_workers or args.fairness:
+        import load_queue
+
+        return load_queue.main(args)
 
     with tempfile.TemporaryDirectory(prefix="load-generate-") as tmp:
         home = Path(tmp) / "home"

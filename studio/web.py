@@ -13,8 +13,11 @@ from pathlib import Path
 from studio.config import Settings, SettingsError
 from studio.errors import StudioError
 
-#: STUDIO_GENERATION=queue: requests the web app follows at once (each holds a thread that reads its job row)
-QUEUED_AT_ONCE = 32
+#: STUDIO_GENERATION=queue: requests the web app follows at once (each holds a thread that reads its job row),
+#: so that every user's requests reach the job queue, where workers take the users in turn
+QUEUED_AT_ONCE = 64
+#: Gradio's worker threads besides those (its default is 40)
+OTHER_THREADS = 40
 
 
 def is_loopback(host: str) -> bool:
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
 
         worker = WorkerSupervisor().start()
     try:
-        demo.launch(**launch_options(services))
+        threads = OTHER_THREADS + (waiting if settings.generation == "queue" else 0)
+        demo.launch(**launch_options(services), max_threads=threads)
     finally:
         if worker is not None:
             worker.stop()
