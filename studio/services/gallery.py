@@ -27,6 +27,7 @@ from studio.db.generation_models import Image
 from studio.db.models import Brand, BrandMember, ControlTemplate, LoraAdapter, LoraVersion, User
 from studio.db.review_models import Review
 from studio.errors import ValidationError
+from studio.services.brand_models import model_name
 from studio.services.gallery_compare import Comparison, DiffRow, diff_rows, flatten
 from studio.services.gallery_export import MAX_EXPORT, ExportResult, GalleryExport
 from studio.services.gallery_query import SORTS, GalleryFilter, filtered_query
@@ -229,7 +230,7 @@ class GalleryService:
             negative_prompt=generation.negative_prompt,
             final_prompt=generation.final_prompt,
             final_negative_prompt=generation.final_negative_prompt,
-            recipe={**generation.recipe, "seed": image.seed},
+            recipe=shown_recipe(generation.recipe, image.seed),
             loras=tuple(
                 {
                     "name": lora.adapter_name,
@@ -275,6 +276,23 @@ def review_history(session: Session, image_id: int) -> tuple[ReviewEntry, ...]:
         )
         for review, name in session.execute(query)
     )
+
+
+def shown_recipe(recipe: dict[str, Any], seed: int) -> dict[str, Any]:
+    """A stored recipe as the gallery shows it: this image's seed, and the base model and each ControlNet
+    named by :func:`~studio.services.brand_models.model_name` (a local folder by its name, not its server
+    path). Regenerate and Remix read the stored recipe, not this."""
+    shown: dict[str, Any] = {**recipe, "seed": seed}
+    if isinstance(shown.get("base_model"), str):
+        shown["base_model"] = model_name(shown["base_model"])
+    if isinstance(shown.get("controls"), list):
+        shown["controls"] = [
+            {**unit, "controlnet": model_name(unit["controlnet"])}
+            if isinstance(unit, dict) and isinstance(unit.get("controlnet"), str)
+            else unit
+            for unit in shown["controls"]
+        ]
+    return shown
 
 
 def remix_json(request: GenerateInput) -> str:

@@ -33,6 +33,7 @@ from studio.engine.a1111_parse import lora_tags, parse_parameters, studio_sample
 from studio.engine.control import image_sha256
 from studio.engine.recipe import PARAMETERS_CHUNK, RECIPE_CHUNK, Recipe
 from studio.errors import NotFoundError, ValidationError
+from studio.services.brand_models import model_name
 from studio.services.gallery import GalleryService
 from studio.services.generation import GenerateInput, GenerationOptions, GenerationResult, GenerationService
 from studio.services.generation_input import MAX_LORA_WEIGHT, MIN_LORA_WEIGHT
@@ -287,12 +288,13 @@ def _needs_brand(brand: str | None, name: str) -> str:
 
 
 def _model_note(options: GenerationOptions, model: str | None, model_hash: str | None) -> list[str]:
-    """A note when the PNG's model is not the brand's (by name, or by the end of its path)."""
+    """A note when the PNG's model is not the brand's (by name, or by the end of its path); both are named
+    by :func:`~studio.services.brand_models.model_name`, never by a server path."""
     ours = options.base_model
-    if model and (model == ours or model.rsplit("/", 1)[-1] == ours.rsplit("/", 1)[-1]):
+    if model and (model == ours or model_name(model) == model_name(ours)):
         return []
-    theirs = f"{model or 'not named'}" + (f" (hash {model_hash})" if model_hash else "")
-    return [f"model {theirs} is not the brand's; the brand's model {ours} is used"]
+    theirs = f"{model_name(model) or 'not named'}" + (f" (hash {model_hash})" if model_hash else "")
+    return [f"model {theirs} is not the brand's; the brand's model {model_name(ours)} is used"]
 
 
 def _number(fields: Mapping[str, str], key: str, kind: type, notes: list[str]) -> Any:

@@ -10,6 +10,7 @@ import gradio as gr
 
 from studio.errors import ValidationError
 from studio.services.brand_files import PREPROCESSORS, SAMPLERS, BrandSpec, spec_from_mapping
+from studio.services.brand_models import model_label, model_name
 from studio.services.container import Services
 from studio.services.views import Actor, BrandView
 from studio.ui.common import actor_of, shown_to_user, split_list, swatches_html
@@ -62,6 +63,7 @@ def spec_from_form(
     sampler: str,
     base_model: str = "",
     allow_custom_sizes: bool = False,
+    credentials_include_prompt: bool = False,
 ) -> BrandSpec:
     """The brand form's fields → a validated :class:`BrandSpec` (errors name the field); a blank base model
     is the studio default."""
@@ -76,6 +78,7 @@ def spec_from_form(
         "sizes": parse_sizes(sizes),
         "defaults": {"cfg": float(cfg), "steps": int(steps), "sampler": sampler},
         "allow_custom_sizes": bool(allow_custom_sizes),
+        "credentials_include_prompt": bool(credentials_include_prompt),
     }
     if (base_model or "").strip():
         data["base_model"] = base_model.strip()
@@ -83,7 +86,7 @@ def spec_from_form(
 
 
 def brand_details_html(brand: BrandView) -> str:
-    """A readable summary of one brand."""
+    """A readable summary of one brand (models by name: members see it; the edit form holds the reference)."""
     esc = html.escape
     loras = "".join(
         f"<li><b>{esc(a.name)}</b> ({esc(a.kind)}), trigger: <code>{esc(', '.join(a.trigger_words) or '-')}"
@@ -101,7 +104,7 @@ def brand_details_html(brand: BrandView) -> str:
     templates = "".join(
         f"<li><b>{esc(t.name)}</b>: {esc(t.preprocessor)}, scale {t.conditioning_scale:g}, "
         f"guidance {t.guidance_start:g}–{t.guidance_end:g}"
-        + (f", ControlNet <code>{esc(t.controlnet_model)}</code>" if t.controlnet_model else "")
+        + (f", ControlNet <code>{esc(model_name(t.controlnet_model))}</code>" if t.controlnet_model else "")
         + "</li>"
         for t in brand.templates
     )
@@ -118,7 +121,7 @@ def brand_details_html(brand: BrandView) -> str:
         f"{esc(brand.default_sampler)}"
         f"<br><b>Sizes:</b> {sizes or '-'}"
         f" ({'custom sizes allowed' if brand.allow_custom_sizes else 'presets only'})"
-        f"<br><b>Base model:</b> <code>{esc(brand.base_model)}</code> "
+        f"<br><b>Base model:</b> <code>{esc(model_name(brand.base_model))}</code> "
         f"({'pinned' if brand.model_pinned else 'default: follows STUDIO_BASE_MODEL'})</p>"
         f"<p><b>LoRAs</b></p><ul>{loras or NO_LORA}</ul>"
         f"<p><b>Layout templates</b></p><ul>{templates or NO_TEMPLATE}</ul>"
@@ -144,7 +147,14 @@ def render(services: Services) -> dict[str, Any]:
             # an empty list says what to do next, which depends on who is looking
             admin = not summaries and "admin" in services.users.whoami(actor_of(request)).roles
         rows = [
-            [b.slug, b.name, ", ".join(b.palette), b.lora_count, b.template_count, b.model_label]
+            [
+                b.slug,
+                b.name,
+                ", ".join(b.palette),
+                b.lora_count,
+                b.template_count,
+                model_label(model_name(b.base_model), b.model_pinned),
+            ]
             for b in summaries
         ]
         note = "" if summaries else NO_BRAND_ADMIN if admin else NO_BRAND
@@ -182,6 +192,7 @@ def render(services: Services) -> dict[str, Any]:
             b.default_sampler,
             b.base_model if b.model_pinned else "",
             b.allow_custom_sizes,
+            b.credentials_include_prompt,
         )
 
     def brand_form_handler(
@@ -204,10 +215,12 @@ def render(services: Services) -> dict[str, Any]:
             sampler: str,
             base_model: str,
             allow_custom_sizes: bool,
+            credentials_include_prompt: bool,
             request: gr.Request,
         ) -> tuple[str, str]:
             fields = (slug, name, description, palette, style_template, negative_prompt, banned_terms, sizes)
-            spec = spec_from_form(*fields, cfg, steps, sampler, base_model, allow_custom_sizes)
+            flags = (allow_custom_sizes, credentials_include_prompt)
+            spec = spec_from_form(*fields, cfg, steps, sampler, base_model, *flags)
             view = save(actor_of(request), spec)
             gr.Info(f"Brand {view.slug} {done}.")
             return brand_details_html(view), ""  # the toast says it; a warning left from before goes
@@ -336,13 +349,19 @@ def render(services: Services) -> dict[str, Any]:
             f_sampler = gr.Dropdown(list(SAMPLERS), value="Euler a", label="Default sampler")
         f_base_model = gr.Textbox(
             label="Base model",
-            info=f"empty = studio default ({services.settings.base_model}); or pin a diffusers folder on the "
+            info=f"empty = studio default ({model_name(services.settings.base_model)}); or pin a diffusers "
+            "folder on the "
             "server, a downloaded Hugging Face repo id (org/name) or embedded:<name>",
         )
         f_custom_sizes = gr.Checkbox(
             label="Allow custom sizes",
             info="off: marketers pick one of the size presets; on: they may also ask for WIDTHxHEIGHT "
             "(within the model family's pixel limit)",
+        )
+        f_credentials_prompt = gr.Checkbox(
+            label="Put the prompt in the Content Credentials",
+            info="off: the images' signed provenance (C2PA) names model, LoRAs and templates but not the "
+            "prompts, which can be confidential; on: the prompts are in it too",
         )
         with gr.Row():
             create_btn = gr.Button("Create brand", variant="primary")
@@ -362,6 +381,7 @@ def render(services: Services) -> dict[str, Any]:
             f_sampler,
             f_base_model,
             f_custom_sizes,
+            f_credentials_prompt,
         ]
 
     render_lora_download(services, brand_pick)  # LoRAs out (issue 17); LoRAs in: the upload below

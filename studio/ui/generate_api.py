@@ -23,6 +23,7 @@ from typing import Any
 import gradio as gr
 
 from studio.errors import PermissionDeniedError, ValidationError
+from studio.services.brand_models import model_name
 from studio.services.gallery import remix_json
 from studio.services.generation import GenerateInput, GenerationResult
 from studio.ui.common import actor_of, shown_to_user
@@ -124,7 +125,7 @@ def register(services: Any) -> None:
                     {
                         "slug": options.brand_slug,
                         "name": options.brand_name,
-                        "model": options.base_model,
+                        "model": model_name(options.base_model),
                         "defaults": {
                             "cfg": options.default_cfg,
                             "steps": options.default_steps,

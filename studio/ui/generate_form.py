@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from studio.errors import StudioError, ValidationError
+from studio.services.brand_models import model_name
 from studio.services.generation import (  # ui reads engine types through services
     GenerateInput,
     GenerationOptions,
@@ -359,7 +360,8 @@ def availability(options: GenerationOptions) -> str:
     """The brand's model, and the LoRAs and templates shown disabled because they do not fit it."""
     family = f" ({options.model_family})" if options.model_family else ""
     e = escape_markdown
-    lines = [f"**Model:** <code>{e(options.base_model)}</code>{family}"] if options.base_model else []
+    shown = model_name(options.base_model)  # a local folder by its name, never its server path
+    lines = [f"**Model:** <code>{e(shown)}</code>{family}"] if options.base_model else []
     lines += [f"- LoRA **{e(name)}** is disabled: {e(why)}" for name, why in options.lora_issues]
     lines += [f"- Template **{e(name)}** is disabled: {e(why)}" for name, why in options.template_issues]
     return "\n".join(lines)

@@ -143,8 +143,9 @@ def test_web_train_publish_generate(family: str, studio: Any, tmp_path: Path) ->
             changed = mia.call_named("brand_changed", {"Brand": "lagoon"})  # the page does this at login
             form = _outputs(config, _named(config, "brand_changed"), changed)
             texts = [v.get("value", "") if isinstance(v, dict) else v for v in changed.data]
-            shown = f"**Model:** <code>{escape_markdown(model)}</code> ({family})"
-            assert any(shown in str(text) for text in texts)  # the brand's notes
+            shown = f"**Model:** <code>{escape_markdown(Path(model).name)}</code> ({family})"
+            assert any(shown in str(text) for text in texts)  # the brand's notes: the model by its name
+            assert str(model) not in str(texts)  # never by its server path (issue 16)
             new = form["LoRA orange-style (orangesty)"]
             assert (new["visible"], new["interactive"], new["value"]) == (True, True, 1.0)
             demo = form["LoRA lagoon-style (lagoonstyle) (disabled)"]
