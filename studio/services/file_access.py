@@ -9,7 +9,7 @@ does not exist, so a link reveals nothing:
 - an export zip is for the user who made it (its ``export.create`` audit event names them);
 - a brand LoRA's export file is for admins and the brand's members;
 - a layout template's pictures (its source image, its control map) are for admins and the brand's members;
-- a dataset's images are for admins (as the Training tab).
+- a dataset's images, and their thumbnails, are for admins (as the Training tab).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from studio.services.permissions import actor_user, readable_brand
 from studio.services.views import Actor
 from studio.services.visibility import visible_image
 from studio.storage.paths import home_path
+from studio.storage.thumbnails import thumbnail
 
 #: The names ``GalleryExport`` gives its zips (a random part: they cannot be guessed).
 EXPORT_NAME = re.compile(r"^export-[0-9]{8}-[0-9]{6}-[0-9a-f]{32}\.zip$")
@@ -121,6 +122,19 @@ class FileAccessService:
 
     def dataset_image(self, actor: Actor, dataset_id: Any, image_id: Any) -> Path:
         """Image ``image_id`` of dataset ``dataset_id`` (admins only)."""
+        return self._dataset_file(actor, dataset_id, image_id)[0]
+
+    def dataset_thumbnail(self, actor: Actor, dataset_id: Any, image_id: Any) -> Path:
+        """A small PNG of the same image, for the Training tab's grid (the same check; made once and kept
+        under ``cache/thumbnails``, keyed by the image's content hash)."""
+        path, sha256 = self._dataset_file(actor, dataset_id, image_id)
+        try:
+            return thumbnail(path, self._settings.home / "cache" / "thumbnails", sha256)
+        except (OSError, ValueError) as exc:  # an unreadable file, a bad hash: missing, as the link says
+            raise NotFoundError(f"dataset image {dataset_id}/{image_id} not found") from exc
+
+    def _dataset_file(self, actor: Actor, dataset_id: Any, image_id: Any) -> tuple[Path, str]:
+        """A dataset image's file and content hash, for admins (anyone else: NotFoundError)."""
         what = f"dataset image {dataset_id}/{image_id}"
         with self._sessions() as session:
             user = _known_user(session, actor)
@@ -129,8 +143,8 @@ class FileAccessService:
             image = session.get(DatasetImage, _number(image_id, what))
             if image is None or image.dataset_id != _number(dataset_id, what):
                 raise NotFoundError(f"{what} not found")
-            stored = image.file_path
-        return self._existing(home_path(self._settings.home, stored), what)
+            stored, sha256 = image.file_path, image.sha256
+        return self._existing(home_path(self._settings.home, stored), what), sha256
 
     def lora(self, actor: Actor, slug: str, adapter: str, version: Any, fmt: str) -> Path:
         """A brand LoRA version's export file (admins and the brand's members; see

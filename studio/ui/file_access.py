@@ -8,7 +8,7 @@ file path is copied into Gradio's cache (``GRADIO_TEMP_DIR``) and sent as ``{"pa
 
 Instead, handlers hand components a link: ``<root>/studio/files/<kind>/<ref…>/<name>`` — an image by its
 id, a training image by job, step, set and index, an export by its (random) file name, a layout template's
-picture by brand and name, a dataset image by dataset and image id. Gradio keeps an
+picture by brand and name, a dataset image (or its thumbnail) by dataset and image id. Gradio keeps an
 ``http(s)`` URL as it is (Gallery as a value; :func:`linked_image` and :func:`linked_file` do the same for
 Image and File, which would otherwise fetch it on the server): it is never copied into the cache, ``path``
 and ``url`` both hold the link, and no server path reaches the page. ``<root>`` is the app's public address
@@ -18,14 +18,18 @@ as Gradio itself works it out for its own file URLs (``X-Forwarded-Host`` / ``-P
 :class:`~studio.services.file_access.FileAccessService`, which reads the database as it is now (a revoke
 or a disable ends access at once). Anyone else, a bad link and a missing file all get the same 404.
 ``gradio_client`` downloads a result as ``/gradio_api/file=<link>``: that is answered the same way.
-``launch_options`` gives Gradio no ``allowed_paths``, so ``/gradio_api/file=`` serves only its own cache, and
-what Gradio caches (uploads, PIL images a handler returns) is named by a link bound to one user
-(``cached`` links: :mod:`studio.ui.cached_files`), never by its path.
+What Gradio caches (uploads, PIL images a handler returns) is named by a link bound to one user (``cached``
+links: :mod:`studio.ui.cached_files`), never by its path, and Gradio's own file routes (``/gradio_api/file=``,
+``/file/``, ``/proxy=``, media stream files, run-history assets: :func:`gradio_file_target`) answer 404 to
+everything but a studio link, so no cached upload or output and no data file can be fetched by its path.
+The page needs none of them: its scripts, styles, fonts and favicon come from ``/assets``, ``/static`` and
+``/favicon.ico``.
 """
 
 from __future__ import annotations
 
 import mimetypes
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,7 +50,11 @@ if TYPE_CHECKING:
     from studio.ui.cached_files import CachedFiles
 
 ROUTE = "/studio/files"
-GRADIO_FILE = "/gradio_api/file="
+API_PREFIX = "/gradio_api"
+GRADIO_FILE = f"{API_PREFIX}/file="
+#: Gradio's routes that serve a file named in the rest of the path (after ``/gradio_api`` or at the root)
+GRADIO_FILE_PREFIXES = ("/file=", "/file/", "/proxy=")
+THUMBNAIL = "thumbnail"  # dataset/<dataset>/<image>/thumbnail/<name>: the image's small PNG
 Component = TypeVar("Component", gr.Image, gr.File)
 
 
@@ -89,6 +97,11 @@ def template_link(request: gr.Request | None, brand: str, name: str, picture: st
 def dataset_link(request: gr.Request | None, dataset_id: int, image_id: int, name: str) -> str:
     """A dataset's image (``name``: the download name)."""
     return file_link(request, "dataset", dataset_id, image_id, name)
+
+
+def dataset_thumbnail_link(request: gr.Request | None, dataset_id: int, image_id: int) -> str:
+    """A dataset image's thumbnail (a PNG of at most 128 px a side), for the Training tab's grid."""
+    return file_link(request, "dataset", dataset_id, image_id, THUMBNAIL, f"thumbnail-{image_id}.png")
 
 
 def training_link(job_id: int, step: int, image_set: str, index: int, name: str) -> str:
@@ -161,6 +174,8 @@ def resolver(
         return lambda actor: files.template(actor, *parts[:3])
     if kind == "dataset" and len(parts) == 3:  # dataset, image, name
         return lambda actor: files.dataset_image(actor, parts[0], parts[1])
+    if kind == "dataset" and len(parts) == 4 and parts[2] == THUMBNAIL:  # dataset, image, "thumbnail", name
+        return lambda actor: files.dataset_thumbnail(actor, parts[0], parts[1])
     if kind == "cached" and len(parts) == 2 and cached is not None:  # token, name
         return lambda actor: _held(cached, parts[0], actor)
     return None
@@ -171,6 +186,25 @@ def _held(cached: CachedFiles, token: str, actor: Actor) -> Path:
     if found is None:
         raise NotFoundError("file not found")
     return found
+
+
+def gradio_file_target(path: str) -> str | None:
+    """What a request to one of Gradio's file routes names (a path or a URL), or None when ``path`` is not
+    such a route. Gradio serves files at ``/gradio_api/file=…``, ``/gradio_api/file/…`` (old clients),
+    ``/gradio_api/proxy=…``, a media stream's ``/gradio_api/stream/…/playlist-file`` and segments, and a run
+    history's assets; the same without ``/gradio_api`` and with doubled slashes is checked as well."""
+    normal = re.sub("/{2,}", "/", path)
+    if normal.startswith(API_PREFIX + "/"):
+        normal = normal[len(API_PREFIX) :]
+    for prefix in GRADIO_FILE_PREFIXES:
+        if normal.startswith(prefix):
+            return unquote(normal[len(prefix) :])
+    parts = normal.strip("/").split("/")
+    if parts[0] == "stream" and len(parts) == 5:  # /stream/<session>/<run>/<component>/<file or segment>
+        return normal
+    if parts[:2] == ["run-history", "records"] and "assets" in parts:
+        return normal
+    return None
 
 
 def link_path(path: str) -> str | None:
@@ -189,7 +223,8 @@ def link_path(path: str) -> str | None:
 
 
 class StudioFiles:
-    """ASGI middleware: answers ``GET``/``HEAD /studio/files/…`` (see the module docstring); others pass."""
+    """ASGI middleware: answers ``GET``/``HEAD /studio/files/…`` (see the module docstring) and 404 to any
+    other request for one of Gradio's file routes; others pass."""
 
     def __init__(self, app: Any, files: FileAccessService, cached: CachedFiles | None = None) -> None:
         self.app = app
@@ -197,8 +232,14 @@ class StudioFiles:
         self.cached = cached
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        path = link_path(scope.get("path", "")) if scope["type"] == "http" else None
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = link_path(scope.get("path", ""))
         if path is None:
+            if gradio_file_target(scope.get("path", "")) is not None:  # a file by its path: never
+                await PlainTextResponse("Not found", status_code=404)(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         if scope.get("method") not in ("GET", "HEAD"):

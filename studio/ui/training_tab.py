@@ -22,7 +22,7 @@ from studio.services.container import Services
 from studio.services.training import EXPERT_HELP, OPTIMIZERS, QUANTIZATIONS
 from studio.services.training_views import DatasetCheck, DatasetView, JobView
 from studio.ui.common import actor_of, shown_to_user
-from studio.ui.file_access import dataset_link, file_link
+from studio.ui.file_access import dataset_thumbnail_link, file_link
 from studio.ui.forms import keeps_form, require
 from studio.ui.text import escape_markdown
 from studio.ui.training_quality import TAB_CSS, quality_html
@@ -221,13 +221,13 @@ def render(services: Services) -> dict[str, Any]:
             return caption_rows(datasets.get_dataset(actor_of(request), int(dataset_id)))
 
     def thumbnails(dataset_id: int | None, request: gr.Request) -> Any:
-        """The caption grid: each image as a link (served to admins), with "#id caption"."""
+        """The caption grid: each image's thumbnail as a link (served to admins), with "#id caption"."""
         if not dataset_id:
             return []
         with shown_to_user():
             view = datasets.get_dataset(actor_of(request), int(dataset_id))
         return [
-            (dataset_link(request, view.id, image.id, image.file_path.name), f"#{image.id} {image.caption}")
+            (dataset_thumbnail_link(request, view.id, image.id), f"#{image.id} {image.caption}")
             for image in view.images
         ]
 

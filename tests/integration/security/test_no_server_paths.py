@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
@@ -42,6 +42,7 @@ FILE_META = {"_type": "gradio.FileData"}
 class Live:
     app: LiveApp
     dataset_id: int
+    model_dir: Path  # acme's base model: a local folder outside the data folder
 
     @property
     def home(self) -> Path:
@@ -86,7 +87,7 @@ def live(
         services.close()
     app = start_app(home, admin_password=ADMIN_PASSWORD, argv=["--no-worker"])
     try:
-        yield Live(app=app, dataset_id=dataset_id)
+        yield Live(app=app, dataset_id=dataset_id, model_dir=model_dir)
     finally:
         app.stop()
 
@@ -274,6 +275,90 @@ def test_no_upload_answer_names_the_cache(live: Live) -> None:
     assert seen.leaks() == []
 
 
+#: Gradio's file routes, each naming a file by its server path (``{}``); ``%`` marks a path sent escaped
+GRADIO_FILE_ROUTES = (
+    "/gradio_api/file={}",
+    "/gradio_api/file=%{}",
+    "/gradio_api/file/{}",
+    "/file={}",
+    "/gradio_api//file={}",
+    "/gradio_api/proxy={}",
+)
+
+
+def test_gradio_file_routes_serve_no_file_by_its_path(live: Live) -> None:
+    """A cached upload (even to its uploader, who holds its link), a data file and the database: 404 on
+    every Gradio file route, to the uploader, an admin and gus; the uploader's link still serves it."""
+    with session(live, "mia") as mia:
+        entry = upload(mia, Seen(live), "by-path.png", png_bytes(colour="green"))
+        assert mia.http.get(f"/gradio_api/file={entry}").status_code == 200  # as the page shows it
+    (cached,) = (live.home / "cache" / "gradio").rglob("by-path.png")
+    data_files = [cached, live.home / "studio.db", *sorted((live.home / "templates").rglob("*.png"))[:1]]
+    for user in ("mia", "admin", "gus"):
+        with session(live, user) as page:
+            for target in data_files:
+                for route in GRADIO_FILE_ROUTES:
+                    path = quote(str(target), safe="") if route.endswith("%{}") else str(target)
+                    url = route.replace("%{}", "{}").format(path)
+                    answer = page.http.get(url)
+                    assert answer.status_code == 404, (user, url, answer.status_code)
+                    assert str(live.home) not in answer.text, (user, url)
+                assert page.http.head(f"/gradio_api/file={target}").status_code == 404, (user, target)
+
+
+def test_dataset_thumbnails_are_small_pngs_for_admins_only(live: Live, tmp_path: Path) -> None:
+    """The Training tab's grid shows each dataset image as a 128 px PNG made once under cache/thumbnails
+    (keyed by the image's content hash), through the dataset link's admin-only check."""
+    picture = tmp_path / "wide.png"
+    Image.new("RGB", (640, 480), "orange").save(picture)
+    services = studio_services(live.home)
+    try:
+        dataset = services.datasets.create_dataset(SYSTEM, BRAND, "wide")
+        stored = services.datasets.add_images(SYSTEM, dataset.id, [(picture, "wide.png")]).dataset.images[0]
+    finally:
+        services.close()
+    seen = Seen(live)
+    with session(live, "admin") as admin:
+        (link,) = links_in(run(admin, seen, "thumbnails", [dataset.id])[0])
+        answer = admin.http.get(urlsplit(link).path)
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/png", link
+        with Image.open(io.BytesIO(answer.content)) as small:
+            assert (small.format, small.size) == ("PNG", (128, 96)), link
+        assert len(answer.content) < picture.stat().st_size
+        full = admin.http.get(f"/studio/files/dataset/{dataset.id}/{stored.id}/wide.png")
+        assert full.status_code == 200 and Image.open(io.BytesIO(full.content)).size == (640, 480)
+    assert seen.leaks() == []
+    (kept,) = (live.home / "cache" / "thumbnails").rglob(f"*{stored.sha256}*")
+    assert kept.name == f"{stored.sha256}-128.png"
+    made = kept.stat().st_mtime_ns
+    assert_links_for(live, [link], allowed=("admin",), refused=("mia", "gus", None))
+    assert kept.stat().st_mtime_ns == made  # made once, served from the cache after
+    assert not [p for p in kept.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_marketer_sees_the_brand_model_by_name_not_its_folder(live: Live) -> None:
+    """The Generate tab's model note, "Settings from a PNG", /brands_api and the Brands tab name acme's
+    local base model by its folder's name; no answer shows the folder's server path."""
+    seen = Seen(live)
+    name = live.model_dir.name
+    with session(live, "mia") as mia:
+        picked = run(mia, seen, "brand_changed", [BRAND, None])
+        assert f"<code>{name}</code>" in json.dumps(picked)  # the model note
+        dropped = upload(mia, seen, "other-model.png", a1111_png())
+        filled = run(mia, seen, "settings_from_png", [as_file(dropped, "other-model.png"), BRAND])
+        assert f"the brand's model {name} is used" in json.dumps(filled[0])
+        listed = mia.call_named("brands_api", {})
+        assert listed.ok, listed.error
+        seen.record("brands_api", json.dumps(listed.data))
+        assert [b["model"] for b in listed.data[0] if b["slug"] == BRAND] == [name]
+        rows = run(mia, seen, "list_rows", [])
+        assert f"{name} (pinned)" in json.dumps(rows[0])
+        details = run(mia, seen, "get_brand", [BRAND])
+        assert f"<code>{name}</code>" in json.dumps(details)
+    shown = [what for what, text in seen.bodies if str(live.model_dir) in text]
+    assert shown == [], shown
+
+
 # -------------------------------------------------------------------------------------------- browser
 
 
@@ -287,8 +372,28 @@ def _block(page: Any, label: str) -> Any:
     return blocks.filter(visible=True).last
 
 
-def _browser_login(browser: Any, live: Live, user: str) -> Any:
+def _watch(page: Any, live: Live, refused: list[str]) -> None:
+    """Note each request of the page for a Gradio file route that is not a studio link, and each of its own
+    requests that is refused (a script, a style, a font, the favicon... the page needs)."""
+    from studio.ui.file_access import gradio_file_target, link_path
+
+    def on_request(request: Any) -> None:
+        path = urlsplit(request.url).path
+        if gradio_file_target(path) is not None and link_path(path) is None:
+            refused.append(f"by path: {request.url}")
+
+    def on_response(response: Any) -> None:
+        if response.url.startswith(live.app.url) and response.status in (403, 404):
+            refused.append(f"{response.status}: {response.url}")
+
+    page.on("request", on_request)
+    page.on("response", on_response)
+
+
+def _browser_login(browser: Any, live: Live, user: str, refused: list[str] | None = None) -> Any:
     page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    if refused is not None:
+        _watch(page, live, refused)
     page.goto(live.app.url + "/")
     page.get_by_label("username").fill(user)
     page.get_by_label("password").fill(password_of(user))
@@ -316,7 +421,8 @@ def test_a_browser_shows_links_tiles_uploads_and_previews(live: Live, tmp_path: 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            mia = _browser_login(browser, live, "mia")  # the Generate tab, acme picked
+            refused: list[str] = []  # nothing the page loads goes through a Gradio file route by path
+            mia = _browser_login(browser, live, "mia", refused)  # the Generate tab, acme picked
             tile = mia.locator("#gen-templates img").first
             tile.wait_for(timeout=60_000)
             mia.wait_for_function("img => img.complete", arg=tile.element_handle(), timeout=30_000)
@@ -325,7 +431,7 @@ def test_a_browser_shows_links_tiles_uploads_and_previews(live: Live, tmp_path: 
             mia.locator("#gen-png-note").get_by_text("Settings from a1111.png").wait_for(timeout=60_000)
             _no_path_in(mia, live, "the Generate tab")
 
-            admin = _browser_login(browser, live, "admin")
+            admin = _browser_login(browser, live, "admin", refused)
             admin.get_by_role("tab", name="Brands").click()
             admin.get_by_text("Layout template from an image (admin)").click()
             uploaded = _block(admin, "Layout image")
@@ -343,5 +449,9 @@ def test_a_browser_shows_links_tiles_uploads_and_previews(live: Live, tmp_path: 
             admin.wait_for_function("img => img.complete", arg=preview.element_handle(), timeout=30_000)
             assert _loaded(preview), "the control-map preview is not shown"
             _no_path_in(admin, live, "the Brands tab")
+            admin.get_by_role("tab", name="Training").click()
+            admin.get_by_text("1 · Images and captions").wait_for(timeout=60_000)
+            admin.goto(live.app.url + "/favicon.ico")
+            assert refused == [], refused
         finally:
             browser.close()
