@@ -6,6 +6,8 @@ XMP packet that says the same for readers without C2PA. Pure data: nothing here 
   base model, LoRAs (name, version, sha256, weight), templates, sampler settings and the pixels' sha256;
   the prompts only when the brand says so;
 * edited (:func:`edited_manifest`): a ``c2pa.edited`` action (the SDK adds ``c2pa.opened`` for the parent);
+* a training sample: a created manifest with ``com.brandstudio.training_sample``
+  (:func:`training_sample_assertion`) in place of the recipe;
 * approved (:func:`approved_manifest`): a ``c2pa.edited.metadata`` action and ``com.brandstudio.approval``
   (reviewer, time, comment); the parent, the created image, is the ingredient.
 """
@@ -35,6 +37,7 @@ EDIT_SOURCE_TYPES = {
 }
 RECIPE_LABEL = "com.brandstudio.recipe"
 APPROVAL_LABEL = "com.brandstudio.approval"
+TRAINING_SAMPLE_LABEL = "com.brandstudio.training_sample"
 
 
 def claim_generator() -> str:
@@ -90,6 +93,12 @@ def recipe_assertion(
     if include_prompt:
         data |= {"prompt": recipe.prompt, "negative_prompt": recipe.negative_prompt}
     return {"label": RECIPE_LABEL, "data": data}
+
+
+def training_sample_assertion(**data: Any) -> dict[str, Any]:
+    """``com.brandstudio.training_sample``: a LoRA training job's checkpoint sample (job, brand, adapter,
+    step, base model, seed, with or without the LoRA and trigger word; no prompt text)."""
+    return {"label": TRAINING_SAMPLE_LABEL, "data": data}
 
 
 def created_manifest(

@@ -2,12 +2,14 @@
 quality gate, the same without the trigger word and without the LoRA (those once per job).
 
 A mixin of :class:`~studio.training.trainer.LoraTrainer`: it draws with the trainer's pipeline and the
-prompts' cached embeddings, so the text encoders are not needed after caching.
+prompts' cached embeddings, so the text encoders are not needed after caching. Each PNG goes through the
+trainer's ``sign_sample`` (Content Credentials, given by the worker that runs the job) before it is written.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,15 @@ from studio.storage import atomic_write_bytes
 
 #: the samples folder of the images drawn without the LoRA (once per job)
 BASELINE_FOLDER = "baseline"
+#: ``sign(png, facts)``: the PNG with Content Credentials; ``facts`` says which sample it is (step, prompt
+#: number, seed, ``lora`` and ``trigger`` on or off, the checkpoint's ``lora_sha256``)
+SampleSigner = Callable[[bytes, dict[str, Any]], bytes]
 
 
 class CheckpointSamples:
     """Sample and quality-gate images; uses the trainer's ``pipe``, ``denoiser``, ``config``, ``cache``,
-    ``device``, ``weight_dtype``, ``resolution``, ``samples_dir``, ``plain_samples`` and
-    ``takes_negative_embeds``."""
+    ``device``, ``weight_dtype``, ``resolution``, ``samples_dir``, ``plain_samples``,
+    ``takes_negative_embeds``, ``sign_sample`` and ``checkpoint_sha256``."""
 
     # provided by LoraTrainer
     pipe: Any
@@ -36,6 +41,8 @@ class CheckpointSamples:
     _baseline: dict[str, tuple[Path, ...]] | None
     denoiser: Any
     resolution: int
+    sign_sample: SampleSigner | None
+    checkpoint_sha256: str | None  # the LoRA file of the checkpoint being sampled
 
     def sample_kwargs(self, cond: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
         """Pipeline arguments for the checkpoint samples: guidance and the prompts' cached embeddings
@@ -89,13 +96,31 @@ class CheckpointSamples:
                     buffer = io.BytesIO()
                     image.save(buffer, format="PNG")
                     path = folder / f"p{number}-s{seed}{suffix}.png"
-                    atomic_write_bytes(path, buffer.getvalue())
+                    atomic_write_bytes(path, self.signed(buffer.getvalue(), path, number, seed, lora))
                     paths.append(path)
         finally:
             if not lora:
                 denoiser.enable_adapters()  # also makes the LoRA weights trainable again
             denoiser.train()
         return paths
+
+    def signed(self, png: bytes, path: Path, number: int, seed: int, lora: bool) -> bytes:
+        """``png`` through ``sign_sample`` (unchanged without one), told which sample it is."""
+        if self.sign_sample is None:
+            return png
+        facts = {
+            "sample": f"{path.parent.name}/{path.name}",
+            "prompt_number": number,
+            "seed": seed,
+            "lora": lora,
+            "trigger": not path.stem.endswith("-plain"),
+            "lora_sha256": self.checkpoint_sha256 if lora else None,
+            "steps": self.config.sample_steps,
+            "guidance_scale": self.config.sample_cfg,
+            "width": self.resolution,
+            "height": self.resolution,
+        }
+        return self.sign_sample(png, facts)
 
     def quality_images(self, step: int, samples: tuple[Path, ...]) -> dict[str, tuple[Path, ...]]:
         """The quality gate's images of a checkpoint, each set in the samples' order (seed by seed, prompt by

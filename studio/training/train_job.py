@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,38 @@ class JobReporter:
             raise TrainingStopped("lost")
 
 
+def sample_signer(
+    settings: Settings, job: ClaimedJob, model: Any
+) -> Callable[[bytes, dict[str, Any]], bytes]:
+    """``sign(png, facts)`` for the job's checkpoint samples: a ``c2pa.created`` manifest (trained
+    algorithmic media) whose ``com.brandstudio.training_sample`` names the job, brand, adapter (the LoRA) and
+    base model. The credentials are read here, so a missing key fails the job before any sample is drawn."""
+    from studio.provenance import manifest as mf
+    from studio.provenance.sign import credentials_for, sign_generated
+
+    credentials_for(settings)
+    brand, adapter = job.config.get("brand"), job.config.get("adapter")
+    common = {
+        "training_job": job.id,
+        "brand": brand,
+        "adapter": adapter,
+        "base_model": model.ref,
+        "base_model_revision": model.revision,
+        "base_model_hash": model.content_hash,
+        "family": model.family,
+        "prompt_included": False,
+    }
+
+    def sign(png: bytes, facts: dict[str, Any]) -> bytes:
+        with_lora = f"LoRA {adapter}" if facts.get("lora") else f"no LoRA (baseline for {adapter})"
+        description = f"training sample of job {job.id} with {with_lora} on {model.ref}"
+        title = f"training-job-{job.id}-{facts['sample'].replace('/', '-')}"
+        data = mf.training_sample_assertion(**common, **facts)
+        return sign_generated(settings, png, data, title=title, description=description)
+
+    return sign
+
+
 def out_of_memory_message(job_id: int, config: Any) -> str:
     """What to lower after a CUDA out-of-memory, by setting name; the job resumes from its checkpoint."""
     if config is None:
@@ -219,7 +252,7 @@ def run_job(
                     raise StudioError(f"cannot resume: the training state of step {start} is missing")
             trainer = make_trainer(
                 config, items, model=model, out_dir=out_dir, samples_dir=samples_dir, cache_dir=cache_dir,
-                device=device, reporter=reporter,
+                device=device, reporter=reporter, sign_sample=sample_signer(settings, job, model),
             )  # fmt: skip
             result = trainer.train(resume_state=state, start_step=start)
         notes = f" ({'; '.join(config.notes)})" if config.notes else ""

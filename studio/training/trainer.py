@@ -51,7 +51,7 @@ from studio.training.run_types import (
     TrainItem,
     TrainResult,
 )
-from studio.training.samples import CheckpointSamples
+from studio.training.samples import CheckpointSamples, SampleSigner
 from studio.training.training_state import restore_training_state, training_state
 
 __all__ = [
@@ -106,6 +106,7 @@ class LoraTrainer(CheckpointSamples):
         cache_dir: Path | None = None,
         device: str = "cpu",
         reporter: Reporter | None = None,
+        sign_sample: SampleSigner | None = None,
     ) -> None:
         if not items:
             raise ValidationError("dataset", "has no images; add images before training")
@@ -126,6 +127,8 @@ class LoraTrainer(CheckpointSamples):
         self.native = 0  # the model's native side in pixels (its training area is native²)
         self.plain_samples: dict[str, torch.Tensor] = {}  # the sample prompts without the trigger, encoded
         self._baseline: dict[str, tuple[Path, ...]] | None = None  # the job's no-LoRA images, drawn once
+        self.sign_sample = sign_sample  # Content Credentials for the sample PNGs (None: left unsigned)
+        self.checkpoint_sha256: str | None = None
 
     # ------------------------------------------------------------------------------ family hooks
 
@@ -461,11 +464,12 @@ class LoraTrainer(CheckpointSamples):
         metadata = {"step": str(step), "config": config, "family": self.model.family}
         with atomic_writer(folder / STATE_FILE) as fh:
             fh.write(save(state, metadata=metadata))
-        samples = self.sample_images(step)
         lora_path = folder / LORA_FILE
+        self.checkpoint_sha256 = sha256_file(lora_path)  # named in the samples' Content Credentials
+        samples = self.sample_images(step)
         quality = self.quality_images(step, tuple(samples))
         return Checkpoint(
-            step, lora_path, sha256_file(lora_path), folder / STATE_FILE, tuple(samples), loss, quality
+            step, lora_path, self.checkpoint_sha256, folder / STATE_FILE, tuple(samples), loss, quality
         )
 
     def load_training_state(self, path: Path) -> None:
