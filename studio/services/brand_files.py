@@ -69,6 +69,7 @@ _TOP_KEYS = (
     "defaults",
     "sizes",
     "allow_custom_sizes",
+    "credentials_include_prompt",
     "loras",
     "templates",
 )
@@ -151,6 +152,8 @@ class BrandSpec:
     default_size: str | None = None
     #: whether a size outside the presets (``WIDTHxHEIGHT``) may be asked for; off unless an admin allows it
     allow_custom_sizes: bool = False
+    #: whether the prompts go into the images' Content Credentials (C2PA); off: campaign prompts stay private
+    credentials_include_prompt: bool = False
     default_cfg: float = DEFAULT_CFG
     default_steps: int = DEFAULT_STEPS
     default_sampler: str = DEFAULT_SAMPLER
@@ -364,6 +367,9 @@ def spec_from_mapping(
     allow_custom_sizes = data.get("allow_custom_sizes", False)
     if not isinstance(allow_custom_sizes, bool):
         raise check.fail("allow_custom_sizes", f"must be true or false, not {allow_custom_sizes!r}")
+    include_prompt = data.get("credentials_include_prompt", False)
+    if not isinstance(include_prompt, bool):
+        raise check.fail("credentials_include_prompt", f"must be true or false, not {include_prompt!r}")
 
     defaults = data.get("defaults", {})
     if not isinstance(defaults, Mapping):
@@ -446,6 +452,7 @@ def spec_from_mapping(
         size_presets=tuple(sizes),
         default_size=default_size,
         allow_custom_sizes=allow_custom_sizes,
+        credentials_include_prompt=include_prompt,
         default_cfg=cfg,
         default_steps=steps,
         default_sampler=sampler,
@@ -548,6 +555,8 @@ def render_brand_toml(spec: BrandSpec) -> str:
     ]
     if spec.allow_custom_sizes:
         top.append(("allow_custom_sizes", True))
+    # written either way: whoever reads the file sees whether the prompts go into the Content Credentials
+    top.append(("credentials_include_prompt", spec.credentials_include_prompt))
     lines += [f"{k} = {_toml_value(v)}" for k, v in top]
     lines += ["", "[defaults]", f"cfg = {_toml_value(spec.default_cfg)}", f"steps = {spec.default_steps}"]
     lines.append(f"sampler = {_toml_value(spec.default_sampler)}")

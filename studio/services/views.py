@@ -155,6 +155,7 @@ class BrandView:
     members: tuple[str, ...] = ()
     model_pinned: bool = False
     allow_custom_sizes: bool = False  # sizes outside the presets may be asked for
+    credentials_include_prompt: bool = False  # the prompts go into the Content Credentials (C2PA)
     #: the non-default fields of studio.engine.guidance_settings.Guidance; None = plain CFG
     default_guidance: dict[str, Any] | None = None
 
