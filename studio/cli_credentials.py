@@ -71,7 +71,8 @@ def add_credentials_commands(
     def credentials_include_prompt(
         slug: str, setting: Annotated[str, typer.Argument(help="on or off")]
     ) -> None:
-        """Whether the brand's manifests carry the prompts (off by default: prompts can be confidential)."""
+        """Whether the brand's manifests carry the prompts (off by default: prompts can be confidential).
+        brand.toml holds the same setting (credentials_include_prompt); studio brands sync applies it."""
         if setting not in ("on", "off"):
             raise typer.BadParameter("on or off", param_hint="SETTING")
         services().credentials.set_include_prompt(system(), slug, setting == "on")
