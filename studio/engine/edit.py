@@ -38,12 +38,13 @@ from studio.engine.edit_masks import (
     composite,
     composite_alpha,
     expand_canvas,
+    keep_colours,
     load_mask,
     pipeline_mask,
     resize,
     tile_boxes,
 )
-from studio.engine.edit_request import EditRequest, check_edit_fields, effective_steps
+from studio.engine.edit_request import EditRequest, check_colour_sigma, check_edit_fields, effective_steps
 from studio.engine.generate import Engine, GeneratedImage, GenerationCancelled, Prepared, ProgressCallback
 from studio.engine.generate import step_callback as make_step_callback
 from studio.engine.model_info import ModelInfo
@@ -69,6 +70,7 @@ class PlannedEdit:
     mask_blur: int
     tiles: tuple[Tile, ...]
     tile_overlap: int
+    colour_sigma: float  # keep the starting picture's colours below this radius (0: off)
     entry: EditEntry
 
 
@@ -102,6 +104,7 @@ def plan_edit(engine: Engine, request: EditRequest) -> PlannedEdit:
     steps = effective_steps(int(prepared.request.num_inference_steps), strength)
     tile, overlap = _tiling(info, kind, (prepared.width, prepared.height), request)
     tiles = tuple(tile_boxes((prepared.width, prepared.height), tile, overlap)) if tile else ()
+    sigma = check_colour_sigma(request.colour_sigma, kind, scale)
     entry = EditEntry(
         kind=kind,
         strength=strength,
@@ -113,9 +116,10 @@ def plan_edit(engine: Engine, request: EditRequest) -> PlannedEdit:
         scale=scale if kind == "upscale" else None,
         tile_size=tile if kind == "upscale" else None,
         tile_overlap=overlap if tile else None,
+        colour_sigma=sigma or None,
     )
     task = "inpaint" if kind in ("inpaint", "expand") else "img2img"
-    return PlannedEdit(kind, prepared, task, strength, steps, init, mask, blur, tiles, overlap, entry)
+    return PlannedEdit(kind, prepared, task, strength, steps, init, mask, blur, tiles, overlap, sigma, entry)
 
 
 def _check_size(info: ModelInfo, size: tuple[int, int], field: str) -> None:
@@ -202,7 +206,7 @@ def _edit_one(
         picture = engine.call(pipe, prepared, kwargs, index, cancel)
         if plan.mask is not None:
             return composite(plan.init, picture, composite_alpha(plan.mask, plan.mask_blur))
-        return picture.convert("RGB")
+        return keep_colours(plan.init, picture.convert("RGB"), plan.colour_sigma)
 
     def tiles() -> Any:
         for number, box in enumerate(plan.tiles):
@@ -210,7 +214,7 @@ def _edit_one(
             kwargs = _call_kwargs(pipe, info, plan, box, generator, callback)
             yield box, engine.call(pipe, prepared, kwargs, index, cancel)
 
-    return blend_tiles(size, tiles(), plan.tile_overlap)
+    return keep_colours(plan.init, blend_tiles(size, tiles(), plan.tile_overlap), plan.colour_sigma)
 
 
 def _call_kwargs(

@@ -9,7 +9,8 @@ Masks are 8-bit ``L`` images, white (≥ 128) where the model repaints. A painte
   pixels. ``mask_blur`` 0 gives a hard edge.
 
 A1111 blurs its mask outwards; the studio feathers inwards, so that "outside the mask nothing changes" holds
-to the pixel. This module imports neither torch nor diffusers.
+to the pixel. :func:`keep_colours` lays a picture's detail over a reference's colours (an upscale keeps its
+source's colours). This module imports neither torch nor diffusers.
 """
 
 from __future__ import annotations
@@ -236,3 +237,32 @@ def blend_tiles(
         total[box.top : box.top + box.height, box.left : box.left + box.width] += pixels * w
         weight[box.top : box.top + box.height, box.left : box.left + box.width] += w
     return Image.fromarray(np.rint(total / np.maximum(weight, 1e-9)).clip(0, 255).astype(np.uint8), "RGB")
+
+
+def keep_colours(reference: Image.Image, picture: Image.Image, sigma: float) -> Image.Image:
+    """``picture`` with the low frequencies (a Gaussian blur of ``sigma`` pixels) of ``reference``: the
+    picture's detail over the reference's colours (``picture + blur(reference - picture)``)."""
+    if sigma <= 0:
+        return picture
+    ref = np.asarray(reference.convert("RGB"), dtype=np.float32)
+    pic = np.asarray(picture.convert("RGB"), dtype=np.float32)
+    fixed = pic + _gaussian(ref - pic, sigma)
+    return Image.fromarray(np.rint(fixed).clip(0, 255).astype(np.uint8), "RGB")
+
+
+def _gaussian(values: np.ndarray, sigma: float) -> np.ndarray:
+    """A separable Gaussian blur of an (H, W, C) array, edges reflected."""
+    radius = max(1, int(3.0 * sigma + 0.5))
+    offsets = np.arange(-radius, radius + 1, dtype=np.float32)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel /= kernel.sum()
+    out = values
+    for axis in (0, 1):
+        pad = [(0, 0)] * out.ndim
+        pad[axis] = (radius, radius)
+        padded = np.pad(out, pad, mode="reflect" if out.shape[axis] > radius else "edge")
+        length = out.shape[axis]
+        out = sum(
+            weight * np.take(padded, np.arange(i, i + length), axis=axis) for i, weight in enumerate(kernel)
+        )
+    return out

@@ -46,7 +46,9 @@ class EditRequest:
     expanded canvas; ``scale`` the upscale factor. ``source_sha256``, ``mask_sha256`` and
     ``parent_image_id`` are recorded in the recipe as given (default: the hashes of the pixels).
     ``tile_size`` / ``tile_overlap`` (upscale) override the model's defaults (a regenerate passes the
-    recipe's).
+    recipe's). ``colour_sigma`` keeps the source's colours below that blur radius in pixels (img2img and
+    upscale; None: :func:`default_colour_sigma`, 0: off), as A1111's img2img colour correction does by
+    histogram matching.
     """
 
     kind: str
@@ -62,6 +64,25 @@ class EditRequest:
     parent_image_id: int | None = None
     tile_size: int | None = None
     tile_overlap: int | None = None
+    colour_sigma: float | None = None
+
+
+def default_colour_sigma(kind: str, scale: int) -> float:
+    """An upscale keeps the source's colours below 2 × ``scale`` pixels (the model only adds detail; the
+    embedded model's VAE alone moves hues across colour-name borders); other kinds keep nothing."""
+    return 2.0 * scale if kind == "upscale" else 0.0
+
+
+def check_colour_sigma(value: Any, kind: str, scale: int) -> float:
+    """The colour-keeping radius: ``value`` (0-64 pixels, only for img2img and upscale) or the default."""
+    if value is None:
+        return default_colour_sigma(kind, scale)
+    sigma = number("colour_sigma", value)
+    if not 0.0 <= sigma <= 64.0:
+        raise ValidationError("colour_sigma", f"{sigma:g} is outside 0-64")
+    if sigma and kind not in ("img2img", "upscale"):
+        raise ValidationError("colour_sigma", f"keeping colours is for img2img and upscale, not {kind}")
+    return sigma
 
 
 def check_kind(kind: Any) -> str:
@@ -145,4 +166,5 @@ def edit_request_from_recipe(
         parent_image_id=entry.parent_image_id,
         tile_size=entry.tile_size,
         tile_overlap=entry.tile_overlap,
+        colour_sigma=entry.colour_sigma or 0.0,
     )

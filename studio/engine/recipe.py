@@ -66,7 +66,8 @@ class EditEntry:
     upscale), the denoising ``strength``, the source's hash (``source_sha256``: the stored source file, or
     its pixels) and the parent image's id when it came from the gallery; the painted mask's hash and its
     blur (inpaint), the ``anchor`` (expand), the ``scale`` and the tiles (upscale; ``tile_size`` 0 = one
-    pass). The recipe's width and height are the output's."""
+    pass); ``colour_sigma``: the source's colours kept below this blur radius (None: not applied; see
+    :func:`studio.engine.edit_masks.keep_colours`). The recipe's width and height are the output's."""
 
     kind: str
     strength: float
@@ -78,6 +79,7 @@ class EditEntry:
     scale: int | None = None
     tile_size: int | None = None
     tile_overlap: int | None = None
+    colour_sigma: float | None = None
 
 
 @dataclass(frozen=True)

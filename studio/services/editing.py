@@ -4,6 +4,7 @@ API (each call reads permissions from the database; ``actor`` as in every servic
 
     editing.edit(actor, EditInput("inpaint", image_id=7, mask=png_bytes, prompt="a blue circle"))
         -> EditView                      # a new image, pending review, with its parent and edit
+    editing.check(actor, EditInput(...)) -> StudioError | None   # the refusal edit() would give
     editing.expand_to_all_presets(actor, EditInput("expand", image_id=7))
         -> CampaignResult                # one image per size preset of the brand, sharing a group id
     editing.regenerate(actor, image_id) -> GenerationResult   # an edit made again, pixel for pixel
@@ -33,7 +34,6 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image as PILImage
@@ -48,9 +48,16 @@ from studio.engine.control import load_image
 from studio.engine.edit_masks import load_mask
 from studio.engine.edit_request import EditRequest
 from studio.engine.recipe import Recipe
-from studio.errors import NotFoundError, PermissionDeniedError, ValidationError
+from studio.errors import NotFoundError, PermissionDeniedError, StudioError, ValidationError
 from studio.services import audit
-from studio.services.editing_input import EditInput, campaign_presets, check_source, generate_input
+from studio.services.editing_files import EditFiles
+from studio.services.editing_input import (
+    EditInput,
+    campaign_presets,
+    check_source,
+    generate_input,
+    output_size,
+)
 from studio.services.editing_regions import RegionMarks
 from studio.services.editing_views import CampaignResult, EditView, Lineage, LineageReader, RegionView
 from studio.services.generation_controls import ControlMaps
@@ -61,7 +68,6 @@ from studio.services.generation_save import GenerationResult, GenerationSaver, I
 from studio.services.permissions import actor_roles
 from studio.services.views import Actor
 from studio.services.visibility import visible_image
-from studio.storage import ContentStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from studio.engine.generate import Engine, GeneratedImage
@@ -80,9 +86,9 @@ class EditingService:
         self._controls = ControlMaps(sessions, settings)
         self._planner = Planner(settings, engines.get, self._controls.template_problem)
         self._saver = GenerationSaver(sessions, settings)
-        self._stores = {kind: ContentStore(settings.home / "edits" / kind) for kind in ("sources", "masks")}
-        self._reader = LineageReader(self._image_view, self._stored)
-        self._regions = RegionMarks(sessions, self._stores["masks"], self._reader, self._load_stored)
+        self._files = EditFiles(settings.home)
+        self._reader = LineageReader(self._image_view, self._files.path)
+        self._regions = RegionMarks(sessions, self._files, self._reader)
 
     # ------------------------------------------------------------------------------------------ edit
 
@@ -97,14 +103,32 @@ class EditingService:
     ) -> EditView:
         """Make one edited image and save it, pending review. Every refusal (permission, brand rules, bad
         input, each ValidationError naming its field) comes before anything runs or is written."""
+        plan, edit_request, source_png, mask_png = self._prepare(actor, request)
+        images = self._run(self._engines.get(), edit_request, progress, cancel)
+        return self._save(actor, plan, images, source_png, mask_png, group_id)
+
+    def check(self, actor: Actor, request: EditInput) -> StudioError | None:
+        """What is wrong with ``request`` (the first refusal :meth:`edit` would give), without running it;
+        None when it would run. A ValidationError names its field."""
+        from studio.engine.edit import plan_edit
+
+        try:
+            plan_edit(self._engines.get(), self._prepare(actor, request)[1])
+        except StudioError as problem:
+            return problem
+        return None
+
+    def _prepare(self, actor: Actor, request: EditInput) -> tuple[Plan, EditRequest, bytes, bytes | None]:
+        """The brand's plan (with the engine's request at the output size), the engine's edit request and
+        the source and mask as the PNG bytes to store."""
         kind = check_source(request)
         with self._sessions() as session:
             plan, source, parent_id = self._plan(session, actor, request, kind)
             mask = self._mask(session, actor, request, source.size) if kind == "inpaint" else None
-        engine = self._engines.get()
-        size = self._output_size(kind, source, plan, request)
+        size = output_size(kind, source.size, plan.request, request.scale)
         generation = replace(plan.request, width=size[0], height=size[1])
         if plan.templates:
+            engine = self._engines.get()
             generation = self._controls.with_controls(engine, plan, engine.validate(generation))
         source_png = png_bytes(source)
         mask_png = png_bytes(mask) if mask is not None else None
@@ -120,9 +144,9 @@ class EditingService:
             source_sha256=hashlib.sha256(source_png).hexdigest(),
             mask_sha256=hashlib.sha256(mask_png).hexdigest() if mask_png is not None else None,
             parent_image_id=parent_id,
+            colour_sigma=request.colour_sigma,
         )
-        images = self._run(engine, edit_request, progress, cancel)
-        return self._save(actor, replace(plan, request=generation), images, source_png, mask_png, group_id)
+        return replace(plan, request=generation), edit_request, source_png, mask_png
 
     def expand_to_all_presets(
         self,
@@ -197,18 +221,14 @@ class EditingService:
         entry = recipe.edit
         if entry is None:
             raise ValidationError("recipe", "this image was not made by an edit")
-        source = self._load_stored("sources", entry.source_sha256, "source")
-        mask = self._load_stored("masks", entry.mask_sha256, "mask") if entry.mask_sha256 else None
+        source = self._files.load("sources", entry.source_sha256, "source")
+        mask = self._files.load("masks", entry.mask_sha256, "mask") if entry.mask_sha256 else None
         request = edit_request_from_recipe(recipe, source, mask)
         request = replace(request, generation=replace(plan.request, width=recipe.width, height=recipe.height))
         images = self._run(self._engines.get(), request, progress, cancel)
-        with self._sessions() as session:
-            parent = entry.parent_image_id
-            if parent is not None and session.get(Image, parent) is None:
-                parent = None  # the parent was deleted since
-        source_png = self._stores["sources"].path_for(entry.source_sha256, ".png").read_bytes()
-        mask_png = self._stores["masks"].path_for(entry.mask_sha256, ".png").read_bytes() if mask else None
-        view = self._save(actor, plan, images, source_png, mask_png, None, parent_id=parent)
+        source_png = self._files.read_bytes("sources", entry.source_sha256, "source")
+        mask_png = self._files.read_bytes("masks", entry.mask_sha256, "mask") if entry.mask_sha256 else None
+        view = self._save(actor, plan, images, source_png, mask_png, None)
         return GenerationResult(
             generation_id=view.image.generation_id,
             brand_slug=plan.brand_slug,
@@ -292,23 +312,12 @@ class EditingService:
         planned = self._planner.plan(
             session, actor, generate_input(request, brand, generation, recipe), caps=False, roles=roles
         )
-        size = self._output_size(kind, source, planned, request)
+        size = output_size(kind, source.size, planned.request, request.scale)
         family, limits = self._planner.limits(planned.base_model)
         steps, batch = planned.request.num_inference_steps, planned.request.batch_size
         for problem in cap_problems(limits, family, steps, batch, size):
             raise problem
         return planned, source, None if parent is None else parent.id
-
-    @staticmethod
-    def _output_size(kind: str, source: PILImage.Image, plan: Plan, request: EditInput) -> tuple[int, int]:
-        if kind == "expand":
-            return int(plan.request.width or 0), int(plan.request.height or 0)
-        if kind == "upscale":
-            from studio.engine.edit_request import check_scale
-
-            scale = check_scale(request.scale)
-            return source.width * scale, source.height * scale
-        return source.size
 
     def _mask(
         self, session: Session, actor: Actor, request: EditInput, size: tuple[int, int]
@@ -317,7 +326,7 @@ class EditingService:
             region = self._regions.row(session, actor, request.region_id)
             if region.image_id != request.image_id:
                 raise ValidationError("region_id", f"region {region.id} was marked on another image")
-            return load_mask(self._load_stored("masks", region.mask_sha256, "region_id"), size, "region_id")
+            return load_mask(self._files.load("masks", region.mask_sha256, "region_id"), size, "region_id")
         if request.mask is None:
             raise ValidationError("mask", "inpainting needs a painted mask or a marked region")
         return load_mask(request.mask, size)
@@ -347,18 +356,18 @@ class EditingService:
         source_png: bytes,
         mask_png: bytes | None,
         group_id: str | None,
-        *,
-        parent_id: int | None = None,
     ) -> EditView:
         """Store the source and mask, then save the image with its edit row in one transaction."""
         entry = images[0].recipe.edit
         assert entry is not None
-        self._stores["sources"].put_bytes(source_png, ".png")
+        self._files.put("sources", source_png)
         if mask_png is not None:
-            self._stores["masks"].put_bytes(mask_png, ".png")
-        parent = entry.parent_image_id if parent_id is None else parent_id
+            self._files.put("masks", mask_png)
 
         def lineage(session: Session, generation: Generation) -> None:
+            parent = entry.parent_image_id
+            if parent is not None and session.get(Image, parent) is None:
+                parent = None  # deleted since (a regenerate of an old edit)
             for row in generation.images:
                 session.add(
                     ImageEdit(
@@ -387,14 +396,3 @@ class EditingService:
     def _image_view(self, session: Session, image: Image) -> ImageView:
         slug = session.scalar(select(Brand.slug).where(Brand.id == image.brand_id)) or ""
         return self._saver.image_view(image, image.generation, slug)
-
-    def _stored(self, kind: str, sha256: str) -> Path:
-        return self._stores[kind].path_for(sha256, ".png")
-
-    def _load_stored(self, kind: str, sha256: str, field: str) -> PILImage.Image:
-        path = self._stored(kind, sha256)
-        if not path.is_file():
-            raise ValidationError(field, f"the stored {kind[:-1]} {sha256[:12]}… is missing")
-        with PILImage.open(path) as opened:
-            opened.load()
-            return opened.copy()

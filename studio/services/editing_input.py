@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 
 from studio.db.generation_models import Generation
 from studio.db.models import Brand
-from studio.engine.edit_request import DEFAULT_MASK_BLUR, check_kind
+from studio.engine.edit_request import DEFAULT_MASK_BLUR, check_kind, check_scale
 from studio.errors import ValidationError
 from studio.services.generation_input import GenerateInput
 
@@ -37,6 +37,8 @@ class EditInput:
       ``width`` and ``height``, and the ``anchor`` where the source sits (center, left, right, top, bottom,
       top-left, top-right, bottom-left, bottom-right);
     - upscale: ``scale`` 2 or 4;
+    - ``colour_sigma``: keep the source's colours below this blur radius (img2img and upscale; None: the
+      kind's default, an upscale keeps them, see :func:`studio.engine.edit_request.default_colour_sigma`);
     - ``loras`` (adapter → weight) and ``templates`` (layout template names) as for generating.
     """
 
@@ -62,6 +64,18 @@ class EditInput:
     loras: Mapping[str, float] | None = None
     templates: Sequence[str] = ()
     guidance: Mapping[str, Any] | None = None
+    colour_sigma: float | None = None
+
+
+def output_size(kind: str, source: tuple[int, int], planned: Any, scale: Any) -> tuple[int, int]:
+    """The edited image's size: the planned request's (expand: the preset or custom size), the source's
+    times ``scale`` (upscale), or the source's."""
+    if kind == "expand":
+        return int(planned.width or 0), int(planned.height or 0)
+    if kind == "upscale":
+        factor = check_scale(scale)
+        return source[0] * factor, source[1] * factor
+    return source
 
 
 def check_source(request: EditInput) -> str:

@@ -6,7 +6,6 @@ The masks are stored content-addressed with the edits' masks (``STUDIO_HOME/edit
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from PIL import Image as PILImage
@@ -17,32 +16,24 @@ from studio.db.edit_models import ImageRegion
 from studio.engine.edit_masks import load_mask
 from studio.errors import NotFoundError, ValidationError
 from studio.services import audit
+from studio.services.editing_files import EditFiles
 from studio.services.editing_views import LineageReader, RegionView
 from studio.services.generation_plan import author_id
 from studio.services.generation_save import png_bytes
 from studio.services.permissions import require_role
 from studio.services.views import Actor
 from studio.services.visibility import visible_image
-from studio.storage import ContentStore
 
 MAX_COMMENT = 2000
 
 
 class RegionMarks:
-    """Marks and reads regions (see the module docstring); ``load(kind, sha256, field)`` reads a stored
-    mask."""
+    """Marks and reads regions (see the module docstring)."""
 
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        masks: ContentStore,
-        reader: LineageReader,
-        load: Callable[[str, str, str], PILImage.Image],
-    ) -> None:
+    def __init__(self, sessions: sessionmaker[Session], files: EditFiles, reader: LineageReader) -> None:
         self._sessions = sessions
-        self._masks = masks
+        self._files = files
         self._reader = reader
-        self._load = load
 
     def mark(self, actor: Actor, image_id: int, mask: Any, comment: str = "") -> RegionView:
         """Store ``mask`` (the image's size; white or painted = the region) as a region of the image."""
@@ -52,12 +43,12 @@ class RegionMarks:
             user = require_role(session, actor, "reviewer")
             image = visible_image(session, actor, image_id)
             region_mask = load_mask(mask, (image.width, image.height))
-        stored = self._masks.put_bytes(png_bytes(region_mask), ".png")
+        sha256 = self._files.put("masks", png_bytes(region_mask))
         with self._sessions.begin() as session:
             region = ImageRegion(
                 image_id=image.id,
                 user_id=author_id(session, user),
-                mask_sha256=stored.sha256,
+                mask_sha256=sha256,
                 comment=comment,
             )
             session.add(region)
@@ -80,7 +71,7 @@ class RegionMarks:
         """A region's mask (L, white = the region)."""
         with self._sessions() as session:
             region = self.row(session, actor, region_id)
-            return self._load("masks", region.mask_sha256, "region_id").convert("L")
+            return self._files.load("masks", region.mask_sha256, "region_id").convert("L")
 
     @staticmethod
     def row(session: Session, actor: Actor, region_id: Any) -> ImageRegion:

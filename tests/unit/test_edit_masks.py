@@ -17,6 +17,7 @@ from studio.engine.edit_masks import (
     composite,
     composite_alpha,
     expand_canvas,
+    keep_colours,
     load_mask,
     pipeline_mask,
     tile_boxes,
@@ -129,3 +130,15 @@ def test_tiles_cover_the_picture_and_blend_back_exactly() -> None:
     tiles = ((box, picture.crop((box.left, box.top, box.left + 128, box.top + 128))) for box in boxes)
     assert np.array_equal(np.asarray(blend_tiles((256, 128), tiles, 16)), np.asarray(picture))
     assert len(tile_boxes((64, 64), 128, 16)) == 1
+
+
+def test_keep_colours_lays_the_detail_over_the_reference_colours() -> None:
+    reference = Image.new("RGB", (64, 64), (200, 40, 40))
+    stripes = np.zeros((64, 64, 3), dtype=np.uint8)
+    stripes[:, ::2] = (60, 60, 200)  # a colour drift plus one-pixel detail
+    stripes[:, 1::2] = (40, 40, 180)
+    kept = np.asarray(keep_colours(reference, Image.fromarray(stripes, "RGB"), 4.0)).astype(int)
+    assert np.abs(kept.reshape(-1, 3).mean(axis=0) - (200, 40, 40)).max() < 1.0
+    assert (kept[:, ::2] - kept[:, 1::2]).mean() > 15  # the stripes are still there
+    picture = Image.fromarray(stripes, "RGB")
+    assert keep_colours(reference, picture, 0) is picture  # 0: off

@@ -171,3 +171,11 @@ def test_a_region_a_reviewer_marks_is_what_fix_region_repaints(studio: Any, made
     assert view.mask_path is not None and view.mask_path.name.startswith(region.mask_sha256)
     with pytest.raises(NotFoundError, match="region 999 not found"):
         studio.editing.edit(MIA, EditInput("inpaint", image_id=made.id, region_id=999))
+
+
+def test_check_names_the_refusal_without_running(studio: Any, made: Any) -> None:
+    images = _count(studio, ImageRow)
+    problem = studio.editing.check(MIA, EditInput("upscale", image_id=made.id, scale=3))
+    assert isinstance(problem, ValidationError) and problem.field == "scale"
+    assert studio.editing.check(MIA, EditInput("expand", image_id=made.id, size="story")) is None
+    assert _count(studio, ImageRow) == images
