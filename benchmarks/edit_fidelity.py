@@ -1,6 +1,6 @@
 """Issue 19's figures for the four edit kinds on the embedded model, measured in one run.
 
-    .venv/bin/python benchmarks/edit_fidelity.py [--grid 24] [--repeat 5] [--json]
+    .venv/bin/python benchmarks/edit_fidelity.py [--grid 24] [--repeat 5] [--json] [--pictures DIR]
 
 Sources: the embedded model's own text-to-image pictures of held-out combinations (``world.held_out_combos``,
 in order; seed 1001, CFG 5, 20 steps), skipping those where no shape is read back, until ``--grid`` are found.
@@ -10,7 +10,9 @@ sets the threads). Pictures are read back with ``studio.toyworld.classify`` and 
 named by the fixed HSV bands of ``studio.toyworld.colour_names``.
 
 1. Image-to-image at strength 0.3 with the source's prompt: centroid moves ≤ 4 px and the colour names of
-   shape and background are the source's. Target ≥ 90% of the grid.
+   shape and background are the source's. Target ≥ 90% of the grid. Also shown (not the target): the same
+   with the source's colours kept (``colour_sigma=4``, off by default for image-to-image), and a plain VAE
+   round trip of the sources (what the model's autoencoder alone does to the colour names).
 2. Image-to-image at 0.9 with the prompt naming another colour (the colour three places on in
    ``world.COLOUR_NAMES``): the shape reads as that colour. Target ≥ 80%.
 3. Inpainting the shape's box (grown by 4 px) with "a {colour} {shape}": pixels outside the mask that
@@ -22,6 +24,9 @@ named by the fixed HSV bands of ``studio.toyworld.colour_names``.
 6. Cost: each kind vs a text-to-image of the same output size and steps, medians of ``--repeat``
    interleaved runs (which goes first alternates). Target ≤ 1.1×.
 7. Regenerate: each kind made again from its recipe (``edit_request_from_recipe``) gives identical pixels.
+
+``--pictures DIR`` writes the first source and its edit of each kind (``<kind>-before.png``,
+``<kind>-after.png``, and the inpainting mask), 4x larger with nearest-neighbour pixels, for the README.
 """
 
 from __future__ import annotations
@@ -103,6 +108,25 @@ def other_colour(colour: str) -> str:
     return names[(names.index(colour) + 3) % len(names)]
 
 
+def kept_layout(after: Reading, before: Reading) -> bool:
+    """The centroid moved at most 4 px and the shape's and background's colour names are the same."""
+    if after.centroid is None or before.centroid is None:
+        return False
+    moved = float(np.hypot(after.centroid[0] - before.centroid[0], after.centroid[1] - before.centroid[1]))
+    return moved <= 4.0 and (after.colour_hsv, after.background_hsv) == (
+        before.colour_hsv,
+        before.background_hsv,
+    )
+
+
+def vae_round_trip(engine: Engine, image: Image.Image) -> Image.Image:
+    """``image`` encoded and decoded by the model's VAE (the posterior's mode), nothing else."""
+    pipe = engine.load().pipe
+    with torch.no_grad():
+        latents = pipe.vae.encode(pipe.image_processor.preprocess(image)).latent_dist.mode()
+        return pipe.image_processor.postprocess(pipe.vae.decode(latents).sample)[0]
+
+
 def share(hits: list[bool]) -> float:
     return round(sum(hits) / len(hits), 3) if hits else 0.0
 
@@ -110,6 +134,7 @@ def share(hits: list[bool]) -> float:
 def fidelity(engine: Engine, grid: list) -> tuple[dict, dict[str, tuple[EditRequest, GeneratedImage]]]:
     """Figures 1-5 over the grid; also one (request, result) per kind for the regenerate check."""
     hits: dict[str, list[bool]] = {key: [] for key in TARGETS if key != "cost_ratio"}
+    hits |= {"img2img_0.3_colours_kept": [], "vae_round_trip": []}
     outside_changed = source_changed = 0
     examples: dict[str, tuple[EditRequest, GeneratedImage]] = {}
     for (colour, shape, background, position), image, src in grid:
@@ -122,14 +147,12 @@ def fidelity(engine: Engine, grid: list) -> tuple[dict, dict[str, tuple[EditRequ
             return out
 
         low = classify(run("img2img", EditRequest("img2img", image, request(prompt), strength=0.3)).image)
-        moved = (
-            float(np.hypot(low.centroid[0] - src.centroid[0], low.centroid[1] - src.centroid[1]))
-            if low.centroid
-            else 99.0
+        hits["img2img_0.3"].append(kept_layout(low, src))
+        keep = EditRequest("img2img", image, request(prompt), strength=0.3, colour_sigma=4)
+        hits["img2img_0.3_colours_kept"].append(
+            kept_layout(classify(edit_images(engine, keep)[0].image), src)
         )
-        hits["img2img_0.3"].append(
-            moved <= 4.0 and low.colour_hsv == src.colour_hsv and low.background_hsv == src.background_hsv
-        )
+        hits["vae_round_trip"].append(kept_layout(classify(vae_round_trip(engine, image)), src))
         high_prompt = world.canonical_caption(other, shape, background, position)
         high = classify(
             edit_images(engine, EditRequest("img2img", image, request(high_prompt), strength=0.9))[0].image
@@ -205,11 +228,26 @@ def regenerate(engine: Engine, examples: dict[str, tuple[EditRequest, GeneratedI
     return same
 
 
+def write_pictures(folder: Path, examples: dict[str, tuple[EditRequest, GeneratedImage]]) -> None:
+    """Before/after pictures of each kind (4x, nearest neighbour), and the inpainting mask."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def big(picture: Image.Image) -> Image.Image:
+        return picture.resize((picture.width * 4, picture.height * 4), Image.Resampling.NEAREST)
+
+    for kind, (req, result) in examples.items():
+        big(req.source).save(folder / f"{kind}-before.png")  # type: ignore[arg-type]
+        big(result.image).save(folder / f"{kind}-after.png")
+        if isinstance(req.mask, Image.Image):
+            big(req.mask).save(folder / f"{kind}-mask.png")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", type=int, default=24, help="source images (default 24)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per side for the cost ratio")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--pictures", type=Path, help="write before/after pictures of each kind here")
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("TOYWORLD_THREADS", "1")))
     torch.set_flush_denormal(True)  # as the tests' fast_cpu: denormal floats make CPU matmuls ~5x slower
@@ -221,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     figures["cost_ratio"] = cost(engine, first_image, world.canonical_caption(*first_combo), args.repeat)
     figures["regenerate_identical"] = regenerate(engine, examples)
     figures["grid"] = len(grid)
+    if args.pictures is not None:
+        write_pictures(args.pictures, examples)
     figures["seconds"] = round(time.perf_counter() - started, 1)
     checks = {
         "img2img 0.3: centroid <= 4 px and colour names kept": figures["img2img_0.3"]
@@ -243,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"edit fidelity on embedded:toyworld, {len(grid)} sources, CFG {CFG:g}, {STEPS} steps")
     for key in ("img2img_0.3", "img2img_0.9", "inpaint_colour", "expand_background", "upscale_kept"):
         print(f"  {key:<20} {figures[key]:.3f}   (target >= {TARGETS[key]:.2f})")
+    kept = figures["img2img_0.3_colours_kept"]
+    print(f"  img2img 0.3 with the source's colours kept (colour_sigma=4): {kept:.3f}")
+    print(f"  a plain VAE round trip keeps the colour names of: {figures['vae_round_trip']:.3f}")
     outside = figures["inpaint_outside_changed_pixels"]
     print(f"  inpaint: pixels changed outside the mask over the grid: {outside}")
     print(f"  expand: source pixels changed over the grid: {figures['expand_source_changed_pixels']}")

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from engine_fixtures import FAMILY_BUILDERS, fast_cpu, save_pipeline  # noqa: F401
+from engine_fixtures import FAMILY_BUILDERS, fast_cpu, lora_files, save_pipeline, sd1_dir  # noqa: F401
 from PIL import Image, ImageDraw
 
 from studio.engine.edit import changed_pixels, edit_images, plan_edit
 from studio.engine.edit_request import EditRequest, edit_request_from_recipe
 from studio.engine.generate import Engine, GenerationCancelled
-from studio.engine.request import ControlSpec, GenerationRequest
+from studio.engine.request import ControlSpec, GenerationRequest, LoraSpec
 from studio.errors import ValidationError
 from studio.toyworld import world
 
@@ -213,3 +213,14 @@ def test_edit_source_can_be_a_file(engine: Engine, source: Image.Image, tmp_path
         made.recipe.edit.source_sha256
         == plan_edit(engine, EditRequest("img2img", source, _request())).entry.source_sha256
     )
+
+
+def test_a_brand_lora_applies_to_edits(sd1_dir: Path, lora_files: dict[str, Path], fast_cpu: None) -> None:  # noqa: F811
+    engine = Engine(str(sd1_dir), device="cpu")
+    picture = Image.new("RGB", (32, 32), "white")
+    base = GenerationRequest(prompt="a red circle", num_inference_steps=2, seed=3)
+    plain = edit_images(engine, EditRequest("img2img", picture, base, strength=0.9))[0]
+    styled = replace(base, loras=(LoraSpec("a", lora_files["a"], None, 1.0),))
+    [made] = edit_images(engine, EditRequest("img2img", picture, styled, strength=0.9))
+    assert changed_pixels(plain.image, made.image) > 0 and made.recipe.loras[0].name == "a"
+    assert engine.pipelines.pipeline_for(engine.load(), "img2img").unet is engine.load().pipe.unet

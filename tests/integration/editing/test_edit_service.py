@@ -71,6 +71,7 @@ def test_every_kind_is_a_new_image_with_its_lineage_and_regenerates_identically(
     assert studio.editing.edit_of(MIA, again.id).parent_image_id == made.id
 
 
+@pytest.mark.both_databases
 def test_lineage_shows_parents_and_children(studio: Any, made: Any) -> None:
     first = studio.editing.edit(MIA, EditInput("img2img", image_id=made.id, strength=0.4, seed=1))
     second = studio.editing.edit(MIA, EditInput("upscale", image_id=first.image.id, seed=1))
@@ -143,6 +144,7 @@ def test_a_file_can_be_edited_for_a_brand(studio: Any, made: Any) -> None:
     assert again.pixel_sha256 == view.image.pixel_sha256
 
 
+@pytest.mark.both_databases
 def test_an_approved_image_expands_to_every_larger_preset(studio: Any, made: Any) -> None:
     with pytest.raises(ValidationError, match="only approved images are expanded"):
         studio.editing.expand_to_all_presets(MIA, EditInput("expand", image_id=made.id))
@@ -159,6 +161,7 @@ def test_an_approved_image_expands_to_every_larger_preset(studio: Any, made: Any
     assert [item.image.id for item in lineage.group] == [campaign.edits[1].image.id]
 
 
+@pytest.mark.both_databases
 def test_a_region_a_reviewer_marks_is_what_fix_region_repaints(studio: Any, made: Any) -> None:
     with pytest.raises(PermissionDeniedError):
         studio.editing.mark_region(MIA, made.id, _mask())
