@@ -2,9 +2,10 @@
 
 **Web side** (:class:`GenerationQueue`). The request is planned and checked as inline (permissions, the
 brand's rules, every refusal before anything is queued), its seed fixed, and the plan and the engine's
-request are written into a ``generate`` job row (JSON: :func:`encode` / :func:`decode`). The caller then
-follows the row: progress from ``step``/``total_steps``, the images from ``result`` once it succeeded. A
-cancel marks the row, so it works whichever machine runs the job. Each user may have
+request are written into a ``generate`` job row (JSON: :mod:`~studio.services.generation_job_rows`). The
+caller then follows the row: progress from ``step``/``total_steps``, the images from ``result`` once it
+succeeded; one :class:`RowWatcher` thread reads every followed row in one query. A cancel marks the row, so
+it works whichever machine runs the job. Each user may have
 ``STUDIO_MAX_QUEUED_PER_USER`` requests queued or running at once; workers take users' requests in turn
 (:func:`studio.training.queue.next_queued`). The web process loads no pipeline.
 
@@ -20,10 +21,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields, is_dataclass, replace
-from pathlib import Path
-from types import UnionType
-from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,9 +33,10 @@ from studio.db.generation_models import Generation
 from studio.db.models import Brand
 from studio.db.training_models import Job
 from studio.errors import CancelledError, StudioError
+from studio.services.generation_job_rows import error_of, from_config, job_config, raise_error
 from studio.services.generation_plan import Plan
 from studio.services.generation_save import GenerationResult, GenerationSaver
-from studio.services.views import SYSTEM, Actor
+from studio.services.views import Actor
 from studio.training.queue import ClaimedJob, JobQueue, heartbeat_seconds
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,86 +48,62 @@ POLL_S = 0.2
 ProgressCallback = Callable[[int, int], None]
 
 
-# ------------------------------------------------------------------------------------------ the row
-
-
-def encode(value: Any) -> Any:
-    """A dataclass (nested, with paths and tuples) as JSON-ready data."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return [encode(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): encode(v) for k, v in value.items()}
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    raise TypeError(f"a {type(value).__name__} cannot be queued")
-
-
-def decode(kind: Any, data: Any) -> Any:
-    """The inverse of :func:`encode`, guided by ``kind``'s type hints."""
-    if data is None:
-        return None
-    origin, args = get_origin(kind), get_args(kind)
-    if origin in (Union, UnionType):
-        options = [a for a in args if a is not type(None)]
-        for option in options:
-            if is_dataclass(option) and isinstance(data, dict):
-                return decode(option, data)
-        if Path in options and isinstance(data, str):
-            return Path(data)  # a file (a LoRA, a control map): queued as its path
-        return data if str in options or len(options) != 1 else decode(options[0], data)
-    if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(decode(args[0], v) for v in data)
-        return tuple(decode(a, v) for a, v in zip(args, data, strict=True)) if args else tuple(data)
-    if kind is Path:
-        return Path(data)
-    if is_dataclass(kind) and isinstance(kind, type):
-        hints = get_type_hints(kind)
-        return kind(
-            **{f.name: decode(hints.get(f.name, Any), data[f.name]) for f in fields(kind) if f.name in data}
-        )
-    return data
-
-
-def job_config(actor: Actor, plan: Plan, request: GenerationRequest) -> dict[str, Any]:
-    """What a generate job's row holds: who asked, the plan, the engine's request (seed fixed)."""
-    return {
-        "actor": None if actor.is_system else actor.username,
-        "plan": encode(plan),
-        "request": encode(request),
-    }
-
-
-def from_config(config: dict[str, Any]) -> tuple[Actor, Plan, GenerationRequest]:
-    """The actor, plan and engine request of a generate job's row."""
-    from studio.engine.request import GenerationRequest
-
-    actor = SYSTEM if config.get("actor") is None else Actor.user(config["actor"])
-    return actor, decode(Plan, config["plan"]), decode(GenerationRequest, config["request"])
-
-
-def error_of(error: StudioError) -> dict[str, Any]:
-    """A studio error as the row's result (re-raised with its type on the web side)."""
-    return {"type": type(error).__name__, "field": getattr(error, "field", None), "message": str(error)}
-
-
-def raise_error(stored: dict[str, Any]) -> None:
-    """Raise the studio error a worker recorded (its type, field and message)."""
-    kind = getattr(errors, str(stored.get("type")), StudioError)
-    if not (isinstance(kind, type) and issubclass(kind, StudioError)):
-        kind = StudioError
-    message = str(stored.get("message") or "the generation failed")
-    if issubclass(kind, errors.ValidationError):
-        field = str(stored.get("field") or "request")
-        raise kind(field, message.removeprefix(f"{field}: "))
-    raise kind(message)
-
-
 # ------------------------------------------------------------------------------------- web side
+
+
+class RowWatcher:
+    """One thread reads the rows of every job the web app follows, in one query every :data:`POLL_S`, and
+    wakes their waiters: the database sees one read per interval, however many requests wait."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._rows: dict[int, tuple[str, int, int] | None] = {}
+        self._followers: dict[int, int] = {}
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def follow(self, job_id: int) -> None:
+        with self._changed:
+            self._followers[job_id] = self._followers.get(job_id, 0) + 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="job-row-watcher", daemon=True)
+                self._thread.start()
+
+    def forget(self, job_id: int) -> None:
+        with self._changed:
+            left = self._followers.get(job_id, 1) - 1
+            if left <= 0:
+                self._followers.pop(job_id, None)
+                self._rows.pop(job_id, None)
+            else:
+                self._followers[job_id] = left
+
+    def latest(self, job_id: int, after: tuple[str, int, int] | None, timeout: float) -> Any:
+        """The row's (status, step, total) once it differs from ``after`` (or after ``timeout``); None while
+        it has not been read yet; ``"gone"`` when there is no such job."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._rows.get(job_id, after) != after, timeout)
+            return self._rows.get(job_id)
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                ids = list(self._followers)
+                if not ids:
+                    self._thread = None
+                    return
+            rows = select(Job.id, Job.status, Job.step, Job.total_steps).where(Job.id.in_(ids))
+            try:
+                with self._sessions() as session:
+                    found = {r.id: (r.status, r.step, r.total_steps) for r in session.execute(rows)}
+            except Exception:  # noqa: BLE001 - a busy database: try again next time
+                found = None
+            with self._changed:
+                for job_id in ids if found is not None else ():
+                    if job_id in self._followers:
+                        self._rows[job_id] = found.get(job_id, ("gone", 0, 0))
+                self._changed.notify_all()
+            time.sleep(POLL_S)
 
 
 class GenerationQueue:
@@ -138,6 +114,7 @@ class GenerationQueue:
         self._settings = settings
         self._saver = saver
         self._queue = JobQueue(sessions)
+        self._watcher = RowWatcher(sessions)
 
     def submit(self, actor: Actor, plan: Plan, request: GenerationRequest) -> int:
         """Queue a validated request (its seed fixed); returns the job id. Refused (ConflictError) when the
@@ -167,30 +144,35 @@ class GenerationQueue:
         rows (a cancel keeps the images finished before it, or raises CancelledError when there are none);
         a failure raises the worker's error."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        asked_cancel, last = False, (-1, -1)
-        while True:
-            with self._sessions() as session:
-                job = session.get(Job, job_id)
-                if job is None:
+        asked_cancel, last, row = False, (-1, -1), None
+        self._watcher.follow(job_id)
+        try:
+            while True:
+                row = self._watcher.latest(job_id, row, POLL_S)
+                if row == ("gone", 0, 0):
                     raise errors.NotFoundError(f"generation job {job_id} not found")
-                status, step, total = job.status, job.step, job.total_steps
+                status, step, total = row or ("queued", 0, 0)
                 if status in ("succeeded", "cancelled", "failed", "interrupted"):
                     if progress is not None and status == "succeeded" and (step, total) != last:
                         progress(step, total)  # the last step reported (a short job may end between reads)
-                    return self._ended(session, job_id, status, job.result or {}, job.message)
-            if cancel is not None and cancel.is_set() and not asked_cancel:
-                asked_cancel = True
-                with self._sessions.begin() as session:
-                    row = session.get(Job, job_id)
-                    if row is not None and row.status in ("queued", "running"):
-                        JobQueue.request_cancel(session, row)
-                continue
-            if progress is not None and status == "running" and (step, total) != last:
-                progress(step, total)
-                last = (step, total)
-            if deadline is not None and time.monotonic() > deadline:
-                raise errors.ConflictError(f"generation job {job_id} did not finish in {timeout_s:g} s")
-            time.sleep(POLL_S)
+                    with self._sessions() as session:
+                        job = session.get(Job, job_id)
+                        assert job is not None
+                        return self._ended(session, job_id, job.status, job.result or {}, job.message)
+                if cancel is not None and cancel.is_set() and not asked_cancel:
+                    asked_cancel = True
+                    with self._sessions.begin() as session:
+                        job = session.get(Job, job_id)
+                        if job is not None and job.status in ("queued", "running"):
+                            JobQueue.request_cancel(session, job)
+                    continue
+                if progress is not None and status == "running" and (step, total) != last:
+                    progress(step, total)
+                    last = (step, total)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise errors.ConflictError(f"generation job {job_id} did not finish in {timeout_s:g} s")
+        finally:
+            self._watcher.forget(job_id)
 
     def _ended(
         self, session: Session, job_id: int, status: str, result: dict[str, Any], message: str

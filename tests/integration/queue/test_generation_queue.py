@@ -22,7 +22,8 @@ from studio.db.training_models import Job
 from studio.engine.request import GenerationRequest
 from studio.errors import CancelledError, ConflictError, StudioError
 from studio.services.generation import EngineProvider, GenerateInput, GenerationService
-from studio.services.generation_jobs import GenerationJobRunner, decode, encode, from_config
+from studio.services.generation_job_rows import decode, encode, from_config
+from studio.services.generation_jobs import GenerationJobRunner
 from studio.services.generation_plan import Plan
 from studio.services.generation_save import GenerationSaver
 from studio.services.views import Actor

@@ -61,6 +61,8 @@ def cluster(
     services: Any, brand: str, sd1_dir: Path
 ) -> Iterator[tuple[LiveApp, list[subprocess.Popen[bytes]]]]:
     """The web app in queue mode (no worker of its own) and two generation workers."""
+    if services.engine.dialect.name == "sqlite":  # 45 s of processes: once, on the database machines share
+        pytest.skip("run on PostgreSQL (the in-process queue tests run on SQLite too)")
     home = services.settings.home
     extra = {
         "STUDIO_DATABASE_URL": services.settings.database_url, "STUDIO_GENERATION": "queue",
@@ -102,7 +104,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_the_rerun_has_the_same_pixels
     from gradio_client import Client
 
     app, workers = cluster
-    asked = {"brand": "acme", "prompt": "a red circle", "seed": 77, "steps": 40, "batch_size": 2}
+    asked = {"brand": "acme", "prompt": "a red circle", "seed": 77, "steps": 30, "batch_size": 2}
     answers: list[Any] = []
     client = Client(app.url, auth=("mia", PASSWORD), verbose=False)
     call = threading.Thread(target=lambda: answers.append(client.predict(**asked, api_name="/generate_api")))
@@ -127,7 +129,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_the_rerun_has_the_same_pixels
     (answer,) = answers
     with services.sessions() as session:
         done = session.get(Job, job.id)
-        assert (done.status, done.attempts) == ("succeeded", 2), done.message
+        assert done.status == "succeeded" and done.attempts >= 2, done.message  # (3 on a starved box)
         assert done.worker_id != job.worker_id
         assert session.scalar(select(func.count(Generation.id))) == 1  # saved once
     inline = services.generation.generate(Actor.user("mia"), GenerateInput(**asked))
