@@ -10,9 +10,10 @@ sets the threads). Pictures are read back with ``studio.toyworld.classify`` and 
 named by the fixed HSV bands of ``studio.toyworld.colour_names``.
 
 1. Image-to-image at strength 0.3 with the source's prompt: centroid moves ≤ 4 px and the colour names of
-   shape and background are the source's. Target ≥ 90% of the grid. Also shown (not the target): the same
-   with the source's colours kept (``colour_sigma=4``, off by default for image-to-image), and a plain VAE
-   round trip of the sources (what the model's autoencoder alone does to the colour names).
+   shape and background are the source's. Target ≥ 90% of the grid, with the defaults (image-to-image at
+   strength ≤ 0.5 keeps the source's colours, ``colour_sigma=4``: ``default_colour_sigma``). Also shown (not
+   the target): the same with ``colour_sigma=4`` given explicitly, and a plain VAE round trip of the sources
+   (what the model's autoencoder alone does to the colour names).
 2. Image-to-image at 0.9 with the prompt naming another colour (the colour three places on in
    ``world.COLOUR_NAMES``): the shape reads as that colour. Target ≥ 80%.
 3. Inpainting the shape's box (grown by 4 px) with "a {colour} {shape}": pixels outside the mask that

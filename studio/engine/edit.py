@@ -104,7 +104,7 @@ def plan_edit(engine: Engine, request: EditRequest) -> PlannedEdit:
     steps = effective_steps(int(prepared.request.num_inference_steps), strength)
     tile, overlap = _tiling(info, kind, (prepared.width, prepared.height), request)
     tiles = tuple(tile_boxes((prepared.width, prepared.height), tile, overlap)) if tile else ()
-    sigma = check_colour_sigma(request.colour_sigma, kind, scale)
+    sigma = check_colour_sigma(request.colour_sigma, kind, scale, strength)
     entry = EditEntry(
         kind=kind,
         strength=strength,

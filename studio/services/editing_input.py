@@ -38,7 +38,8 @@ class EditInput:
       top-left, top-right, bottom-left, bottom-right);
     - upscale: ``scale`` 2 or 4;
     - ``colour_sigma``: keep the source's colours below this blur radius (img2img and upscale; None: the
-      kind's default, an upscale keeps them, see :func:`studio.engine.edit_request.default_colour_sigma`);
+      kind's default: an upscale and an img2img at strength <= 0.5 keep them, 0 turns it off; see
+      :func:`studio.engine.edit_request.default_colour_sigma`);
     - ``loras`` (adapter → weight) and ``templates`` (layout template names) as for generating.
     """
 
