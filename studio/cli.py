@@ -587,13 +587,22 @@ def export(
     since: Annotated[str | None, typer.Option("--since", help="From this day (YYYY-MM-DD, UTC).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Up to this day, inclusive.")] = None,
     user: Annotated[str | None, typer.Option("--as", help="Export what this user may see.")] = None,
+    with_lineage: Annotated[
+        bool,
+        typer.Option(
+            "--with-lineage",
+            help="Also each image's edit lineage: its ancestors (id, review status, edit, recipe) in the "
+            "metadata, and the approved ancestors' PNGs under lineage/.",
+        ),
+    ] = False,
 ) -> None:
     """Write the approved images (PNG with their recipes) and metadata.csv/json into a zip."""
     from studio.services.gallery import GalleryFilter
 
     flt = GalleryFilter(brand=brand, since=since, until=until)
-    result = _services().gallery.export(_actor(user), out, flt=flt)
-    typer.echo(f"exported {result.count} approved image(s) to {result.path}")
+    result = _services().gallery.export(_actor(user), out, flt=flt, with_lineage=with_lineage)
+    extra = f", with {len(result.lineage_ids)} approved ancestor(s)" if result.lineage_ids else ""
+    typer.echo(f"exported {result.count} approved image(s){extra} to {result.path}")
 
 
 # ------------------------------------------------------------------------------------------------- serve

@@ -190,10 +190,12 @@ class GalleryService:
         *,
         image_ids: Sequence[Any] | None = None,
         flt: GalleryFilter | None = None,
+        with_lineage: bool = False,
     ) -> ExportResult:
-        """Write the approved images of a selection (``image_ids``) or of a filter as a zip (see
+        """Write the approved images of a selection (``image_ids``) or of a filter as a zip, with each
+        image's edit lineage when ``with_lineage`` (see
         :meth:`GalleryExport.export <studio.services.gallery_export.GalleryExport.export>`)."""
-        return self._export.export(actor, out, image_ids=image_ids, flt=flt)
+        return self._export.export(actor, out, image_ids=image_ids, flt=flt, with_lineage=with_lineage)
 
     # ------------------------------------------------------------------------------------------- helpers
 

@@ -1,7 +1,8 @@
 """Export of approved images as a zip: the PNGs (recipes embedded), ``metadata.csv`` and ``metadata.json``,
 written atomically. Pending and rejected images are never included. Each exported PNG carries a second
 Content Credentials manifest recording the approval, with the created image as its ingredient (the pixels
-and text chunks are the original's; ``file_sha256`` in the metadata is the exported file's)."""
+and text chunks are the original's; ``file_sha256`` in the metadata is the exported file's). With
+``with_lineage``, each image's edit lineage comes too (:mod:`studio.services.export_lineage`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from studio.db.review_models import Review
 from studio.errors import NotFoundError, ValidationError
 from studio.services import audit
 from studio.services.credentials import approved_png
+from studio.services.export_lineage import lineage_columns, read_lineage
 from studio.services.gallery_query import GalleryFilter, filtered_query
 from studio.services.views import Actor
 from studio.services.visibility import image_number
@@ -43,6 +45,7 @@ class ExportResult:
     path: Path
     image_ids: tuple[int, ...]
     skipped: tuple[int, ...] = field(default=())
+    lineage_ids: tuple[int, ...] = field(default=())  # ancestors whose PNGs were included (with_lineage)
 
     @property
     def count(self) -> int:
@@ -68,12 +71,16 @@ class GalleryExport:
         *,
         image_ids: Sequence[Any] | None = None,
         flt: GalleryFilter | None = None,
+        with_lineage: bool = False,
     ) -> ExportResult:
         """Write the approved images of a selection (``image_ids``) or of a filter as a zip.
 
         The zip holds ``images/<id>.png`` (the original files, embedded recipe intact), ``metadata.csv`` and
         ``metadata.json``; it is written atomically. Pending and rejected images are never included; when
-        nothing approved matches, ValidationError and no file is written.
+        nothing approved matches, ValidationError and no file is written. ``with_lineage`` adds to each
+        record ``made_by`` (the edit that made it, or null), ``lineage`` (its ancestors the actor may see,
+        nearest first: id, review status, edit, recipe, file) and ``lineage_complete``, and the approved
+        ancestors' PNGs as ``lineage/<id>.png``.
         """
         target = (
             Path(out) if out else self.exports_dir / f"export-{utcnow():%Y%m%d-%H%M%S}-{uuid.uuid4().hex}.zip"
@@ -99,13 +106,39 @@ class GalleryExport:
             if len(rows) > MAX_EXPORT:
                 raise ValidationError("export", f"more than {MAX_EXPORT} images match; narrow the filter")
             records = self._records(session, rows)
-        self._write_zip(target, records, sign=approved_png(self._settings))
+            extra = self._with_lineage(session, actor, records) if with_lineage else []
+        self._write_zip(target, records, sign=approved_png(self._settings), extra=extra)
         exported = tuple(int(r["id"]) for r in records)
         with self._sessions.begin() as session:
             audit.record(session, actor, "export.create", str(target), images=list(exported))
         return ExportResult(
-            path=target, image_ids=exported, skipped=tuple(i for i in wanted if i not in set(exported))
+            path=target,
+            image_ids=exported,
+            skipped=tuple(i for i in wanted if i not in set(exported)),
+            lineage_ids=tuple(int(r["id"]) for r in extra),
         )
+
+    def _with_lineage(
+        self, session: Session, actor: Actor, records: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Add the lineage fields to ``records``; the records of approved ancestors not exported already
+        (their PNGs go in as ``lineage/<id>.png``)."""
+        exported = [int(r["id"]) for r in records]
+        lineage = read_lineage(session, actor, exported)
+        more = [i for i in lineage.approved_ancestors if i not in set(exported)]
+        extra: list[dict[str, Any]] = []
+        if more:
+            query = filtered_query(session, actor, GalleryFilter(sort="oldest"))
+            rows = session.execute(query.where(Image.id.in_(more), Image.review_status == "approved")).all()
+            extra = [{**r, "file": f"lineage/{r['id']}.png"} for r in self._records(session, rows)]
+        files = {int(r["id"]): r["file"] for r in records + extra}
+        approvals = {
+            int(r["id"]): {k: r[k] for k in ("reviewer", "decision_time", "review_comment")}
+            for r in records + extra
+        }
+        for record in records:
+            record.update(lineage_columns(lineage, int(record["id"]), files, approvals))
+        return extra
 
     def _records(self, session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:
         ids = [row[0].id for row in rows]
@@ -152,10 +185,21 @@ class GalleryExport:
 
     @staticmethod
     def _write_zip(
-        target: Path, records: list[dict[str, Any]], sign: Callable[[dict[str, Any], bytes], bytes]
+        target: Path,
+        records: list[dict[str, Any]],
+        sign: Callable[[dict[str, Any], bytes], bytes],
+        extra: list[dict[str, Any]] | None = None,
     ) -> None:
+        """The zip: each record's PNG (signed), each ``extra`` record's PNG (ancestors, not listed at the top
+        level of the metadata) and the metadata of ``records``."""
         public = [{k: v for k, v in r.items() if k != "_source"} for r in records]
         with atomic_writer(target) as fh, zipfile.ZipFile(fh, "w") as archive:
+            for record in extra or []:
+                archive.writestr(
+                    record["file"],
+                    sign(record, record["_source"].read_bytes()),
+                    compress_type=zipfile.ZIP_STORED,
+                )
             for record, shown in zip(records, public, strict=True):
                 data = sign(record, record["_source"].read_bytes())
                 shown["file_sha256"] = hashlib.sha256(data).hexdigest()
@@ -164,7 +208,12 @@ class GalleryExport:
             writer = csv.DictWriter(csv_text, fieldnames=list(public[0]), lineterminator="\n")
             writer.writeheader()
             for record in public:
-                writer.writerow({**record, "recipe": json.dumps(record["recipe"], sort_keys=True)})
+                writer.writerow(
+                    {
+                        key: json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+                        for key, value in record.items()
+                    }
+                )
             archive.writestr("metadata.csv", csv_text.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
             archive.writestr(
                 "metadata.json",
