@@ -29,10 +29,12 @@ def _notes(settings: PngSettings) -> None:
 def regenerate_png(
     services: Any, actor: Any, path: Path, brand: str | None, progress: Callable[[int, int], None]
 ) -> Any:
-    """Make the PNG at ``path`` again (a studio image from its stored recipe); the result."""
+    """Make the PNG at ``path`` again (a studio image from its stored recipe; an edit this studio does not
+    have from its stored source and mask, or refused saying the source image is needed); the result."""
     restore = PngRestore.of(services)
     settings = restore.read(actor, path, brand)
-    _notes(settings)
+    if settings.edit is None:  # an edit is made again as recorded, or refused: nothing is left unmapped
+        _notes(settings)
     result, _ = restore.regenerate(actor, path, brand, progress=progress)
     return result
 

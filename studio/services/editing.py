@@ -8,6 +8,7 @@ API (each call reads permissions from the database; ``actor`` as in every servic
     editing.expand_to_all_presets(actor, EditInput("expand", image_id=7))
         -> CampaignResult                # one image per size preset of the brand, sharing a group id
     editing.regenerate(actor, image_id) -> GenerationResult   # an edit made again, pixel for pixel
+    editing.regenerate_recipe(actor, recipe, brand, name) -> GenerationResult  # from a PNG's recipe alone
     editing.lineage(actor, image_id) -> Lineage              # ancestors, children, campaign group
     editing.group(actor, group_id) -> tuple[EditView, ...]
     editing.edit_images(actor, image_id) -> (source, mask)   # the stored PIL images an edit started from
@@ -58,6 +59,7 @@ from studio.services.editing_input import (
     generate_input,
     output_size,
 )
+from studio.services.editing_recipe import brand_recipe_plan, require_stored_inputs
 from studio.services.editing_regions import RegionMarks
 from studio.services.editing_views import CampaignResult, EditView, Lineage, LineageReader, RegionView
 from studio.services.generation_controls import ControlMaps
@@ -206,6 +208,19 @@ class EditingService:
         for problem in self._planner.cap_problems(plan):
             raise problem
         return self.run_recipe(actor, plan, recipe, progress, cancel)
+
+    def regenerate_recipe(
+        self, actor: Actor, recipe: Recipe, brand: str, name: str, progress: ProgressCallback | None = None
+    ) -> GenerationResult:
+        """An edit made again from its ``recipe`` alone (the PNG ``name`` of an image this studio does not
+        have) as a new image of ``brand``, when its source and mask are in the store; otherwise a
+        ValidationError saying the source image is needed (:mod:`studio.services.editing_recipe`)."""
+        require_stored_inputs(recipe, self._files, name)
+        with self._sessions() as session:
+            plan = brand_recipe_plan(session, self._settings, actor, recipe, brand, name)
+        for problem in self._planner.cap_problems(plan):
+            raise problem
+        return self.run_recipe(actor, plan, recipe, progress)
 
     def run_recipe(
         self,

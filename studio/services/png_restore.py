@@ -4,7 +4,9 @@
   studio that the user may see, the settings are that image's (the Gallery's Remix), and a regenerate
   makes it again from its stored recipe (same pixels). When the image exists but the user may not see it,
   the PNG is refused like the image. A studio PNG from elsewhere is read from its recipe, for a brand the
-  user names.
+  user names. Its regenerate, when the recipe is an edit's, makes the edit again from the source and mask
+  the recipe names by hash, if they are in the studio's store; otherwise it is refused, saying the source
+  image is needed (never a text-to-image of the recipe: that would be another picture).
 * An A1111 PNG, or a ComfyUI PNG saved by an A1111-compatible saver, carries ``parameters``
   (:mod:`studio.engine.a1111_parse`). ComfyUI's own PNGs carry only its ``prompt``/``workflow`` graph,
   which is not read.
@@ -34,6 +36,7 @@ from studio.engine.control import image_sha256
 from studio.engine.recipe import PARAMETERS_CHUNK, RECIPE_CHUNK, Recipe
 from studio.errors import NotFoundError, ValidationError
 from studio.services.brand_models import model_name
+from studio.services.editing import EditingService
 from studio.services.gallery import GalleryService
 from studio.services.generation import GenerateInput, GenerationOptions, GenerationResult, GenerationService
 from studio.services.generation_input import MAX_LORA_WEIGHT, MIN_LORA_WEIGHT
@@ -54,29 +57,37 @@ class PngSettings:
     """What a PNG asks for as a request of the brand, and what of it did not map (one line each).
 
     ``source``: ``"studio"`` (the JSON recipe) or ``"a1111"`` (the ``parameters`` text); ``image_id``: the
-    studio image the PNG holds, when the user may see it (a regenerate then uses its stored recipe).
+    studio image the PNG holds, when the user may see it (a regenerate then uses its stored recipe);
+    ``edit``: the edit kind when the PNG is an edited studio image this studio does not have (a regenerate
+    then makes the edit again from its stored source, or refuses).
     """
 
     source: str
     request: GenerateInput
     unmapped: tuple[str, ...] = ()
     image_id: int | None = None
+    edit: str | None = None
 
 
 class PngRestore:
     """Read a PNG's settings for a brand; regenerate it or generate from it (with overrides)."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], generation: GenerationService, gallery: GalleryService
+        self,
+        sessions: sessionmaker[Session],
+        generation: GenerationService,
+        gallery: GalleryService,
+        editing: EditingService | None = None,
     ) -> None:
         self._sessions = sessions
         self._generation = generation
         self._gallery = gallery
+        self._editing = editing
 
     @classmethod
     def of(cls, services: Any) -> PngRestore:
         """The restore service over a :class:`~studio.services.container.Services`."""
-        return cls(services.sessions, services.generation, services.gallery)
+        return cls(services.sessions, services.generation, services.gallery, services.editing)
 
     def read(
         self, actor: Actor, path: str | Path, brand: str | None = None, *, fallback_brand: str | None = None
@@ -90,9 +101,10 @@ class PngRestore:
             if image_id is not None and (brand is None or brand == image_brand):
                 return PngSettings("studio", self._gallery.remix(actor, image_id), image_id=image_id)
             recipe = Recipe.from_json(text[RECIPE_CHUNK])
-            return self._from_recipe(
+            settings = self._from_recipe(
                 actor, recipe, _needs_brand(brand or image_brand or fallback_brand, name)
             )
+            return settings if recipe.edit is None else replace(settings, edit=recipe.edit.kind)
         if PARAMETERS_CHUNK in text:
             return self._from_parameters(
                 actor, text[PARAMETERS_CHUNK], _needs_brand(brand or fallback_brand, name)
@@ -113,11 +125,22 @@ class PngRestore:
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> tuple[GenerationResult, PngSettings]:
-        """The PNG made again: a studio image the user may see from its stored recipe (same pixels),
-        anything else as :meth:`generate` with no overrides."""
+        """The PNG made again: a studio image the user may see from its stored recipe (same pixels); an
+        edited studio image this studio does not have from its recipe and the stored source and mask it
+        names (same pixels; refused when they are not stored); anything else as :meth:`generate` with no
+        overrides."""
         settings = self.read(actor, path, brand)
         if settings.image_id is not None:
             result = self._generation.regenerate(actor, settings.image_id, progress=progress, cancel=cancel)
+            return result, settings
+        if settings.edit is not None:
+            if self._editing is None:
+                raise ValidationError(
+                    "png", f"{Path(path).name} is an edit; this studio was built without editing"
+                )
+            recipe = Recipe.from_json(_png_text_and_pixels(path)[0][RECIPE_CHUNK])
+            name = Path(path).name
+            result = self._editing.regenerate_recipe(actor, recipe, settings.request.brand, name, progress)
             return result, settings
         result = self._generation.generate(actor, settings.request, progress=progress, cancel=cancel)
         return result, settings
