@@ -27,12 +27,14 @@ def job_runners(settings: Settings, kinds: tuple[str, ...]) -> dict[str, JobRunn
     if "generate" not in kinds:
         return {}
     from studio.services.container import build_services
+    from studio.services.editing_queue import QueuedEdits
     from studio.services.generation_jobs import GenerationJobRunner
     from studio.services.generation_save import GenerationSaver
 
     services = build_services(settings, migrate=False)
     saver = GenerationSaver(services.sessions, settings)
-    return {"generate": GenerationJobRunner(services.sessions, services.engines.get, saver)}
+    edits = QueuedEdits(settings)  # edits too: their sources and masks are in the shared data folder
+    return {"generate": GenerationJobRunner(services.sessions, services.engines.get, saver, edits)}
 
 
 def run(settings: Settings, *, kinds: str | None = None, once: bool = False, poll: float = 2.0,

@@ -24,8 +24,9 @@ caps of the model's family (checked on the output size); the image is saved like
 (:class:`~studio.services.generation_save.GenerationSaver`: PNG with its recipe, palette score, review status
 pending), with its :class:`~studio.db.edit_models.ImageEdit` row in the same transaction. The source and the
 mask are stored content-addressed under ``STUDIO_HOME/edits`` (sources/, masks/), so a regenerate needs
-neither the parent's file nor the upload. Edits run in the web process (also with
-``STUDIO_GENERATION=queue``).
+neither the parent's file nor the upload. With ``STUDIO_GENERATION=queue`` an edit is queued as a job
+that a worker with the shared data folder runs (:mod:`studio.services.editing_queue`); the web process then
+runs no model.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image as PILImage
@@ -49,8 +51,7 @@ from studio.engine.control import load_image
 from studio.engine.edit_masks import load_mask
 from studio.engine.edit_request import EditRequest
 from studio.engine.recipe import Recipe
-from studio.errors import NotFoundError, PermissionDeniedError, StudioError, ValidationError
-from studio.services import audit
+from studio.errors import CancelledError, NotFoundError, PermissionDeniedError, StudioError, ValidationError
 from studio.services.editing_files import EditFiles
 from studio.services.editing_input import (
     EditInput,
@@ -59,11 +60,13 @@ from studio.services.editing_input import (
     generate_input,
     output_size,
 )
+from studio.services.editing_queue import edit_config, lineage_rows
 from studio.services.editing_recipe import brand_recipe_plan, require_stored_inputs
 from studio.services.editing_regions import RegionMarks
 from studio.services.editing_views import CampaignResult, EditView, Lineage, LineageReader, RegionView
 from studio.services.generation_controls import ControlMaps
 from studio.services.generation_input import cap_problems
+from studio.services.generation_jobs import GenerationQueue
 from studio.services.generation_plan import Plan, Planner
 from studio.services.generation_regenerate import recipe_plan
 from studio.services.generation_save import GenerationResult, GenerationSaver, ImageView, png_bytes
@@ -91,6 +94,8 @@ class EditingService:
         self._files = EditFiles(settings.home)
         self._reader = LineageReader(self._image_view, self._files.path)
         self._regions = RegionMarks(sessions, self._files, self._reader)
+        queued = settings.generation == "queue"
+        self._queued = GenerationQueue(sessions, settings, self._saver) if queued else None
 
     # ------------------------------------------------------------------------------------------ edit
 
@@ -106,8 +111,38 @@ class EditingService:
         """Make one edited image and save it, pending review. Every refusal (permission, brand rules, bad
         input, each ValidationError naming its field) comes before anything runs or is written."""
         plan, edit_request, source_png, mask_png = self._prepare(actor, request)
+        if self._queued is not None:
+            return self._queue(actor, plan, edit_request, (source_png, mask_png), group_id, progress, cancel)
         images = self._run(self._engines.get(), edit_request, progress, cancel)
         return self._save(actor, plan, images, source_png, mask_png, group_id)
+
+    def _queue(
+        self,
+        actor: Actor,
+        plan: Plan,
+        request: EditRequest,
+        pngs: tuple[bytes, bytes | None],
+        group_id: str | None,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> EditView:
+        """Queue a checked edit (its seed fixed, its source and mask stored) and wait for a worker's image."""
+        from studio.engine.edit import plan_edit
+
+        planned = plan_edit(self._engines.get(), request)  # every refusal here, before anything is queued
+        if cancel is not None and cancel.is_set():
+            raise CancelledError("edit cancelled before it started")
+        self._files.put("sources", pngs[0])
+        if pngs[1] is not None:
+            self._files.put("masks", pngs[1])
+        generation = replace(request.generation, seed=planned.prepared.seed)
+        total = planned.steps * max(1, len(planned.tiles)) * int(planned.prepared.request.batch_size)
+        assert self._queued is not None
+        job_id = self._queued.submit(
+            actor, plan, generation, edit=edit_config(request, group_id), total_steps=total
+        )
+        result = self._queued.wait(job_id, progress, cancel)
+        return self._view(result.images[0].id, result.images[0].download_path)
 
     def check(self, actor: Actor, request: EditInput) -> StudioError | None:
         """What is wrong with ``request`` (the first refusal :meth:`edit` would give), without running it;
@@ -188,7 +223,7 @@ class EditingService:
             one = replace(request, kind="expand", size=name, width=None, height=None, seed=seed)
             try:
                 edits.append(self.edit(actor, one, step, cancel, group_id=group_id))
-            except GenerationCancelled:
+            except (GenerationCancelled, CancelledError):  # inline, or queued (STUDIO_GENERATION=queue)
                 if not edits:
                     raise
                 return CampaignResult(group_id, image.id, tuple(edits), tuple(skipped), cancelled=True)
@@ -379,34 +414,17 @@ class EditingService:
         if mask_png is not None:
             self._files.put("masks", mask_png)
 
-        def lineage(session: Session, generation: Generation) -> None:
-            parent = entry.parent_image_id
-            if parent is not None and session.get(Image, parent) is None:
-                parent = None  # deleted since (a regenerate of an old edit)
-            for row in generation.images:
-                session.add(
-                    ImageEdit(
-                        image_id=row.id,
-                        parent_image_id=parent,
-                        kind=entry.kind,
-                        strength=entry.strength,
-                        source_sha256=entry.source_sha256,
-                        mask_sha256=entry.mask_sha256,
-                        mask_blur=entry.mask_blur,
-                        anchor=entry.anchor,
-                        scale=entry.scale,
-                        group_id=group_id,
-                    )
-                )
-                audit.record(session, actor, "image.edit", f"image:{row.id}", kind=entry.kind, parent=parent)
+        within = lineage_rows(actor, entry, group_id)
+        result = self._saver.save(actor, plan, plan.request, images, within=within)
+        return self._view(result.images[0].id, result.images[0].download_path)
 
-        result = self._saver.save(actor, plan, plan.request, images, within=lineage)
+    def _view(self, image_id: int, download_path: Path | None) -> EditView:
         with self._sessions() as session:
-            image = session.get(Image, result.images[0].id)
-            edit = session.get(ImageEdit, result.images[0].id)
+            image = session.get(Image, image_id)
+            edit = session.get(ImageEdit, image_id)
             assert image is not None and edit is not None
             view = self._reader.edit_view(session, image, edit)
-        return replace(view, image=replace(view.image, download_path=result.images[0].download_path))
+        return replace(view, image=replace(view.image, download_path=download_path))
 
     def _image_view(self, session: Session, image: Image) -> ImageView:
         slug = session.scalar(select(Brand.slug).where(Brand.id == image.brand_id)) or ""

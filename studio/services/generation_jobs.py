@@ -116,9 +116,18 @@ class GenerationQueue:
         self._queue = JobQueue(sessions)
         self._watcher = RowWatcher(sessions)
 
-    def submit(self, actor: Actor, plan: Plan, request: GenerationRequest) -> int:
+    def submit(
+        self,
+        actor: Actor,
+        plan: Plan,
+        request: GenerationRequest,
+        *,
+        edit: dict[str, Any] | None = None,
+        total_steps: int | None = None,
+    ) -> int:
         """Queue a validated request (its seed fixed); returns the job id. Refused (ConflictError) when the
-        user already has ``max_queued_per_user`` requests queued or running."""
+        user already has ``max_queued_per_user`` requests queued or running. ``edit``: the request is an
+        edit (:func:`studio.services.editing_queue.edit_config`), of ``total_steps`` denoising steps."""
         owner = "system" if actor.is_system else actor.username
         with self._sessions.begin() as session:
             if not actor.is_system:
@@ -126,8 +135,8 @@ class GenerationQueue:
             job = JobQueue.enqueue(
                 session,
                 kind=GENERATE,
-                config=job_config(actor, plan, request),
-                total_steps=request.num_inference_steps * request.batch_size,
+                config={**job_config(actor, plan, request), **({"edit": edit} if edit is not None else {})},
+                total_steps=total_steps or request.num_inference_steps * request.batch_size,
                 brand_id=plan.brand_id,
                 created_by=owner,
             )
@@ -228,11 +237,18 @@ class GenerationJobRunner:
     """Runs claimed ``generate`` jobs in a worker: engine, then save and end the job in one transaction."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], engine: Callable[[], Any], saver: GenerationSaver
+        self,
+        sessions: sessionmaker[Session],
+        engine: Callable[[], Any],
+        saver: GenerationSaver,
+        edits: Any = None,
     ) -> None:
+        """``edits``: a :class:`~studio.services.editing_queue.QueuedEdits` to run queued edits (a job row
+        with an ``edit`` fails on a runner without one)."""
         self._sessions = sessions
         self._engine = engine
         self._saver = saver
+        self._edits = edits
 
     def __call__(self, queue: JobQueue, job: ClaimedJob, draining: threading.Event | None = None) -> str:
         """Run one job to its end; returns its final status, or ``lost``. Draining does not stop it (it is
@@ -263,9 +279,15 @@ class GenerationJobRunner:
     def _run(self, queue: JobQueue, job: ClaimedJob, cancel: threading.Event, follow: _Follow) -> str:
         from studio.engine.generate import GenerationCancelled
 
+        edit = job.config.get("edit")
         try:
             actor, plan, request = from_config(job.config)
-            images = self._engine().generate(request, progress=follow, cancel=cancel)
+            if edit is not None:
+                if self._edits is None:
+                    raise StudioError("this worker does not run edits")
+                images = self._edits.run(edit, request, self._engine(), follow, cancel)
+            else:
+                images = self._engine().generate(request, progress=follow, cancel=cancel)
             status, requested = "succeeded", len(images)
         except GenerationCancelled as cancelled:
             if follow.lost:
@@ -289,7 +311,11 @@ class GenerationJobRunner:
             f"{len(images)} of {requested} image(s)" if status == "cancelled" else f"{len(images)} image(s)"
         )
 
+        lineage = None if edit is None else self._edits.rows(actor, edit, images)
+
         def end_job(session: Session, generation: Generation) -> None:
+            if lineage is not None:
+                lineage(session, generation)
             result = {"generation_id": generation.id, "image_ids": [i.id for i in generation.images],
                       "requested": requested}  # fmt: skip
             if not queue.finish(job.id, job.worker_id, status, done, result=result, session=session):
