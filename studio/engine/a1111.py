@@ -6,7 +6,7 @@ The text follows AUTOMATIC1111's ``create_infotext`` (``modules/processing.py``)
     <prompt as sent> <lora:name:weight> ...
     Negative prompt: <negative prompt>                (left out when empty, as A1111 does)
     Steps: 25, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6, Seed: 42, Size: 64x64,
-    Model hash: 1a2b3c4d5e, Model: <ref>, RNG: CPU, ControlNet 0: "Module: none, ...",
+    Model hash: 1a2b3c4d5e, Model: <name>, RNG: CPU, ControlNet 0: "Module: none, ...",
     Lora hashes: "name: 0123456789ab", Version: brand-studio <version>
 
 * Values are quoted with JSON only when they hold ``,``, ``:`` or a line break (A1111's ``quote``).
@@ -39,6 +39,8 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from studio.engine.models import model_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from studio.engine.recipe import ControlEntry, EditEntry, Recipe
@@ -165,7 +167,7 @@ def parameters_text(recipe: Recipe) -> str:
     ]
     if recipe.a1111_model_hash:
         fields.append(("Model hash", recipe.a1111_model_hash[:10]))
-    fields.append(("Model", recipe.base_model))
+    fields.append(("Model", model_name(recipe.base_model)))
     edit = recipe.edit
     if edit is not None:
         fields.append(("Denoising strength", number(edit.strength)))

@@ -16,6 +16,7 @@ import importlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -389,3 +390,19 @@ def size_multiple(path: str | Path) -> int:
         raise ModelError(f"{config}: patch_size must be a positive integer, not {patch!r}")
     packed = 2 if str(data.get("_class_name", "")).startswith("Flux") else 1
     return scale * patch * packed
+
+
+def model_name(ref: str | None) -> str:
+    """A model as users are shown it: a Hugging Face repo id (``org/name``) and an embedded model as they
+    are, a local folder by its last part (``/srv/models/brand-v2`` → ``brand-v2``), never by its server
+    path. The Brands tab, the Generate tab's model note, "Settings from a PNG", the gallery's recipe and
+    ``/brands_api`` name models with this; the shell (``studio brands show``) and the admin's edit form
+    keep the reference as given."""
+    text = (ref or "").strip()
+    if text.startswith("embedded:"):
+        return text
+    parts = [part for part in re.split(r"[\\/]+", text) if part]
+    repo_like = len(parts) == 2 and not text.startswith((".", "/", "~")) and "\\" not in text
+    if repo_like and not Path(text).exists():
+        return text
+    return parts[-1] if parts else text

@@ -9,12 +9,11 @@ the family of the brand's model does not fit it (:func:`misfit`). Family lookups
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from pathlib import Path
 
 from studio.config import Settings
 from studio.db.models import Brand, LoraVersion
+from studio.engine.models import model_name as model_name  # shown names: the services' and the UI's entry
 from studio.errors import ModelError, NotFoundError, ValidationError
 
 #: what ``studio brands set-model`` and the Brands tab accept for "follow the studio default"
@@ -31,22 +30,6 @@ def model_choice(text: str | None) -> str | None:
     """An admin's input → the pin to store: None for blank or ``default``, else the stripped reference."""
     value = (text or "").strip()
     return None if value.lower() in DEFAULT_WORDS else value
-
-
-def model_name(ref: str | None) -> str:
-    """A model as users are shown it: a Hugging Face repo id (``org/name``) and an embedded model as they
-    are, a local folder by its last part (``/srv/models/brand-v2`` → ``brand-v2``), never by its server
-    path. The Brands tab, the Generate tab's model note, "Settings from a PNG", the gallery's recipe and
-    ``/brands_api`` name models with this; the shell (``studio brands show``) and the admin's edit form
-    keep the reference as given."""
-    text = (ref or "").strip()
-    if text.startswith("embedded:"):
-        return text
-    parts = [part for part in re.split(r"[\\/]+", text) if part]
-    repo_like = len(parts) == 2 and not text.startswith((".", "/", "~")) and "\\" not in text
-    if repo_like and not Path(text).exists():
-        return text
-    return parts[-1] if parts else text
 
 
 def model_label(model: str, pinned: bool) -> str:

@@ -154,6 +154,15 @@ def test_parameters_text_is_the_line_a1111_writes() -> None:
     ]
 
 
+def test_a_local_model_folder_is_named_by_its_last_part_never_its_server_path() -> None:
+    """A1111 writes a checkpoint's name; a PNG a marketer downloads must not show the server's folders."""
+    line = _recipe(base_model="/srv/models/brand-sdxl-v2").parameters_text().split("\n")[-1]
+    assert "Model: brand-sdxl-v2," in line
+    assert "/srv/models" not in line
+    hub = _recipe(base_model="stabilityai/sdxl-turbo").parameters_text()
+    assert "Model: stabilityai/sdxl-turbo," in hub
+
+
 def test_no_negative_prompt_no_loras_no_hashes_leave_their_fields_out() -> None:
     recipe = _recipe(negative_prompt="", loras=(), controls=(), a1111_model_hash=None, sampler="Euler a")
     assert recipe.parameters_text().split("\n") == [
