@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
 from studio import __version__
+from studio.engine.models import model_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from studio.engine.recipe import Recipe
@@ -59,7 +60,7 @@ def recipe_assertion(
     """``com.brandstudio.recipe``: what made the pixels (the prompts only with ``include_prompt``)."""
     data: dict[str, Any] = {
         "brand": brand,
-        "base_model": recipe.base_model,
+        "base_model": model_name(recipe.base_model),
         "base_model_revision": recipe.base_model_revision,
         "base_model_hash": recipe.base_model_hash,
         "family": recipe.family,

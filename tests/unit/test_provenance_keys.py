@@ -233,3 +233,14 @@ def test_processes_starting_at_once_make_the_keys_once(settings: Settings) -> No
     assert sorted(int(made) for made, _ in answers) == [0, 0, 0, 1]
     assert len({chain for _, chain in answers}) == 1  # everyone signs with the one chain
     assert not (credentials_dir(settings) / ".making").exists()
+
+
+def test_the_manifest_names_a_local_model_by_its_folder_name_not_its_server_path() -> None:
+    """Published credentials must not show the server's folders; the model's hash identifies it."""
+    recipe = Recipe(
+        base_model="/srv/models/brand-sdxl-v2", prompt="p", negative_prompt="", sampler="Euler",
+        steps=3, guidance_scale=5.0, seed=7, width=16, height=16,
+    )
+    data = mf.recipe_assertion(recipe, brand="acme", templates=[], pixel_sha256="", include_prompt=False)
+    assert data["data"]["base_model"] == "brand-sdxl-v2"
+    assert "/srv/models" not in str(data)
