@@ -20,6 +20,7 @@ import gradio as gr
 from studio.errors import PermissionDeniedError, ValidationError
 from studio.services.container import Services
 from studio.services.gallery import Comparison, GalleryFilter, GalleryPage, remix_json
+from studio.ui import lineage_block
 from studio.ui.common import actor_of, shown_to_user
 from studio.ui.credentials_block import badge_handler, render_badge
 from studio.ui.file_access import export_link, image_link, linked_file, linked_image
@@ -202,6 +203,7 @@ def render(services: Services) -> dict[str, Any]:
             credentials_badge, credentials_details = render_badge()  # Content Credentials (C2PA)
             gr.Markdown("#### Review history")
             history = gr.Markdown(elem_id="gallery-history")
+            lineage = lineage_block.render(actions=True, prefix="gallery")  # issue 19: lineage, Edit
             with gr.Row():
                 regenerate_btn = gr.Button("Regenerate exactly")
                 remix_btn = gr.Button("Remix (recipe for Generate)")
@@ -380,7 +382,7 @@ def render(services: Services) -> dict[str, Any]:
     opened = [image, facts, palette, history, recipe, current, remix, lightbox]
     grid.select(open_image, page_ids, opened, **quiet).then(
         badge_handler(services), current, [credentials_badge, credentials_details], **quiet
-    )
+    ).then(lineage.handler(services), current, lineage.outputs, **quiet)
     grid.preview_close(lambda: False, None, lightbox, queue=False)
     regenerate_btn.click(
         lambda i: f"Regenerating #{i}…" if i is not None else gr.skip(), current, message, queue=False
@@ -405,6 +407,7 @@ def render(services: Services) -> dict[str, Any]:
             (name, part["remix_target"]) for name, part in parts.items() if "remix_target" in part
         )
         _wire_remix(services, remix_btn, current, [remix, message], tab_set, title, target)
+        lineage_block.connect_actions(lineage, current, message, parts, tab_set)
 
     return {"on_load": {"fn": first_options, "inputs": None, "outputs": brand}, "connect": connect}
 

@@ -37,7 +37,7 @@ from studio.services.generation import (
     ProgressCallback,
 )
 from studio.services.views import Actor
-from studio.ui import generate_api, png_drop
+from studio.ui import edit_panel, generate_api, png_drop
 from studio.ui import generate_form as form_
 from studio.ui.common import actor_of, markdown_message, shown_to_user, toast_error
 from studio.ui.generate_form import (  # noqa: F401
@@ -146,6 +146,7 @@ def _over_form(body: Callable[[dict[str, Any], gr.Request], Any], name: str) -> 
 def render(services: Services) -> dict[str, Any]:
     """Build the tab; the app shell shows it to marketers and admins."""
     gr.HTML(STYLE, js_on_load=KEYS_JS, elem_id="gen-style")
+    edit_mode = edit_panel.render(services)  # issue 19: hidden until the Gallery's Edit opens an image
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, elem_id="gen-form"):
             brand = gr.Dropdown(
@@ -278,7 +279,7 @@ def render(services: Services) -> dict[str, Any]:
         "png_file": png_file,
         "png_note": png_note,
     }
-    return listen(services, parts, widgets)
+    return {**listen(services, parts, widgets), **edit_mode}
 
 
 def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0915

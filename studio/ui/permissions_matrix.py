@@ -83,6 +83,21 @@ ENDPOINTS: dict[str, Access] = {
     "compare": Access(ANYONE, member=True, why="recipes of chosen images side by side"),
     "export_selected": Access(ANYONE, member=True, why="zip of the chosen approved images"),
     "export_matching": Access(ANYONE, member=True, why="zip of the approved images that match"),
+    # Editing (issue 19): the service checks the role (reviewers too with STUDIO_REVIEWERS_MAY_EDIT=1)
+    "kind_changed": Access(ANYONE, why="UI-only: the edit kind's fields and default strength"),
+    "open_for_edit": Access(
+        ANYONE, member=True, why="Edit / Fix region: the Generate tab's edit mode on an image"
+    ),
+    "apply": Access(MARKETERS, member=True, why="edit an image (image-to-image, inpaint, expand, upscale)"),
+    "expand_all": Access(MARKETERS, member=True, why="expand an approved image to every channel size"),
+    "show_lineage": Access(ANYONE, member=True, why="an image's parent, children and marked regions"),
+    "edit_img2img_api": Access(MARKETERS, member=True, why="image-to-image (the API)"),
+    "edit_inpaint_api": Access(MARKETERS, member=True, why="inpainting a mask or a marked region (the API)"),
+    "edit_expand_api": Access(MARKETERS, member=True, why="expand to a size preset (the API)"),
+    "edit_upscale_api": Access(MARKETERS, member=True, why="upscale x2 / x4 (the API)"),
+    "expand_all_api": Access(MARKETERS, member=True, why="expand to every channel size (the API)"),
+    "lineage_api": Access(ANYONE, member=True, why="an image's parent, children and group (the API)"),
+    "approve_group": Access(REVIEWERS, member=True, why="approve a campaign group's pending images"),
     # Brands
     "list_rows": Access(ANYONE, why="the caller's brands (admins: all)"),
     "get_brand": Access(ANYONE, member=True, why="one brand's profile"),

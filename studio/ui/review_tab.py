@@ -24,6 +24,7 @@ import gradio as gr
 from studio.services.container import Services
 from studio.services.gallery import GalleryItem, ImageDetail, ReviewEntry
 from studio.services.review import comment_problem
+from studio.ui import review_edits
 from studio.ui.common import actor_of, shown_to_user
 from studio.ui.file_access import image_link, linked_image
 from studio.ui.text import escape_markdown as text
@@ -240,6 +241,7 @@ def render(services: Services) -> dict[str, Any]:
                 elem_classes=["pixel-art"],
                 buttons=["fullscreen", "download"],
             )
+            edits = review_edits.render()  # issue 19: a region to fix with Reject; lineage; campaign group
         with gr.Column(scale=2, min_width=320):
             facts = gr.Markdown(elem_id="review-facts")
             palette = gr.HTML(elem_id="review-palette")
@@ -276,6 +278,7 @@ def render(services: Services) -> dict[str, Any]:
     shown = [image, facts, palette, more, history, recipe, index, *decision_buttons]
     listing = {"fn": load_queue, "inputs": brand, "outputs": [ids, summary, selection]}
     showing = {"fn": show, "inputs": [ids, index], "outputs": shown}
+    showing = review_edits.with_lineage(services, edits, showing)  # the region editor, lineage, group
 
     def list_brands(request: gr.Request) -> Any:
         with shown_to_user():
@@ -292,9 +295,10 @@ def render(services: Services) -> dict[str, Any]:
         # "already decided" error the queue is reloaded too. A missing comment is said next to the box by
         # the validator before anything is sent; other refusals are a toast (no component turns into an
         # error), and the form keeps what was typed.
+        rejecting = decision == "reject"  # with the region marked to fix, if any
         decided = button.click(
-            decide(decision),
-            [ids, index, comment],
+            review_edits.with_region(services, decide(decision)) if rejecting else decide(decision),
+            [ids, index, edits.region, comment] if rejecting else [ids, index, comment],
             [outcome, comment],
             api_name=f"review_{decision}",
             validator=comment_needed(decision) if decision == "reject" else None,
@@ -311,4 +315,7 @@ def render(services: Services) -> dict[str, Any]:
             show_progress="hidden",
         )
         done.then(**listing).then(**showing)
+    edits.group_btn.click(
+        review_edits.approve_group(services), edits.group, outcome, show_progress="hidden"
+    ).then(**listing).then(**showing)
     return {"on_load": {"fn": list_brands, "inputs": None, "outputs": brand}}
