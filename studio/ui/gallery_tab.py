@@ -221,6 +221,10 @@ def render(services: Services) -> dict[str, Any]:
             )
     with gr.Accordion("Compare and export", open=False):
         selected = gr.CheckboxGroup(label="Images on this page", choices=[], elem_id="gallery-selected")
+        with_lineage = gr.Checkbox(  # issue 19: the parents of edited images, as the export's metadata
+            label="Include lineage (what each edited image was made from; approved parents as files)",
+            elem_id="gallery-with-lineage",
+        )
         with gr.Row():
             compare_btn = gr.Button("Compare selected")
             export_sel_btn = gr.Button("Export selected (approved only)")
@@ -338,9 +342,9 @@ def render(services: Services) -> dict[str, Any]:
         cells = [(image_link(request, d.item.id), f"#{d.item.id}") for d in comparison.images]
         return [cells, comparison_html(comparison)]
 
-    def export_selected(ids: list[int], request: gr.Request) -> list[Any]:
+    def export_selected(ids: list[int], lineage_v: bool, request: gr.Request) -> list[Any]:
         with shown_to_user():
-            result = gallery.export(actor_of(request), image_ids=ids or [])
+            result = gallery.export(actor_of(request), image_ids=ids or [], with_lineage=bool(lineage_v))
         skipped = f"; {len(result.skipped)} not approved, left out" if result.skipped else ""
         return [export_link(request, result.path), f"Exported **{result.count}** image(s){skipped}."]
 
@@ -355,13 +359,14 @@ def render(services: Services) -> dict[str, Any]:
         template_v: Any,
         flag_v: str | None,
         sort_v: str | None,
+        lineage_v: bool,
         request: gr.Request,
     ) -> list[Any]:
         with shown_to_user():
             flt = _filter(
                 brand_v, status_v, author_v, since_v, until_v, text_v, lora_v, template_v, flag_v, sort_v
             )
-            result = gallery.export(actor_of(request), flt=flt)
+            result = gallery.export(actor_of(request), flt=flt, with_lineage=bool(lineage_v))
         return [export_link(request, result.path), f"Exported **{result.count}** approved image(s)."]
 
     page_inputs = [*filters, page, current, lightbox]
@@ -392,8 +397,8 @@ def render(services: Services) -> dict[str, Any]:
         lambda: "_Not regenerated (the message says why)._", None, message, queue=False
     )
     compare_btn.click(compare, selected, [compare_grid, compare_table], **quiet)
-    export_sel_btn.click(export_selected, selected, [download, message], **quiet)
-    export_all_btn.click(export_matching, filters, [download, message], **quiet)
+    export_sel_btn.click(export_selected, [selected, with_lineage], [download, message], **quiet)
+    export_all_btn.click(export_matching, [*filters, with_lineage], [download, message], **quiet)
 
     def first_options(request: gr.Request) -> Any:
         """At login: the brand list (value "" fires brand.change, which lists the first page)."""

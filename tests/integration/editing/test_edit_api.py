@@ -159,3 +159,35 @@ def test_inpaint_by_a_marked_region_and_errors_that_name_the_field(
         _client(server, "rex").predict(image_id=made.id, api_name="/edit_img2img_api")
     count = len(studio.editing.lineage(MIA, made.id).children)
     assert count == 1, "refused calls made no image"
+
+
+def test_the_gallery_exports_an_approved_child_with_its_lineage(
+    studio: Any,
+    made: Any,
+    server: str,  # noqa: F811
+) -> None:
+    import json
+    import zipfile
+
+    from gradio_http import GradioSession
+
+    from studio.services.editing_input import EditInput
+
+    studio.review.approve(REX, made.id)
+    child = studio.editing.edit(MIA, EditInput("upscale", image_id=made.id, seed=1)).image.id
+    studio.review.approve(REX, child)
+    label = "Include lineage (what each edited image was made from; approved parents as files)"
+    with GradioSession(server) as mia:
+        assert mia.login("mia", PASSWORD).status_code == 200
+        assert mia.call_named("list_page", {"Brand": "toy"}).ok  # the page's checkboxes: its images
+        plain = mia.call_named("export_selected", {"Images on this page": [child], label: False})
+        with_lineage = mia.call_named("export_selected", {"Images on this page": [child], label: True})
+    assert plain.ok and with_lineage.ok, (plain.error, with_lineage.error)
+    zips = sorted(studio.gallery.exports_dir.glob("*.zip"), key=lambda p: p.stat().st_mtime)
+    assert len(zips) == 2
+    with zipfile.ZipFile(zips[0]) as first, zipfile.ZipFile(zips[1]) as second:
+        assert not [n for n in first.namelist() if n.startswith("lineage/")]
+        assert f"lineage/{made.id}.png" in second.namelist()
+        (record,) = json.loads(second.read("metadata.json"))
+    assert record["id"] == child and record["made_by"]["kind"] == "upscale"
+    assert [a["id"] for a in record["lineage"]] == [made.id]
