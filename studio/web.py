@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         Path(os.environ["GRADIO_TEMP_DIR"]), max_age_s=settings.upload_cache_minutes * 60
     ).start()
     demo = build_ui(services)
+    if settings.generation == "queue":  # requests are planned in parallel threads (see import_tokenizers)
+        from studio.engine.tokens import import_tokenizers
+
+        import_tokenizers()
     # inline, one generation at a time uses the GPU; queued, each waiting request only reads its job row
     waiting = 1 if settings.generation == "inline" else QUEUED_AT_ONCE
     demo.queue(default_concurrency_limit=waiting, max_size=settings.max_queue_size)  # STUDIO_MAX_QUEUE_SIZE

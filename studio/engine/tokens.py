@@ -30,6 +30,7 @@ T5_WINDOW = {"sd3": 256, "flux": 512}
 _WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
 _tokenizers: dict[str, Any] = {}
 _lock = threading.Lock()
+_loading = threading.Lock()  # tokenizers are read one at a time (see _tokenizer)
 
 
 @dataclass(frozen=True)
@@ -60,21 +61,34 @@ class TokenCount:
         return bool(self.cut)
 
 
+def import_tokenizers() -> None:
+    """Import transformers' tokenizer classes now, in this thread: its lazy ``from transformers import
+    AutoTokenizer`` fails in a thread that imports it while another one does (a web app that plans requests
+    in parallel calls this once at start)."""
+    with _loading:
+        from transformers import AutoTokenizer  # noqa: F401
+
+
 def _tokenizer(folder: Path) -> Any:
     key = str(folder)
     with _lock:
         found = _tokenizers.get(key)
     if found is not None:
         return found
-    from transformers import AutoTokenizer
+    with _loading:  # one load at a time: transformers' lazy import fails in a second thread importing at once
+        with _lock:
+            found = _tokenizers.get(key)
+        if found is not None:
+            return found
+        from transformers import AutoTokenizer
 
-    try:
-        loaded = AutoTokenizer.from_pretrained(key, local_files_only=True)
-    except Exception as exc:  # missing files, an unknown tokenizer class…
-        raise ModelError(f"cannot read the tokenizer in {folder} ({type(exc).__name__}: {exc})") from None
-    with _lock:
-        _tokenizers.setdefault(key, loaded)
-    return loaded
+        try:
+            loaded = AutoTokenizer.from_pretrained(key, local_files_only=True)
+        except Exception as exc:  # missing files, an unknown tokenizer class…
+            raise ModelError(f"cannot read the tokenizer in {folder} ({type(exc).__name__}: {exc})") from None
+        with _lock:
+            _tokenizers.setdefault(key, loaded)
+        return loaded
 
 
 def _window(tokenizer: Any, family: str) -> int:
