@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from studio.db.generation_models import Generation
 from studio.db.training_models import Job
 from studio.engine.request import GenerationRequest
 from studio.errors import CancelledError, ConflictError, StudioError
+from studio.services import generation_jobs
 from studio.services.generation import EngineProvider, GenerateInput, GenerationService
 from studio.services.generation_job_rows import decode, encode, from_config
 from studio.services.generation_jobs import GenerationJobRunner
@@ -111,7 +113,18 @@ def test_cancel_of_a_queued_request_reaches_the_row(studio: Any, web: Any) -> No
         assert session.scalar(select(Job.status).where(Job.kind == "generate")) == "cancelled"
 
 
-def test_cancel_of_a_running_request_keeps_the_finished_images(studio: Any, web: Any, worker: Worker) -> None:
+def test_cancel_of_a_running_request_keeps_the_finished_images(
+    studio: Any, web: Any, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each worker step takes at least 25 ms, so the cancel (one poll on each side, 0.2 s) reaches the worker
+    # before the last image is done even on an idle machine, where the tiny model's 80 steps take under 0.5 s
+    report = generation_jobs._Follow.__call__  # noqa: SLF001
+
+    def slow_step(follow: Any, step: int, total: int) -> None:
+        report(follow, step, total)
+        time.sleep(0.025)
+
+    monkeypatch.setattr(generation_jobs._Follow, "__call__", slow_step)  # noqa: SLF001
     cancel = threading.Event()
 
     def after_the_first_image(step: int, total: int) -> None:
