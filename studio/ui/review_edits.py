@@ -90,9 +90,12 @@ def with_lineage(services: Services, edits: ReviewEdits, showing: dict[str, Any]
 
 def with_region(services: Services, decide: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
     """Reject, then save the painted region (if any) on the rejected image with the comment. Inputs: the
-    queue ids, the position, the region editor, the comment."""
+    queue ids, the position, the comment, the region editor (last, so that API clients that send only the
+    comment, as before regions, still work)."""
 
-    def handler(ids: list[int], index: int, region: Any, comment: str, request: gr.Request) -> list[Any]:
+    def handler(
+        ids: list[int], index: int, comment: str, region: Any = None, request: gr.Request | None = None
+    ) -> list[Any]:
         shown = decide(ids, index, comment, request)
         mask = painted_mask(region)
         image_id = _current(ids, index)

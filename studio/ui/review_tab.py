@@ -207,9 +207,11 @@ def render(services: Services) -> dict[str, Any]:
         """A validator: the comment a decision needs, said next to the box (nothing is sent without it)."""
 
         def check(*values: Any) -> list[Any]:
-            *others, comment = values
-            problem = comment_problem(decision, comment)
-            return [*(gr.validate(True, "") for _ in others), gr.validate(problem is None, problem or "")]
+            # Reject's inputs end with the comment, then the region editor
+            comment_at = len(values) - 2
+            problem = comment_problem(decision, values[comment_at])
+            return [gr.validate(problem is None, problem or "") if at == comment_at else gr.validate(True, "")
+                    for at in range(len(values))]  # fmt: skip
 
         return check
 
@@ -298,7 +300,7 @@ def render(services: Services) -> dict[str, Any]:
         rejecting = decision == "reject"  # with the region marked to fix, if any
         decided = button.click(
             review_edits.with_region(services, decide(decision)) if rejecting else decide(decision),
-            [ids, index, edits.region, comment] if rejecting else [ids, index, comment],
+            [ids, index, comment, edits.region] if rejecting else [ids, index, comment],
             [outcome, comment],
             api_name=f"review_{decision}",
             validator=comment_needed(decision) if decision == "reject" else None,
