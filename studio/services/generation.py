@@ -30,7 +30,7 @@ from studio.engine.guidance_settings import Guidance  # noqa: F401 (the ui reads
 from studio.errors import ModelError, StudioError, ValidationError
 from studio.services import audit
 from studio.services.banned_terms import banned_term_in
-from studio.services.brand_models import effective_model
+from studio.services.brand_models import effective_model, model_name
 from studio.services.generation_controls import ControlMaps
 from studio.services.generation_input import (  # noqa: F401 (GenerateInput is imported from here too)
     GenerateInput,
@@ -362,7 +362,7 @@ class GenerationService:
             engine.resolve(recipe.base_model, recipe.base_model_revision)
         except StudioError as exc:
             raise ModelError(
-                f"the recipe's base model {recipe.base_model!r} is not available: {exc}"
+                f"the recipe's base model {model_name(recipe.base_model)!r} is not available: {exc}"
             ) from None
         if recipe.edit is not None:  # an edit: made again from its stored source (and mask)
             if self._edits is None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from studio.config import Settings
 from studio.db.generation_models import Generation
 from studio.db.models import ControlTemplate
+from studio.engine.models import model_name
 from studio.errors import ModelError, NotFoundError, StudioError, ValidationError
 from studio.services.generation_plan import Plan, TemplateUse, stored_file
 from studio.services.generation_save import png_bytes
@@ -67,7 +68,7 @@ class ControlMaps:
         folder = engine.resolve(base_model)[0].path / "controlnet"
         if (folder / "config.json").is_file():
             return str(folder)
-        raise ModelError(f"no ControlNet is configured for base model {base_model!r}")
+        raise ModelError(f"no ControlNet is configured for base model {model_name(base_model)!r}")
 
     def template_problem(self, engine: Engine, template: ControlTemplate, model: str) -> str | None:
         """Why ``template`` cannot be used with ``model``: its ControlNet is for another family, or the model
