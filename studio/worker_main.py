@@ -3,7 +3,7 @@ studio.worker_main``), the web app's own worker, and workers on other machines.
 
 The composition root of a worker: training jobs run in :mod:`studio.training.worker` itself; generation jobs
 (queued by a web app with ``STUDIO_GENERATION=queue``) run through the generation service's engine and saver
-(:class:`~studio.services.generation_jobs.GenerationJobRunner`), which is built here, above both layers.
+(:class:`~studio.services.generation_worker.GenerationJobRunner`), which is built here, above both layers.
 """
 
 from __future__ import annotations
@@ -28,13 +28,16 @@ def job_runners(settings: Settings, kinds: tuple[str, ...]) -> dict[str, JobRunn
         return {}
     from studio.services.container import build_services
     from studio.services.editing_queue import QueuedEdits
-    from studio.services.generation_jobs import GenerationJobRunner
     from studio.services.generation_save import GenerationSaver
+    from studio.services.generation_worker import GenerationJobRunner
 
     services = build_services(settings, migrate=False)
     saver = GenerationSaver(services.sessions, settings)
     edits = QueuedEdits(settings)  # edits too: their sources and masks are in the shared data folder
-    return {"generate": GenerationJobRunner(services.sessions, services.engines.get, saver, edits)}
+    runner = GenerationJobRunner(
+        services.sessions, services.engines.get, saver, edits, batch_max=settings.generation_batch_max
+    )
+    return {"generate": runner}
 
 
 def run(settings: Settings, *, kinds: str | None = None, once: bool = False, poll: float = 2.0,

@@ -27,6 +27,7 @@ from PIL import Image
 from studio.engine import samplers as sampler_registry
 from studio.engine.a1111 import model_hash
 from studio.engine.adapters import AdapterManager, AdapterSpec
+from studio.engine.batch_invariant import batch_invariant as invariant_kernels
 from studio.engine.control import fit_to_size, image_sha256, load_image
 from studio.engine.devices import DeviceChoice, choose_device
 from studio.engine.guidance import PLAIN, guided
@@ -97,8 +98,10 @@ class Engine:
     ``device``: auto|cpu|cuda|mps.  ``compile``: torch.compile the denoiser (GPU only, unless a
     ``compile_backend`` such as ``"eager"`` is named) with ``hotswap_slots`` LoRA slots of rank
     ``hotswap_rank`` that brand switches hot-swap into without recompiling (see
-    :class:`~studio.engine.adapters.HotswapAdapters`).  Generations are serialised by an internal lock;
-    the engine is safe to share between threads.
+    :class:`~studio.engine.adapters.HotswapAdapters`).  ``batch_invariant``: run every pipeline call with
+    :mod:`~studio.engine.batch_invariant` kernels, so that an image is the same alone or in a batch of
+    requests (:mod:`~studio.engine.batching`); not with ``compile``.  Generations are serialised by an
+    internal lock; the engine is safe to share between threads.
     """
 
     def __init__(
@@ -113,8 +116,10 @@ class Engine:
         compile_backend: str | None = None,
         hotswap_rank: int = 64,
         hotswap_slots: int = 2,
+        batch_invariant: bool = True,
     ) -> None:
         self.base_model = base_model
+        self.batch_invariant = batch_invariant and not compile
         self.device = device if isinstance(device, DeviceChoice) else choose_device(device)
         self.cache_dir = cache_dir
         self.max_batch = max_batch
@@ -259,7 +264,7 @@ class Engine:
             images: list[Image.Image] = []
             try:
                 for index in range(req.batch_size):
-                    kwargs = self._call_kwargs(prepared, info, index, progress, cancel)
+                    kwargs = self.call_kwargs(prepared, info, index, progress, cancel)
                     images.append(self.call(pipe, prepared, kwargs, index, cancel))
             except GenerationCancelled as cancelled:  # the finished images go with it
                 raise GenerationCancelled(
@@ -292,14 +297,29 @@ class Engine:
         index: int = 0,
         cancel: threading.Event | None = None,
     ) -> Image.Image:
-        """One pipeline call (a batch of one, so each image depends only on its own seed: same recipe, same
-        pixels) under the request's guidance; out of memory becomes a ModelError after the caches are
-        freed; a cancel raises :class:`GenerationCancelled`. Call it inside :meth:`pipeline`."""
+        """One pipeline call for one image (its own seeded generator: same recipe, same pixels) under the
+        request's guidance; out of memory becomes a ModelError after the caches are freed; a cancel raises
+        :class:`GenerationCancelled`. Call it inside :meth:`pipeline`."""
+        what = f"image {index + 1} of {prepared.request.batch_size}"
+        return self.call_images(pipe, prepared, kwargs, cancel, what)[0]
+
+    def call_images(
+        self,
+        pipe: Any,
+        prepared: Prepared,
+        kwargs: dict[str, Any],
+        cancel: threading.Event | None = None,
+        what: str = "",
+    ) -> list[Image.Image]:
+        """:meth:`call` for any number of images (a batch: lists of prompts and generators in ``kwargs``);
+        ``what`` names them in a cancel's message."""
         req = prepared.request
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled("generation cancelled")
         try:
-            with guided(pipe, req.guidance or PLAIN, float(req.guidance_scale)):
+            with invariant_kernels(enabled=self.batch_invariant), guided(
+                pipe, req.guidance or PLAIN, float(req.guidance_scale)
+            ):
                 output = pipe(**kwargs)
         except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
             self._recover_from_oom()
@@ -316,10 +336,10 @@ class Engine:
             ) from None
         if getattr(pipe, "_interrupt", False) or (cancel is not None and cancel.is_set()):
             pipe._interrupt = False
-            raise GenerationCancelled(f"generation cancelled (image {index + 1} of {req.batch_size})")
-        return output.images[0]
+            raise GenerationCancelled(f"generation cancelled ({what})" if what else "generation cancelled")
+        return list(output.images)
 
-    def _call_kwargs(
+    def call_kwargs(
         self,
         prepared: Prepared,
         info: ModelInfo,
@@ -327,6 +347,7 @@ class Engine:
         progress: ProgressCallback | None,
         cancel: threading.Event | None,
     ) -> dict[str, Any]:
+        """The pipeline arguments for image ``index`` of ``prepared`` (its seed ``seed + index``)."""
         req = prepared.request
         steps = int(req.num_inference_steps or 0)
         kwargs: dict[str, Any] = {

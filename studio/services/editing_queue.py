@@ -2,7 +2,7 @@
 as inline, stores its source and mask content-addressed (``STUDIO_HOME/edits``), and queues it as a
 ``generate`` job whose row also holds the edit (:func:`edit_config`: the kind, strength, … and the source and
 mask by sha256, never the pictures). A worker with the shared data folder (:class:`QueuedEdits`, given to
-:class:`~studio.services.generation_jobs.GenerationJobRunner`) loads them back, runs the edit on its engine
+:class:`~studio.services.generation_worker.GenerationJobRunner`) loads them back, runs the edit on its engine
 and saves the image with its lineage row in the job's transaction. Same seed, same pixels as inline.
 
 Also here: :func:`lineage_rows`, the ``image_edits`` rows (and audit) of a saved edit, for both paths.

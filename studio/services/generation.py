@@ -87,7 +87,11 @@ class EngineProvider:
                 else:
                     from studio.engine.generate import Engine
 
-                    self._engine = Engine(self._settings.base_model, self._settings.device)
+                    self._engine = Engine(
+                        self._settings.base_model,
+                        self._settings.device,
+                        batch_invariant=self._settings.batch_invariant,
+                    )
             return self._engine
 
 

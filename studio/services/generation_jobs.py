@@ -9,11 +9,8 @@ it works whichever machine runs the job. Each user may have
 ``STUDIO_MAX_QUEUED_PER_USER`` requests queued or running at once; workers take users' requests in turn
 (:func:`studio.training.queue.next_queued`). The web process loads no pipeline.
 
-**Worker side** (:class:`GenerationJobRunner`, given to ``studio worker --kinds generate``). It runs the
-engine on the decoded request, reports progress and reads the cancel flag every step (throttled), beats while
-it runs, and saves the images and ends the job in **one transaction**: if the job is no longer its own (its
-heartbeat went stale and another worker took it), nothing is kept, so no request is saved twice. A worker that
-dies mid-job stops beating; the job goes back to the queue and runs again with the same seed: same pixels.
+**Worker side**: :mod:`~studio.services.generation_worker` (``studio worker --kinds generate``), which runs
+the jobs, batches compatible ones, and saves each job's images and ends it in one transaction.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -32,12 +29,12 @@ from studio.config import Settings
 from studio.db.generation_models import Generation
 from studio.db.models import Brand
 from studio.db.training_models import Job
-from studio.errors import CancelledError, StudioError
-from studio.services.generation_job_rows import error_of, from_config, job_config, raise_error
+from studio.errors import CancelledError
+from studio.services.generation_job_rows import job_config, raise_error
 from studio.services.generation_plan import Plan
 from studio.services.generation_save import GenerationResult, GenerationSaver
 from studio.services.views import Actor
-from studio.training.queue import ClaimedJob, JobQueue, heartbeat_seconds
+from studio.training.queue import JobQueue
 
 if TYPE_CHECKING:  # pragma: no cover
     from studio.engine.request import GenerationRequest
@@ -206,132 +203,3 @@ class GenerationQueue:
             cancelled=status == "cancelled",
             requested=int(result.get("requested") or len(views)),
         )
-
-
-# ---------------------------------------------------------------------------------- worker side
-
-
-@dataclass
-class _Follow:
-    """Progress written to the row and its cancel flag read, at most every :data:`POLL_S`."""
-
-    queue: JobQueue
-    job: ClaimedJob
-    cancel: threading.Event
-    lost: bool = False
-    _last: float = 0.0
-
-    def __call__(self, step: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self._last < POLL_S and step < total:
-            return
-        self._last = now
-        control = self.queue.progress(self.job.id, self.job.worker_id, step=step, loss=None)
-        if control.lost:
-            self.lost = True
-        if control.cancel or control.lost:
-            self.cancel.set()
-
-
-class GenerationJobRunner:
-    """Runs claimed ``generate`` jobs in a worker: engine, then save and end the job in one transaction."""
-
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        engine: Callable[[], Any],
-        saver: GenerationSaver,
-        edits: Any = None,
-    ) -> None:
-        """``edits``: a :class:`~studio.services.editing_queue.QueuedEdits` to run queued edits (a job row
-        with an ``edit`` fails on a runner without one)."""
-        self._sessions = sessions
-        self._engine = engine
-        self._saver = saver
-        self._edits = edits
-
-    def __call__(self, queue: JobQueue, job: ClaimedJob, draining: threading.Event | None = None) -> str:
-        """Run one job to its end; returns its final status, or ``lost``. Draining does not stop it (it is
-        short): it is finished, then the worker exits."""
-        cancel = threading.Event()
-        follow = _Follow(queue, job, cancel)
-        stop_beat = threading.Event()
-        beat = threading.Thread(target=self._beat, args=(queue, job, stop_beat, follow), daemon=True)
-        beat.start()
-        try:
-            return self._run(queue, job, cancel, follow)
-        finally:
-            stop_beat.set()
-            beat.join(timeout=5)
-
-    @staticmethod
-    def _beat(queue: JobQueue, job: ClaimedJob, stop: threading.Event, follow: _Follow) -> None:
-        while not stop.wait(heartbeat_seconds()):
-            try:
-                control = queue.heartbeat(job.id, job.worker_id)
-            except Exception:  # noqa: BLE001, S112 - a busy database must not kill the heartbeat
-                continue
-            if control.lost:
-                follow.lost = True
-            if control.cancel or control.lost:
-                follow.cancel.set()
-
-    def _run(self, queue: JobQueue, job: ClaimedJob, cancel: threading.Event, follow: _Follow) -> str:
-        from studio.engine.generate import GenerationCancelled
-
-        edit = job.config.get("edit")
-        try:
-            actor, plan, request = from_config(job.config)
-            if edit is not None:
-                if self._edits is None:
-                    raise StudioError("this worker does not run edits")
-                images = self._edits.run(edit, request, self._engine(), follow, cancel)
-            else:
-                images = self._engine().generate(request, progress=follow, cancel=cancel)
-            status, requested = "succeeded", len(images)
-        except GenerationCancelled as cancelled:
-            if follow.lost:
-                return "lost"
-            images, status, requested = list(cancelled.images), "cancelled", cancelled.requested
-            if not images:
-                queue.finish(job.id, job.worker_id, "cancelled", "cancelled before an image was finished")
-                return "cancelled"
-        except StudioError as error:
-            queue.finish(
-                job.id, job.worker_id, "failed", f"failed: {error}", result={"error": error_of(error)}
-            )
-            return "failed"
-        except Exception as error:  # noqa: BLE001 - a crash fails the job, never the worker
-            crash = StudioError(f"the generation crashed: {type(error).__name__}: {error}"[:1000])
-            queue.finish(job.id, job.worker_id, "failed", str(crash), result={"error": error_of(crash)})
-            return "failed"
-        if follow.lost:
-            return "lost"
-        done = (
-            f"{len(images)} of {requested} image(s)" if status == "cancelled" else f"{len(images)} image(s)"
-        )
-
-        lineage = None if edit is None else self._edits.rows(actor, edit, images)
-
-        def end_job(session: Session, generation: Generation) -> None:
-            if lineage is not None:
-                lineage(session, generation)
-            result = {"generation_id": generation.id, "image_ids": [i.id for i in generation.images],
-                      "requested": requested}  # fmt: skip
-            if not queue.finish(job.id, job.worker_id, status, done, result=result, session=session):
-                raise JobLost(f"job {job.id} is no longer this worker's")
-
-        try:
-            self._saver.save(actor, plan, request, images, within=end_job)
-        except JobLost:
-            return "lost"
-        except StudioError as error:
-            queue.finish(
-                job.id, job.worker_id, "failed", f"failed: {error}", result={"error": error_of(error)}
-            )
-            return "failed"
-        return status
-
-
-class JobLost(StudioError):
-    """The job was handed to another worker while this one ran it: its images are not kept."""

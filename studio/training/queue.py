@@ -106,7 +106,20 @@ def next_queued(session: Session, kinds: Sequence[str] | None = None) -> int | N
     if not waiting:  # claimed by others since: take whatever is left, in the plain order
         query = select(Job.id).where(*anything).order_by(Job.priority.desc(), Job.id).limit(1)
         return session.scalar(query.with_for_update(skip_locked=True) if locking else query)
-    served_of = [Job.created_by.in_(list(waiting)), Job.started_at.is_not(None)]
+    served = last_served(session, list(waiting), kinds)
+    user = min(waiting, key=lambda name: (served[name], waiting[name]))
+    for where in ([*queued, Job.created_by == user], queued):
+        query = select(Job.id).where(*where).order_by(Job.id).limit(1)
+        candidate = session.scalar(query.with_for_update(skip_locked=True) if locking else query)
+        if candidate is not None:
+            return candidate
+    return None
+
+
+def last_served(session: Session, users: Sequence[str], kinds: Sequence[str] | None) -> dict[str, datetime]:
+    """When each of ``users`` last had a job of ``kinds`` started (the earliest time for those never served):
+    the round-robin's order, least recently served first."""
+    served_of = [Job.created_by.in_(list(users)), Job.started_at.is_not(None)]
     if kinds is not None:
         served_of.append(Job.kind.in_(kinds))
     served = dict(
@@ -117,13 +130,33 @@ def next_queued(session: Session, kinds: Sequence[str] | None = None) -> int | N
         .all()
     )
     never = datetime.min.replace(tzinfo=UTC)
-    user = min(waiting, key=lambda name: (served.get(name) or never, waiting[name]))
-    for where in ([*queued, Job.created_by == user], queued):
-        query = select(Job.id).where(*where).order_by(Job.id).limit(1)
-        candidate = session.scalar(query.with_for_update(skip_locked=True) if locking else query)
-        if candidate is not None:
-            return candidate
-    return None
+    return {user: served.get(user) or never for user in users}
+
+
+def take(session: Session, job_id: int, worker_id: str, message: str = "starting") -> ClaimedJob | None:
+    """Claim the queued job ``job_id`` for ``worker_id`` in the caller's transaction: a conditional UPDATE,
+    so it is ours only if it was still queued (None when another worker took it first)."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued")
+        .values(
+            status="running",
+            worker_id=worker_id,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=Job.attempts + 1,
+            message=message,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    job = session.get(Job, job_id)
+    assert job is not None
+    return ClaimedJob(
+        id=job.id, kind=job.kind, config=dict(job.config), resume_from=job.resume_from, worker_id=worker_id
+    )
 
 
 class JobQueue:
@@ -230,31 +263,10 @@ class JobQueue:
                 candidate = next_queued(session, kinds)
                 if candidate is None:
                     return None
-                now = utcnow()
-                result = session.execute(
-                    update(Job)
-                    .where(Job.id == candidate, Job.status == "queued")
-                    .values(
-                        status="running",
-                        worker_id=worker_id,
-                        started_at=now,
-                        heartbeat_at=now,
-                        attempts=Job.attempts + 1,
-                        message="starting",
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                if result.rowcount != 1:  # another worker won the race: try the next one
-                    continue
-                job = session.get(Job, candidate)
-                assert job is not None
-                return ClaimedJob(
-                    id=job.id,
-                    kind=job.kind,
-                    config=dict(job.config),
-                    resume_from=job.resume_from,
-                    worker_id=worker_id,
-                )
+                claimed = take(session, candidate, worker_id)
+                if claimed is not None:
+                    return claimed
+                # another worker won the race: try the next one
         return None
 
     def heartbeat(self, job_id: int, worker_id: str, *, message: str | None = None) -> Control:

@@ -20,8 +20,8 @@ from studio.errors import StudioError
 from studio.services.editing import EditingService, EditInput
 from studio.services.editing_queue import QueuedEdits
 from studio.services.generation import EngineProvider
-from studio.services.generation_jobs import GenerationJobRunner
 from studio.services.generation_save import GenerationSaver
+from studio.services.generation_worker import GenerationJobRunner
 from studio.training.worker import Worker
 
 

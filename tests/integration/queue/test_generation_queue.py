@@ -22,12 +22,12 @@ from studio.db.generation_models import Generation
 from studio.db.training_models import Job
 from studio.engine.request import GenerationRequest
 from studio.errors import CancelledError, ConflictError, StudioError
-from studio.services import generation_jobs
+from studio.services import generation_worker
 from studio.services.generation import EngineProvider, GenerateInput, GenerationService
 from studio.services.generation_job_rows import decode, encode, from_config
-from studio.services.generation_jobs import GenerationJobRunner
 from studio.services.generation_plan import Plan
 from studio.services.generation_save import GenerationSaver
+from studio.services.generation_worker import GenerationJobRunner
 from studio.services.views import Actor
 from studio.training.queue import JobQueue
 from studio.training.worker import Worker
@@ -118,13 +118,13 @@ def test_cancel_of_a_running_request_keeps_the_finished_images(
 ) -> None:
     # each worker step takes at least 25 ms, so the cancel (one poll on each side, 0.2 s) reaches the worker
     # before the last image is done even on an idle machine, where the tiny model's 80 steps take under 0.5 s
-    report = generation_jobs._Follow.__call__  # noqa: SLF001
+    report = generation_worker._Follow.__call__  # noqa: SLF001
 
     def slow_step(follow: Any, step: int, total: int) -> None:
         report(follow, step, total)
         time.sleep(0.025)
 
-    monkeypatch.setattr(generation_jobs._Follow, "__call__", slow_step)  # noqa: SLF001
+    monkeypatch.setattr(generation_worker._Follow, "__call__", slow_step)  # noqa: SLF001
     cancel = threading.Event()
 
     def after_the_first_image(step: int, total: int) -> None:

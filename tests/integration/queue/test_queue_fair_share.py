@@ -85,3 +85,24 @@ def test_a_user_may_have_at_most_the_limit_queued_or_running(services: Any) -> N
     assert queue.finish(first, "w", "succeeded", "done")
     with services.sessions.begin() as session:  # a finished request frees its place
         JobQueue.check_user_limit(session, "mia", ("generate",), 4)
+
+
+def test_a_batch_takes_its_companions_in_turn_between_users(services: Any) -> None:
+    """A worker's batch companions (studio.training.queue_companions): only jobs that fit, one per user per
+    round, the least recently served user first, each claimed once."""
+    from studio.training.queue_companions import claim_companions
+
+    heavy = enqueue(services, "heavy", 6)
+    light = enqueue(services, "light", 2)
+    other_kind = enqueue(services, "light", 1, kind="train")
+    queue = JobQueue(services.sessions)
+    first = queue.claim("w1", kinds=("generate",))
+    assert first is not None and first.id == heavy[0]
+    unfit = heavy[3]
+    companions = claim_companions(services.sessions, "w1", first, lambda job_id, config: job_id != unfit, 4)
+    assert [job.id for job in companions] == [light[0], heavy[1], light[1], heavy[2]]
+    again = claim_companions(services.sessions, "w2", first, lambda job_id, config: job_id != unfit, 8)
+    assert sorted(job.id for job in again) == heavy[4:]  # what is left; nothing claimed twice
+    assert claim_all(queue, kinds=("generate",)) == [unfit]
+    assert claim_companions(services.sessions, "w1", first, lambda job_id, config: True, 0) == []
+    assert other_kind[0] not in [job.id for job in companions + again]
