@@ -2,7 +2,8 @@
 run by one worker without batching (``STUDIO_GENERATION_BATCH_MAX=1``) and with it (8 by default), in one
 run on this machine.
 
-    python benchmarks/batch_throughput.py [--requests 32] [--batch 8] [--steps 20] [--users 4]
+    python benchmarks/batch_throughput.py [--requests 32] [--batch 8] [--steps 20] [--users 4] [--size 64]
+    STUDIO_DEVICE=cuda STUDIO_BASE_MODEL=… python benchmarks/batch_throughput.py --size 1024   # on a GPU
 
 Each round gets a fresh data folder (SQLite) and the same requests (prompts and seeds), queued through the
 generation service in queue mode by ``--users`` marketers at once; the worker (in this process, the
@@ -41,7 +42,7 @@ def prompts(count: int) -> list[tuple[str, int]]:
 
 
 def one_round(
-    batch_max: int, count: int, steps: int, users: int
+    batch_max: int, count: int, steps: int, users: int, size: int = 64
 ) -> tuple[float, dict[tuple, str], list[str]]:
     """Seconds from the worker's start to the last job's end, each image's pixel hash by (prompt, seed,
     index), and any problem found."""
@@ -59,14 +60,15 @@ def one_round(
     from studio.training.worker import Worker
 
     home = Path(tempfile.mkdtemp(prefix="batch-bench-"))
-    env = {"STUDIO_HOME": str(home), "STUDIO_GENERATION": "queue", "STUDIO_DEMO_BRANDS": "0"}
+    env = {k: v for k, v in os.environ.items() if k in ("STUDIO_DEVICE", "STUDIO_BASE_MODEL")}
+    env.update(STUDIO_HOME=str(home), STUDIO_GENERATION="queue", STUDIO_DEMO_BRANDS="0")
     settings = dataclasses.replace(Settings.from_env(env), max_queued_per_user=count)
     services = build_services(settings)
     services.brands.create_brand(
         SYSTEM,
         BrandSpec(
             slug="bench", name="Bench", palette=("#ff0000",), style_template="{prompt}",
-            size_presets=(SizePreset("square", "feed", 64, 64),), default_size="square",
+            size_presets=(SizePreset("square", "feed", size, size),), default_size="square",
             default_cfg=5.0, default_steps=steps, default_sampler="Euler",
         ),
     )  # fmt: skip
@@ -126,13 +128,15 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--users", type=int, default=4)
+    parser.add_argument("--size", type=int, default=64, help="image side (the embedded model's is 64)")
     args = parser.parse_args()
-    alone_s, alone, problems = one_round(1, args.requests, args.steps, args.users)
-    batched_s, batched, more = one_round(args.batch, args.requests, args.steps, args.users)
+    alone_s, alone, problems = one_round(1, args.requests, args.steps, args.users, args.size)
+    batched_s, batched, more = one_round(args.batch, args.requests, args.steps, args.users, args.size)
     problems += more
     differ = sum(alone[key] != batched.get(key) for key in alone)
     rate_alone, rate_batched = args.requests / alone_s, args.requests / batched_s
-    print(f"{args.requests} queued requests, 1 image each, 64x64, {args.steps} steps, {args.users} users")
+    size = f"{args.size}x{args.size}"
+    print(f"{args.requests} queued requests, 1 image each, {size}, {args.steps} steps, {args.users} users")
     print(f"  without batching (batch max 1): {alone_s:6.2f} s  {rate_alone:5.2f} images/s")
     print(f"  with batching    (batch max {args.batch}): {batched_s:6.2f} s  {rate_batched:5.2f} images/s")
     print(f"  ratio: {rate_batched / rate_alone:.2f}x (target >= 1.8x)")
