@@ -47,6 +47,9 @@ VARIABLES: dict[str, str] = {
     "generation_batch_max": "STUDIO_GENERATION_BATCH_MAX: how many images of compatible queued requests a "
     "generation worker runs as one pipeline call (same model, LoRAs, size, steps, sampler, guidance and "
     "template); on a GPU fewer when its free memory holds fewer. 1 = no batching. Default 8",
+    "worker_wait_seconds": "STUDIO_WORKER_WAIT_SECONDS: in queue mode, how long a waiting request may go "
+    "without any live generation worker before it is cancelled with an error saying to start one "
+    "(default 120)",
     "batch_invariant": "STUDIO_BATCH_INVARIANT: 1 = batch-invariant kernels, so an image is the same alone "
     "or batched and every recipe makes its image again (default); 0 = the plain kernels, a little faster "
     "in a batch, with batched images that may differ from their recipe in the last bit",
@@ -122,6 +125,7 @@ class Settings:
     reviewers_may_edit: bool = False  # STUDIO_REVIEWERS_MAY_EDIT
     generation_batch_max: int = 8  # STUDIO_GENERATION_BATCH_MAX: images per batched call in a worker
     batch_invariant: bool = True  # STUDIO_BATCH_INVARIANT: studio.engine.batch_invariant kernels
+    worker_wait_seconds: int = 120  # STUDIO_WORKER_WAIT_SECONDS: queue mode without a live worker
 
     @property
     def images_dir(self) -> Path:
@@ -202,6 +206,7 @@ class Settings:
             reviewers_may_edit=_flag(env, "STUDIO_REVIEWERS_MAY_EDIT", False),
             generation_batch_max=_batch_max(env),
             batch_invariant=_flag(env, "STUDIO_BATCH_INVARIANT", True),
+            worker_wait_seconds=_positive_int(env, "STUDIO_WORKER_WAIT_SECONDS", 120),
         )
 
     def public_dict(self) -> dict[str, str | int]:

@@ -7,7 +7,9 @@ caller then follows the row: progress from ``step``/``total_steps``, the images 
 succeeded; one :class:`RowWatcher` thread reads every followed row in one query. A cancel marks the row, so
 it works whichever machine runs the job. Each user may have
 ``STUDIO_MAX_QUEUED_PER_USER`` requests queued or running at once; workers take users' requests in turn
-(:func:`studio.training.queue.next_queued`). The web process loads no pipeline.
+(:func:`studio.training.queue.next_queued`). A request that waits while no generation worker has been alive
+for ``STUDIO_WORKER_WAIT_SECONDS`` is cancelled with an error saying to start one. The web process loads no
+pipeline.
 
 **Worker side**: :mod:`~studio.services.generation_worker` (``studio worker --kinds generate``), which runs
 the jobs, batches compatible ones, and saves each job's images and ends it in one transaction.
@@ -35,6 +37,7 @@ from studio.services.generation_plan import Plan
 from studio.services.generation_save import GenerationResult, GenerationSaver
 from studio.services.views import Actor
 from studio.training.queue import JobQueue
+from studio.training.workers import WorkerRegistry
 
 if TYPE_CHECKING:  # pragma: no cover
     from studio.engine.request import GenerationRequest
@@ -42,6 +45,8 @@ if TYPE_CHECKING:  # pragma: no cover
 GENERATE = "generate"  # the job kind
 #: how often the web side reads the row it waits on, and the worker writes progress / reads the cancel flag
 POLL_S = 0.2
+#: how often the web side looks for a live generation worker while requests wait
+WORKER_CHECK_S = 2.0
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -103,6 +108,36 @@ class RowWatcher:
             time.sleep(POLL_S)
 
 
+NO_WORKER = (
+    "no generation worker has been running for {} s, so the request was not run: start one with "
+    "`studio worker --kinds generate` (see docs/deploying.md), then try again"
+)
+
+
+class WorkerWatch:
+    """How long no live worker of the ``generate`` kind has been seen (0 while one is); the workers table
+    is read at most every :data:`WORKER_CHECK_S`, however many requests wait."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._lock = threading.Lock()
+        self._checked = float("-inf")
+        self._seen = time.monotonic()  # a worker counts as seen when the web app starts
+
+    def absent_for(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._checked >= WORKER_CHECK_S:
+                self._checked = now
+                try:
+                    with self._sessions() as session:
+                        if any(GENERATE in w.kinds for w in WorkerRegistry.live(session)):
+                            self._seen = now
+                except Exception:  # noqa: BLE001 - a busy database: judge by what was seen last
+                    pass
+            return now - self._seen
+
+
 class GenerationQueue:
     """Queues planned requests and follows their rows (the web app, ``STUDIO_GENERATION=queue``)."""
 
@@ -112,6 +147,7 @@ class GenerationQueue:
         self._saver = saver
         self._queue = JobQueue(sessions)
         self._watcher = RowWatcher(sessions)
+        self._workers = WorkerWatch(sessions)
 
     def submit(
         self,
@@ -165,6 +201,9 @@ class GenerationQueue:
                         job = session.get(Job, job_id)
                         assert job is not None
                         return self._ended(session, job_id, job.status, job.result or {}, job.message)
+                waited = self._settings.worker_wait_seconds
+                if status == "queued" and self._workers.absent_for() > waited and self._give_up(job_id):
+                    raise errors.ConflictError(NO_WORKER.format(waited))
                 if cancel is not None and cancel.is_set() and not asked_cancel:
                     asked_cancel = True
                     with self._sessions.begin() as session:
@@ -179,6 +218,16 @@ class GenerationQueue:
                     raise errors.ConflictError(f"generation job {job_id} did not finish in {timeout_s:g} s")
         finally:
             self._watcher.forget(job_id)
+
+    def _give_up(self, job_id: int) -> bool:
+        """Cancel a job still queued (no worker came for it); False if a worker has claimed it since."""
+        with self._sessions.begin() as session:
+            job = session.get(Job, job_id)
+            if job is None or job.status != "queued":
+                return False
+            JobQueue.request_cancel(session, job)
+            job.message = "cancelled: no generation worker was running"
+            return True
 
     def _ended(
         self, session: Session, job_id: int, status: str, result: dict[str, Any], message: str

@@ -178,3 +178,20 @@ def test_a_job_taken_over_by_another_worker_is_not_saved_twice(studio: Any, web:
     with studio.sessions.begin() as session:  # (let the waiting web request end)
         session.execute(update(Job).where(Job.id == job.id).values(status="failed", result={"error": {}}))
     waiting.join(timeout=30)
+
+
+def test_a_request_with_no_worker_alive_ends_with_an_error_saying_to_start_one(
+    studio: Any, model_dir: Path
+) -> None:
+    from studio.engine.generate import Engine
+
+    settings = dataclasses.replace(studio.settings, generation="queue", worker_wait_seconds=1)
+    own = Engine(str(model_dir), device="cpu")
+    web = GenerationService(studio.sessions, settings, EngineProvider(settings, factory=lambda: own))
+    started = time.monotonic()
+    with pytest.raises(ConflictError, match=r"no generation worker .*studio worker --kinds generate"):
+        web.generate(MIA, GenerateInput(brand="acme", prompt="a red circle"))
+    assert time.monotonic() - started < 30
+    with studio.sessions() as session:
+        job = session.scalar(select(Job).where(Job.kind == "generate"))
+        assert job.status == "cancelled" and "no generation worker" in job.message
