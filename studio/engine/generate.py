@@ -40,6 +40,7 @@ from studio.engine.recipe import ControlEntry, LoraEntry, Recipe, library_versio
 from studio.engine.request import (
     GenerationRequest,
     LoraSpec,
+    ProgressCallback,
     check_controls,
     check_guidance,
     check_numbers,
@@ -52,8 +53,6 @@ from studio.engine.request import (
 from studio.engine.tokens import TokenCount, count_tokens, known_words
 from studio.errors import CancelledError, ModelError, NotFoundError, ValidationError
 
-ProgressCallback = Callable[[int, int], None]
-
 
 class GenerationCancelled(CancelledError):
     """The request was cancelled (within one denoising step).
@@ -61,9 +60,7 @@ class GenerationCancelled(CancelledError):
     ``images`` holds the images of the batch that were finished before the cancel (with their recipes;
     empty when none was), ``requested`` the batch size asked for."""
 
-    def __init__(
-        self, message: str, images: tuple[GeneratedImage, ...] = (), requested: int = 0
-    ) -> None:
+    def __init__(self, message: str, images: tuple[GeneratedImage, ...] = (), requested: int = 0) -> None:
         super().__init__(message)
         self.images = images
         self.requested = requested
@@ -317,8 +314,9 @@ class Engine:
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled("generation cancelled")
         try:
-            with invariant_kernels(enabled=self.batch_invariant), guided(
-                pipe, req.guidance or PLAIN, float(req.guidance_scale)
+            with (
+                invariant_kernels(enabled=self.batch_invariant),
+                guided(pipe, req.guidance or PLAIN, float(req.guidance_scale)),
             ):
                 output = pipe(**kwargs)
         except (torch.cuda.OutOfMemoryError, MemoryError) as exc:

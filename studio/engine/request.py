@@ -16,6 +16,7 @@ This module imports neither torch nor diffusers.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ from studio.engine.limits import (
 )
 from studio.engine.recipe import Recipe
 from studio.errors import ValidationError
+
+#: ``progress(step, total)``: denoising steps done so far of the whole request (all its images)
+ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

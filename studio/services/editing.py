@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +50,7 @@ from studio.engine.control import load_image
 from studio.engine.edit_masks import load_mask
 from studio.engine.edit_request import EditRequest
 from studio.engine.recipe import Recipe
+from studio.engine.request import ProgressCallback
 from studio.errors import CancelledError, NotFoundError, PermissionDeniedError, StudioError, ValidationError
 from studio.services.editing_files import EditFiles
 from studio.services.editing_input import (
@@ -77,8 +77,6 @@ from studio.services.visibility import visible_image
 if TYPE_CHECKING:  # pragma: no cover
     from studio.engine.generate import Engine, GeneratedImage
     from studio.services.generation import EngineProvider
-
-ProgressCallback = Callable[[int, int], None]
 
 
 class EditingService:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from studio.config import Settings
 from studio.db.models import Brand
 from studio.engine.guidance_settings import Guidance  # noqa: F401 (the ui reads it from here)
+from studio.engine.request import ProgressCallback
 from studio.errors import ModelError, StudioError, ValidationError
 from studio.services import audit
 from studio.services.banned_terms import banned_term_in
@@ -60,7 +61,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from studio.engine.request import GenerationRequest
     from studio.services.editing import EditingService
 
-ProgressCallback = Callable[[int, int], None]
 
 #: the CFG scales a one-click sweep uses when none are given
 DEFAULT_SWEEP_SCALES: tuple[float, ...] = (2.0, 4.0, 7.0, 10.0, 14.0)

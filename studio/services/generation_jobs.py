@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,7 @@ from studio.config import Settings
 from studio.db.generation_models import Generation
 from studio.db.models import Brand
 from studio.db.training_models import Job
+from studio.engine.request import ProgressCallback
 from studio.errors import CancelledError
 from studio.services.generation_job_rows import job_config, raise_error
 from studio.services.generation_plan import Plan
@@ -47,7 +47,6 @@ GENERATE = "generate"  # the job kind
 POLL_S = 0.2
 #: how often the web side looks for a live generation worker while requests wait
 WORKER_CHECK_S = 2.0
-ProgressCallback = Callable[[int, int], None]
 
 
 # ------------------------------------------------------------------------------------- web side

@@ -34,6 +34,7 @@ from studio.db.generation_models import Image
 from studio.engine.a1111_parse import lora_tags, parse_parameters, studio_sampler
 from studio.engine.control import image_sha256
 from studio.engine.recipe import PARAMETERS_CHUNK, RECIPE_CHUNK, Recipe
+from studio.engine.request import ProgressCallback
 from studio.errors import NotFoundError, ValidationError
 from studio.services.brand_models import model_name
 from studio.services.editing import EditingService
@@ -44,7 +45,6 @@ from studio.services.permissions import require_role
 from studio.services.views import Actor
 from studio.services.visibility import visibility_clause
 
-ProgressCallback = Any
 #: fields of a ``parameters`` text that are read (or that say nothing about the pixels)
 _READ_FIELDS = {
     "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size-1", "Size-2", "Model", "Model hash",
