@@ -27,23 +27,23 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from argon2 import PasswordHasher, profiles  # noqa: E402
+from bench_studio import bench_studio, interleaved  # noqa: E402
 
 from studio.config import Settings  # noqa: E402
 from studio.engine import samplers  # noqa: E402
 from studio.engine.adapters import AdapterSpec  # noqa: E402
+from studio.engine.batch_invariant import batch_invariant  # noqa: E402
 from studio.engine.generate import Engine  # noqa: E402
 from studio.engine.models import load_pipeline  # noqa: E402
-from studio.services.brand_files import BrandSpec, SizePreset  # noqa: E402
-from studio.services.container import build_services  # noqa: E402
 from studio.services.generation import EngineProvider, GenerateInput, GenerationService  # noqa: E402
-from studio.services.views import SYSTEM, Actor  # noqa: E402
+from studio.services.views import Actor  # noqa: E402
 from studio.storage import sha256_file  # noqa: E402
 
 PROMPT = "a red circle on a black background"
@@ -125,25 +125,11 @@ def main() -> None:
     )
 
     settings = Settings.from_env({"STUDIO_HOME": str(work / "home"), "STUDIO_BASE_MODEL": model_ref})
-    services = build_services(settings, password_hasher=PasswordHasher.from_parameters(profiles.CHEAPEST))
+    services = bench_studio(
+        settings, model_ref=model_ref, width=info.default_width, height=info.default_height
+    )
     provider = EngineProvider(settings, factory=lambda: engine)
     generation = GenerationService(services.sessions, settings, provider)
-    size = SizePreset("square", "feed", info.default_width, info.default_height)
-    services.brands.create_brand(
-        SYSTEM,
-        BrandSpec(
-            slug="bench",
-            name="Bench",
-            palette=("black", "red"),
-            style_template="{prompt}",
-            size_presets=(size,),
-            default_size="square",
-            default_sampler="Euler",
-            base_model=model_ref,
-        ),
-    )
-    services.users.add_user(SYSTEM, "mia", ["marketer"], "bench-password")
-    services.brands.grant(SYSTEM, "bench", "mia")
     mia = Actor.user("mia")
     request = GenerateInput(brand="bench", prompt=PROMPT, cfg=5.0, steps=args.steps, seed=42, sampler="Euler")
 
@@ -152,34 +138,34 @@ def main() -> None:
     loaded = engine.load()
     pipe = loaded.pipe
 
-    def raw() -> object:
+    def raw(invariant: bool = False) -> object:
+        """The same call on the bare diffusers pipeline (plain kernels, as the studio runs it inline; with
+        ``invariant`` the batch-invariant ones, as batching workers do)."""
         pipe.scheduler = samplers.make_scheduler("Euler", loaded.scheduler_config)
-        return pipe(
-            prompt=PROMPT,
-            negative_prompt=None,
-            guidance_scale=5.0,
-            num_inference_steps=args.steps,
-            width=info.default_width,
-            height=info.default_height,
-            num_images_per_prompt=1,
-            generator=torch.Generator("cpu").manual_seed(42),
-            output_type="pil",
-        ).images[0]
+        with batch_invariant(enabled=invariant):
+            return pipe(
+                prompt=PROMPT,
+                negative_prompt=None,
+                guidance_scale=5.0,
+                num_inference_steps=args.steps,
+                width=info.default_width,
+                height=info.default_height,
+                num_images_per_prompt=1,
+                generator=torch.Generator("cpu").manual_seed(42),
+                output_type="pil",
+            ).images[0]
 
     raw()
-    # interleaved pairs, alternating which side runs first, so load drift and warm caches fall on both
-    # sides alike; the figure is the median of the per-pair ratios
-    studio_times, raw_times = [], []
-    result, raw_image = None, None
-    for index in range(args.repeat):
-        for side in ("studio", "raw") if index % 2 == 0 else ("raw", "studio"):
-            start = time.perf_counter()
-            if side == "studio":
-                result = generation.generate(mia, request)
-                studio_times.append(time.perf_counter() - start)
-            else:
-                raw_image = raw()
-                raw_times.append(time.perf_counter() - start)
+    outputs: dict[str, Any] = {}
+
+    def studio_side() -> None:
+        outputs["studio"] = generation.generate(mia, request)
+
+    def raw_side() -> None:
+        outputs["raw"] = raw()
+
+    studio_times, raw_times = interleaved(studio_side, raw_side, args.repeat)
+    result, raw_image = outputs["studio"], outputs["raw"]
     from studio.engine.control import image_sha256
 
     same = image_sha256(raw_image) == result.images[0].pixel_sha256  # type: ignore[arg-type,union-attr]
@@ -192,6 +178,13 @@ def main() -> None:
         f"ratios {ratio:.3f}x (target <= 1.05) {'OK' if ratio <= 1.05 else 'MISS'} "
         f"[pairs {min(ratios):.3f}-{max(ratios):.3f}x; ratio of medians {medians:.3f}x]; "
         f"same pixels as raw: {same}"
+    )
+    invariant_times, plain_times = interleaved(lambda: raw(invariant=True), raw, args.repeat)
+    kernels = statistics.median([i / p for i, p in zip(invariant_times, plain_times, strict=True)])
+    print(
+        f"1b. one image with the batch-invariant kernels {statistics.median(invariant_times) * 1000:.0f} ms "
+        f"vs the plain ones {statistics.median(plain_times) * 1000:.0f} ms: median of per-pair ratios "
+        f"{kernels:.3f}x (raw diffusers both; batching workers run the first, inline generation the second)"
     )
 
     # ---------------------------------------------------------------- 3/4. first LoRA loads and memory

@@ -27,7 +27,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from argon2 import PasswordHasher, profiles  # noqa: E402
+from bench_studio import bench_studio, interleaved  # noqa: E402
 
 from studio.config import Settings  # noqa: E402
 from studio.engine.generate import Engine  # noqa: E402
@@ -35,10 +35,8 @@ from studio.provenance import manifest as mf  # noqa: E402
 from studio.provenance.sign import sign_approved, sign_generated  # noqa: E402
 from studio.provenance.verify import pixel_sha256, verify_png  # noqa: E402
 from studio.services import generation_save  # noqa: E402
-from studio.services.brand_files import BrandSpec, SizePreset  # noqa: E402
-from studio.services.container import build_services  # noqa: E402
 from studio.services.generation import EngineProvider, GenerateInput, GenerationService  # noqa: E402
-from studio.services.views import SYSTEM, Actor  # noqa: E402
+from studio.services.views import Actor  # noqa: E402
 
 PROMPT = "a red circle on a black background"
 
@@ -83,26 +81,12 @@ def main() -> None:
     engine = Engine(model_ref, device=args.device)
     resolved, info = engine.resolve()
     settings = Settings.from_env({"STUDIO_HOME": str(work / "home"), "STUDIO_BASE_MODEL": model_ref})
-    services = build_services(settings, password_hasher=PasswordHasher.from_parameters(profiles.CHEAPEST))
+    services = bench_studio(
+        settings, model_ref=model_ref, width=info.default_width, height=info.default_height
+    )
     generation = GenerationService(
         services.sessions, settings, EngineProvider(settings, factory=lambda: engine)
     )
-    size = SizePreset("square", "feed", info.default_width, info.default_height)
-    services.brands.create_brand(
-        SYSTEM,
-        BrandSpec(
-            slug="bench",
-            name="Bench",
-            palette=("black", "red"),
-            style_template="{prompt}",
-            size_presets=(size,),
-            default_size="square",
-            default_sampler="Euler",
-            base_model=model_ref,
-        ),
-    )
-    services.users.add_user(SYSTEM, "mia", ["marketer"], "bench-password")
-    services.brands.grant(SYSTEM, "bench", "mia")
     mia = Actor.user("mia")
     request = GenerateInput(brand="bench", prompt=PROMPT, cfg=5.0, steps=args.steps, seed=42, sampler="Euler")
     print(
@@ -112,13 +96,16 @@ def main() -> None:
 
     signer = generation_save.generated_signer
     generation.generate(mia, request)  # warm-up: loads the pipeline
-    signed_times, plain_times = [], []
-    for index in range(args.repeat):
-        for side in ("signed", "plain") if index % 2 == 0 else ("plain", "signed"):
-            generation_save.generated_signer = signer if side == "signed" else _unsigned
-            start = time.perf_counter()
-            result = generation.generate(mia, request)
-            (signed_times if side == "signed" else plain_times).append(time.perf_counter() - start)
+
+    last: list[object] = []
+
+    def with_signer(chosen: object) -> None:
+        generation_save.generated_signer = chosen
+        last[:] = [generation.generate(mia, request)]
+
+    signed_times, plain_times = interleaved(
+        lambda: with_signer(signer), lambda: with_signer(_unsigned), args.repeat
+    )
     generation_save.generated_signer = signer
     ratios = [s / p for s, p in zip(signed_times, plain_times, strict=True)]
     ratio = statistics.median(ratios)
@@ -155,15 +142,13 @@ def main() -> None:
         f"{created_ms:.2f} ms, approval manifest (export) {approved_ms:.2f} ms; verify {verify_ms:.2f} ms"
     )
     print(
-        f"   signed image validates: {verify_png(signed, anchors).valid}; last result {result.images[0].id}"
+        f"   signed image validates: {verify_png(signed, anchors).valid}; last result {last[0].images[0].id}"
     )
     big = _noise_png(1024)  # an SDXL-sized image: what a GPU server writes (hashing grows with the file)
     big_data = {"label": mf.RECIPE_LABEL, "data": {"base_model": "sdxl", "pixel_sha256": pixel_sha256(big)}}
     args.signatures = max(20, args.signatures // 10)
     big_ms = per_call(lambda: sign_generated(settings, big, big_data, title="big.png"))
-    print(
-        f"3. per signature of a 1024x1024 noise PNG ({len(big) // 1024} KiB): created {big_ms:.2f} ms"
-    )
+    print(f"3. per signature of a 1024x1024 noise PNG ({len(big) // 1024} KiB): created {big_ms:.2f} ms")
     services.close()
 
 

@@ -15,11 +15,12 @@ Within :func:`batch_invariant`:
   by batch size; PyTorch's own differs from batch 16 on).
 
 Normalisation, attention (per image and head), the schedulers and the guidance arithmetic are per image
-already. On the embedded model one image costs the same (0.55 s against 0.56 s at 20 steps on this CPU) and
-a batch of 16 is 2.3× faster per image than images alone (3.7× with the plain kernels, which are not
-invariant); see ``benchmarks/batch_throughput.py``. Checked on
-the CPU by ``tests/unit/test_batch_invariant.py`` and, for a whole pipeline, by the batching tests; on a GPU
-``benchmarks/gpu_check.py`` prints the same comparison.
+already. The price is paid alone: on this 2-core CPU one embedded-model image costs 1.2-1.4x the plain
+kernels' time (``benchmarks/generation_overhead.py``), while a batch of 16 is 2.3x faster per image than
+images alone (3.7x with the plain kernels, whose images would not be their recipes'). So the engine uses
+them only when asked (``STUDIO_BATCH_INVARIANT``; by default where workers batch) and a recipe records
+which kernels made it. Checked by ``tests/unit/test_batch_invariant.py`` and, for whole pipelines, by the
+batching tests; on a GPU ``benchmarks/batch_throughput.py`` compares the pixels (not measured yet).
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Several requests in one pipeline call: how a generation worker batches queued requests (issue 20).
 
 :func:`batch_key` says which requests are compatible: the same model and revision, LoRA set and weights,
-size, steps, sampler, CFG scale and guidance settings, ControlNet units (their maps' pixels too), and whether
-there is a negative prompt (FLUX runs true CFG only with one). Prompts, negative prompts, seeds and the number
-of images per request may differ. :func:`generate_batch` flattens the requests' images into one call, one
-seeded generator per image; with the engine's batch-invariant kernels (:mod:`~studio.engine.batch_invariant`)
-every image is bit for bit the one its request makes alone, so a recipe still makes its image again.
+size, steps, sampler, CFG scale and guidance settings, ControlNet units (their maps' pixels too), whether
+there is a negative prompt (FLUX runs true CFG only with one), and the kernels. Prompts, negative prompts,
+seeds and the number of images per request may differ. :func:`generate_batch` flattens the requests' images
+into one call, one seeded generator per image; with the batch-invariant kernels
+(:mod:`~studio.engine.batch_invariant`, which a request's ``kernels`` names and its recipe records) every
+image is bit for bit the one its request makes alone, so a recipe still makes its image again. A worker
+batches only requests on those kernels.
 
 :class:`BatchSizer` says how many images go into one call: the setting (``STUDIO_GENERATION_BATCH_MAX``),
 and on a GPU what its free memory holds, judged by the peak memory one image of that model and size took in
@@ -61,6 +63,7 @@ def batch_key(prepared: Prepared) -> str:
             for u, m in zip(req.controls, prepared.control_maps, strict=True)
         ],
         "negative": bool(req.negative_prompt),
+        "kernels": req.kernels,
     }
     return json.dumps(key, sort_keys=True)
 

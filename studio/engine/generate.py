@@ -36,7 +36,15 @@ from studio.engine.limits import MAX_BATCH, MAX_SIDE
 from studio.engine.model_info import ModelInfo, read_model_info
 from studio.engine.models import ResolvedModel, resolve_model
 from studio.engine.pipelines import LoadedModel, PipelineCache, free_memory
-from studio.engine.recipe import ControlEntry, LoraEntry, Recipe, library_versions
+from studio.engine.recipe import (
+    INVARIANT_KERNELS,
+    KERNELS,
+    PLAIN_KERNELS,
+    ControlEntry,
+    LoraEntry,
+    Recipe,
+    library_versions,
+)
 from studio.engine.request import (
     GenerationRequest,
     LoraSpec,
@@ -95,10 +103,11 @@ class Engine:
     ``device``: auto|cpu|cuda|mps.  ``compile``: torch.compile the denoiser (GPU only, unless a
     ``compile_backend`` such as ``"eager"`` is named) with ``hotswap_slots`` LoRA slots of rank
     ``hotswap_rank`` that brand switches hot-swap into without recompiling (see
-    :class:`~studio.engine.adapters.HotswapAdapters`).  ``batch_invariant``: run every pipeline call with
-    :mod:`~studio.engine.batch_invariant` kernels, so that an image is the same alone or in a batch of
-    requests (:mod:`~studio.engine.batching`); not with ``compile``.  Generations are serialised by an
-    internal lock; the engine is safe to share between threads.
+    :class:`~studio.engine.adapters.HotswapAdapters`).  ``batch_invariant``: requests that name no
+    ``kernels`` run with the :mod:`~studio.engine.batch_invariant` kernels, so that an image is the same
+    alone or in a batch of requests (:mod:`~studio.engine.batching`); otherwise with the plain ones, which
+    are faster alone. The recipe records which, and a request from a recipe uses the same.  Generations
+    are serialised by an internal lock; the engine is safe to share between threads.
     """
 
     def __init__(
@@ -113,10 +122,10 @@ class Engine:
         compile_backend: str | None = None,
         hotswap_rank: int = 64,
         hotswap_slots: int = 2,
-        batch_invariant: bool = True,
+        batch_invariant: bool = False,
     ) -> None:
         self.base_model = base_model
-        self.batch_invariant = batch_invariant and not compile
+        self.batch_invariant = batch_invariant
         self.device = device if isinstance(device, DeviceChoice) else choose_device(device)
         self.cache_dir = cache_dir
         self.max_batch = max_batch
@@ -214,6 +223,9 @@ class Engine:
         )
         maps = self._control_maps(request, width, height)
         guidance = check_guidance(request.guidance, info.family)
+        kernels = request.kernels or (INVARIANT_KERNELS if self.batch_invariant else PLAIN_KERNELS)
+        if kernels not in KERNELS:
+            raise ValidationError("kernels", f"must be one of {', '.join(KERNELS)}, not {kernels!r}")
         filled = replace(
             request,
             prompt=prompt,
@@ -227,6 +239,7 @@ class Engine:
             sampler=sampler,
             prompt_typed=prompt if request.prompt_typed is None else request.prompt_typed,
             guidance=guidance,
+            kernels=kernels,
         )
         return Prepared(filled, seed, sampler, width, height, maps)
 
@@ -315,7 +328,7 @@ class Engine:
             raise GenerationCancelled("generation cancelled")
         try:
             with (
-                invariant_kernels(enabled=self.batch_invariant),
+                invariant_kernels(enabled=req.kernels == INVARIANT_KERNELS),
                 guided(pipe, req.guidance or PLAIN, float(req.guidance_scale)),
             ):
                 output = pipe(**kwargs)

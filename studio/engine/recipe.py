@@ -29,6 +29,10 @@ from PIL.PngImagePlugin import PngInfo
 from studio.errors import NotFoundError, ValidationError
 
 RECIPE_VERSION = 1
+#: which kernels computed an image (:mod:`studio.engine.batch_invariant`): they move its last float bits, so
+#: a recipe names them and regenerate uses the same
+PLAIN_KERNELS, INVARIANT_KERNELS = "plain", "batch-invariant"
+KERNELS = (PLAIN_KERNELS, INVARIANT_KERNELS)
 PARAMETERS_CHUNK = "parameters"
 RECIPE_CHUNK = "studio_recipe"
 
@@ -92,7 +96,8 @@ class Recipe:
     ``parameters`` text (see :func:`studio.engine.a1111.model_hash`).  ``guidance`` holds the fields of
     :class:`studio.engine.guidance.Guidance` when the image was made with more than plain CFG (None, and
     absent from the JSON, otherwise). ``edit`` says how an edited image was made from its source
-    (:class:`EditEntry`; None, and absent from the JSON, for an image made from text).
+    (:class:`EditEntry`; None, and absent from the JSON, for an image made from text). ``kernels`` names the
+    kernels that computed it (:data:`KERNELS`; absent from the JSON when plain).
     """
 
     base_model: str
@@ -115,6 +120,7 @@ class Recipe:
     a1111_model_hash: str | None = None
     guidance: dict[str, Any] | None = None
     edit: EditEntry | None = None
+    kernels: str = PLAIN_KERNELS
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -124,6 +130,8 @@ class Recipe:
             del data["guidance"]
         if data["edit"] is None:  # made from text: the JSON stays as it was
             del data["edit"]
+        if data["kernels"] == PLAIN_KERNELS:  # the JSON of recipes made before batching stays as it was
+            del data["kernels"]
         return data
 
     def to_json(self) -> str:
@@ -148,6 +156,8 @@ class Recipe:
             raise ValidationError("recipe", "guidance must be a JSON object")
         if values.get("edit") is not None and not isinstance(values["edit"], dict):
             raise ValidationError("recipe", "edit must be a JSON object")
+        if values.get("kernels", PLAIN_KERNELS) not in KERNELS:
+            raise ValidationError("recipe", f"kernels must be one of {', '.join(KERNELS)}")
         try:
             if values.get("edit") is not None:
                 values["edit"] = EditEntry(**values["edit"])

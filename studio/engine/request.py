@@ -32,7 +32,7 @@ from studio.engine.limits import (
     MAX_STEPS,
     MIN_CFG,
 )
-from studio.engine.recipe import Recipe
+from studio.engine.recipe import PLAIN_KERNELS, Recipe
 from studio.errors import ValidationError
 
 #: ``progress(step, total)``: denoising steps done so far of the whole request (all its images)
@@ -85,6 +85,7 @@ class GenerationRequest:
     model: str | None = None
     model_revision: str | None = None
     guidance: Guidance | None = None  # None = plain CFG (studio.engine.guidance)
+    kernels: str | None = None  # plain or batch-invariant (studio.engine.recipe.KERNELS); None = the engine's
 
     def __post_init__(self) -> None:
         # accept plain tuples/lists as documented: (name, path, sha256, weight) and
@@ -211,6 +212,7 @@ RECIPE_KEYS: dict[str, str] = {
     "seed": "seed",
     "width": "width",
     "height": "height",
+    "kernels": "kernels",
 }
 
 
@@ -223,6 +225,7 @@ def recipe_settings(request: GenerationRequest) -> dict[str, Any]:
     settings["steps"] = int(request.num_inference_steps)
     settings["guidance_scale"] = float(request.guidance_scale)
     settings["guidance"] = None if request.guidance is None else request.guidance.to_dict()
+    settings["kernels"] = request.kernels or PLAIN_KERNELS
     return settings
 
 

@@ -90,7 +90,7 @@ class EngineProvider:
                     self._engine = Engine(
                         self._settings.base_model,
                         self._settings.device,
-                        batch_invariant=self._settings.batch_invariant,
+                        batch_invariant=self._settings.invariant_kernels,
                     )
             return self._engine
 

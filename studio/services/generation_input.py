@@ -64,7 +64,6 @@ class GenerateInput:
     guidance: Mapping[str, Any] | None = None
 
 
-
 def number_problems(request: GenerateInput) -> list[ValidationError]:
     """Every number of ``request`` that is not a number, not whole where it must be, or out of range
     (``None`` is the brand's default, fine); LoRA weights 0-1.5."""

@@ -115,11 +115,14 @@ class GenerationJobRunner:
         if self._batch_max == 1 or job.config.get("edit") is not None:
             return []
         from studio.engine.batching import BatchSizer, batch_key
+        from studio.engine.recipe import INVARIANT_KERNELS
 
         engine = self._engine()
         try:
             first = engine.prepare(from_config(job.config)[2])
         except StudioError:
+            return []
+        if first.request.kernels != INVARIANT_KERNELS:  # batched, its pixels would not be its recipe's
             return []
         self._sizer = self._sizer or BatchSizer(self._batch_max)
         room = self._sizer.capacity(engine, first) - int(first.request.batch_size)

@@ -75,4 +75,5 @@ def test_request_to_recipe_and_back_keeps_every_setting_and_the_recipe_keys() ->
         "seed": 42,
     }
     assert "num_inference_steps" not in stored and "cfg" not in stored
-    assert request_from_recipe(Recipe.from_dict(stored)) == replace(request, batch_size=1)
+    assert "kernels" not in stored  # plain kernels: the JSON of recipes stays as it was before batching
+    assert request_from_recipe(Recipe.from_dict(stored)) == replace(request, batch_size=1, kernels="plain")

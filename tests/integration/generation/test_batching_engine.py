@@ -19,7 +19,7 @@ STEPS = 6
 
 @pytest.fixture(scope="module")
 def engine(fast_cpu: None) -> Engine:  # noqa: F811
-    return Engine("embedded:toyworld", device="cpu")
+    return Engine("embedded:toyworld", device="cpu", batch_invariant=True)
 
 
 def _request(prompt: str, seed: int, images: int = 1, **extra: object) -> GenerationRequest:
@@ -45,7 +45,7 @@ def test_a_batch_makes_the_same_pixels_as_each_request_alone(engine: Engine) -> 
         assert [o.seed for o in outcome] == [a.seed for a in alone]
         for mine, reference in zip(outcome, alone, strict=True):
             assert np.array_equal(np.asarray(mine.image), np.asarray(reference.image)), request.prompt
-            assert mine.recipe == reference.recipe
+            assert mine.recipe == reference.recipe and mine.recipe.kernels == "batch-invariant"
     assert steps_seen[-1] == (2 * STEPS, 2 * STEPS) and len(steps_seen) == STEPS
 
 
@@ -53,6 +53,7 @@ def test_incompatible_requests_are_refused(engine: Engine) -> None:
     a = engine.prepare(_request("a red circle", 1))
     b = engine.prepare(_request("a red circle", 1, width=128))
     assert batch_key(a) != batch_key(b)
+    assert batch_key(a) != batch_key(engine.prepare(_request("a red circle", 1, kernels="plain")))
     assert batch_key(a) == batch_key(engine.prepare(_request("a blue star", 9, images=2)))
     with pytest.raises(ValueError, match="compatible"):
         generate_batch(engine, [BatchItem(a), BatchItem(b)])
@@ -73,3 +74,15 @@ def test_a_cancelled_request_gets_no_images_and_the_others_do(engine: Engine) ->
     stop_all.set()
     outcomes = generate_batch(engine, [BatchItem(item.prepared, cancel=stop_all) for item in items])
     assert all(isinstance(o, GenerationCancelled) for o in outcomes)
+
+
+def test_the_recipe_names_the_kernels_and_a_request_from_it_uses_them(engine: Engine) -> None:
+    from studio.engine.recipe import Recipe
+    from studio.engine.request import request_from_recipe
+
+    plain = Engine("embedded:toyworld", device="cpu")  # the default: plain kernels, faster alone
+    made = engine.generate(_request("a red circle", 31))[0]
+    assert made.recipe.to_dict()["kernels"] == "batch-invariant"
+    again = plain.generate(request_from_recipe(Recipe.from_json(made.recipe.to_json())))[0]
+    assert np.array_equal(np.asarray(again.image), np.asarray(made.image))
+    assert "kernels" not in plain.generate(_request("a red circle", 31))[0].recipe.to_dict()

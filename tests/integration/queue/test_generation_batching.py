@@ -1,7 +1,7 @@
 """Batching in a generation worker (issue 20, item 3): compatible queued requests run as one pipeline call,
-each image pixel for pixel the one its request makes inline; incompatible ones run apart; without batching
-(``batch_max=1``) every image is a call of its own. On PostgreSQL too (the companions are claimed ``FOR
-UPDATE SKIP LOCKED``)."""
+each image pixel for pixel the one its recipe makes alone (regenerate, inline); incompatible ones run apart;
+requests on the plain kernels are never batched; without batching (``batch_max=1``) every image is a call of
+its own. On PostgreSQL too (the companions are claimed ``FOR UPDATE SKIP LOCKED``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from studio.db.generation_models import Generation
 from studio.db.training_models import Job
 from studio.services.generation import EngineProvider, GenerateInput, GenerationResult, GenerationService
 from studio.services.generation_save import GenerationSaver
@@ -28,11 +29,12 @@ MIA = Actor.user("mia")
 
 @pytest.fixture
 def web(studio: Any, model_dir: Path) -> GenerationService:
-    """The web app's generation service in queue mode, with an engine of its own that only validates."""
+    """The web app's generation service in queue mode, with an engine of its own that only validates (new
+    requests name the batch-invariant kernels: the workers batch)."""
     from studio.engine.generate import Engine
 
     settings = dataclasses.replace(studio.settings, generation="queue", max_queued_per_user=8)
-    own = Engine(str(model_dir), device="cpu")
+    own = Engine(str(model_dir), device="cpu", batch_invariant=settings.invariant_kernels)
     return GenerationService(studio.sessions, settings, EngineProvider(settings, factory=lambda: own))
 
 
@@ -119,14 +121,29 @@ def test_compatible_requests_run_as_one_call_with_the_pixels_of_each_alone(
     queued = _wait(pending)
     assert sorted(calls) == [1, 4]  # the three square requests' 4 images in one call; the wide one alone
     calls.clear()
-    for request, result in zip(inputs, queued, strict=True):
-        inline = studio.generation.generate(MIA, request)
-        assert [i.pixel_sha256 for i in result.images] == [i.pixel_sha256 for i in inline.images]
-        assert [i.seed for i in result.images] == [i.seed for i in inline.images]
+    for result in queued:  # each image again, alone and inline, from its recipe: the same pixels
+        with studio.sessions() as session:
+            assert session.get(Generation, result.generation_id).recipe["kernels"] == "batch-invariant"
+        for image in result.images:
+            again = studio.generation.regenerate(MIA, image.id)
+            assert [i.pixel_sha256 for i in again.images] == [image.pixel_sha256], image.id
+    assert calls == [1] * 5
     with studio.sessions() as session:
         jobs = session.scalars(select(Job).where(Job.kind == "generate").order_by(Job.id)).all()
         assert [job.status for job in jobs] == ["succeeded"] * 4
         assert len({job.result["generation_id"] for job in jobs}) == 4  # each saved once, apart
+
+
+def test_requests_on_the_plain_kernels_run_apart(
+    studio: Any, web: GenerationService, run_worker: Any, calls: list[int]
+) -> None:
+    """An old recipe's regenerate (plain kernels) in a batch would not make its recipe's pixels."""
+    web.engine.batch_invariant = False
+    inputs = [GenerateInput(brand="acme", prompt=f"a {c} circle", seed=7) for c in ("red", "blue")]
+    pending = _queue_all(web, studio, inputs)
+    run_worker(batch_max=8)
+    _wait(pending)
+    assert calls == [1, 1]
 
 
 def test_without_batching_every_image_is_a_call_of_its_own(
