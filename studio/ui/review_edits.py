@@ -3,10 +3,18 @@ fix (sent with **Reject**: the marketer's "Fix region" then inpaints it), the im
 children, as in the Gallery) and, for an image of a campaign group (one image expanded to every channel
 size), **Approve the campaign group**: the group's pending images in one decision (or one by one with the
 queue, as ever). Each handler makes one service call for its own part.
+
+The region editor is never an event's output. Gradio's frontend re-reads (and re-uploads) every component that
+has been an output of an event whenever any event's status changes; for an ImageEditor each re-read reloads
+the editor, so strokes painted after the queue reloaded were lost, or the editor stayed "processing". The
+``show`` event therefore only names the shown image (a hidden JSON: its address and a fresh token), and a
+browser-only event (``js``, no server call) puts that image in the editor as its background with no strokes:
+after every reload, the editor holds the shown image and nothing painted before.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +25,7 @@ from studio.services.container import Services
 from studio.ui import lineage_block
 from studio.ui.common import actor_of, shown_to_user
 from studio.ui.edit_panel import MASK_COLOUR, painted_mask
+from studio.ui.file_access import image_link
 from studio.ui.lineage_block import LineageBlock
 from studio.ui.text import escape_markdown as text
 
@@ -26,13 +35,24 @@ class ReviewEdits:
     """The components under the review image."""
 
     region: gr.ImageEditor
+    shown: gr.JSON  # hidden: the shown image's address and a fresh token (fills ``region`` in the browser)
     lineage: LineageBlock
     group_btn: gr.Button
     group: gr.State
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.region, *self.lineage.outputs, self.group, self.group_btn]
+        return [self.shown, *self.lineage.outputs, self.group, self.group_btn]
+
+
+#: The region editor's value for the shown image (``{url, name, token}``; null: no image): its background, no
+#: strokes. Run in the browser only, so the editor is never an event's output (see the module's docstring).
+FILL_REGION_JS = """(shown) => (shown && shown.url ? {
+  background: {path: shown.name, url: shown.url, orig_name: shown.name, meta: {_type: "gradio.FileData"}},
+  layers: [], composite: null,
+} : null)"""
+
+_tokens = itertools.count(1)
 
 
 def render() -> ReviewEdits:
@@ -49,10 +69,12 @@ def render() -> ReviewEdits:
         elem_id="review-region",
         elem_classes=["pixel-art"],
     )
+    shown = gr.JSON(visible=False, elem_id="review-region-shown")
+    shown.change(None, shown, region, js=FILL_REGION_JS, queue=False, api_visibility="private")
     lineage = lineage_block.render(actions=False, prefix="review")
     group = gr.State([])
     group_btn = gr.Button("Approve the campaign group", visible=False, elem_id="review-approve-group")
-    return ReviewEdits(region, lineage, group_btn, group)
+    return ReviewEdits(region, shown, lineage, group_btn, group)
 
 
 def _current(ids: list[int] | None, index: Any) -> int | None:
@@ -70,7 +92,7 @@ def with_lineage(services: Services, edits: ReviewEdits, showing: dict[str, Any]
         shown = list(show(ids, index, request))
         image_id = _current(ids, index)
         if image_id is None:
-            blank = [None, "", [], None, [], gr.update(visible=False)]
+            blank = [{"url": None, "token": next(_tokens)}, "", [], None, [], gr.update(visible=False)]
             return shown + blank
         with shown_to_user():
             path = services.gallery.detail(actor_of(request), image_id).item.path
@@ -81,8 +103,8 @@ def with_lineage(services: Services, edits: ReviewEdits, showing: dict[str, Any]
         button = gr.update(
             visible=len(pending) > 1, value=f"Approve the campaign group ({len(pending)} pending)"
         )
-        editor = {"background": str(path), "layers": [], "composite": None}
-        return shown + [editor, *mine, pending, button]
+        image = {"url": image_link(request, image_id), "name": path.name, "token": next(_tokens)}
+        return shown + [image, *mine, pending, button]
 
     with_edits.__name__ = with_edits.__qualname__ = show.__name__
     return {**showing, "fn": with_edits, "outputs": [*showing["outputs"], *edits.outputs]}
