@@ -95,12 +95,12 @@ class GenerationJobRunner:
         status, or ``lost``. Draining does not stop it (it is short): it is finished, then the worker
         exits."""
         batch = self._companions(job)
-        follows = [_Follow(queue, one, threading.Event()) for one in [job, *(b[0] for b in batch)]]
+        follows = [_Follow(queue, one, threading.Event()) for one in [job, *(b[0] for b in batch or ())]]
         stop_beat = threading.Event()
         beat = threading.Thread(target=self._beat, args=(queue, follows, stop_beat), daemon=True)
         beat.start()
         try:
-            if not batch and (self._batch_max == 1 or job.config.get("edit") is not None):
+            if batch is None:
                 return self._finish(queue, job, follows[0], self._run_alone(queue, job, follows[0]))
             return self._run_batch(queue, job, batch, follows)
         finally:
@@ -109,11 +109,12 @@ class GenerationJobRunner:
 
     # ------------------------------------------------------------------------------------- batches
 
-    def _companions(self, job: ClaimedJob) -> list[tuple[ClaimedJob, Prepared]]:
-        """Claim the queued jobs that can share ``job``'s pipeline call (none for an edit, or without
-        batching, or when the job's request cannot even be prepared: it then fails on its own)."""
+    def _companions(self, job: ClaimedJob) -> list[tuple[ClaimedJob, Prepared]] | None:
+        """Claim the queued jobs that can share ``job``'s pipeline call (maybe none: its own images then
+        share one call). None when ``job`` runs alone, its images one call each: an edit, no batching, the
+        plain kernels, or a request that cannot even be prepared (it fails on its own)."""
         if self._batch_max == 1 or job.config.get("edit") is not None:
-            return []
+            return None
         from studio.engine.batching import BatchSizer, batch_key
         from studio.engine.recipe import INVARIANT_KERNELS
 
@@ -121,9 +122,9 @@ class GenerationJobRunner:
         try:
             first = engine.prepare(from_config(job.config)[2])
         except StudioError:
-            return []
+            return None
         if first.request.kernels != INVARIANT_KERNELS:  # batched, its pixels would not be its recipe's
-            return []
+            return None
         self._sizer = self._sizer or BatchSizer(self._batch_max)
         room = self._sizer.capacity(engine, first) - int(first.request.batch_size)
         key, found = batch_key(first), {}  # job id → its prepared request
@@ -150,6 +151,7 @@ class GenerationJobRunner:
         batch: list[tuple[ClaimedJob, Prepared]],
         follows: list[_Follow],
     ) -> str:
+        """``job`` and its companions in as few pipeline calls as the batch size allows; each saved apart."""
         from studio.engine.batching import BatchItem, generate_batch
 
         engine = self._engine()

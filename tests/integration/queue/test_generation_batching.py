@@ -137,13 +137,17 @@ def test_compatible_requests_run_as_one_call_with_the_pixels_of_each_alone(
 def test_requests_on_the_plain_kernels_run_apart(
     studio: Any, web: GenerationService, run_worker: Any, calls: list[int]
 ) -> None:
-    """An old recipe's regenerate (plain kernels) in a batch would not make its recipe's pixels."""
+    """An old recipe's regenerate (plain kernels) in a batch would not make its recipe's pixels: such a
+    request runs alone, each of its images a call of its own."""
     web.engine.batch_invariant = False
-    inputs = [GenerateInput(brand="acme", prompt=f"a {c} circle", seed=7) for c in ("red", "blue")]
+    inputs = [
+        GenerateInput(brand="acme", prompt="a red circle", seed=7, batch_size=2),
+        GenerateInput(brand="acme", prompt="a blue circle", seed=7),
+    ]
     pending = _queue_all(web, studio, inputs)
     run_worker(batch_max=8)
     _wait(pending)
-    assert calls == [1, 1]
+    assert calls == [1, 1, 1]
 
 
 def test_without_batching_every_image_is_a_call_of_its_own(
