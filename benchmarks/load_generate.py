@@ -2,11 +2,13 @@
 tiny-model images each, against a real ``python app.py`` on 127.0.0.1 that this script starts and stops.
 
     python benchmarks/load_generate.py [--users 50] [--images 4] [--steps 4] [--timeout 600]
+    python benchmarks/load_generate.py --queue-workers 2 [--fairness] [--databases sqlite,postgres]
 
 Prints throughput (images/s) with N users against one user's, the p50/p95 wait (submit → result) and checks
 that every request either completed or was refused with a clear "queue full" answer, and that none was lost
 or duplicated (each completed request's image row exists once; no other rows). Loopback only; bounded in
-count (N×K requests) and in time (``--timeout``), then it stops by itself.
+count (N×K requests) and in time (``--timeout``), then it stops by itself. ``--queue-workers`` and
+``--fairness`` are issue 20's figures (:mod:`load_queue`), on each of ``--databases`` side by side.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import contextlib
 import os
 import secrets
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -71,8 +72,9 @@ def random_toy_model(folder: Path) -> str:
     return str(folder)
 
 
-def prepare(home: Path, users: int) -> str:
-    """A brand on the tiny model and ``users`` marketers who belong to it; returns the base model."""
+def prepare(home: Path, users: int, database_url: str | None = None) -> str:
+    """A brand on the tiny model and ``users`` marketers who belong to it, in ``home``'s SQLite file or at
+    ``database_url``; returns the base model."""
     from studio.config import Settings
     from studio.services.brand_files import BrandSpec, SizePreset
     from studio.services.container import build_services
@@ -82,7 +84,8 @@ def prepare(home: Path, users: int) -> str:
     base = "embedded:toyworld" if (MODEL_DIR / "model_index.json").is_file() else None
     if base is None:
         base = random_toy_model(home.parent / "toy-model")
-    services = build_services(Settings.from_env({"STUDIO_HOME": str(home)}))
+    env = {"STUDIO_HOME": str(home)} | ({"STUDIO_DATABASE_URL": database_url} if database_url else {})
+    services = build_services(Settings.from_env(env))
     try:
         spec = BrandSpec(
             slug=BRAND,
@@ -207,9 +210,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def image_rows(home: Path) -> list[int]:
-    with sqlite3.connect(home / "studio.db") as connection:
-        return [r[0] for r in connection.execute("SELECT id FROM images ORDER BY id")]
+def image_rows(home: Path, database_url: str | None = None) -> list[int]:
+    """The image rows' ids (``home``'s SQLite file, or the database at ``database_url``)."""
+    from load_databases import image_ids
+
+    return image_ids(home, database_url)
 
 
 def main() -> int:
@@ -226,9 +231,19 @@ def main() -> int:
         "--fairness", action="store_true",
         help="issue 20: nine users' waits with and without one user keeping 64 requests coming (queue mode)",
     )  # fmt: skip
+    parser.add_argument(
+        "--databases", default="sqlite",
+        help="with --queue-workers/--fairness: sqlite, postgres or both (a private PostgreSQL server), "
+        "their figures side by side",
+    )  # fmt: skip
     args = parser.parse_args()
     if not (1 <= args.users <= 200 and 1 <= args.images <= 20 and 0 <= args.queue_workers <= 8):
         raise SystemExit("--users 1..200, --images 1..20, --queue-workers 0..8 (the benchmark is bounded)")
+    from load_databases import parse_databases
+
+    args.databases = parse_databases(args.databases)
+    if args.databases != ["sqlite"] and not (args.queue_workers or args.fairness):
+        raise SystemExit("--databases: only with --queue-workers or --fairness")
     if args.queue_workers or args.fairness:
         import load_queue
 
