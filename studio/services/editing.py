@@ -331,16 +331,30 @@ class EditingService:
         """A marked region's mask (L, white = the region) on an image the actor may see."""
         return self._regions.mask(actor, region_id)
 
+    def sizes(self, actor: Actor, image_id: int) -> tuple[tuple[str, int, int], ...]:
+        """The size presets (name, width, height) of a visible image's brand, for one who may edit it: what
+        the edit panel offers to expand to (a reviewer too, where reviewers may edit)."""
+        with self._sessions() as session:
+            self._editor_roles(session, actor)
+            brand = session.get(Brand, visible_image(session, actor, image_id).brand_id)
+            assert brand is not None
+            return tuple((p["name"], int(p["width"]), int(p["height"])) for p in brand.size_presets)
+
     # ------------------------------------------------------------------------------------- internals
+
+    def _editor_roles(self, session: Session, actor: Actor) -> tuple[str, ...]:
+        """The roles that may edit (reviewers too where the setting allows); refuses an actor with none."""
+        roles = ("marketer", "reviewer") if self._settings.reviewers_may_edit else ("marketer",)
+        held = actor_roles(session, actor)
+        if "admin" not in held and not held.intersection(roles):
+            raise PermissionDeniedError(f"{actor.username} may not edit images (needs the marketer role)")
+        return roles
 
     def _plan(
         self, session: Session, actor: Actor, request: EditInput, kind: str
     ) -> tuple[Plan, PILImage.Image, int | None]:
         """The brand's plan for the edit, the source picture and the parent image's id (None for a file)."""
-        roles = ("marketer", "reviewer") if self._settings.reviewers_may_edit else ("marketer",)
-        held = actor_roles(session, actor)
-        if "admin" not in held and not held.intersection(roles):
-            raise PermissionDeniedError(f"{actor.username} may not edit images (needs the marketer role)")
+        roles = self._editor_roles(session, actor)
         parent: Image | None = None
         generation: Generation | None = None
         if request.image_id is not None:

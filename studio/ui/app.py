@@ -12,6 +12,7 @@ import anyio
 import gradio as gr
 from starlette.middleware import Middleware
 
+from studio.config import Settings
 from studio.services.container import Services
 from studio.services.users import StudioOverview
 from studio.ui import account, brands_tab, gallery_tab, generate_tab, review_tab, training_tab, users_tab
@@ -48,6 +49,14 @@ TABS: tuple[TabSpec, ...] = (
     TabSpec("Users", users_tab, frozenset({"admin"})),
     TabSpec("Training", training_tab, frozenset({"admin"})),
 )
+
+
+def tab_roles(spec: TabSpec, settings: Settings) -> frozenset[str]:
+    """The roles that see ``spec``'s tab: reviewers also see Generate (its edit mode; not its text-to-image
+    form, which the tab shows by role) where reviewers may edit (STUDIO_REVIEWERS_MAY_EDIT)."""
+    if spec.module is generate_tab and settings.reviewers_may_edit:
+        return spec.roles | {"reviewer"}
+    return spec.roles
 
 
 def landing_tab(roles: set[str]) -> str | None:
@@ -103,6 +112,8 @@ def build_ui(services: Services) -> gr.Blocks:
             if "connect" in part:
                 part["connect"](parts, tab_set)
         admin_only = [c for p in parts.values() for c in p.get("admin_only", [])]
+        by_role = [shown for p in parts.values() for shown in p.get("shown_by_role", [])]  # (component, rule)
+        seen_by = [tab_roles(spec, services.settings) for spec in TABS]
 
         def on_load(request: gr.Request) -> list[Any]:
             with shown_to_user():
@@ -116,12 +127,14 @@ def build_ui(services: Services) -> gr.Blocks:
                 greeting,
                 gr.update(value=line, visible=bool(line)),
                 gr.update(selected=landing) if landing else gr.skip(),
-                *(gr.update(visible=bool(roles & spec.roles)) for spec in TABS),
+                *(gr.update(visible=bool(roles & seen)) for seen in seen_by),
                 *(gr.update(visible="admin" in roles) for _ in admin_only),
+                *(gr.update(visible=rule(roles)) for _, rule in by_role),
             ]
 
+        shown = [component for component, _ in by_role]
         load = demo.load(
-            on_load, None, [whoami, notice, tab_set, *tabs, *admin_only], api_visibility="private"
+            on_load, None, [whoami, notice, tab_set, *tabs, *admin_only, *shown], api_visibility="private"
         )
         admins = frozenset({"admin"})
         for spec, tab in zip(TABS, tabs, strict=True):

@@ -26,6 +26,7 @@ from studio.services.editing_views import CampaignResult, EditView
 from studio.services.views import Actor
 from studio.ui import edit_api
 from studio.ui.common import actor_of, markdown_message, shown_to_user
+from studio.ui.editor_masks import MASK_COLOUR, painted_mask, region_shown, with_region
 from studio.ui.file_access import image_link
 
 KINDS = [
@@ -37,41 +38,20 @@ KINDS = [
 #: the denoising strength each kind starts at (the engine's defaults)
 STRENGTHS = {"img2img": 0.5, "inpaint": 1.0, "expand": 1.0, "upscale": 0.3}
 ANCHORS = ["center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right"]
-MASK_COLOUR = "#ff00ff"
 
 
 @dataclass(frozen=True)
 class EditTarget:
     """The edit panel, for another tab to open: ``open(actor, image_id, request, region_id)`` returns one
-    value per component of ``outputs`` (a refusal propagates: reviewers, unless reviewers may edit)."""
+    value per component of ``outputs`` (a refusal propagates: reviewers, unless reviewers may edit); then
+    ``fill`` (an event's keyword arguments) puts the source image in the panel's editor.
+
+    The editor is filled by a second event, once the panel and its tab are shown: an ImageEditor given its
+    value while its tab had never been shown (a reviewer's or an admin's Generate tab) drew nothing."""
 
     outputs: tuple[Any, ...]
     open: Callable[[Actor, int, gr.Request, int | None], list[Any]]
-
-
-def painted_mask(value: Any) -> PILImage.Image | None:
-    """The painted pixels of an ImageEditor value (every layer's alpha, merged) as an RGBA picture whose
-    painted pixels are opaque; None when nothing is painted."""
-    layers = (value or {}).get("layers") if isinstance(value, dict) else None
-    alpha: np.ndarray | None = None
-    for layer in layers or []:
-        if layer is None:
-            continue
-        a = np.asarray(PILImage.open(layer) if isinstance(layer, str) else layer.convert("RGBA"))[..., 3]
-        alpha = a if alpha is None else np.maximum(alpha, a)
-    if alpha is None or not (alpha >= 128).any():
-        return None
-    mask = np.zeros((*alpha.shape, 4), np.uint8)
-    mask[..., 0], mask[..., 2], mask[..., 3] = 255, 255, np.where(alpha >= 128, 255, 0)
-    return PILImage.fromarray(mask, "RGBA")
-
-
-def region_layer(mask: PILImage.Image) -> PILImage.Image:
-    """A marked region (L, white = the region) as a paint layer for the ImageEditor."""
-    alpha = np.where(np.asarray(mask.convert("L")) >= 128, 255, 0).astype(np.uint8)
-    layer = np.zeros((*alpha.shape, 4), np.uint8)
-    layer[..., 0], layer[..., 2], layer[..., 3] = 255, 255, alpha
-    return PILImage.fromarray(layer, "RGBA")
+    fill: dict[str, Any]
 
 
 def _seed(text: Any) -> int | None:
@@ -108,7 +88,7 @@ def campaign_message(result: CampaignResult) -> str:
 
 def render(services: Services) -> dict[str, Any]:  # noqa: PLR0915 - the panel's components and events
     """Build the panel (hidden until an image is opened for editing) and the edit API endpoints."""
-    editing, gallery, generation = services.editing, services.gallery, services.generation
+    editing, gallery = services.editing, services.gallery
     edit_api.register(services)
     with gr.Group(visible=False, elem_id="edit-panel") as panel:
         header = gr.Markdown(elem_id="edit-header")
@@ -177,16 +157,12 @@ def render(services: Services) -> dict[str, Any]:  # noqa: PLR0915 - the panel's
 
     def open_image(actor: Actor, image_id: int, request: gr.Request, region: int | None = None) -> list[Any]:
         """The panel filled with a visible image (a reviewer who may not edit is refused here)."""
-        detail = gallery.detail(actor, image_id)
-        item = detail.item
-        options = generation.options(actor, item.brand_slug)  # refuses those who do not generate
-        sizes = [(f"{n} ({w}×{h})", n) for n, w, h in options.sizes]
-        layers: list[Any] = []
+        item = gallery.detail(actor, image_id).item
+        sizes = [(f"{n} ({w}×{h})", n) for n, w, h in editing.sizes(actor, image_id)]  # refuses non-editors
         note = ""
         chosen = "inpaint" if region is not None else "img2img"
         if region is not None:
-            layers = [region_layer(editing.region_mask(actor, region))]
-            note = f"Fixing region **#{region}** a reviewer marked (shown in magenta; paint more or erase)."
+            note = f"Fixing region **#{region}** a reviewer marked (shown in magenta; paint to add to it)."
         return [
             gr.update(visible=True),
             f"### Edit mode · image #{item.id} ({item.brand_slug}, {item.width}×{item.height}, "
@@ -202,15 +178,30 @@ def render(services: Services) -> dict[str, Any]:  # noqa: PLR0915 - the panel's
             gr.update(visible=False),
             gr.update(choices=sizes, value=sizes[0][1] if sizes else None),
             gr.update(visible=False),
-            {"background": str(item.path), "layers": layers, "composite": None},
             [],
             "",
         ]
 
     outputs = (
         panel, header, source_id, region_id, kind, prompt, negative, strength, inpaint_box, region_note,
-        expand_box, size, upscale_box, source, made, message,
+        expand_box, size, upscale_box, made, message,
     )  # fmt: skip
+
+    def fill_source(image_id: int | None, region: int | None, request: gr.Request) -> Any:
+        """The editor's value: the opened image; on Fix region, the picture shown has the marked region
+        tinted (the strokes painted then add to the region: :func:`with_region`)."""
+        if image_id is None:
+            return gr.skip()
+        with shown_to_user():
+            actor = actor_of(request)
+            path = gallery.detail(actor, int(image_id)).item.path
+            shown = None
+            if region is not None:
+                with PILImage.open(path) as source:
+                    shown = region_shown(source, editing.region_mask(actor, int(region)))
+        return {"background": str(path), "layers": [], "composite": shown}
+
+    fill = {"fn": fill_source, "inputs": [source_id, region_id], "outputs": source}
 
     def request_of(  # noqa: PLR0913
         actor: Actor,
@@ -242,6 +233,8 @@ def render(services: Services) -> dict[str, Any]:  # noqa: PLR0915 - the panel's
             fields["mask_blur"] = int(blur)
             if region is not None and (mask is None or _same_region(actor, mask, region)):
                 fields["region_id"] = int(region)
+            elif region is not None:  # strokes painted on Fix region add to the marked region
+                fields["mask"] = with_region(mask, editing.region_mask(actor, int(region)))
             else:
                 fields["mask"] = mask
         elif chosen == "expand":
@@ -336,7 +329,7 @@ def render(services: Services) -> dict[str, Any]:  # noqa: PLR0915 - the panel's
     close_btn.click(
         lambda: (gr.update(visible=False), None, None), None, [panel, source_id, region_id], **quiet
     )
-    return {"edit_target": EditTarget(outputs=outputs, open=open_image)}
+    return {"edit_target": EditTarget(outputs=outputs, open=open_image, fill=fill)}
 
 
 def wire_open(
@@ -372,4 +365,4 @@ def wire_open(
         [shown, tab_set, *target.outputs],
         show_progress="hidden",
         api_visibility="private",
-    )
+    ).success(**target.fill, show_progress="hidden", api_visibility="private")

@@ -144,10 +144,14 @@ def _over_form(body: Callable[[dict[str, Any], gr.Request], Any], name: str) -> 
 
 
 def render(services: Services) -> dict[str, Any]:
-    """Build the tab; the app shell shows it to marketers and admins."""
+    """Build the tab; the app shell shows it to marketers and admins (and to reviewers who may edit: edit
+    mode only)."""
     gr.HTML(STYLE, js_on_load=KEYS_JS, elem_id="gen-style")
     edit_mode = edit_panel.render(services)  # issue 19: hidden until the Gallery's Edit opens an image
-    with gr.Row(equal_height=False):
+    # a reviewer who may edit (STUDIO_REVIEWERS_MAY_EDIT) sees the tab for its edit mode, with this note
+    # instead of the text-to-image form (the services refuse them text-to-image anyway)
+    edit_only = gr.Markdown(EDIT_ONLY_NOTE, visible=False, elem_id="gen-edit-only")
+    with gr.Row(equal_height=False) as text_to_image:
         with gr.Column(scale=2, elem_id="gen-form"):
             brand = gr.Dropdown(
                 label="Brand", choices=[], allow_custom_value=True, info="Only the brands you belong to."
@@ -279,7 +283,21 @@ def render(services: Services) -> dict[str, Any]:
         "png_file": png_file,
         "png_note": png_note,
     }
-    return {**listen(services, parts, widgets), **edit_mode}
+    shown_by_role = [(text_to_image, may_generate), (edit_only, lambda roles: not may_generate(roles))]
+    return {**listen(services, parts, widgets), **edit_mode, "shown_by_role": shown_by_role}
+
+
+#: who may make images from text (the generation services' rule)
+GENERATORS = frozenset({"marketer", "admin"})
+EDIT_ONLY_NOTE = (
+    "_Making images from text needs the marketer role. To edit an image, open it in the **Gallery** and "
+    "press **Edit** (or **Fix region**): it opens here._"
+)
+
+
+def may_generate(roles: set[str] | frozenset[str]) -> bool:
+    """Whether one with ``roles`` sees the text-to-image form."""
+    return bool(GENERATORS & set(roles))
 
 
 def listen(services: Services, parts: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0915

@@ -88,6 +88,9 @@ ENDPOINTS: dict[str, Access] = {
     "open_for_edit": Access(
         ANYONE, member=True, why="Edit / Fix region: the Generate tab's edit mode on an image"
     ),
+    "fill_source": Access(
+        ANYONE, why="the edit panel's editor: the opened image (one the caller may see) and its marked region"
+    ),
     "apply": Access(MARKETERS, member=True, why="edit an image (image-to-image, inpaint, expand, upscale)"),
     "expand_all": Access(MARKETERS, member=True, why="expand an approved image to every channel size"),
     "show_lineage": Access(ANYONE, member=True, why="an image's parent, children and marked regions"),

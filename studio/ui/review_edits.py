@@ -24,7 +24,7 @@ import gradio as gr
 from studio.services.container import Services
 from studio.ui import lineage_block
 from studio.ui.common import actor_of, shown_to_user
-from studio.ui.edit_panel import MASK_COLOUR, painted_mask
+from studio.ui.editor_masks import MASK_COLOUR, painted_mask
 from studio.ui.file_access import image_link
 from studio.ui.lineage_block import LineageBlock
 from studio.ui.text import escape_markdown as text
