@@ -96,6 +96,7 @@ def paint(page: Any, elem_id: str, *, half_width: int = 18, dx: int = 0, settle_
     if settle_first:
         settle(page)
     canvas = page.locator(f"#{elem_id} canvas").last
+    canvas.scroll_into_view_if_needed()  # the mouse reaches only what the viewport shows
     box = canvas.bounding_box()
     assert box, "the editor's canvas is shown"
     cx, cy = box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2
@@ -112,26 +113,45 @@ def reject_with_region(page: Any, comment: str) -> str:
     """Paint a region on the review image, comment, Reject; the outcome line."""
     paint(page, "review-region")
     page.locator("#review-comment textarea").fill(comment)
+    return reject_marked(page)
+
+
+def reject_marked(page: Any) -> str:
+    """Reject (the comment typed, a region painted); the outcome line that names the marked region."""
     page.locator("#review-reject").click()
     line = page.locator("#review-outcome").get_by_text(re.compile(r"region #\d+ marked to fix"))
     line.wait_for(timeout=LONG)
     return str(line.inner_text())
 
 
-def show_in_review(page: Any, image_id: int, tries: int = 12) -> None:
-    """The Review tab's queue, refreshed, moved on (Next) until it shows image ``#image_id``."""
+def _position(page: Any) -> tuple[int, int, str]:
+    """The review queue's position (``Image k of n``) and the facts shown, whitespace normalised."""
+    shown = " ".join(page.locator("#review-facts").inner_text().split())
+    found = re.search(r"Image (\d+) of (\d+)", shown)
+    assert found, f"the review queue shows no image: {shown}"
+    return int(found[1]), int(found[2]), shown
+
+
+def show_in_review(page: Any, image_id: int) -> None:
+    """The Review tab's queue, refreshed, moved (Previous to its start, then Next) until it shows image
+    ``#image_id`` (a refresh keeps the position the queue was at)."""
     page.get_by_role("tab", name="Review").click()
     page.get_by_role("button", name="Refresh queue").filter(visible=True).first.click()
-    page.get_by_text(re.compile(r"Image 1 of \d+")).first.wait_for(timeout=60_000)
     facts = page.locator("#review-facts")
-    for _ in range(tries):
-        shown = facts.inner_text()
+    facts.get_by_text(re.compile(r"Image \d+ of \d+")).first.wait_for(timeout=60_000)
+    settle(page)  # the refresh (and the login's own listing) done: no click races a reload
+    at, total, shown = _position(page)
+    while at > 1:
+        page.locator("#review-prev").click()
+        at -= 1
+        expect(facts).to_contain_text(f"Image {at} of", timeout=60_000)
+    for _ in range(total):
+        at, total, shown = _position(page)
         if f"#{image_id} ·" in shown:
             break
+        assert at < total, f"#{image_id} is not in the review queue (at its end: {shown})"
         page.locator("#review-next").click()
-        page.wait_for_function(
-            "(old) => document.querySelector('#review-facts')?.innerText !== old", arg=shown, timeout=60_000
-        )
+        expect(facts).to_contain_text(f"Image {at + 1} of", timeout=60_000)
     expect(facts).to_contain_text(f"#{image_id} ·", timeout=30_000)
     page.locator("#review-lineage").locator("p").first.wait_for(timeout=60_000)
     settle(page)

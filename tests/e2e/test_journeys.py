@@ -1,14 +1,18 @@
 """The three people's journeys in real Chromium against ``python app.py`` (fresh data folder, 127.0.0.1).
 
-1. admin: creates a brand with a palette, uploads training images, queues a tiny LoRA training, watches the
-   progress bar move, publishes a checkpoint, creates a layout template from an image (its control map
-   previewed first), adds a marketer and a reviewer;
+1. admin: creates a brand with a palette and its edit limits (channel sizes, custom sizes allowed), uploads
+   training images, queues a tiny LoRA training, watches the progress bar move, publishes a checkpoint,
+   creates a layout template from an image (its control map previewed first), adds a marketer and a reviewer;
 2. marketer: sees only their brand, generates with the new LoRA and the template, runs a CFG sweep, finds the
    images in the gallery as pending;
 3. reviewer: sees the off-palette flag, rejects one image with a comment, approves another, exports a zip
    holding only the approved image with its metadata; the C2PA SDK's Reader shows its two Content
    Credentials manifests (created by Brand Studio with the model and the LoRA, then approved by the reviewer)
-   and validates them (issue 21's "Done when").
+   and validates them (issue 21's "Done when"); the reject marks the region to fix on the image;
+4. marketer: expands the approved image to every channel size (a campaign group), sees parent and children in
+   the Gallery, and fixes the region the reviewer marked (inpainting with that mask);
+5. reviewer: sees the children's lineage, approves the campaign group at once and the fixed image
+   (issue 19's "Done when").
 
 The tests run in this order and share the server. Screenshots go to ``tests/e2e/screenshots/`` (the README's
 user guide shows them; this run refreshes them).
@@ -38,6 +42,16 @@ from e2e_support import (
     close_toasts,
     login,
 )
+from edit_steps import (
+    apply_edit,
+    approve_group,
+    expand_to_all,
+    open_edit_mode,
+    open_in_gallery,
+    paint,
+    reject_marked,
+    show_in_review,
+)
 from PIL import Image
 from playwright.sync_api import expect
 from support.c2pa_reader import active, assertions, manifest_store, valid_with_hard_binding
@@ -49,6 +63,7 @@ pytestmark = [pytest.mark.e2e]
 SHOTS = REPO_ROOT / "tests" / "e2e" / "screenshots"
 BRAND, ADAPTER, TRIGGER, TEMPLATE = "harbor", "harbor-look", "harborstyle", "centre-badge"
 PALETTE = "teal, orange"  # the toy world's colour names
+CHANNEL_SIZES = "square | feed | 64x64\nstory | stories | 64x112\nbanner | web | 112x64"
 MIA, REX = ("mia", "mia-journey-pass"), ("rex", "rex-journey-pass")
 TRAIN_STEPS = 4  # a tiny LoRA: the journey needs one, not a good one
 STEPS = 20  # denoising steps per image (6 images are made; about 1 s each here)
@@ -174,10 +189,16 @@ def test_1_admin_sets_up_a_brand_trains_its_lora_and_adds_people(
     page.get_by_label("Name", exact=True).fill("Harbor")
     page.get_by_label("Palette").fill(PALETTE)
     page.get_by_label("Style prompt template").fill("{prompt}")
+    field(page, "Size presets").fill(CHANNEL_SIZES)  # the edit limits: what "expand to all sizes" makes
+    visible(page.get_by_label("Allow custom sizes")).check()  # and expands to WIDTHxHEIGHT within the limit
     page.get_by_role("button", name="Create brand", exact=True).click()
     page.get_by_text(f"Brand {BRAND} created.").wait_for(timeout=60_000)
     expect(visible(page.get_by_label("Brand", exact=True))).to_have_value(BRAND, timeout=30_000)  # picked
     shot(page, "1-admin-brand-created")
+    (sizes, custom) = rows(
+        studio_server, f"select size_presets, allow_custom_sizes from brands where slug = '{BRAND}'"
+    )[0]
+    assert [p["name"] for p in json.loads(sizes)] == ["square", "story", "banner"] and custom == 1
 
     page.get_by_role("tab", name="Training").click()
     pick(page, "Brand", BRAND)
@@ -353,7 +374,9 @@ def test_3_reviewer_flags_rejects_approves_and_exports_only_the_approved(
     shot(page, "10-reviewer-queue")
 
     page.locator("#review-comment textarea").fill("colours are off-brand")
-    page.locator("#review-reject").click()
+    paint(page, "review-region")  # the region to fix, painted on the image
+    shot(page, "15-reviewer-marks-region")
+    assert "marked to fix" in reject_marked(page)
     first_id = _decided(page, "rejected")
     page.get_by_text("Image 1 of 5").wait_for(timeout=60_000)
     page.locator("#review-approve").click()
@@ -443,3 +466,66 @@ def _decided(page: Any, status: str) -> int:
     match = re.search(r"#(\d+):", line.first.inner_text())
     assert match
     return int(match.group(1))
+
+
+# ------------------------------------------------------------------------------- editing (issue 19)
+
+
+def test_4_marketer_expands_to_every_channel_size_and_fixes_the_marked_region(
+    studio_server: RunningStudio, browser: Any
+) -> None:
+    approved = rows(studio_server, "select id from images where review_status = 'approved'")[0][0]
+    (rejected, region_sha) = rows(studio_server, "select image_id, mask_sha256 from image_regions")[0]
+    page = signed_in(browser, studio_server.url, *MIA)
+    open_in_gallery(page, approved, "approved")
+    open_edit_mode(page, approved)
+    assert " to 2 channel size(s)" in expand_to_all(page)
+    shot(page, "13-marketer-expanded-to-all-sizes")
+    made = rows(
+        studio_server,
+        "select i.width, i.height, e.kind, e.group_id from image_edits e join images i on i.id = e.image_id "
+        f"where e.parent_image_id = {approved} order by i.height",
+    )
+    assert [(w, h, k) for w, h, k, _ in made] == [(112, 64, "expand"), (64, 112, "expand")], made
+    assert len({g for *_, g in made}) == 1 and made[0][3], "one campaign group"
+    open_in_gallery(page, approved, "approved")  # parent and children
+    expect(page.locator("#gallery-lineage")).to_contain_text("Children (2)", timeout=60_000)
+    expect(page.locator("#gallery-lineage-grid")).to_contain_text("child · expand")
+    shot(page, "14-gallery-lineage")
+
+    open_in_gallery(page, rejected, "rejected")
+    expect(page.locator("#gallery-lineage")).to_contain_text("marked by rex", timeout=60_000)
+    open_edit_mode(page, rejected, fix_region=True)
+    expect(page.locator("#edit-region-note")).to_contain_text("region #", timeout=60_000)
+    fixed = apply_edit(page)
+    shot(page, "16-marketer-fixed-region")
+    edit = rows(
+        studio_server, f"select kind, parent_image_id, mask_sha256 from image_edits where image_id = {fixed}"
+    )
+    assert edit == [("inpaint", rejected, region_sha)], edit
+
+
+def test_5_reviewer_sees_the_lineage_and_approves_the_children(
+    studio_server: RunningStudio, browser: Any
+) -> None:
+    children = rows(studio_server, "select image_id, group_id from image_edits order by image_id")
+    grouped = [i for i, g in children if g]
+    (fixed,) = [i for i, g in children if not g]
+    parent = rows(studio_server, "select id from images where review_status = 'approved'")[0][0]
+    page = signed_in(browser, studio_server.url, *REX)
+    show_in_review(page, grouped[0])
+    lineage = page.locator("#review-lineage")
+    expect(lineage).to_contain_text("Campaign group", timeout=60_000)
+    expect(lineage).to_contain_text("expand")
+    expect(lineage).to_contain_text(f"of #{parent}")  # its parent, the approved image
+    shot(page, "17-reviewer-lineage")
+    assert "approved 2 image(s)" in approve_group(page)
+    show_in_review(page, fixed)
+    expect(lineage).to_contain_text("inpainting", timeout=60_000)
+    page.locator("#review-approve").click()
+    assert _decided(page, "approved") == fixed
+    statuses = rows(
+        studio_server,
+        "select i.review_status from images i join image_edits e on e.image_id = i.id",
+    )
+    assert [s for (s,) in statuses] == ["approved"] * 3
