@@ -18,7 +18,8 @@ from live_server import server  # noqa: F401 (the UI over ``studio``, on 127.0.0
 from playwright.sync_api import expect
 from support.chromium import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = [pytest.mark.e2e]
+# slow (about 35 s: a server, Chromium, an edit); tests/unit/test_reviewer_edit_tab.py checks the rules fast
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "e2e" / "artifacts"
 
