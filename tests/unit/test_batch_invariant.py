@@ -51,3 +51,17 @@ def test_the_results_match_the_plain_kernels_closely_and_disabled_changes_nothin
         with batch_invariant():
             invariant = net(x, t)
     torch.testing.assert_close(invariant, plain, rtol=1e-4, atol=1e-5)
+
+
+def test_on_one_thread_too_and_the_cpu_chunks_hold_here() -> None:
+    """The CPU path (at most 8 images per convolution, one image doubled) is what this machine runs: its
+    check passes here, and a net's outputs stay batch-invariant with one thread as with two."""
+    from studio.engine.batch_invariant import cpu_chunks_hold
+
+    assert cpu_chunks_hold(), "this CPU's oneDNN convolutions changed: the image-by-image fallback runs"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        test_each_output_is_the_same_alone_or_in_a_batch_of_sixteen()
+    finally:
+        torch.set_num_threads(threads)
