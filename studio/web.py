@@ -40,6 +40,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def import_lazy_modules(settings: Settings) -> None:
+    """Import now, before events run in parallel threads, what would otherwise be imported by the first event
+    that needs it while another event runs: the palette check's colour-science (its import briefly puts
+    stand-ins for matplotlib into ``sys.modules``, and Gradio's event wrapper then fails on them in another
+    thread) and, in queue mode (requests planned in parallel), transformers' tokenizers."""
+    import studio.palette  # noqa: F401
+
+    if settings.generation == "queue":
+        from studio.engine.tokens import import_tokenizers
+
+        import_tokenizers()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start the studio; returns a process exit status."""
     args = parse_args(argv)
@@ -90,10 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(os.environ["GRADIO_TEMP_DIR"]), max_age_s=settings.upload_cache_minutes * 60
     ).start()
     demo = build_ui(services)
-    if settings.generation == "queue":  # requests are planned in parallel threads (see import_tokenizers)
-        from studio.engine.tokens import import_tokenizers
-
-        import_tokenizers()
+    import_lazy_modules(settings)
     # inline, one generation at a time uses the GPU; queued, each waiting request only reads its job row
     waiting = 1 if settings.generation == "inline" else QUEUED_AT_ONCE
     demo.queue(default_concurrency_limit=waiting, max_size=settings.max_queue_size)  # STUDIO_MAX_QUEUE_SIZE
