@@ -210,7 +210,7 @@ def _job(home: Path, job_id: int) -> Any:
 
 
 @pytest.mark.parametrize(
-    "window_s", [pytest.param(20, id="20s"), pytest.param(60, id="60s", marks=pytest.mark.slow)]
+    "window_s", [pytest.param(10, id="10s"), pytest.param(60, id="60s", marks=pytest.mark.slow)]
 )
 def test_several_writers_at_once_never_show_database_is_locked(home: Path, window_s: int) -> None:
     job_id = _queue_training(home)

@@ -134,6 +134,7 @@ def test_compatible_requests_run_as_one_call_with_the_pixels_of_each_alone(
         assert len({job.result["generation_id"] for job in jobs}) == 4  # each saved once, apart
 
 
+@pytest.mark.sqlite_only  # the worker's choice, not the database's: once is enough
 def test_requests_on_the_plain_kernels_run_apart(
     studio: Any, web: GenerationService, run_worker: Any, calls: list[int]
 ) -> None:
@@ -150,6 +151,7 @@ def test_requests_on_the_plain_kernels_run_apart(
     assert calls == [1, 1, 1]
 
 
+@pytest.mark.sqlite_only  # the worker's choice, not the database's: once is enough
 def test_without_batching_every_image_is_a_call_of_its_own(
     studio: Any, web: GenerationService, run_worker: Any, calls: list[int]
 ) -> None:
