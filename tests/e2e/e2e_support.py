@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 (the e2e conftest's launch)
+from support.chromium import CHROMIUM, CHROMIUM_ARGS, sign_in  # noqa: F401 (the e2e conftest's launch)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "tests" / "e2e" / "artifacts"
@@ -47,13 +47,7 @@ class RunningStudio:
 def login(browser: object, url: str, username: str, password: str):  # noqa: ANN201
     """A new page signed in through the studio's login form."""
     context = browser.new_context(viewport={"width": 1366, "height": 768})  # type: ignore[attr-defined]
-    page = context.new_page()
-    page.goto(url + "/")
-    page.get_by_label("username").fill(username)
-    page.get_by_label("password").fill(password)
-    page.get_by_role("button", name="Login", exact=True).click()
-    page.get_by_text(f"Signed in as {username}").wait_for(timeout=30_000)
-    return page
+    return sign_in(context.new_page(), url, username, password)
 
 
 def screenshot(page: object, name: str) -> Path:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +85,7 @@ def test_full_size_configs_have_the_real_parameter_counts() -> None:
     assert torch.get_default_dtype() == torch.float32  # restored after building
 
 
+@pytest.mark.slow  # 20 s; the configs and the budget logic are checked in the default run
 def test_tiny_run_prints_every_row_with_a_figure() -> None:
     done = _run("--tiny", "--steps", "2", "--train-steps", "1", "--cycles", "1")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -61,6 +61,7 @@ def _generate(services: Any, weights: dict[str, float]) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow  # 32 s of CLI processes; the services test checks the same pixels in the default run
 def test_cli_kohya_round_trip_gives_the_same_pixels(cli_env: dict[str, str], studio_home: Path) -> None:
     assert run(["db", "upgrade"], cli_env).returncode == 0
     assert (

@@ -22,7 +22,7 @@ from e2e.edit_steps import paint
 from live_server import server  # noqa: F401 (the UI over ``studio``, on 127.0.0.1)
 from PIL import Image
 from sqlalchemy import text
-from support.chromium import CHROMIUM, CHROMIUM_ARGS
+from support.chromium import signed_in_page
 
 # slow (about 40 s); the journeys (tests/e2e/test_journeys.py) reject with a region in the default run
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -36,23 +36,9 @@ BUSY = """() => [...document.querySelectorAll("#review-region [data-testid='stat
 
 @pytest.fixture
 def page(server: str) -> Iterator[Any]:  # noqa: F811
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
-        tab.goto(server.rstrip("/") + "/")
-        tab.get_by_label("username").fill("rex")
-        tab.get_by_label("password").fill(PASSWORD)
-        tab.get_by_role("button", name="Login", exact=True).click()
-        tab.get_by_text("Signed in as rex").wait_for(timeout=30_000)
-        try:
-            yield tab
-        finally:
-            with contextlib.suppress(Exception):
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                tab.screenshot(path=str(ARTIFACTS / "review-region-last.png"), full_page=True)
-            browser.close()
+    last = ARTIFACTS / "review-region-last.png"
+    with signed_in_page(server, "rex", PASSWORD, size=(1366, 900), last=last) as tab:
+        yield tab
 
 
 def _ready(page: Any, showing: str) -> None:

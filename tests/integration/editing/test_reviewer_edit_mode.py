@@ -5,7 +5,6 @@ it). Real Chromium and gradio_client against the UI served in this process over 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from conftest import PASSWORD, REX, with_engine
 from e2e.edit_steps import apply_edit, open_edit_mode, open_in_gallery
 from live_server import server  # noqa: F401 (the UI over ``studio``, on 127.0.0.1)
 from playwright.sync_api import expect
-from support.chromium import CHROMIUM, CHROMIUM_ARGS
+from support.chromium import signed_in_page
 
 # slow (about 35 s: a server, Chromium, an edit); tests/unit/test_reviewer_edit_tab.py checks the rules fast
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -32,23 +31,9 @@ def studio(studio: Any, toy_engine: Any) -> Any:
 
 @pytest.fixture
 def page(server: str) -> Iterator[Any]:  # noqa: F811
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
-        tab.goto(server.rstrip("/") + "/")
-        tab.get_by_label("username").fill("rex")
-        tab.get_by_label("password").fill(PASSWORD)
-        tab.get_by_role("button", name="Login", exact=True).click()
-        tab.get_by_text("Signed in as rex").wait_for(timeout=30_000)
-        try:
-            yield tab
-        finally:
-            with contextlib.suppress(Exception):
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                tab.screenshot(path=str(ARTIFACTS / "reviewer-edit-mode-last.png"), full_page=True)
-            browser.close()
+    last = ARTIFACTS / "reviewer-edit-mode-last.png"
+    with signed_in_page(server, "rex", PASSWORD, size=(1366, 900), last=last) as tab:
+        yield tab
 
 
 def test_a_reviewer_who_may_edit_opens_edit_mode_but_not_text_to_image(
