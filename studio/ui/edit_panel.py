@@ -42,16 +42,41 @@ ANCHORS = ["center", "left", "right", "top", "bottom", "top-left", "top-right", 
 
 @dataclass(frozen=True)
 class EditTarget:
-    """The edit panel, for another tab to open: ``open(actor, image_id, request, region_id)`` returns one
-    value per component of ``outputs`` (a refusal propagates: reviewers, unless reviewers may edit); then
-    ``fill`` (an event's keyword arguments) puts the source image in the panel's editor.
+    """The edit panel, for another tab to open in three events (see :func:`wire_open`):
+    ``open(actor, image_id, request, region_id)`` returns one value per component of ``outputs`` (a refusal
+    propagates: reviewers, unless reviewers may edit); ``reveal`` then shows the panel, and ``fill`` puts the
+    source image in its editor (``reveal`` and ``fill`` are an event's keyword arguments).
 
-    The editor is filled by a second event, once the panel and its tab are shown: an ImageEditor given its
-    value while its tab had never been shown (a reviewer's or an admin's Generate tab) drew nothing."""
+    An ImageEditor sizes its canvas once, when it is first drawn: drawn while its tab was still hidden (the
+    first Edit of a user whose Generate tab had never been shown, such as a reviewer), the canvas stayed 0×0
+    and showed nothing. So ``reveal`` waits in the browser until the panel's tab is on screen, and ``fill``
+    until the editor's canvas has a size."""
 
     outputs: tuple[Any, ...]
     open: Callable[[Actor, int, gr.Request, int | None], list[Any]]
+    reveal: dict[str, Any]
     fill: dict[str, Any]
+
+
+#: Browser side of ``reveal``: wait (up to 20 s) until the edit panel's tab is on screen; the input passes on.
+WAIT_FOR_TAB_JS = """async (imageId) => {
+  for (let i = 0; i < 400; i++) {
+    const anchor = document.querySelector("#edit-anchor");
+    if (anchor && anchor.offsetParent !== null) break;
+    await new Promise((done) => setTimeout(done, 50));
+  }
+  return imageId;
+}"""
+
+#: Browser side of ``fill``: wait (up to 20 s) until the editor's canvas has a size; the inputs pass on.
+WAIT_FOR_EDITOR_JS = """async (imageId, regionId) => {
+  for (let i = 0; i < 400; i++) {
+    const canvas = document.querySelector("#edit-source canvas");
+    if (canvas && canvas.width > 0 && canvas.offsetParent !== null) break;
+    await new Promise((done) => setTimeout(done, 50));
+  }
+  return [imageId, regionId];
+}"""
 
 
 def _seed(text: Any) -> int | None:
@@ -90,6 +115,7 @@ def render(services: Services) -> dict[str, Any]:  # noqa: PLR0915 - the panel's
     """Build the panel (hidden until an image is opened for editing) and the edit API endpoints."""
     editing, gallery = services.editing, services.gallery
     edit_api.register(services)
+    gr.HTML("", elem_id="edit-anchor", container=False)  # on screen exactly when the panel's tab is
     with gr.Group(visible=False, elem_id="edit-panel") as panel:
         header = gr.Markdown(elem_id="edit-header")
         with gr.Row(equal_height=False):
@@ -164,7 +190,6 @@ def render(services: Services) -> dict[str, Any]:  # noqa: PLR0915 - the panel's
         if region is not None:
             note = f"Fixing region **#{region}** a reviewer marked (shown in magenta; paint to add to it)."
         return [
-            gr.update(visible=True),
             f"### Edit mode · image #{item.id} ({item.brand_slug}, {item.width}×{item.height}, "
             f"{item.review_status})",
             item.id,
@@ -183,7 +208,7 @@ def render(services: Services) -> dict[str, Any]:  # noqa: PLR0915 - the panel's
         ]
 
     outputs = (
-        panel, header, source_id, region_id, kind, prompt, negative, strength, inpaint_box, region_note,
+        header, source_id, region_id, kind, prompt, negative, strength, inpaint_box, region_note,
         expand_box, size, upscale_box, made, message,
     )  # fmt: skip
 
@@ -201,7 +226,11 @@ def render(services: Services) -> dict[str, Any]:  # noqa: PLR0915 - the panel's
                     shown = region_shown(source, editing.region_mask(actor, int(region)))
         return {"background": str(path), "layers": [], "composite": shown}
 
-    fill = {"fn": fill_source, "inputs": [source_id, region_id], "outputs": source}
+    def reveal_panel(image_id: int | None) -> Any:
+        return gr.update(visible=True) if image_id is not None else gr.skip()
+
+    reveal = {"fn": reveal_panel, "inputs": [source_id], "outputs": panel, "js": WAIT_FOR_TAB_JS}
+    fill = {"fn": fill_source, "inputs": [source_id, region_id], "outputs": source, "js": WAIT_FOR_EDITOR_JS}
 
     def request_of(  # noqa: PLR0913
         actor: Actor,
@@ -329,7 +358,7 @@ def render(services: Services) -> dict[str, Any]:  # noqa: PLR0915 - the panel's
     close_btn.click(
         lambda: (gr.update(visible=False), None, None), None, [panel, source_id, region_id], **quiet
     )
-    return {"edit_target": EditTarget(outputs=outputs, open=open_image, fill=fill)}
+    return {"edit_target": EditTarget(outputs=outputs, open=open_image, reveal=reveal, fill=fill)}
 
 
 def wire_open(
@@ -365,4 +394,6 @@ def wire_open(
         [shown, tab_set, *target.outputs],
         show_progress="hidden",
         api_visibility="private",
-    ).success(**target.fill, show_progress="hidden", api_visibility="private")
+    ).success(**target.reveal, show_progress="hidden", api_visibility="private").success(
+        **target.fill, show_progress="hidden", api_visibility="private"
+    )

@@ -56,6 +56,7 @@ _runs = form_.Runs()
 
 STYLE = """<style>
 #gen-style { display: none; }
+#edit-anchor { height: 0; min-height: 0; padding: 0; margin-bottom: calc(-1 * var(--layout-gap)); }
 #gen-actions { position: sticky; top: 0; z-index: 30; background: var(--background-fill-primary);
   padding: 6px 0 2px; }
 #gen-progress { min-height: 1.5em; font-variant-numeric: tabular-nums; }

@@ -88,6 +88,7 @@ ENDPOINTS: dict[str, Access] = {
     "open_for_edit": Access(
         ANYONE, member=True, why="Edit / Fix region: the Generate tab's edit mode on an image"
     ),
+    "reveal_panel": Access(ANYONE, why="UI-only: shows the edit panel once its tab is on screen"),
     "fill_source": Access(
         ANYONE, why="the edit panel's editor: the opened image (one the caller may see) and its marked region"
     ),
