@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from studio.engine.guidance import Guidance, guided  # noqa: E402
 from studio.toyworld import world  # noqa: E402
+from studio.toyworld.eval_report import format_cfg_table  # noqa: E402
 from studio.toyworld.evaluate import (  # noqa: E402
     EVAL_SEEDS,
     adherence,
-    format_cfg_table,
     guided_checks,
     load_pipeline,
 )

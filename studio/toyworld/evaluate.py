@@ -177,21 +177,6 @@ def guided_checks(table: dict[str, dict]) -> list[tuple[str, bool]]:
     return checks
 
 
-def format_cfg_table(table: dict[str, dict], title: str = "") -> str:
-    """The CFG 1 / 5 / 9 table as text: both namings of background and colour, shape, position."""
-    lines = [title] if title else []
-    lines.append(
-        "  CFG | background  colour (nearest) | background  colour (HSV) | shape  position | mean HSV"
-    )
-    for name, f in table.items():
-        lines.append(
-            f"  {name[3:]:>3} |      {f['background']:.3f}   {f['colour']:.3f}           |"
-            f"      {f['background_hsv']:.3f}   {f['colour_hsv']:.3f}       |"
-            f" {f['shape']:.3f}  {f['position']:.3f}    | {f['mean_hsv']:.3f}"
-        )
-    return "\n".join(lines)
-
-
 def negative_prompt_effect(pipe, n_prompts=24, seeds=(2001, 2002, 2003, 2004), cfg=5.0, steps=20) -> dict:
     """Prompts that leave the background open; does "<bg> background" as negative prompt push it away?"""
     opens = sorted({(c, s, p) for c, s, _b, p in world.held_out_combos()})[:n_prompts]
@@ -303,68 +288,6 @@ def evaluate(model_dir=None, quick: bool = False, table_only: bool = False, guid
     return report
 
 
-def print_table(r: dict) -> None:
-    """The CFG 1 / 5 / 9 table with both colour namings, and issue 18's targets (HSV naming)."""
-    table = {k: r[k] for k in ("cfg1", "cfg5", "cfg9") if k in r}
-    if r.get("guidance"):
-        print(f"guidance: {json.dumps(r['guidance'])}")
-    print(
-        f"held-out canonical prompts: {r['prompts']} x {len(r['seeds'])} seeds "
-        f"{tuple(r['seeds'])} = {r['cfg5']['n']} images per scale, 20 steps"
-    )
-    print(format_cfg_table(table))
-    for text, met in guided_checks(table):
-        print(f"  {'ok ' if met else 'MISS'} {text} (HSV naming)")
-    for name, f in table.items():
-        hsv = {k: f["confusions"][k] for k in HSV_ASPECTS if f["confusions"][k]}
-        print(f"  HSV colour misses at {name}: {json.dumps(hsv)}")
-
-
-def print_report(r: dict) -> None:
-    c5, c1 = r["cfg5"], r["cfg1"]
-    print_table(r)
-    if "negative_prompt" not in r:
-        print(f"evaluation took {r['eval_seconds']} s")
-        return
-    print("issue 3's targets (nearest-colour naming):")
-    for k, target in TARGETS.items():
-        mark = "ok " if c5[k] >= target else "MISS"
-        print(f"  {mark} {k:<10} CFG5 {c5[k]:.3f} (target >= {target:.2f})   CFG1 {c1[k]:.3f}")
-    print(
-        f"  {'ok ' if r['cfg5_beats_cfg1'] else 'MISS'} adherence mean "
-        f"CFG5 {c5['mean']:.3f} > CFG1 {c1['mean']:.3f}"
-    )
-    print(f"  confusions at CFG5: {json.dumps(c5['confusions'])}")
-    neg = r["negative_prompt"]
-    if neg.get("never_chosen"):
-        print(f"  note: on open prompts the model never picks {neg['never_chosen']} (no share to cut)")
-    print(
-        f"  {'ok ' if neg.get('halved_where_present', neg['all_halved']) else 'MISS'} negative prompt "
-        f"'<bg> background' on {neg['prompts']} "
-        f"background-open prompts: share without {neg['without_negative']}, with {neg['with_negative']}, "
-        f"ratio {neg['ratio']} (target <= 0.5 each)"
-    )
-    if "controlnet" in r:
-        cn = r["controlnet"]
-        print(
-            f"  {'ok ' if cn['within_8px'] >= 0.8 else 'MISS'} controlnet: centroid within 8 px of the "
-            "template's: "
-            f"{cn['within_8px']:.3f} of {cn['cases']} (target >= 0.80), median {cn['median_px']} px, "
-            f"colour {cn['colour']:.3f}"
-        )
-    sp = r["speed"]
-    print(
-        f"  {'ok ' if sp['image_s_median'] <= 1.0 else 'MISS'} 64x64, CFG 5, 20 steps: "
-        f"{sp['image_s_median']:.3f} s median (target <= 1.0)"
-    )
-    print(
-        f"  {'ok ' if sp['load_s_median'] <= 1.0 else 'MISS'} load: {sp['load_s_median']:.3f} s median "
-        f"(target <= 1.0)"
-    )
-    print(f"  {'ok ' if r['deterministic'] else 'MISS'} same seed -> same pixels")
-    print(f"evaluation took {r['eval_seconds']} s")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="model folder (default: the shipped weights)")
@@ -381,16 +304,33 @@ def main(argv=None) -> int:
         default=None,
         help='the table with a sampling-time guidance, as JSON of its fields, e.g. \'{"method": "fdg"}\'',
     )
+    ap.add_argument("--plain", action="store_true", help="the table with plain CFG (no sampling guidance)")
     ap.add_argument("--json", action="store_true", help="print the report as JSON too")
     ap.add_argument("--save", type=Path, default=None, help="write the report as JSON to this file")
+    ap.add_argument(
+        "--record-into",
+        type=Path,
+        default=None,
+        help="add this build's table to that model folder's toyworld.json (one per --seed of the recipe)",
+    )
     args = ap.parse_args(argv)
-    guidance = None
-    if args.guidance:
-        from studio.engine.guidance_settings import Guidance
+    from studio.engine.guidance_settings import Guidance
 
-        guidance = Guidance.from_dict(json.loads(args.guidance))
-    r = evaluate(args.model, quick=args.quick, table_only=args.table_only, guidance=guidance)
+    from . import MODEL_DIR, seed_tables
+    from .cfg_grid import recommended_guidance
+    from .eval_report import print_report, print_seed_tables
+
+    model = Path(args.model) if args.model else MODEL_DIR
+    given = json.loads(args.guidance) if args.guidance else recommended_guidance(model)
+    chosen = None if args.plain else given
+    guidance = Guidance.from_dict(chosen) if chosen else None
+    r = evaluate(model, quick=args.quick, table_only=args.table_only, guidance=guidance)
     print_report(r)
+    print_seed_tables(seed_tables.recorded(model))
+    if args.record_into:
+        seed = json.loads((model / "toyworld.json").read_text()).get("seed", 0)
+        seed_tables.record(args.record_into, seed, r.get("guidance"), r, r["seeds"])
+        print(f"recorded seed {seed}'s table in {args.record_into / 'toyworld.json'}")
     if args.json:
         print(json.dumps(r, indent=2))
     if args.save:

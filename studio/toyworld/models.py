@@ -36,7 +36,7 @@ def make_vae():
     )
 
 
-def make_text_encoder(vocab_size: int, bos_id: int, eos_id: int):
+def make_text_encoder(vocab_size: int, bos_id: int, eos_id: int, max_length: int = MAX_LENGTH):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     cfg = CLIPTextConfig(
@@ -45,7 +45,7 @@ def make_text_encoder(vocab_size: int, bos_id: int, eos_id: int):
         intermediate_size=256,
         num_hidden_layers=2,
         num_attention_heads=4,
-        max_position_embeddings=MAX_LENGTH,
+        max_position_embeddings=max_length,
         bos_token_id=bos_id,
         eos_token_id=eos_id,
         pad_token_id=eos_id,

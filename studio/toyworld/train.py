@@ -138,13 +138,13 @@ def lr_at(step: int, base: float, warmup: int, total: int, final_frac: float = 0
 
 # ----------------------------------------------------------------------------------------------- stages
 def stage_tokenizer(out: Path, args) -> None:
-    tok = build_tokenizer(out / "tokenizer")
+    tok = build_tokenizer(out / "tokenizer", args.max_length)
     from transformers import CLIPTokenizer
 
     again = CLIPTokenizer.from_pretrained(str(out / "tokenizer"))
     check_tokenizer(again)
-    assert again.model_max_length == MAX_LENGTH and len(again) == len(tok), "tokenizer round trip changed it"
-    log(f"tokenizer: {len(again)} tokens, every vocabulary word is one token")
+    assert again.model_max_length == args.max_length and len(again) == len(tok), "round trip changed it"
+    log(f"tokenizer: {len(again)} tokens, every vocabulary word is one token, {args.max_length} per caption")
 
 
 def stage_vae(out: Path, work: Path, args) -> None:
@@ -287,7 +287,10 @@ def _scene_from_attrs(a) -> world.Scene:
 NO_POSITION_FORMS = [f for f, _ in world.CAPTION_FORMS if "{position}" not in f and "{colour}" in f]
 
 
-def make_captions(attrs, rng: random.Random, drop: float, mode: str = "text") -> list[str]:
+def make_captions(
+    attrs, rng: random.Random, drop: float, mode: str = "text", filler_share: float = 0.0
+) -> list[str]:
+    """Training captions for `attrs`: `drop` of them empty, `filler_share` of the rest with a made-up word."""
     caps = []
     for a in attrs.tolist():
         scene = _scene_from_attrs(a)
@@ -304,7 +307,15 @@ def make_captions(attrs, rng: random.Random, drop: float, mode: str = "text") ->
                 caps.append(world.random_caption(scene, rng))
         else:
             caps.append(world.random_caption(scene, rng))
+        if caps[-1] and filler_share and rng.random() < filler_share:
+            caps[-1] = world.with_filler_word(caps[-1], rng)
     return caps
+
+
+def tokenize(tok, captions: list[str]):
+    """Token ids of `captions`, padded and cut to the tokenizer's window."""
+    window = tok.model_max_length
+    return tok(captions, padding="max_length", max_length=window, truncation=True, return_tensors="pt")
 
 
 def load_text_and_unet(out: Path):
@@ -361,7 +372,7 @@ def stage_unet(out: Path, work: Path, args, phase: UnetPhase) -> None:
     tok = CLIPTokenizer.from_pretrained(str(out / "tokenizer"))
     torch.manual_seed(args.seed + phase.seed_offset)
     unet = make_unet()
-    te = make_text_encoder(len(tok), tok.bos_token_id, tok.eos_token_id)
+    te = make_text_encoder(len(tok), tok.bos_token_id, tok.eos_token_id, tok.model_max_length)
     params = list(unet.parameters()) + list(te.parameters())
     sched = make_train_scheduler()
     state_path = work / f"{phase.name}_state.safetensors"
@@ -407,8 +418,8 @@ def stage_unet(out: Path, work: Path, args, phase: UnetPhase) -> None:
             group["lr"] = lr_at(step - first_step, phase.lr, 200, total - first_step, decay_from=0.6)
         idx = torch.randint(0, latents.shape[0], (bs,), generator=g)
         x0 = latents[idx]
-        caps = make_captions(attrs[idx], rng, args.cfg_drop)
-        ids = tok(caps, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt")
+        caps = make_captions(attrs[idx], rng, args.cfg_drop, filler_share=args.filler_share)
+        ids = tokenize(tok, caps)
         noise = torch.randn(x0.shape, generator=g)
         t = sample_timesteps(bs, g, sched.config.num_train_timesteps, phase.t_power, phase.top_t_share)
         xt = sched.add_noise(x0, noise, t)
@@ -554,8 +565,8 @@ def stage_controlnet(out: Path, work: Path, args) -> None:
             group["lr"] = lr_at(step, args.cn_lr, 50, total)
         idx = torch.randint(0, latents.shape[0], (bs,), generator=g)
         x0 = latents[idx]
-        caps = make_captions(attrs[idx], rng, 0.1, mode="control")
-        ids = tok(caps, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt")
+        caps = make_captions(attrs[idx], rng, 0.1, mode="control", filler_share=args.filler_share)
+        ids = tokenize(tok, caps)
         cond_img = (edges[idx].float() / 255.0)[:, None].expand(-1, 3, -1, -1)
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, sched.config.num_train_timesteps, (bs,), generator=g)
@@ -604,9 +615,40 @@ def stage_assemble(out: Path, work: Path, args) -> None:
         facts["learning_curve"] = [
             json.loads(line) for line in curve.read_text().splitlines() if line.strip()
         ]
+    facts["guidance"] = json.loads(args.guidance)
     (out / "toyworld.json").write_text(json.dumps(facts, indent=2) + "\n")
+    record_seed_table_and_grid(out, args.seed, facts["guidance"], args.grid or default_grid_path(out))
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     log(f"assembled {out} ({total / 1e6:.1f} MB)")
+
+
+#: the sampling guidance the recipe recommends (benchmarks/guidance_candidates.py chose it): FDG, low
+#: frequencies at scale 2, CFG-Zero*'s optimised scale, guidance off for the last 20% of the steps
+RECIPE_GUIDANCE = {"method": "fdg", "fdg_low_scale": 2.0, "optimized_scale": True, "stop": 0.8}
+
+
+def default_grid_path(out: Path) -> Path:
+    """The README's grid for the shipped folder; next to any other build (``<out>-cfg-grid.png``)."""
+    from . import MODEL_DIR
+    from .cfg_grid import REPO_GRID
+
+    return REPO_GRID if out.resolve() == MODEL_DIR.resolve() else out.parent / f"{out.name}-cfg-grid.png"
+
+
+def record_seed_table_and_grid(out: Path, seed: int, guidance: dict, grid: Path) -> None:
+    """Measure the CFG 1 / 5 / 9 table with the recipe's guidance (recorded in toyworld.json for this seed),
+    and draw the prompts × CFG grid."""
+    from studio.engine.guidance_settings import Guidance
+
+    from . import seed_tables
+    from .cfg_grid import draw_grid
+    from .evaluate import EVAL_SEEDS, cfg_table, load_pipeline
+
+    t0 = time.time()
+    table = cfg_table(load_pipeline(out), world.held_out_combos(), guidance=Guidance.from_dict(guidance))
+    seed_tables.record(out, seed, guidance, table, list(EVAL_SEEDS))
+    log(f"seed {seed}: CFG 5 {json.dumps(seed_tables.compact(table)['cfg5'])} ({time.time() - t0:.0f}s)")
+    log(f"grid: {draw_grid(out, grid, guidance)}")
 
 
 def _facts(work: Path) -> dict:
@@ -642,6 +684,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ema", type=float, default=0.995)
     ap.add_argument("--cfg-drop", type=float, default=0.1)
     ap.add_argument(
+        "--max-length",
+        type=int,
+        default=MAX_LENGTH,
+        help="tokens per caption, start and end tokens included (the text encoder reads as many)",
+    )
+    ap.add_argument(
+        "--filler-share",
+        type=float,
+        default=0.0,
+        help="share of captions with a made-up word (3-16 letters) before or after them, as a brand's "
+        "trigger word would be: trains the tokens past 16 of a longer --max-length",
+    )
+    ap.add_argument(
         "--fg-weight", type=float, default=8.0, help="extra loss weight on the latent cells around the shape"
     )
     ap.add_argument("--checkpoint-every", type=int, default=250)
@@ -665,6 +720,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init-step", type=int, default=0, help="the step count those weights stand for")
     ap.add_argument("--cn-steps", type=int, default=250)
     ap.add_argument("--cn-lr", type=float, default=1e-3)
+    ap.add_argument(
+        "--guidance",
+        default=json.dumps(RECIPE_GUIDANCE),
+        help="the sampling guidance recorded as the model's recommendation (JSON of Guidance fields)",
+    )
+    ap.add_argument(
+        "--grid",
+        type=Path,
+        default=None,
+        help="where the assemble stage draws the prompts x CFG grid (default: the README's, for the shipped "
+        "folder; else <out>-cfg-grid.png)",
+    )
     args = ap.parse_args(argv)
 
     out: Path = args.out

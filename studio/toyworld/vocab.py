@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .world import BACKGROUND_NAMES, COLOUR_NAMES, POSITION_NAMES, SHAPES
 
+#: the shipped build's caption window; ``train --max-length 32`` builds one that also holds a brand's trigger
+#: word (spelt letter by letter) after a canonical caption (issue 18; not shipped yet, see the README)
 MAX_LENGTH = 16
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
@@ -108,8 +110,9 @@ def fixed_merges(words: tuple[str, ...] = WORDS) -> tuple[dict[str, int], list[t
     raise RuntimeError(f"could not make every word one token: {bad}")
 
 
-def build_tokenizer(out_dir: str | Path | None = None):
-    """A transformers CLIPTokenizer over the toy vocabulary; saved to `out_dir` when given."""
+def build_tokenizer(out_dir: str | Path | None = None, max_length: int = MAX_LENGTH):
+    """A transformers CLIPTokenizer over the toy vocabulary, reading `max_length` tokens; saved to `out_dir`
+    when given."""
     from transformers import CLIPTokenizer
 
     vocab, merges = fixed_merges()
@@ -120,7 +123,7 @@ def build_tokenizer(out_dir: str | Path | None = None):
         bos_token=BOS,
         eos_token=EOS,
         pad_token=EOS,
-        model_max_length=MAX_LENGTH,
+        model_max_length=max_length,
     )
     if out_dir is not None:
         tok.save_pretrained(str(out_dir))

@@ -7,6 +7,7 @@ training set, the held-out evaluation grid and the tests are all reproducible.
 from __future__ import annotations
 
 import random
+import string
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,6 +138,20 @@ def scene_for_seed(seed: int) -> Scene:
 def random_caption(scene: Scene, rng: random.Random) -> str:
     forms, weights = zip(*CAPTION_FORMS, strict=True)
     return scene.caption(rng.choices(forms, weights=weights)[0])
+
+
+FILLER_LETTERS = (3, 16)
+
+
+def with_filler_word(caption: str, rng: random.Random) -> str:
+    """`caption` with a made-up word of 3-16 letters before or after it, like a brand's trigger word.
+
+    Words outside the vocabulary tokenize letter by letter, so a filler of n letters takes n tokens: it moves
+    the scene's words past token 16 (before) or fills the window's tail (after). Trained this way, the model
+    reads the whole 32-token window and ignores a word it does not know, wherever the brand puts it.
+    """
+    word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(*FILLER_LETTERS)))
+    return f"{word}, {caption}" if rng.random() < 0.5 else f"{caption}, {word}"
 
 
 def _shape_polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]] | None:
