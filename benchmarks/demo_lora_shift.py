@@ -66,6 +66,7 @@ def measure(
     weights: tuple[float, ...],
     seeds: int,
     steps: int | None = None,
+    guidance: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """{sampler: {weight: {mean_score, flag_rate, images}}} for one brand (same prompts and seeds)."""
     from studio.services.generation import GenerateInput
@@ -87,6 +88,7 @@ def measure(
                     steps=steps,
                     loras={lora: weight},
                     batch_size=seeds,
+                    guidance=guidance,
                 )
                 result = services.generation.generate(SYSTEM, request)
                 scores += [image.palette_score for image in result.images]
@@ -110,10 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=",".join(f"{w:g}" for w in WEIGHTS), help="LoRA weights")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the brand's)")
     parser.add_argument("--only", action="append", help="only this brand slug (repeatable)")
+    parser.add_argument(
+        "--guidance",
+        default=None,
+        help='Guidance fields as JSON, e.g. \'{"method": "cfg"}\' (default: each brand\'s default guidance)',
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
     samplers = tuple(s.strip() for s in args.samplers.split(",") if s.strip())
     weights = tuple(float(w) for w in args.weights.split(","))
+    guidance = json.loads(args.guidance) if args.guidance else None
 
     import torch
     from argon2 import PasswordHasher, profiles
@@ -130,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "prompts": list(PROMPTS),
         "seeds_per_prompt": args.seeds,
         "steps": args.steps or "brand default",
+        "guidance": guidance or "brand default",
         "brands": {},
     }
     with tempfile.TemporaryDirectory(prefix="demo-lora-shift-") as home:
@@ -149,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(PROMPTS)} prompts × {args.seeds} seeds = {count} images per cell; {steps}")
             print(f"{'brand':8} {'sampler':9} " + " ".join(f"{'w=' + f'{w:g}':>17}" for w in weights))
             for slug, lora in brands:
-                table = measure(services, slug, lora, samplers, weights, args.seeds, args.steps)
+                table = measure(services, slug, lora, samplers, weights, args.seeds, args.steps, guidance)
                 figures["brands"][slug] = {"lora": lora, "samplers": table}
                 for sampler, cells in table.items():
                     row = " ".join(

@@ -11,6 +11,7 @@ import pytest
 from studio.errors import ValidationError
 from studio.services.brand_files import parse_brand_file, render_brand_toml
 from studio.services.views import SYSTEM
+from studio.toyworld import MODEL_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 FDG = '\n[defaults.guidance]\nmethod = "fdg"\nfdg_low_scale = 2.0\noptimized_scale = true\n'
@@ -18,7 +19,23 @@ FDG = '\n[defaults.guidance]\nmethod = "fdg"\nfdg_low_scale = 2.0\noptimized_sca
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Path:
-    return Path(shutil.copytree(REPO / "brands", tmp_path / "brands", ignore=shutil.ignore_patterns("loras")))
+    """The demo brands without their guidance tables (the tests add their own)."""
+    skip = shutil.ignore_patterns("loras")
+    folder = Path(shutil.copytree(REPO / "brands", tmp_path / "brands", ignore=skip))
+    for path in folder.glob("*/brand.toml"):
+        text = path.read_text()
+        start = text.index("[defaults.guidance]")
+        path.write_text(text[:start] + text[text.index("\n\n", start) + 2 :])
+    return folder
+
+
+def test_the_demo_brands_default_to_the_embedded_models_recommended_guidance() -> None:
+    from studio.toyworld.cfg_grid import recommended_guidance
+    from studio.toyworld.train import RECIPE_GUIDANCE
+
+    assert recommended_guidance(MODEL_DIR) == RECIPE_GUIDANCE
+    for slug in ("ember", "lagoon"):
+        assert parse_brand_file(REPO / "brands" / slug / "brand.toml").default_guidance == RECIPE_GUIDANCE
 
 
 def _with_guidance(demo: Path, table: str) -> Path:
