@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 from pathlib import Path
+from typing import Any
 
 from . import world
+from .seed_tables import recommended_guidance
 
 REPO_GRID = Path(__file__).resolve().parents[2] / "docs" / "images" / "toyworld-cfg-grid.png"
 #: held-out combinations: every colour, shape and background (teal and gray are the ones that drift)
@@ -31,22 +32,16 @@ GRID_SEED = 1001
 CELL, LABEL_W, HEADER_H = 128, 330, 40
 
 
-def recommended_guidance(model_dir: Path) -> dict | None:
-    """The sampling guidance the build recommends (``toyworld.json``'s ``guidance``), if any."""
-    facts = model_dir / "toyworld.json"
-    if not facts.exists():
-        return None
-    return json.loads(facts.read_text()).get("guidance")
-
-
 def draw_grid(
     model_dir: Path,
     out: Path,
     guidance: dict | None = None,
     combos: tuple[tuple[str, str, str, str], ...] = GRID_COMBOS,
     steps: int = 20,
+    pipe: Any = None,
 ) -> Path:
-    """Render ``combos`` × CFG columns (``steps`` Euler steps) to ``out`` (atomically) and return it."""
+    """Render ``combos`` × CFG columns (``steps`` Euler steps) to ``out`` (atomically) and return it.
+    ``pipe``: the model's pipeline when the caller has it loaded already."""
     from PIL import Image, ImageDraw, ImageFont
 
     from studio.engine.guidance import guided
@@ -55,7 +50,7 @@ def draw_grid(
 
     from .evaluate import generate, load_pipeline
 
-    pipe = load_pipeline(model_dir)
+    pipe = pipe or load_pipeline(model_dir)
     chosen = Guidance.from_dict(guidance) if guidance else None
     columns: list[tuple[str, float, Guidance]] = [("CFG 1", 1.0, PLAIN)]
     for scale in (5.0, 9.0):

@@ -645,10 +645,11 @@ def record_seed_table_and_grid(out: Path, seed: int, guidance: dict, grid: Path)
     from .evaluate import EVAL_SEEDS, cfg_table, load_pipeline
 
     t0 = time.time()
-    table = cfg_table(load_pipeline(out), world.held_out_combos(), guidance=Guidance.from_dict(guidance))
+    pipe = load_pipeline(out)
+    table = cfg_table(pipe, world.held_out_combos(), guidance=Guidance.from_dict(guidance))
     seed_tables.record(out, seed, guidance, table, list(EVAL_SEEDS))
     log(f"seed {seed}: CFG 5 {json.dumps(seed_tables.compact(table)['cfg5'])} ({time.time() - t0:.0f}s)")
-    log(f"grid: {draw_grid(out, grid, guidance)}")
+    log(f"grid: {draw_grid(out, grid, guidance, pipe=pipe)}")
 
 
 def _facts(work: Path) -> dict:
