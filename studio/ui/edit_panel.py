@@ -58,25 +58,24 @@ class EditTarget:
     fill: dict[str, Any]
 
 
-#: Browser side of ``reveal``: wait (up to 20 s) until the edit panel's tab is on screen; the input passes on.
-WAIT_FOR_TAB_JS = """async (imageId) => {
-  for (let i = 0; i < 400; i++) {
-    const anchor = document.querySelector("#edit-anchor");
-    if (anchor && anchor.offsetParent !== null) break;
-    await new Promise((done) => setTimeout(done, 50));
-  }
-  return imageId;
-}"""
+def _wait_in_browser(ready: str, params: str, result: str) -> str:
+    """An event's ``js``: poll ``ready`` (a JS expression) each 50 ms, up to 20 s; then return ``result``."""
+    return f"""async ({params}) => {{
+  for (let i = 0; i < 400 && !({ready}); i++) await new Promise((done) => setTimeout(done, 50));
+  return {result};
+}}"""
 
-#: Browser side of ``fill``: wait (up to 20 s) until the editor's canvas has a size; the inputs pass on.
-WAIT_FOR_EDITOR_JS = """async (imageId, regionId) => {
-  for (let i = 0; i < 400; i++) {
-    const canvas = document.querySelector("#edit-source canvas");
-    if (canvas && canvas.width > 0 && canvas.offsetParent !== null) break;
-    await new Promise((done) => setTimeout(done, 50));
-  }
-  return [imageId, regionId];
-}"""
+
+#: ``reveal`` waits until the edit panel's tab is on screen (its anchor has a layout box)
+WAIT_FOR_TAB_JS = _wait_in_browser(
+    'document.querySelector("#edit-anchor")?.offsetParent', "imageId", "imageId"
+)
+#: ``fill`` waits until the editor's canvas has a size
+WAIT_FOR_EDITOR_JS = _wait_in_browser(
+    '((c) => c && c.width > 0 && c.offsetParent)(document.querySelector("#edit-source canvas"))',
+    "imageId, regionId",
+    "[imageId, regionId]",
+)
 
 
 def _seed(text: Any) -> int | None:
