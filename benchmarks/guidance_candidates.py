@@ -6,7 +6,7 @@
 Each candidate is a ``studio.engine.guidance.Guidance`` applied with ``studio.engine.guidance.guided`` on
 the shipped weights (or ``--model``), read back by ``studio.toyworld.evaluate`` with both colour namings
 (nearest world colour, and the fixed HSV bands of ``studio.toyworld.colour_names``). Prompts: the 60 held-out
-combinations (``--step N``: every N-th), seeds ``EVAL_SEEDS`` (1001, 1002), 20 Euler steps. CFG 1 does not
+combinations (``--step N``: every N-th), seeds ``EVAL_SEEDS`` (1001-1004), 20 Euler steps. CFG 1 does not
 guide, so it is measured once and shared by every candidate. Issue 18's targets are checked on the HSV naming.
 """
 
@@ -49,8 +49,20 @@ CANDIDATES: dict[str, Guidance] = {
     "fdg-low3-zs": Guidance(**FDG, fdg_low_scale=3.0),
     "fdg-low2-zs-stop0.6": Guidance(**FDG, fdg_low_scale=2.0, stop=0.6),
     "fdg-low2-zs-stop0.7": Guidance(**FDG, fdg_low_scale=2.0, stop=0.7),
-    "fdg-low2-zs-stop0.8": Guidance(**FDG, fdg_low_scale=2.0, stop=0.8),  # the studio's choice
+    "fdg-low2-zs-stop0.8": Guidance(**FDG, fdg_low_scale=2.0, stop=0.8),  # the 16-token build's choice
     "fdg-low2-zs-stop0.9": Guidance(**FDG, fdg_low_scale=2.0, stop=0.9),
+    # the 32-token build's screen (guidance late in the steps bows squares' sides in): shape against CFG 1
+    "fdg-low2-zs-stop0.3": Guidance(**FDG, fdg_low_scale=2.0, stop=0.3),
+    "fdg-low2-zs-stop0.35": Guidance(**FDG, fdg_low_scale=2.0, stop=0.35),
+    "fdg-low2-zs-stop0.4": Guidance(**FDG, fdg_low_scale=2.0, stop=0.4),  # the studio's choice
+    "fdg-low2-zs-stop0.45": Guidance(**FDG, fdg_low_scale=2.0, stop=0.45),
+    "fdg-low2-zs-stop0.5": Guidance(**FDG, fdg_low_scale=2.0, stop=0.5),
+    "fdg-low2-zs-start0.15": Guidance(**FDG, fdg_low_scale=2.0, start=0.15, stop=0.8),
+    "fdg-low2-zs-start0.3": Guidance(**FDG, fdg_low_scale=2.0, start=0.3, stop=0.8),
+    "fdg-low2-zs-stop0.8-rescale0.5": Guidance(**FDG, fdg_low_scale=2.0, stop=0.8, rescale=0.5),
+    "fdg-low2-zs-stop0.8-rescale1": Guidance(**FDG, fdg_low_scale=2.0, stop=0.8, rescale=1.0),
+    "apg-m05-zs-stop0.8": Guidance(method="apg", apg_momentum=-0.5, optimized_scale=True, stop=0.8),
+    "cfg-stop0.4": Guidance(stop=0.4),
 }
 
 
@@ -73,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--step", type=int, default=1, help="every N-th held-out prompt (1 = all 60)")
     ap.add_argument("--scales", type=float, nargs="*", default=[5.0, 9.0], help="guided scales besides 1")
     ap.add_argument(
-        "--seeds", type=int, nargs="*", default=list(EVAL_SEEDS), help="noise seeds (second check: 4001 4002)"
+        "--seeds", type=int, nargs="*", default=list(EVAL_SEEDS), help="noise seeds (evaluate's four)"
     )
     ap.add_argument("--save", type=Path, default=None, help="write every table as JSON to this file")
     args = ap.parse_args(argv)

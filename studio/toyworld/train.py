@@ -3,8 +3,9 @@
     python -m studio.toyworld.train --out studio/toyworld/weights
 
 Stages (each prints its progress; finished stages are skipped when their output exists, so a rerun resumes):
-  tokenizer   word-level CLIP tokenizer files
-  vae         AutoencoderKL x4 (64x64 -> 16x16x4), MSE + 1e-6 KL on random 32x32 crops
+  tokenizer   word-level CLIP tokenizer files (a 32-token caption window: canonical caption + trigger word)
+  vae         AutoencoderKL x4 (64x64 -> 16x16x4), MSE + 1e-6 KL on 24x24 crops around the shape, 4000 steps
+              at lr 1e-3 (shorter runs lost colours unevenly from seed to seed; see the README)
   latents     render the training scenes, encode them once (posterior means), keep their canny maps and
               where the shape lies on the latent grid
   unet        UNet2DConditionModel + CLIPTextModel trained jointly: v-prediction on a zero-terminal-SNR
@@ -19,7 +20,6 @@ Stages (each prints its progress; finished stages are skipped when their output 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -35,9 +35,8 @@ import numpy as np
 
 from . import world
 from .models import VAE_SCALE
-from .vocab import MAX_LENGTH, build_tokenizer, check_tokenizer
-
-STAGES = ("tokenizer", "vae", "latents", "unet", "detail", "controlnet", "assemble")
+from .recipe import STAGES, parse_args
+from .vocab import build_tokenizer, check_tokenizer
 
 
 def log(msg: str) -> None:
@@ -622,11 +621,6 @@ def stage_assemble(out: Path, work: Path, args) -> None:
     log(f"assembled {out} ({total / 1e6:.1f} MB)")
 
 
-#: the sampling guidance the recipe recommends (benchmarks/guidance_candidates.py chose it): FDG, low
-#: frequencies at scale 2, CFG-Zero*'s optimised scale, guidance off for the last 20% of the steps
-RECIPE_GUIDANCE = {"method": "fdg", "fdg_low_scale": 2.0, "optimized_scale": True, "stop": 0.8}
-
-
 def default_grid_path(out: Path) -> Path:
     """The README's grid for the shipped folder; next to any other build (``<out>-cfg-grid.png``)."""
     from . import MODEL_DIR
@@ -662,78 +656,7 @@ def _save_facts(work: Path, facts: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, type=Path, help="the diffusers-format folder to write")
-    ap.add_argument("--work", type=Path, default=None, help="scratch folder (latents, checkpoints)")
-    ap.add_argument(
-        "--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES)
-    )
-    ap.add_argument("--force", action="store_true", help="redo stages whose output exists")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--images", type=int, default=8000, help="training scenes (latents cached once)")
-    ap.add_argument("--vae-images", type=int, default=4096)
-    ap.add_argument("--vae-steps", type=int, default=1500)
-    ap.add_argument("--vae-lr", type=float, default=2e-3)
-    ap.add_argument(
-        "--vae-crop", type=int, default=16, help="training crop size (crops sit around the shape)"
-    )
-    ap.add_argument("--vae-batch", type=int, default=32)
-    ap.add_argument("--vae-continue", action="store_true", help="start the vae stage from the saved vae")
-    ap.add_argument("--unet-steps", type=int, default=5000)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--ema", type=float, default=0.995)
-    ap.add_argument("--cfg-drop", type=float, default=0.1)
-    ap.add_argument(
-        "--max-length",
-        type=int,
-        default=MAX_LENGTH,
-        help="tokens per caption, start and end tokens included (the text encoder reads as many)",
-    )
-    ap.add_argument(
-        "--filler-share",
-        type=float,
-        default=0.0,
-        help="share of captions with a made-up word (3-16 letters) before or after them, as a brand's "
-        "trigger word would be: trains the tokens past 16 of a longer --max-length",
-    )
-    ap.add_argument(
-        "--fg-weight", type=float, default=8.0, help="extra loss weight on the latent cells around the shape"
-    )
-    ap.add_argument("--checkpoint-every", type=int, default=250)
-    ap.add_argument(
-        "--curve-every", type=int, default=1000, help="steps between learning-curve points; 0: none"
-    )
-    ap.add_argument(
-        "--t-power", type=float, default=0.6, help="timesteps drawn as T*u**p (p<1: more high noise)"
-    )
-    ap.add_argument(
-        "--top-t-share",
-        type=float,
-        default=0.3,
-        help="share of timesteps drawn from the top 2.5%% (pure noise)",
-    )
-    ap.add_argument("--detail-steps", type=int, default=1000, help="steps of the detail phase (0: none)")
-    ap.add_argument("--detail-lr", type=float, default=3e-4)
-    ap.add_argument("--detail-t-power", type=float, default=1.0)
-    ap.add_argument("--detail-top-t-share", type=float, default=0.1)
-    ap.add_argument("--init-from", type=Path, default=None, help="start the unet stage from these weights")
-    ap.add_argument("--init-step", type=int, default=0, help="the step count those weights stand for")
-    ap.add_argument("--cn-steps", type=int, default=250)
-    ap.add_argument("--cn-lr", type=float, default=1e-3)
-    ap.add_argument(
-        "--guidance",
-        default=json.dumps(RECIPE_GUIDANCE),
-        help="the sampling guidance recorded as the model's recommendation (JSON of Guidance fields)",
-    )
-    ap.add_argument(
-        "--grid",
-        type=Path,
-        default=None,
-        help="where the assemble stage draws the prompts x CFG grid (default: the README's, for the shipped "
-        "folder; else <out>-cfg-grid.png)",
-    )
-    args = ap.parse_args(argv)
+    args = parse_args(argv, description=__doc__)
 
     out: Path = args.out
     tag = hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:10]
@@ -744,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     for s in stages:
         if s not in STAGES:
-            ap.error(f"unknown stage {s!r}")
+            raise SystemExit(f"--stages: unknown stage {s!r} (one of {', '.join(STAGES)})")
     done = {
         "tokenizer": lambda: (out / "tokenizer" / "tokenizer.json").exists(),
         "vae": lambda: (out / "vae" / "diffusion_pytorch_model.safetensors").exists(),

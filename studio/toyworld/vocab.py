@@ -12,9 +12,9 @@ from pathlib import Path
 
 from .world import BACKGROUND_NAMES, COLOUR_NAMES, POSITION_NAMES, SHAPES
 
-#: the shipped build's caption window; ``train --max-length 32`` builds one that also holds a brand's trigger
-#: word (spelt letter by letter) after a canonical caption (issue 18; not shipped yet, see the README)
-MAX_LENGTH = 16
+#: the caption window, start and end tokens included: a canonical caption (at most 13 tokens) plus a brand's
+#: trigger word spelt letter by letter (up to 16 letters) fits (issue 18)
+MAX_LENGTH = 32
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
 WORDS: tuple[str, ...] = (

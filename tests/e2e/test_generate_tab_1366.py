@@ -5,7 +5,7 @@ The Generate and Cancel buttons and the progress line stay on screen after a cli
 numbers out of range, an empty prompt and a banned term get a message under the field while every
 component stays usable (no Gradio "Error" pill, the form keeps its values); Cancel keeps the images already
 finished and says how many; downloads are named ``<brand>-<id>-<seed>.png``; results are shown whole
-(object-fit contain, nearest-neighbour upscaling); the token counter shows ``n / 14`` for the embedded
+(object-fit contain, nearest-neighbour upscaling); the token counter shows ``n / 30`` for the embedded
 model, says what is cut and flags unknown words; a brand switch clears the results. Screenshots go to
 ``tests/e2e/artifacts/generate-1366-*.png``.
 """
@@ -61,6 +61,10 @@ def set_form(page: Any, **values: str) -> None:
         field.press("Tab")
 
 
+#: over the embedded model's 30 tokens (between its start and end tokens) with the trigger word
+TWO_SCENES = "a red circle on a white background, left, a blue square on a teal background, a green triangle"
+
+
 def tokens_say(page: Any, text: str, timeout: float = 10_000) -> None:
     """Wait until the token line under the prompt shows ``text``."""
     page.wait_for_function(
@@ -99,7 +103,7 @@ def page(studio_server: RunningStudio, browser: Any) -> Iterator[Any]:
     page.get_by_role("button", name="Login", exact=True).click()
     page.get_by_text("Signed in as mia").wait_for(timeout=30_000)
     page.get_by_role("tab", name="Generate").click()
-    page.locator("#gen-tokens").get_by_text("/ 14").wait_for(timeout=30_000)  # the brand's form is in
+    page.locator("#gen-tokens").get_by_text("/ 30").wait_for(timeout=30_000)  # the brand's form is in
     try:
         yield page
     finally:
@@ -123,13 +127,16 @@ def test_the_token_counter_counts_cuts_and_flags_unknown_words(page: Any) -> Non
     tokens = page.locator("#gen-tokens")
     page.get_by_label("Prompt", exact=True).fill("a blue sneaker")
     tokens_say(page, "Unknown to this model: sneaker")
-    assert re.search(r"Tokens: \d+ / 14", tokens.inner_text())
+    assert re.search(r"Tokens: \d+ / 30", tokens.inner_text())
     assert "Words this model knows" in tokens.inner_text() and "triangle" in (tokens.text_content() or "")
     page.get_by_label("Prompt", exact=True).fill("a red circle on a white background, left")
-    tokens_say(page, "sent as: emberstyle, a red circle on a white background, left")
+    tokens_say(page, "sent as: a red circle on a white background, left, emberstyle")  # fits: brand's order
+    assert "it will not see" not in tokens.inner_text()
+    page.get_by_label("Prompt", exact=True).fill(TWO_SCENES)
+    tokens_say(page, f"sent as: emberstyle, {TWO_SCENES}")
     text = tokens.inner_text()  # the trigger word first: never the part cut
     cut = text.split("it will not see", 1)[1]
-    assert "emberstyle" not in cut and "left" in cut
+    assert "emberstyle" not in cut and "triangle" in cut
     shot(page, "2-tokens")
 
 
@@ -150,7 +157,7 @@ def test_bad_input_gets_messages_and_every_component_stays(page: Any) -> None:
     page.locator("#gen-generate").click()
     progress_says(page, "Not generated: prompt: must not be empty")
     page.get_by_label("Prompt", exact=True).fill("a gore circle")
-    tokens_say(page, "sent as: emberstyle, a gore circle")
+    tokens_say(page, "sent as: a gore circle, emberstyle")
     page.locator("#gen-generate").click()
     page.get_by_text("prompt: contains 'gore', a term banned by brand ember").first.wait_for(timeout=10_000)
     shot(page, "4-banned")

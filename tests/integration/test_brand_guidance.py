@@ -30,8 +30,8 @@ def demo(tmp_path: Path) -> Path:
 
 
 def test_the_demo_brands_default_to_the_embedded_models_recommended_guidance() -> None:
+    from studio.toyworld.recipe import RECIPE_GUIDANCE
     from studio.toyworld.seed_tables import recommended_guidance
-    from studio.toyworld.train import RECIPE_GUIDANCE
 
     assert recommended_guidance(MODEL_DIR) == RECIPE_GUIDANCE
     for slug in ("ember", "lagoon"):

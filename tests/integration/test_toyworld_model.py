@@ -15,7 +15,7 @@ from studio.toyworld import CONTROLNET_DIR, MODEL_DIR, model_info, world  # noqa
 from studio.toyworld.classify import classify  # noqa: E402
 
 # A small fixed grid of held-out prompts (never seen in training) and seeds.
-GRID = world.held_out_combos()[::4]  # 15 prompts: every shape, colour and position
+GRID = world.held_out_combos()  # 60 prompts never seen in training: every shape, colour and position
 SEED = 1001
 
 
@@ -64,23 +64,28 @@ def test_same_seed_same_pixels(pipe):
     assert not (a[0] == c[0]).all()
 
 
-def test_small_adherence_grid(pipe):
+def test_adherence_on_the_held_out_grid(pipe):
+    """Issue 18's CFG 5 targets on every held-out prompt, one seed, with the build's recommended guidance (as
+    the studio generates): background, colour (HSV naming) and position >= 0.95, shape >= 0.80, each shape
+    drawn right in most of its prompts (squares are this model's weak shape)."""
+    from studio.engine.guidance import Guidance, guided
+    from studio.toyworld.seed_tables import recommended_guidance
+
     prompts = [world.canonical_caption(*c) for c in GRID]
-    imgs = _gen(pipe, prompts, [SEED] * len(prompts))
+    with guided(pipe, Guidance.from_dict(recommended_guidance(MODEL_DIR)), 5.0):
+        imgs = _gen(pipe, prompts, [SEED] * len(prompts))
     readings = [classify(img) for img in imgs]
     hits = dict.fromkeys(("background", "colour", "shape", "position"), 0)
     for r, (c, s, b, p) in zip(readings, GRID, strict=True):
-        hits["background"] += r.background == b
-        hits["colour"] += r.colour == c
+        hits["background"] += r.background_hsv == b
+        hits["colour"] += r.colour_hsv == c
         hits["shape"] += r.shape == s
         hits["position"] += r.position == p
     n = len(GRID)
-    assert hits["background"] >= n - 1, hits
-    assert hits["colour"] >= n - 2, hits
-    assert hits["position"] >= n - 1, hits
+    for aspect in ("background", "colour", "position"):
+        assert hits[aspect] >= math.ceil(0.95 * n), hits
+    assert hits["shape"] >= math.ceil(0.80 * n), hits
     assert all(r.area >= 40 for r in readings), "every image should show a shape"
-    # shape: the issue's 75% over the grid, and each of the three shapes drawn right in most of its prompts
-    assert hits["shape"] >= math.ceil(0.75 * n), hits
     for shape in world.SHAPES:
         got = [r.shape for r, combo in zip(readings, GRID, strict=True) if combo[1] == shape]
         assert len(got) >= 3 and got.count(shape) > len(got) / 2, (shape, got)

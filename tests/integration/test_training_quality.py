@@ -27,7 +27,7 @@ from studio.training import quality
 from studio.training.worker import Worker
 
 #: ember's palette is black, red, purple: the base model draws this prompt on palette
-PROMPT = "{trigger}, a red circle on a black background"  # the trigger first: the model reads 16 tokens
+PROMPT = "{trigger}, a red circle on a black background"  # the trigger first, as a cut prompt would be
 GATE = {"sample_steps": 8, "sample_prompts": [PROMPT], "sample_seeds": [5]}
 
 

@@ -1,33 +1,46 @@
-"""Issue 18, item 3, the recipe side: ``train --max-length 32 --filler-share 0.25`` builds a model whose
-caption window holds a canonical caption and a brand's trigger word (spelt letter by letter: 10-11 tokens),
-and whose training teaches it the whole window (captions with a made-up word before or after them). The
-shipped build still reads 16 (see studio/toyworld/README.md)."""
+"""Issue 18, item 3: the embedded model reads a caption window of 32 tokens, so a canonical caption and a
+brand's trigger word (spelt letter by letter: 10-11 tokens) fit, and its training taught it the whole window
+(captions with a made-up word before or after them)."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
+from transformers import CLIPTokenizer
 
-from studio.toyworld import world
+from studio.toyworld import MODEL_DIR, world
 from studio.toyworld.train import make_captions
-from studio.toyworld.vocab import WORDS
+from studio.toyworld.vocab import MAX_LENGTH, WORDS
 
 #: the longest caption form of the toy world, with the longest words
 LONGEST = "a purple triangle at the center of a white background"
 
 
-def test_a_32_token_build_holds_a_canonical_caption_and_either_demo_trigger_word() -> None:
-    from studio.toyworld.models import make_text_encoder
-    from studio.toyworld.vocab import build_tokenizer
+def test_the_shipped_tokenizer_and_text_encoder_read_32_tokens() -> None:
+    tokenizer = CLIPTokenizer.from_pretrained(str(MODEL_DIR / "tokenizer"))
+    encoder = json.loads((MODEL_DIR / "text_encoder" / "config.json").read_text())
+    assert tokenizer.model_max_length == MAX_LENGTH >= 32
+    assert encoder["max_position_embeddings"] == tokenizer.model_max_length
 
-    tokenizer = build_tokenizer(max_length=32)  # train --max-length 32
-    encoder = make_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, 32)
-    assert tokenizer.model_max_length == encoder.config.max_position_embeddings == 32
+
+def test_a_canonical_caption_and_either_demo_trigger_word_fit_uncut() -> None:
+    tokenizer = CLIPTokenizer.from_pretrained(str(MODEL_DIR / "tokenizer"))
     for trigger in ("emberstyle", "lagoonstyle"):
         for caption in (world.canonical_caption("purple", "triangle", "white", "center"), LONGEST):
             ids = tokenizer(f"{caption}, {trigger}")["input_ids"]
-            assert 16 < len(ids) <= 32, (caption, trigger, len(ids))  # cut by a 16-token window, not by 32
+            assert 16 < len(ids) <= tokenizer.model_max_length, (caption, trigger, len(ids))  # 16 cut it
+
+
+def test_the_shipped_build_was_trained_with_filler_words_in_the_whole_window() -> None:
+    facts = json.loads((MODEL_DIR / "toyworld.json").read_text())
+    assert "--filler-share 0.25" in facts["command"] and "--max-length 32" in facts["command"]
+    from studio.toyworld.recipe import parse_args
+
+    defaults = parse_args(["--out", "x"])  # the recipe's defaults are the shipped build's settings
+    assert (defaults.max_length, defaults.filler_share) == (32, 0.25)
+    assert (defaults.vae_steps, defaults.vae_lr, defaults.vae_crop) == (4000, 1e-3, 24)
 
 
 def test_filler_words_stand_before_or_after_a_caption_like_a_trigger_word() -> None:
@@ -54,7 +67,7 @@ def has_unknown_word(caption: str) -> bool:
 def test_a_quarter_of_training_captions_carry_a_filler_word_and_all_fit_the_window() -> None:
     from studio.toyworld.vocab import build_tokenizer
 
-    tokenizer = build_tokenizer(max_length=32)
+    tokenizer = build_tokenizer()
     combos = world.training_combos()
     attrs = np.array(
         [
@@ -73,4 +86,4 @@ def test_a_quarter_of_training_captions_carry_a_filler_word_and_all_fit_the_wind
     assert 0.20 <= share <= 0.30, share
     assert not any(map(has_unknown_word, make_captions(attrs, random.Random(5), drop=0.1)))
     longest = max(len(tokenizer(p)["input_ids"]) for p in padded)
-    assert 16 < longest <= 32  # the tail of a 32-token window is trained, nothing is cut
+    assert 16 < longest <= MAX_LENGTH  # the tail of the window is trained, nothing is cut

@@ -68,13 +68,17 @@ def test_trigger_words_move_first_only_when_the_prompt_is_cut() -> None:
     assert unused == "emberstyle, a circle"  # a brand trigger word in the template goes first too
 
 
-def test_the_embedded_model_counts_its_16_tokens_and_flags_unknown_words() -> None:
+def test_the_embedded_model_counts_its_32_tokens_and_flags_unknown_words() -> None:
     from studio.engine.tokens import count_tokens, known_words, unknown_words
     from studio.toyworld import MODEL_DIR
 
     count = count_tokens(MODEL_DIR, "sd1", "a red circle on a white background, left, acmesty")
-    assert (count.tokens, count.limit, count.cut) == (17, 14, "acmesty")  # the issue's example
-    first = count_tokens(MODEL_DIR, "sd1", "acmesty, a red circle on a white background, left")
+    assert (count.tokens, count.limit, count.cut) == (17, 30, "")  # issue 18: 16 tokens cut "acmesty"
+    twice = "a red circle on a white background, left, a blue square on a teal background, right, "
+    twice += "a green triangle, acmesty"
+    long = count_tokens(MODEL_DIR, "sd1", twice)
+    assert long.tokens > long.limit == 30 and long.cut.endswith("acmesty")
+    first = count_tokens(MODEL_DIR, "sd1", "acmesty, " + twice.removesuffix(", acmesty"))
     assert "acmesty" not in first.cut
     known = known_words("embedded:toyworld")
     assert known is not None and {"red", "circle", "teal", "left"} <= set(known)

@@ -36,7 +36,7 @@ def test_generate_then_regenerate_gives_the_same_pixels(cli: CliRunner, studio_h
     assert made.exit_code == 0, made.output
     result = json.loads(made.stdout)
     image = result["images"][0]
-    assert result["prompt"] == "a red circle, lagoonstyle"  # it fits the model's 16 tokens: the brand's order
+    assert result["prompt"] == "a red circle, lagoonstyle"  # it fits the model's window: the brand's order
     assert Path(image["path"]).is_file() and image["seed"] == 5
     assert "step 2/2" in made.stderr
 
