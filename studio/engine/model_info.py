@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from studio.engine import samplers as sampler_registry
+from studio.engine.guidance_settings import Guidance
 from studio.engine.models import ResolvedModel
-from studio.errors import ModelError
+from studio.errors import ModelError, ValidationError
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class ModelInfo:
     default_sampler: str
     supports_negative_prompt: bool
     scheduler_config: dict[str, Any] = field(repr=False, default_factory=dict)
+    #: the sampling guidance the model's build recommends (``guidance`` in the embedded model's
+    #: ``toyworld.json``; None for other models): the studio's default where a brand sets none
+    recommended_guidance: dict[str, Any] | None = None
 
 
 def _config(path: Path, component: str, filename: str) -> dict[str, Any]:
@@ -38,6 +42,20 @@ def _config(path: Path, component: str, filename: str) -> dict[str, Any]:
         return json.loads(file.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path.name}: cannot read {component}/{filename} ({exc})") from None
+
+
+def _recommended_guidance(path: Path) -> dict[str, Any] | None:
+    """``guidance`` of the folder's build facts (``toyworld.json``), checked; None when there is none."""
+    facts = path / "toyworld.json"
+    if not facts.is_file():
+        return None
+    try:
+        guidance = json.loads(facts.read_text(encoding="utf-8")).get("guidance")
+        if guidance is not None:
+            Guidance.from_dict(guidance)
+    except (OSError, json.JSONDecodeError, AttributeError, ValidationError) as exc:
+        raise ModelError(f"{path.name}: toyworld.json has no usable guidance ({exc})") from None
+    return dict(guidance) if guidance else None
 
 
 def read_model_info(model: ResolvedModel) -> ModelInfo:
@@ -68,4 +86,5 @@ def read_model_info(model: ResolvedModel) -> ModelInfo:
         default_sampler=sampler_registry.default_sampler(scheduler),
         supports_negative_prompt=model.family != "flux",
         scheduler_config=scheduler,
+        recommended_guidance=_recommended_guidance(model.path),
     )

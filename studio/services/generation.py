@@ -136,6 +136,7 @@ class GenerationService:
             planner = self._planner
             families = planner.families()
             template_issues = {t.name: planner.template_problem(t, model) for t in row.templates}
+            recommended = planner.recommended_guidance(model)
             settings = self._settings
             return GenerationOptions(
                 brand_slug=row.slug,
@@ -143,7 +144,8 @@ class GenerationService:
                 default_cfg=row.default_cfg,
                 default_steps=row.default_steps,
                 default_sampler=row.default_sampler,
-                default_guidance=row.default_guidance,
+                default_guidance=row.default_guidance or recommended,
+                guidance_from_model=not row.default_guidance and bool(recommended),
                 samplers=planner.samplers(model),
                 sizes=tuple((p["name"], int(p["width"]), int(p["height"])) for p in row.size_presets),
                 default_size=row.default_size,

@@ -148,6 +148,14 @@ class Planner:
 
         return fits
 
+    def recommended_guidance(self, base_model: str) -> dict[str, Any] | None:
+        """The guidance the model's build recommends (the embedded model's colour-stable FDG), the default of
+        a brand that sets none; None for other models, and when the model cannot be read."""
+        try:
+            return self._engine().model_info(base_model).recommended_guidance
+        except StudioError:
+            return None
+
     def samplers(self, base_model: str) -> tuple[str, ...]:
         """The samplers the brand's model can use (all known names when the model cannot be read)."""
         try:
@@ -314,14 +322,14 @@ class Planner:
         return tuple(uses)
 
     def _guidance(self, brand: Brand, request: GenerateInput, model: str) -> Guidance | None:
-        """The request's guidance (checked), else the brand's default; a brand default does not apply to
-        a FLUX model (distilled guidance: the engine would refuse it), a request's own is refused there.
-        None is plain CFG."""
+        """The request's guidance (checked), else the brand's default, else the model's recommendation
+        (:meth:`recommended_guidance`); a default does not apply to a FLUX model (distilled guidance: the
+        engine would refuse it), a request's own is refused there. None is plain CFG."""
         chosen: Mapping[str, Any] | None = request.guidance
         if chosen is None:
-            if brand.default_guidance and self.families()(model) == "flux":
+            chosen = brand.default_guidance or self.recommended_guidance(model)
+            if chosen and self.families()(model) == "flux":
                 return None
-            chosen = brand.default_guidance or None
         else:
             chosen = compact_guidance(Guidance.from_dict(chosen))
         return None if chosen is None else Guidance.from_dict(chosen)

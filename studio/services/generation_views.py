@@ -64,5 +64,7 @@ class GenerationOptions:
     #: what one request may ask of the brand's model family, and whether sizes outside ``sizes`` are allowed
     limits: FamilyLimits | None = None
     allow_custom_sizes: bool = False
-    #: the brand's default guidance (non-default Guidance fields); None = plain CFG
+    #: the brand's default guidance (non-default Guidance fields), else its model's recommendation
+    #: (``guidance_from_model``); None = plain CFG
     default_guidance: dict[str, Any] | None = None
+    guidance_from_model: bool = False

@@ -33,15 +33,15 @@ CFG_HINT = (
     "harsher colours and artefacts. 5-8 is a good start. Allowed: 1-30."
 )
 GUIDANCE_HINT = (
-    "How the prompt's pull is applied. Colour-stable keeps backgrounds and colours true at CFG 5-9 "
-    "(frequency-decoupled guidance, off for the last fifth of the steps); APG and rescale soften high CFG. "
+    "How the prompt's pull is applied. Colour-stable keeps backgrounds, colours and outlines true at CFG 5-9 "
+    "(frequency-decoupled guidance, in the first 40% of the steps only); APG and rescale soften high CFG. "
     "Not for FLUX models."
 )
 #: the Guidance control's choices: label → the request's guidance (None: the brand's default)
 GUIDANCE_PRESETS: dict[str, dict[str, Any] | None] = {
     "Brand default": None,
     "Plain CFG": {"method": "cfg"},
-    "Colour-stable (FDG)": {"method": "fdg", "fdg_low_scale": 2.0, "optimized_scale": True, "stop": 0.8},
+    "Colour-stable (FDG)": {"method": "fdg", "fdg_low_scale": 2.0, "optimized_scale": True, "stop": 0.4},
     "APG (momentum -0.5)": {"method": "apg", "apg_momentum": -0.5},
     "CFG + rescale 0.7": {"method": "cfg", "rescale": 0.7},
 }
@@ -149,7 +149,8 @@ def guidance_info(options: GenerationOptions) -> str:
     default = options.default_guidance
     label = guidance_label(default) if default else "Plain CFG"
     named = label if label != "Brand default" else ", ".join(f"{k} {v}" for k, v in (default or {}).items())
-    return f"{GUIDANCE_HINT} This brand's default: {named}."
+    source = " (the model's recommendation)" if options.guidance_from_model else ""
+    return f"{GUIDANCE_HINT} This brand's default: {named}{source}."
 
 
 def field_messages(problems: tuple[StudioError, ...] | list[StudioError], names: list[str]) -> dict[str, str]:

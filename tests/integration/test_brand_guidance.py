@@ -88,3 +88,43 @@ def test_sync_stores_it_and_export_writes_it(services, demo: Path, tmp_path: Pat
     assert parse_brand_file(folder / "brand.toml").default_guidance == lagoon.default_guidance
     report = services.brands.sync(SYSTEM, demo)
     assert {r.status for r in report.results} == {"unchanged"}
+
+
+def test_a_brand_without_a_default_generates_with_the_models_recommendation(services, demo: Path) -> None:  # noqa: ANN001
+    """The embedded model's build recommends colour-stable guidance (plain CFG bows its squares and darkens
+    its colours): a brand that names none gets it, shown in the Guidance hint; plain CFG stays one choice."""
+    from studio.engine.guidance_settings import Guidance
+    from studio.engine.recipe import read_recipe
+    from studio.services.generation import GenerateInput
+    from studio.toyworld.recipe import RECIPE_GUIDANCE
+    from studio.ui.generate_form import GUIDANCE_PRESETS, guidance_info
+
+    assert GUIDANCE_PRESETS["Colour-stable (FDG)"] == RECIPE_GUIDANCE
+    services.users.add_user(SYSTEM, "admin", ["admin"], "the images' author")
+    services.brands.sync(SYSTEM, demo)
+    options = services.generation.options(SYSTEM, "lagoon")
+    assert options.default_guidance == RECIPE_GUIDANCE and options.guidance_from_model
+    assert "(the model's recommendation)" in guidance_info(options)
+
+    def made(**ask: object) -> dict | None:
+        request = GenerateInput(brand="lagoon", prompt="a red circle", steps=2, seed=3, loras={}, **ask)
+        result = services.generation.generate(SYSTEM, request)
+        return read_recipe(result.images[0].path).guidance
+
+    assert Guidance.from_dict(made()) == Guidance.from_dict(RECIPE_GUIDANCE)
+    assert made(guidance={"method": "cfg"}) is None  # plain CFG when asked for
+
+
+def test_only_a_build_that_recommends_guidance_has_one(tmp_path: Path) -> None:
+    from studio.engine.model_info import read_model_info
+    from studio.engine.models import resolve_model
+    from studio.errors import ModelError
+    from studio.toyworld.recipe import RECIPE_GUIDANCE
+
+    assert read_model_info(resolve_model("embedded:toyworld")).recommended_guidance == RECIPE_GUIDANCE
+    copy = Path(shutil.copytree(MODEL_DIR, tmp_path / "toy", ignore=shutil.ignore_patterns("*.safetensors")))
+    (copy / "toyworld.json").unlink()
+    assert read_model_info(resolve_model(str(copy))).recommended_guidance is None
+    (copy / "toyworld.json").write_text('{"guidance": {"method": "magic"}}')
+    with pytest.raises(ModelError, match="toyworld.json"):
+        read_model_info(resolve_model(str(copy)))

@@ -24,10 +24,14 @@ def engine(fast_cpu: None) -> Engine:  # noqa: F811
 
 
 def _fractions(engine: Engine, colour: str) -> list[float]:
+    """With the model's recommended guidance, as the studio generates (plain CFG 5 darkens its reds)."""
     prompt = f"a {colour} circle on a white background, center"
+    guidance = engine.model_info().recommended_guidance
     results = []
     for seed in SEEDS:
-        request = GenerationRequest(prompt=prompt, seed=seed, guidance_scale=5.0, num_inference_steps=20)
+        request = GenerationRequest(
+            prompt=prompt, seed=seed, guidance_scale=5.0, num_inference_steps=20, guidance=guidance
+        )
         results.append(_red_fraction(engine.generate(request)[0].image))
     return results
 
