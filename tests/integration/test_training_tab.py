@@ -152,7 +152,9 @@ def test_job_field_starts_empty_and_controls_follow_the_job(services: Any, demo_
 
 def _off_palette_job(services: Any, folder: Path) -> int:
     """A real job on the embedded model whose LoRA pulls ember off its palette (yellow on white, captioned
-    as the gate's prompt); two checkpoints."""
+    as the gate's prompt); two checkpoints. At learning rate 0.02 the first keeps the base's palette and
+    adherence (the best), the second lowers both (0.99 → 0.51); at 0.05 both lose everything on the 32-token
+    model (no best), at 0.01 neither moves."""
     from studio.toyworld import world
     from studio.training.worker import Worker
 
@@ -167,7 +169,7 @@ def _off_palette_job(services: Any, folder: Path) -> int:
     services.datasets.caption_all(SYSTEM, ds.id, template=prompt, trigger="worsesty")
     job = services.training.queue_training(
         SYSTEM, "ember", "ember-worse", ds.id, trigger="worsesty", preset="quick", steps=4,
-        checkpoint_every=2, learning_rate=0.05, batch_size=4, sample_steps=8, sample_prompts=[prompt],
+        checkpoint_every=2, learning_rate=0.02, batch_size=4, sample_steps=8, sample_prompts=[prompt],
         sample_seeds=[5],
     )  # fmt: skip
     worker = Worker(services.settings)
