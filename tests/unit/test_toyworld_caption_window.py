@@ -11,7 +11,7 @@ import numpy as np
 from transformers import CLIPTokenizer
 
 from studio.toyworld import MODEL_DIR, world
-from studio.toyworld.train import make_captions
+from studio.toyworld.train_data import make_captions
 from studio.toyworld.vocab import MAX_LENGTH, WORDS
 
 #: the longest caption form of the toy world, with the longest words

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from studio.toyworld import world
-from studio.toyworld.train import foreground_masks, sample_timesteps
+from studio.toyworld.train_data import foreground_masks
+from studio.toyworld.train_unet import sample_timesteps
 
 
 def test_foreground_mask_covers_the_shape_on_the_latent_grid():
