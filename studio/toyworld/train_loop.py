@@ -97,6 +97,16 @@ def unpack_training(tensors: dict, model_params, ema: EMA, opt, prefix: str = ""
                 }
 
 
+def optimizer_step(loss, opt, params, ema: EMA, step: int) -> float:
+    """Backward, the gradient norm clipped at 1, an optimiser step, the EMA updated; the loss as a number."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    threaded_torch().nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    ema.update(step)
+    return loss.item()
+
+
 def lr_at(step: int, base: float, warmup: int, total: int, final_frac: float = 0.1, decay_from: float = 0.7):
     """Linear warm-up, constant, then cosine decay over the last 30% of the run."""
     if step < warmup:

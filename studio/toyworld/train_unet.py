@@ -20,6 +20,7 @@ from .train_loop import (
     load_state,
     log,
     lr_at,
+    optimizer_step,
     pack_training,
     save_build_facts,
     save_state,
@@ -139,12 +140,7 @@ def stage_unet(out: Path, work: Path, args, phase: UnetPhase) -> None:
         pred = unet(xt, t, encoder_hidden_states=cond).sample
         w = weights[idx]
         loss = (w * (pred - target) ** 2).mean() / w.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        ema.update(step)
-        losses.append(loss.item())
+        losses.append(optimizer_step(loss, opt, params, ema, step))
         step += 1
         if step % 50 == 0:
             dt = (time.time() - t_prev) / 50
@@ -295,12 +291,7 @@ def stage_controlnet(out: Path, work: Path, args) -> None:
             mid_block_additional_residual=mid,
         ).sample
         loss = torch.nn.functional.mse_loss(pred, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        ema.update(step)
-        losses.append(loss.item())
+        losses.append(optimizer_step(loss, opt, params, ema, step))
         if (step + 1) % 50 == 0:
             dt = (time.time() - t_prev) / 50
             t_prev = time.time()
