@@ -44,8 +44,9 @@ def _config(path: Path, component: str, filename: str) -> dict[str, Any]:
         raise ModelError(f"{path.name}: cannot read {component}/{filename} ({exc})") from None
 
 
-def _recommended_guidance(path: Path) -> dict[str, Any] | None:
-    """``guidance`` of the folder's build facts (``toyworld.json``), checked; None when there is none."""
+def recommended_guidance(path: Path) -> dict[str, Any] | None:
+    """``guidance`` of the model folder's build facts (``toyworld.json``, written by the embedded model's
+    build), checked (a ModelError names the file); None when there is none."""
     facts = path / "toyworld.json"
     if not facts.is_file():
         return None
@@ -86,5 +87,5 @@ def read_model_info(model: ResolvedModel) -> ModelInfo:
         default_sampler=sampler_registry.default_sampler(scheduler),
         supports_negative_prompt=model.family != "flux",
         scheduler_config=scheduler,
-        recommended_guidance=_recommended_guidance(model.path),
+        recommended_guidance=recommended_guidance(model.path),
     )

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from . import world
-from .seed_tables import recommended_guidance
 
 REPO_GRID = Path(__file__).resolve().parents[2] / "docs" / "images" / "toyworld-cfg-grid.png"
 #: held-out combinations: every colour, shape and background (teal and gray are the ones that drift)
@@ -79,6 +78,8 @@ def draw_grid(
 
 
 def main(argv: list[str] | None = None) -> int:
+    from studio.engine.model_info import recommended_guidance
+
     from . import MODEL_DIR
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

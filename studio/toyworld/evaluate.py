@@ -317,12 +317,13 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
     from studio.engine.guidance_settings import Guidance
+    from studio.engine.model_info import recommended_guidance
 
     from . import MODEL_DIR, seed_tables
     from .eval_report import print_report, print_seed_tables
 
     model = Path(args.model) if args.model else MODEL_DIR
-    given = json.loads(args.guidance) if args.guidance else seed_tables.recommended_guidance(model)
+    given = json.loads(args.guidance) if args.guidance else recommended_guidance(model)
     chosen = None if args.plain else given
     guidance = Guidance.from_dict(chosen) if chosen else None
     r = evaluate(model, quick=args.quick, table_only=args.table_only, guidance=guidance)

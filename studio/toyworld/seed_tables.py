@@ -33,12 +33,6 @@ def record(model_dir: Path, seed: int, guidance: dict | None, report: dict, eval
     atomic_write_text(path, json.dumps(facts, indent=2) + "\n")
 
 
-def recommended_guidance(model_dir: Path) -> dict | None:
-    """The sampling guidance the build recommends (``toyworld.json``'s ``guidance``), if any."""
-    path = model_dir / "toyworld.json"
-    return json.loads(path.read_text()).get("guidance") if path.exists() else None
-
-
 def recorded(model_dir: Path) -> list[dict]:
     """The tables recorded in ``model_dir/toyworld.json`` (oldest seed first)."""
     path = model_dir / "toyworld.json"

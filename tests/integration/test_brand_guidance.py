@@ -30,8 +30,8 @@ def demo(tmp_path: Path) -> Path:
 
 
 def test_the_demo_brands_default_to_the_embedded_models_recommended_guidance() -> None:
+    from studio.engine.model_info import recommended_guidance
     from studio.toyworld.recipe import RECIPE_GUIDANCE
-    from studio.toyworld.seed_tables import recommended_guidance
 
     assert recommended_guidance(MODEL_DIR) == RECIPE_GUIDANCE
     for slug in ("ember", "lagoon"):

@@ -69,7 +69,7 @@ def test_adherence_on_the_held_out_grid(pipe):
     the studio generates): background, colour (HSV naming) and position >= 0.95, shape >= 0.80, each shape
     drawn right in most of its prompts (squares are this model's weak shape)."""
     from studio.engine.guidance import Guidance, guided
-    from studio.toyworld.seed_tables import recommended_guidance
+    from studio.engine.model_info import recommended_guidance
 
     prompts = [world.canonical_caption(*c) for c in GRID]
     with guided(pipe, Guidance.from_dict(recommended_guidance(MODEL_DIR)), 5.0):
